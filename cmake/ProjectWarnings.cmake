@@ -1,0 +1,16 @@
+# Warnings-as-errors for the project's own targets (tests, examples,
+# benchmarks). Never put on the INTERFACE target: users choose their own flags.
+add_library(widget_consumer_warnings INTERFACE)
+target_compile_options(
+  widget_consumer_warnings
+  INTERFACE $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic -Wshadow -Wconversion
+            -Wno-sign-conversion -Werror>)
+
+# The sanitizer build of scripts/test sets WIDGET_CONSUMER_SANITIZE=ON.
+option(WIDGET_CONSUMER_SANITIZE "Build the project's targets with ASan+UBSan" OFF)
+if(WIDGET_CONSUMER_SANITIZE)
+  target_compile_options(widget_consumer_warnings
+                         INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                   -fno-sanitize-recover=undefined)
+  target_link_options(widget_consumer_warnings INTERFACE -fsanitize=address,undefined)
+endif()
