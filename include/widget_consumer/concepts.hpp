@@ -1,0 +1,322 @@
+#pragma once
+// The three policy concepts of consumer<Source, Destination, Log>, and the
+// vocabulary types they exchange. Each concept is a conjunction of small
+// capabilities, one `requires` expression each, so a compiler error names the
+// capability a policy lacks. docs/concepts.md holds the full tables, the
+// exemplars and the models we ship.
+
+#include <array>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "request.hpp"
+
+namespace widget_consumer {
+
+// ---------------------------------------------------------------------------
+// Request sources
+// ---------------------------------------------------------------------------
+
+// One request as a source delivers it. The ticket is opaque to the consumer:
+// it only moves it back into ack/release/reject.
+template <class Ticket>
+struct received_request {
+  std::string body;
+  Ticket ticket;
+  // For logs: the S3 key, the SQS message id, the file name.
+  std::string name;
+  // The source's own ordering key if it has one (SQS FIFO MessageGroupId);
+  // "" = none. Informational: the consumer orders by widgetId.
+  std::string ordering_key;
+  // How many times this request has been delivered, this one included
+  // (SQS ApproximateReceiveCount). Sources that cannot tell count their own
+  // deliveries or say 1.
+  std::uint32_t receive_count = 1;
+};
+
+enum class settle_action { ack, release, reject };
+
+// An ack, release or reject that did not take effect. The request is still
+// in the source (at-least-once), so it will be delivered again.
+struct settle_failure {
+  settle_action action = settle_action::ack;
+  std::string name;    // received_request::name
+  std::string reason;  // never holds credentials
+};
+
+// poll(wait, max): up to max requests, in source order. May block up to wait
+// for requests to arrive (SQS long polling); a source that cannot wait
+// returns at once. An empty vector means "nothing now". Throws on failure.
+template <class S>
+concept request_polling = requires(S& source, std::chrono::milliseconds wait, std::size_t max) {
+  typename S::ticket_type;
+  requires std::movable<typename S::ticket_type>;
+  {
+    source.poll(wait, max)
+    } -> std::same_as<std::vector<received_request<typename S::ticket_type>>>;
+};
+
+// ack: the store confirmed the request; remove it from the source.
+// release: leave it for a later delivery, not before delay has passed.
+// reject: move it aside (rejected/ prefix, dead-letter queue) with reason.
+// Each may act at once or queue the operation for flush() (S3 DeleteObjects,
+// SQS DeleteMessageBatch). Failures are reported by flush(); an exception
+// thrown from these calls is treated the same way.
+template <class S>
+concept request_settling = requires(S& source, typename S::ticket_type ticket,
+                                    std::chrono::milliseconds delay, std::string_view reason) {
+  source.ack(std::move(ticket));
+  source.release(std::move(ticket), delay);
+  source.reject(std::move(ticket), reason);
+};
+
+// flush(): perform every queued ack/release/reject and report those that
+// failed since the last flush. The consumer calls it after each round of
+// settlements and before run() returns.
+template <class S>
+concept settlement_flushing = requires(S& source) {
+  { source.flush() } -> std::same_as<std::vector<settle_failure>>;
+};
+
+// ordered(): true when the source delivers one widget's requests in the
+// order they were written (S3 key order, SQS FIFO). When false (standard
+// SQS), an update or delete that finds no widget may have overtaken its
+// create, so the consumer releases it until receive_count reaches a limit.
+template <class S>
+concept order_reporting = requires(const S& source) {
+  { source.ordered() } -> std::convertible_to<bool>;
+};
+
+// Called from one thread only (the consumer's poll thread): a source need
+// not be thread-safe.
+template <class S>
+concept request_source =
+    request_polling<S> && request_settling<S> && settlement_flushing<S> && order_reporting<S>;
+
+// ---------------------------------------------------------------------------
+// Widget stores
+// ---------------------------------------------------------------------------
+
+enum class apply_outcome { applied, not_found };
+
+// How a store failed, which decides what the consumer does with the request.
+enum class store_failure {
+  transient,    // throttling, 5xx, network: retried, then released
+  permanent,    // access denied, missing table: released and counted failed
+  bad_request,  // this request can never be stored (a key that escapes the
+                // store, an item too large): rejected with the message
+};
+
+// The one error type a store throws for a failure it understands. Anything
+// else derived from std::exception counts as store_failure::permanent.
+class store_error : public std::runtime_error {
+ public:
+  store_error(store_failure failure, const std::string& message)
+      : std::runtime_error(message), failure_(failure) {}
+
+  store_failure failure() const noexcept { return failure_; }
+  bool retryable() const noexcept { return failure_ == store_failure::transient; }
+
+ private:
+  store_failure failure_;
+};
+
+// apply(request): create (replaces), update (not_found if the widget is
+// missing or its owner differs, no change), delete (not_found if missing).
+// Returns only once the change is durable; idempotent, because a request
+// may be delivered twice. Called concurrently from the consumer's lanes, but
+// never concurrently for the same widgetId.
+template <class D>
+concept request_applying = requires(D& store, const widget_request& request) {
+  { store.apply(request) } -> std::same_as<apply_outcome>;
+};
+
+template <class D>
+concept widget_store = request_applying<D>;
+
+// ---------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------
+
+using log_clock = std::chrono::system_clock;
+
+enum class request_outcome {
+  applied,    // acked
+  not_found,  // acked, with a warning
+  released,   // left in the source for a later attempt
+  rejected,   // moved aside as invalid
+  failed,     // the store failed permanently; released
+};
+
+// One request's outcome. Views are valid only during the call.
+struct request_event {
+  log_clock::time_point time;
+  std::string_view name;        // received_request::name
+  std::string_view request_id;  // "" when the body did not parse
+  std::string_view widget_id;   // "" when the body did not parse
+  request_type type = request_type::create;
+  bool parsed = false;  // false: type, request_id and widget_id are unknown
+  request_outcome outcome = request_outcome::applied;
+  std::chrono::microseconds latency{0};  // received to settled
+  std::uint32_t attempts = 0;            // store calls made
+  std::string_view detail;               // why: rejection, failure, warning
+};
+
+enum class log_level { debug, info, warning, error };
+
+struct log_message {
+  log_clock::time_point time;
+  log_level level = log_level::info;
+  std::string_view text;
+};
+
+enum class stop_reason { stop_requested, max_runtime, max_idle, poll_failures };
+
+// Counts since run() began; the progress line and the summary.
+struct consumer_stats {
+  std::array<std::uint64_t, 3> processed{};  // acked, indexed by request_type
+  std::uint64_t not_found = 0;               // acked with a warning (in processed too)
+  std::uint64_t rejected = 0;                // invalid or refused by the store
+  std::uint64_t retried = 0;                 // released for a later attempt
+  std::uint64_t failed = 0;                  // permanent store failures (released)
+  std::uint64_t settle_failures = 0;         // ack/release/reject that failed
+  std::uint64_t poll_failures = 0;
+  std::uint64_t in_flight = 0;  // polled and not yet settled
+  std::chrono::milliseconds elapsed{0};
+
+  std::uint64_t processed_total() const noexcept {
+    return processed[0] + processed[1] + processed[2];
+  }
+  std::uint64_t processed_of(request_type type) const noexcept {
+    return processed[static_cast<std::size_t>(type)];
+  }
+  // Processed requests per second of elapsed time.
+  double rate() const noexcept {
+    const auto seconds = static_cast<double>(elapsed.count()) / 1000.0;
+    return seconds > 0 ? static_cast<double>(processed_total()) / seconds : 0.0;
+  }
+};
+
+struct progress_event {
+  log_clock::time_point time;
+  consumer_stats stats;
+};
+
+struct consumer_summary {
+  log_clock::time_point time;
+  consumer_stats stats;
+  stop_reason reason = stop_reason::stop_requested;
+};
+
+// The hooks the consumer calls. Called concurrently from several threads:
+// a log either locks itself or, better, is a basic_log<Sink> (log/basic_log.hpp),
+// which takes its mutex and then calls a sink's unlocked hooks.
+template <class L>
+concept request_logging = requires(L& log, const request_event& event) {
+  log.request(event);
+};
+
+template <class L>
+concept message_logging = requires(L& log, std::string_view text) {
+  log.debug(text);
+  log.info(text);
+  log.warning(text);
+  log.error(text);
+};
+
+template <class L>
+concept progress_logging = requires(L& log, const progress_event& progress,
+                                    const consumer_summary& summary) {
+  log.progress(progress);
+  log.summary(summary);
+};
+
+template <class L>
+concept log_flushing = requires(L& log) {
+  log.flush();
+};
+
+template <class L>
+concept log_policy =
+    request_logging<L> && message_logging<L> && progress_logging<L> && log_flushing<L>;
+
+// What basic_log<Sink> needs from a sink: one unlocked hook per event kind,
+// never called concurrently.
+template <class S>
+concept log_sink = requires(S& sink, const request_event& event, const log_message& message,
+                            const progress_event& progress, const consumer_summary& summary) {
+  sink.write(event);
+  sink.write(message);
+  sink.write(progress);
+  sink.write(summary);
+  sink.flush();
+};
+
+// ---------------------------------------------------------------------------
+// Names, for logs and the summary
+// ---------------------------------------------------------------------------
+
+inline std::string_view to_string(request_outcome outcome) noexcept {
+  switch (outcome) {
+    case request_outcome::applied:
+      return "applied";
+    case request_outcome::not_found:
+      return "not_found";
+    case request_outcome::released:
+      return "released";
+    case request_outcome::rejected:
+      return "rejected";
+    case request_outcome::failed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+inline std::string_view to_string(log_level level) noexcept {
+  switch (level) {
+    case log_level::debug:
+      return "debug";
+    case log_level::info:
+      return "info";
+    case log_level::warning:
+      return "warning";
+    case log_level::error:
+      return "error";
+  }
+  return "unknown";
+}
+
+inline std::string_view to_string(stop_reason reason) noexcept {
+  switch (reason) {
+    case stop_reason::stop_requested:
+      return "stop requested";
+    case stop_reason::max_runtime:
+      return "max runtime reached";
+    case stop_reason::max_idle:
+      return "max idle time reached";
+    case stop_reason::poll_failures:
+      return "too many failed polls";
+  }
+  return "unknown";
+}
+
+inline std::string_view to_string(settle_action action) noexcept {
+  switch (action) {
+    case settle_action::ack:
+      return "ack";
+    case settle_action::release:
+      return "release";
+    case settle_action::reject:
+      return "reject";
+  }
+  return "unknown";
+}
+
+}  // namespace widget_consumer

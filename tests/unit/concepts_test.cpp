@@ -1,0 +1,113 @@
+#include "widget_consumer/concepts.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// The exemplars of docs/concepts.md, verbatim: if they stop compiling, the
+// documentation is wrong.
+namespace exemplar {
+
+using namespace widget_consumer;
+
+// A source that hands out requests from a vector and remembers nothing.
+class vector_source {
+ public:
+  using ticket_type = std::size_t;  // index into bodies_
+
+  explicit vector_source(std::vector<std::string> bodies) : bodies_(std::move(bodies)) {}
+
+  std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds /*wait*/,
+                                                  std::size_t max) {
+    std::vector<received_request<ticket_type>> batch;
+    for (; next_ < bodies_.size() && batch.size() < max; ++next_)
+      batch.push_back({bodies_[next_], next_, "request-" + std::to_string(next_), "", 1});
+    return batch;
+  }
+  void ack(ticket_type /*ticket*/) {}
+  void release(ticket_type /*ticket*/, std::chrono::milliseconds /*delay*/) {}
+  void reject(ticket_type /*ticket*/, std::string_view /*reason*/) {}
+  std::vector<settle_failure> flush() { return {}; }
+  bool ordered() const { return true; }
+
+ private:
+  std::vector<std::string> bodies_;
+  std::size_t next_ = 0;
+};
+
+// A store that accepts everything and keeps nothing.
+struct discarding_store {
+  apply_outcome apply(const widget_request& /*request*/) { return apply_outcome::applied; }
+};
+
+// A log that prints nothing; a real one locks (see basic_log).
+struct silent_log {
+  void request(const request_event&) {}
+  void debug(std::string_view) {}
+  void info(std::string_view) {}
+  void warning(std::string_view) {}
+  void error(std::string_view) {}
+  void progress(const progress_event&) {}
+  void summary(const consumer_summary&) {}
+  void flush() {}
+};
+
+}  // namespace exemplar
+
+namespace {
+
+using namespace widget_consumer;
+
+static_assert(request_source<exemplar::vector_source>);
+static_assert(widget_store<exemplar::discarding_store>);
+static_assert(log_policy<exemplar::silent_log>);
+
+// Each capability is needed on its own.
+struct no_flush_source {
+  using ticket_type = int;
+  std::vector<received_request<int>> poll(std::chrono::milliseconds, std::size_t);
+  void ack(int);
+  void release(int, std::chrono::milliseconds);
+  void reject(int, std::string_view);
+  bool ordered() const;
+};
+static_assert(request_polling<no_flush_source> && request_settling<no_flush_source>);
+static_assert(!settlement_flushing<no_flush_source> && !request_source<no_flush_source>);
+
+struct bool_store {
+  bool apply(const widget_request&);
+};
+static_assert(!widget_store<bool_store>);
+
+static_assert(!log_policy<exemplar::discarding_store>);
+
+TEST(concepts, exemplar_source_hands_out_requests_in_order) {
+  exemplar::vector_source source({"a", "b", "c"});
+  auto first = source.poll(std::chrono::milliseconds{0}, 2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].body, "a");
+  EXPECT_EQ(first[1].ticket, 1u);
+  EXPECT_EQ(source.poll(std::chrono::milliseconds{0}, 2).size(), 1u);
+  EXPECT_TRUE(source.flush().empty());
+}
+
+TEST(concepts, store_error_tells_retryable_from_permanent) {
+  EXPECT_TRUE(store_error(store_failure::transient, "throttled").retryable());
+  EXPECT_FALSE(store_error(store_failure::permanent, "denied").retryable());
+  EXPECT_FALSE(store_error(store_failure::bad_request, "too large").retryable());
+}
+
+TEST(concepts, stats_rate_counts_processed_per_second) {
+  consumer_stats stats;
+  stats.processed = {10, 5, 5};
+  stats.elapsed = std::chrono::milliseconds{2000};
+  EXPECT_EQ(stats.processed_total(), 20u);
+  EXPECT_DOUBLE_EQ(stats.rate(), 10.0);
+  EXPECT_EQ(stats.processed_of(request_type::update), 5u);
+}
+
+}  // namespace
