@@ -4,13 +4,35 @@
 //
 // CONTRACT (fixed; the consumer and the stores are written against it): the
 // types below. The functions are filled in by the request work (issue 4).
+//
+// Decisions the schema leaves open:
+// - Unknown fields (top level, or inside an otherAttributes entry) are not
+//   errors: they are kept out of the widget and listed in unknown_fields as
+//   JSON paths, so the consumer can log them.
+// - otherAttributes: null is the same as missing. Each entry needs a non-empty
+//   string name and a value that is a string or null (a missing value is an
+//   error, so a typo such as "vlaue" does not pass as "leave alone").
+// - An attribute name equal to id, widgetId, owner, label or description is
+//   invalid: in DynamoDB it would overwrite the widget's own attribute.
+// - The same attribute name twice in one request is invalid
+//   ("otherAttributes[3].name: duplicate \"color\" (first at [1])"): a silent
+//   last-wins would drop one of the producer's values without telling anyone.
+// - Duplicate keys in a JSON object are resolved by Boost.JSON: the last wins.
+// - Errors are reported for the first bad field in the order type, requestId,
+//   widgetId, owner, label, description, otherAttributes (by index).
 
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "detail/json_text.hpp"
 
 namespace widget_consumer {
 
@@ -21,6 +43,8 @@ enum class request_type { create, update, remove };  // "delete" on the wire
 struct request_attribute {
   std::string name;
   std::optional<std::string> value;
+
+  friend bool operator==(const request_attribute&, const request_attribute&) = default;
 };
 
 struct widget_request {
@@ -32,6 +56,11 @@ struct widget_request {
   std::optional<std::string> label;
   std::optional<std::string> description;
   std::vector<request_attribute> other_attributes;  // in request order
+  // JSON paths of fields the schema does not know ("color",
+  // "otherAttributes[0].unit"), in document order; for debug logs only.
+  std::vector<std::string> unknown_fields;
+
+  friend bool operator==(const widget_request&, const widget_request&) = default;
 };
 
 // Why a request is invalid: the field (a JSON path such as
@@ -42,6 +71,8 @@ struct validation_error {
 
   // "owner: \"R2D2\" does not match [A-Za-z ]+"
   std::string message() const { return field + ": " + problem; }
+
+  friend bool operator==(const validation_error&, const validation_error&) = default;
 };
 
 using parse_result = std::variant<widget_request, validation_error>;
@@ -49,5 +80,177 @@ using parse_result = std::variant<widget_request, validation_error>;
 struct parse_options {
   std::size_t max_body_bytes = 1024 * 1024;  // rejected before parsing
 };
+
+inline std::string_view to_string(request_type type) noexcept {
+  switch (type) {
+    case request_type::create:
+      return "create";
+    case request_type::update:
+      return "update";
+    case request_type::remove:
+      return "delete";
+  }
+  return "unknown";
+}
+
+// Attribute names that would collide with the widget's own properties.
+inline constexpr std::array<std::string_view, 5> reserved_attribute_names = {
+    "id", "widgetId", "owner", "label", "description"};
+
+inline bool is_valid_owner(std::string_view owner) noexcept {
+  return !owner.empty() && std::all_of(owner.begin(), owner.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == ' ';
+  });
+}
+
+namespace detail {
+
+// The field currently being validated fails; the caller turns this into the
+// parse_result. An exception keeps the field checks linear and readable and
+// never leaves parse_request().
+struct request_invalid {
+  validation_error error;
+};
+
+[[noreturn]] inline void fail(std::string field, std::string problem) {
+  throw request_invalid{{std::move(field), std::move(problem)}};
+}
+
+inline std::string expected(std::string_view what, const boost::json::value& got) {
+  return "expected " + std::string(what) + ", got " + std::string(kind_name(got.kind()));
+}
+
+inline std::string required_string(const boost::json::object& object, std::string_view key,
+                                   const std::string& path) {
+  const auto* value = object.if_contains(key);
+  if (value == nullptr)
+    fail(path, "missing");
+  if (!value->is_string())
+    fail(path, expected("a string", *value));
+  const auto& text = value->get_string();
+  if (text.empty())
+    fail(path, "empty");
+  return std::string(text.data(), text.size());
+}
+
+// Missing and null both give nullopt.
+inline std::optional<std::string> optional_string(const boost::json::object& object,
+                                                  std::string_view key, const std::string& path) {
+  const auto* value = object.if_contains(key);
+  if (value == nullptr || value->is_null())
+    return std::nullopt;
+  if (!value->is_string())
+    fail(path, expected("a string or null", *value));
+  const auto& text = value->get_string();
+  return std::string(text.data(), text.size());
+}
+
+inline request_type parse_type(const boost::json::object& object) {
+  const std::string text = required_string(object, "type", "type");
+  if (text == "create" || text == "WidgetCreateRequest")
+    return request_type::create;
+  if (text == "update" || text == "WidgetUpdateRequest")
+    return request_type::update;
+  if (text == "delete" || text == "WidgetDeleteRequest")
+    return request_type::remove;
+  fail("type", quoted(text) +
+                   " is not create, update, delete, WidgetCreateRequest, WidgetUpdateRequest or "
+                   "WidgetDeleteRequest");
+}
+
+inline void parse_attributes(const boost::json::value& list, widget_request& request) {
+  if (list.is_null())
+    return;
+  if (!list.is_array())
+    fail("otherAttributes", expected("an array", list));
+  const auto& entries = list.get_array();
+  std::vector<std::pair<std::string_view, std::size_t>> seen;  // name -> first index, sorted
+  seen.reserve(entries.size());
+  request.other_attributes.reserve(entries.size());
+  for (std::size_t index = 0; index < entries.size(); ++index) {
+    const std::string path = "otherAttributes[" + std::to_string(index) + "]";
+    const auto& entry = entries[index];
+    if (!entry.is_object())
+      fail(path, expected("an object", entry));
+    const auto& object = entry.get_object();
+    const std::string name_path = path + ".name";
+    std::string name = required_string(object, "name", name_path);
+    if (std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
+        reserved_attribute_names.end()) {
+      fail(name_path, quoted(name) + " is reserved for the widget's own property");
+    }
+    // Keys of the JSON object outlive this loop, so views into them are safe.
+    std::string_view key = std::string_view(object.find("name")->value().get_string());
+    auto at = std::lower_bound(seen.begin(), seen.end(), key,
+                               [](const auto& item, std::string_view k) { return item.first < k; });
+    if (at != seen.end() && at->first == key) {
+      fail(name_path,
+           "duplicate " + quoted(name) + " (first at [" + std::to_string(at->second) + "])");
+    }
+    seen.insert(at, {key, index});
+    if (!object.contains("value"))
+      fail(path + ".value", "missing");
+    auto value = optional_string(object, "value", path + ".value");
+    for (const auto& field : object) {
+      if (field.key() != "name" && field.key() != "value") {
+        request.unknown_fields.push_back(path + "." + std::string(field.key()));
+      }
+    }
+    request.other_attributes.push_back({std::move(name), std::move(value)});
+  }
+}
+
+inline widget_request parse_request_object(const boost::json::value& document) {
+  if (!document.is_object())
+    fail("body", expected("a JSON object", document));
+  const auto& object = document.get_object();
+  widget_request request;
+  request.type = parse_type(object);
+  request.request_id = required_string(object, "requestId", "requestId");
+  request.widget_id = required_string(object, "widgetId", "widgetId");
+  request.owner = required_string(object, "owner", "owner");
+  if (!is_valid_owner(request.owner))
+    fail("owner", quoted(request.owner) + " does not match [A-Za-z ]+");
+  request.label = optional_string(object, "label", "label");
+  request.description = optional_string(object, "description", "description");
+  if (const auto* list = object.if_contains("otherAttributes"))
+    parse_attributes(*list, request);
+
+  static constexpr std::array<std::string_view, 7> known = {
+      "type", "requestId", "widgetId", "owner", "label", "description", "otherAttributes"};
+  std::vector<std::string> unknown;
+  for (const auto& field : object) {
+    const std::string_view key = field.key();
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      unknown.push_back(std::string(key));
+    }
+  }
+  // Top-level names first, then the paths found inside otherAttributes.
+  unknown.insert(unknown.end(), std::make_move_iterator(request.unknown_fields.begin()),
+                 std::make_move_iterator(request.unknown_fields.end()));
+  request.unknown_fields = std::move(unknown);
+  return request;
+}
+
+}  // namespace detail
+
+// Raw bytes (an S3 object or an SQS message body) to a request. Never throws
+// for bad input (only std::bad_alloc can escape): every problem comes back as
+// a validation_error naming the field.
+inline parse_result parse_request(std::string_view body, const parse_options& options = {}) {
+  if (body.size() > options.max_body_bytes) {
+    return validation_error{"body", std::to_string(body.size()) + " bytes exceeds the limit of " +
+                                        std::to_string(options.max_body_bytes)};
+  }
+  auto parsed = detail::parse_json_text(body);
+  if (auto* problem = std::get_if<std::string>(&parsed)) {
+    return validation_error{"body", std::move(*problem)};
+  }
+  try {
+    return detail::parse_request_object(std::get<boost::json::value>(parsed));
+  } catch (detail::request_invalid& invalid) {
+    return std::move(invalid.error);
+  }
+}
 
 }  // namespace widget_consumer
