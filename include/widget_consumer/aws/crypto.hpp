@@ -1,0 +1,114 @@
+#pragma once
+// The hashing SigV4 needs (SHA-256, HMAC-SHA256), plus MD5 and base64 for
+// S3's Content-MD5, through OpenSSL 3's EVP interfaces only.
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace widget_consumer::aws {
+
+using sha256_digest = std::array<unsigned char, 32>;
+
+class crypto_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+struct evp_mac_ctx_deleter {
+  void operator()(EVP_MAC_CTX* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
+};
+
+// Fetching an algorithm is a provider lookup under a lock; do it once per
+// process rather than for each of the five HMACs in every signature.
+inline EVP_MAC* hmac_algorithm() {
+  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
+  if (mac == nullptr)
+    throw crypto_error("OpenSSL: HMAC is not available");
+  return mac;
+}
+
+template <std::size_t N>
+std::array<unsigned char, N> digest(const EVP_MD* type, std::string_view data, const char* name) {
+  std::array<unsigned char, N> out{};
+  unsigned int length = 0;
+  if (type == nullptr ||
+      EVP_Digest(data.data(), data.size(), out.data(), &length, type, nullptr) != 1 || length != N)
+    throw crypto_error(std::string("OpenSSL: ") + name + " failed");
+  return out;
+}
+}  // namespace detail
+
+inline sha256_digest sha256(std::string_view data) {
+  return detail::digest<32>(EVP_sha256(), data, "SHA-256");
+}
+
+inline std::array<unsigned char, 16> md5(std::string_view data) {
+  return detail::digest<16>(EVP_md5(), data, "MD5");
+}
+
+inline sha256_digest hmac_sha256(std::string_view key, std::string_view data) {
+  std::unique_ptr<EVP_MAC_CTX, detail::evp_mac_ctx_deleter> ctx(
+      EVP_MAC_CTX_new(detail::hmac_algorithm()));
+  if (!ctx)
+    throw crypto_error("OpenSSL: cannot allocate an HMAC context");
+  char digest_name[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end()};
+  sha256_digest out{};
+  std::size_t length = 0;
+  if (EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                   params) != 1 ||
+      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) !=
+          1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &length, out.size()) != 1 || length != out.size())
+    throw crypto_error("OpenSSL: HMAC-SHA256 failed");
+  return out;
+}
+
+inline sha256_digest hmac_sha256(const sha256_digest& key, std::string_view data) {
+  return hmac_sha256(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), data);
+}
+
+template <std::size_t N>
+std::string to_hex(const std::array<unsigned char, N>& bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * N);
+  for (unsigned char byte : bytes) {
+    out.push_back(digits[byte >> 4]);
+    out.push_back(digits[byte & 0x0f]);
+  }
+  return out;
+}
+
+inline std::string sha256_hex(std::string_view data) {
+  return to_hex(sha256(data));
+}
+
+inline std::string base64_encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  if (out.empty())
+    return out;
+  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                     reinterpret_cast<const unsigned char*>(data.data()),
+                                     static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+template <std::size_t N>
+std::string base64_encode(const std::array<unsigned char, N>& bytes) {
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), N));
+}
+
+}  // namespace widget_consumer::aws
