@@ -1,0 +1,168 @@
+#pragma once
+// service_client: what every service operation (s3.hpp, sqs.hpp,
+// dynamodb.hpp) is built on. One call = sign (SigV4) + send + retry per
+// retry.hpp + turn a final non-2xx into a service_error. Errors are
+// exceptions, as error.hpp states: service_error for an answer that says no,
+// transport_error when no answer came.
+//
+// A client may be used from many threads at once: the transport and the retry
+// state are thread-safe, and copies of a client share them (one connection
+// pool and one retry quota per client, as in the AWS SDKs). The credentials
+// function is called once per attempt, from any of those threads, so a
+// refreshing provider keeps long runs signed with valid keys.
+
+#include "widget_consumer/aws/credentials.hpp"
+#include "widget_consumer/aws/error.hpp"
+#include "widget_consumer/aws/http.hpp"
+#include "widget_consumer/aws/http_message.hpp"
+#include "widget_consumer/aws/retry.hpp"
+#include "widget_consumer/aws/sigv4.hpp"
+#include "widget_consumer/aws/xml.hpp"
+
+#include <boost/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer::aws {
+
+struct client_config {
+  std::string region;
+  // scheme://host[:port], e.g. http://127.0.0.1:4566 or
+  // https://sqs.us-east-1.amazonaws.com. Empty: the service's AWS endpoint
+  // in `region`.
+  std::string endpoint;
+  bool path_style = true;
+  int max_attempts = 3;
+  http_options http;
+  std::function<aws::credentials()> credentials;
+};
+
+// https://<service>.<region>.amazonaws.com, the regional endpoint of every
+// service this library calls.
+inline std::string default_endpoint(std::string_view service, std::string_view region) {
+  return "https://" + std::string(service) + "." + std::string(region) + ".amazonaws.com";
+}
+
+class service_client {
+ public:
+  service_client(std::string service, client_config config)
+      : service_(std::move(service)), config_(std::move(config)) {
+    if (config_.region.empty())
+      config_.region = "us-east-1";
+    if (config_.endpoint.empty())
+      config_.endpoint = default_endpoint(service_, config_.region);
+    while (config_.endpoint.ends_with('/'))
+      config_.endpoint.pop_back();
+    if (!config_.credentials)
+      throw std::invalid_argument(detail::display_service_name(service_) +
+                                  " client: no credentials provider configured");
+    http_ = std::make_shared<http_client>(config_.http);
+    retry_ = std::make_shared<retry_strategy>(config_.max_attempts);
+  }
+
+  // Signs (SigV4, S3 variant when service == "s3"), sends, retries per
+  // retry.hpp, and returns the 2xx response. Throws service_error (parsed for
+  // the protocol) for a non-2xx after retries, transport_error for network
+  // failures after retries.
+  http_response send(http_request request, std::string_view operation, std::string_view resource) {
+    // Each attempt signs a fresh copy of the caller's headers; the body is
+    // signed and sent in place, never copied.
+    const std::vector<http_header> original_headers = request.headers;
+    return retry_->run([&](std::chrono::system_clock::time_point signing_time) {
+      request.headers = original_headers;
+      signing_params params;
+      params.region = config_.region;
+      params.service = service_;
+      params.time = signing_time;
+      params.s3 = service_ == "s3";
+      sign(request, config_.credentials(), params);
+      http_response response = http_->send(request);
+      if (response.status < 200 || response.status > 299)
+        throw parse_service_error(service_, operation, resource, response);
+      if (params.s3)
+        throw_if_s3_error_in_success(operation, resource, response);
+      return response;
+    });
+  }
+
+  // JSON-protocol helper (DynamoDB, SQS JSON protocol): POST to the endpoint
+  // with X-Amz-Target: target_prefix + "." + operation, Content-Type
+  // application/x-amz-json-1.0; returns the parsed JSON response body (an
+  // empty object for an empty body).
+  boost::json::value call_json(std::string_view target_prefix, std::string_view operation,
+                               const boost::json::object& body, std::string_view resource) {
+    http_request request;
+    request.method = "POST";
+    request.url = config_.endpoint + "/";
+    request.headers.push_back({"Content-Type", "application/x-amz-json-1.0"});
+    request.headers.push_back(
+        {"X-Amz-Target", std::string(target_prefix) + "." + std::string(operation)});
+    request.body = boost::json::serialize(body);
+    const http_response response = send(std::move(request), operation, resource);
+    if (detail::trim_left(response.body).empty())
+      return boost::json::object{};
+    boost::system::error_code ec;
+    boost::json::value parsed = boost::json::parse(response.body, ec);
+    if (ec)
+      throw invalid_response(operation, resource, response,
+                             "response is not JSON: " + ec.message());
+    return parsed;
+  }
+
+  const client_config& config() const noexcept { return config_; }
+  const std::string& service() const noexcept { return service_; }
+  // The retry state (quota, learned clock offset), shared by copies.
+  const retry_strategy& retries() const noexcept { return *retry_; }
+
+ private:
+  service_error invalid_response(std::string_view operation, std::string_view resource,
+                                 const http_response& response, std::string message) const {
+    service_error::details d;
+    d.service = service_;
+    d.operation = std::string(operation);
+    d.resource = std::string(resource);
+    d.status = response.status;
+    d.code = "InvalidResponse";
+    d.message = std::move(message);
+    if (auto id = response.header("x-amzn-RequestId"))
+      d.request_id = std::string(*id);
+    return service_error(std::move(d));
+  }
+
+  // S3 may answer CopyObject, UploadPartCopy and CompleteMultipartUpload
+  // with 200 and an <Error> body when it fails after it started answering.
+  void throw_if_s3_error_in_success(std::string_view operation, std::string_view resource,
+                                    const http_response& response) const {
+    if (operation != "CopyObject" && operation != "UploadPartCopy" &&
+        operation != "CompleteMultipartUpload")
+      return;
+    const auto body = detail::trim_left(response.body);
+    if (body.empty() || body.front() != '<')
+      return;
+    try {
+      if (xml_document::parse(body).root().name() != "Error")
+        return;
+    } catch (const xml_error&) {
+      return;  // not our business here: the operation reads its own result
+    }
+    service_error parsed = parse_service_error(service_, operation, resource, response);
+    // Retryable like the 500 it really is (its code is usually InternalError).
+    service_error::details d{
+        parsed.service(), parsed.operation(), parsed.resource(),   500,
+        parsed.code(),    parsed.message(),   parsed.request_id(), parsed.server_time()};
+    throw service_error(std::move(d));
+  }
+
+  std::string service_;
+  client_config config_;
+  std::shared_ptr<http_client> http_;
+  std::shared_ptr<retry_strategy> retry_;
+};
+
+}  // namespace widget_consumer::aws

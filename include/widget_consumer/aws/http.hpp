@@ -1,0 +1,320 @@
+#pragma once
+// The HTTP transport: libcurl easy handles in a pool, so connections stay open
+// between calls (keep-alive) and many threads can send() at once, each on a
+// handle of its own. The handles share one CURLSH for the DNS cache and the
+// TLS session cache, which makes a new connection to a known host cheap.
+//
+// TLS verification of peer and host is always on; only the CA bundle can be
+// chosen. Failures to get an answer throw transport_error (error.hpp); an
+// answer of any status is returned as is: judging statuses is the caller's job.
+
+#include "widget_consumer/aws/error.hpp"
+#include "widget_consumer/aws/http_message.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer::aws {
+
+struct http_options {
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds total_timeout{30000};
+  std::string ca_bundle;  // a PEM file; empty: the system's default store
+};
+
+namespace detail {
+
+// curl_global_init is not thread-safe in every libcurl we meet, so it runs
+// exactly once. There is deliberately no curl_global_cleanup: other static
+// objects may still use curl during exit, and the OS reclaims everything.
+inline void curl_global_init_once() {
+  static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (code != CURLE_OK)
+    throw transport_error(
+        transport_error::kind::permanent,
+        std::string("libcurl initialisation failed: ") + curl_easy_strerror(code));
+}
+
+// "https://host:port" of a URL: what an error message may show. The path and
+// query are left out because a presigned URL carries a signature and maybe a
+// session token there.
+inline std::string url_origin(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  const auto host_begin = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  auto host_end = url.find_first_of("/?#", host_begin);
+  if (host_end == std::string_view::npos)
+    host_end = url.size();
+  auto origin = url.substr(0, host_end);
+  // Credentials in the authority ("user:pass@host") never reach a message.
+  if (const auto at = origin.rfind('@'); at != std::string_view::npos && at > host_begin)
+    return std::string(url.substr(0, host_begin)) + std::string(origin.substr(at + 1));
+  return std::string(origin);
+}
+
+inline transport_error::kind classify(CURLcode code) noexcept {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return transport_error::kind::timeout;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      return transport_error::kind::connect;
+    case CURLE_SSL_CONNECT_ERROR:
+      return transport_error::kind::tls;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_OUT_OF_MEMORY:
+      return transport_error::kind::permanent;
+    default:
+      return transport_error::kind::other;
+  }
+}
+
+struct easy_deleter {
+  void operator()(CURL* handle) const noexcept { curl_easy_cleanup(handle); }
+};
+using easy_handle = std::unique_ptr<CURL, easy_deleter>;
+
+struct slist_deleter {
+  void operator()(curl_slist* list) const noexcept { curl_slist_free_all(list); }
+};
+using header_list = std::unique_ptr<curl_slist, slist_deleter>;
+
+// The state every handle of one client shares. Heap-held and never moved, so
+// the share's lock callbacks can point at it.
+class curl_pool {
+ public:
+  explicit curl_pool(http_options options) : options_(std::move(options)) {
+    curl_global_init_once();
+    share_ = curl_share_init();
+    if (share_ == nullptr)
+      throw transport_error(transport_error::kind::permanent, "curl_share_init failed");
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &curl_pool::lock);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &curl_pool::unlock);
+    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  }
+  curl_pool(const curl_pool&) = delete;
+  curl_pool& operator=(const curl_pool&) = delete;
+  ~curl_pool() {
+    idle_.clear();  // handles go before the share they use
+    curl_share_cleanup(share_);
+  }
+
+  const http_options& options() const noexcept { return options_; }
+  CURLSH* share() const noexcept { return share_; }
+
+  easy_handle checkout() {
+    {
+      std::lock_guard lock(idle_mutex_);
+      if (!idle_.empty()) {
+        easy_handle handle = std::move(idle_.back());
+        idle_.pop_back();
+        return handle;
+      }
+    }
+    easy_handle handle(curl_easy_init());
+    if (!handle)
+      throw transport_error(transport_error::kind::permanent, "curl_easy_init failed");
+    return handle;
+  }
+
+  void checkin(easy_handle handle) {
+    std::lock_guard lock(idle_mutex_);
+    // Past this many idle handles (and their open connections) a burst's
+    // extras are closed rather than kept forever.
+    if (idle_.size() < max_idle)
+      idle_.push_back(std::move(handle));
+  }
+
+  static constexpr std::size_t max_idle = 64;
+
+ private:
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* self) {
+    static_cast<curl_pool*>(self)->locks_[slot(data)].lock();
+  }
+  static void unlock(CURL*, curl_lock_data data, void* self) {
+    static_cast<curl_pool*>(self)->locks_[slot(data)].unlock();
+  }
+  static std::size_t slot(curl_lock_data data) noexcept {
+    const auto index = static_cast<std::size_t>(data);
+    return index < CURL_LOCK_DATA_LAST ? index : 0;
+  }
+
+  http_options options_;
+  CURLSH* share_ = nullptr;
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
+  std::mutex idle_mutex_;
+  std::vector<easy_handle> idle_;
+};
+
+// What the callbacks write into while a transfer runs.
+struct transfer {
+  http_response response;
+};
+
+inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<transfer*>(user);
+  t->response.body.append(data, size * count);
+  return size * count;
+}
+
+inline std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<transfer*>(user);
+  const std::size_t length = size * count;
+  std::string_view line(data, length);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
+    line.remove_suffix(1);
+  if (line.starts_with("HTTP/")) {
+    // A new status line (after "100 Continue"): only the final block counts.
+    t->response.headers.clear();
+    return length;
+  }
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos)
+    return length;
+  auto value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+    value.remove_prefix(1);
+  const auto name = line.substr(0, colon);
+  // Content-Length sizes the body buffer once instead of letting it grow in
+  // steps; it is only a hint (gzip changes the size), so it is capped.
+  if (detail::iequals(name, "Content-Length")) {
+    std::size_t expected = 0;
+    const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), expected);
+    constexpr std::size_t max_reserve = std::size_t{64} << 20;
+    if (ec == std::errc{} && ptr != nullptr)
+      t->response.body.reserve(std::min(expected, max_reserve));
+  }
+  t->response.headers.push_back({std::string(name), std::string(value)});
+  return length;
+}
+
+}  // namespace detail
+
+class http_client {
+ public:
+  explicit http_client(http_options options = {})
+      : pool_(std::make_unique<detail::curl_pool>(std::move(options))) {}
+
+  const http_options& options() const noexcept { return pool_->options(); }
+
+  // Sends one request and returns the answer, whatever its status. Safe to
+  // call from many threads at once. Throws transport_error when no answer
+  // came (connect failure, timeout, TLS failure, reset).
+  http_response send(const http_request& request) {
+    detail::easy_handle handle = pool_->checkout();
+    // Back to the pool on every path; curl keeps the connection if it is
+    // still good and drops it itself otherwise.
+    struct return_handle {
+      detail::curl_pool& pool;
+      detail::easy_handle& handle;
+      ~return_handle() {
+        if (handle)
+          pool.checkin(std::move(handle));
+      }
+    } guard{*pool_, handle};
+    return perform(handle.get(), request);
+  }
+
+ private:
+  http_response perform(CURL* curl, const http_request& request) {
+    const http_options& opts = pool_->options();
+    // Reset clears every option but keeps the handle's open connections and
+    // caches, which is the point of pooling it.
+    curl_easy_reset(curl);
+
+    detail::transfer t;
+    curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(curl, CURLOPT_SHARE, pool_->share());
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // signals and threads do not mix
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(opts.connect_timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(opts.total_timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!opts.ca_bundle.empty())
+      curl_easy_setopt(curl, CURLOPT_CAINFO, opts.ca_bundle.c_str());
+    // Redirects are not followed: a redirected AWS request must be re-signed.
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &detail::on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &detail::on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+
+    const std::string& method = request.method;
+    const bool has_body = !request.body.empty() || method == "POST" || method == "PUT";
+    if (method == "HEAD") {
+      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else if (method == "GET" && !has_body) {
+      curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    } else {
+      if (method != "POST")
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+      if (has_body) {
+        // POSTFIELDS points at the request's body: no copy, however large.
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(request.body.size()));
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+      }
+    }
+
+    detail::header_list headers;
+    auto add_header = [&](const std::string& line) {
+      curl_slist* extended = curl_slist_append(headers.get(), line.c_str());
+      if (extended == nullptr)
+        throw transport_error(transport_error::kind::permanent, "out of memory building headers");
+      (void)headers.release();
+      headers.reset(extended);
+    };
+    for (const auto& header : request.headers)
+      // "Name;" sends a header with an empty value; "Name:" would remove it.
+      add_header(header.value.empty() ? header.name + ";" : header.name + ": " + header.value);
+    // curl would otherwise add headers of its own to a body: a form
+    // Content-Type nobody asked for, and an Expect that costs a round trip.
+    if (has_body && !request.header("Content-Type"))
+      add_header("Content-Type:");
+    if (!request.header("Expect"))
+      add_header("Expect:");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+
+    std::array<char, CURL_ERROR_SIZE> error_text{};
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text.data());
+    const CURLcode code = curl_easy_perform(curl);
+    // The header list dies with this frame; the handle must not keep it.
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+    if (code != CURLE_OK) {
+      std::string detail_text =
+          error_text[0] != '\0' ? error_text.data() : curl_easy_strerror(code);
+      throw transport_error(detail::classify(code),
+                            method + " " + detail::url_origin(request.url) + ": " + detail_text);
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &t.response.status);
+    return std::move(t.response);
+  }
+
+  // unique_ptr: the client moves, the pool (pointed at by curl) does not.
+  std::unique_ptr<detail::curl_pool> pool_;
+};
+
+}  // namespace widget_consumer::aws
