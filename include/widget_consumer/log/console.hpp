@@ -1,0 +1,54 @@
+#pragma once
+// console_log: human-readable lines on stderr. When stderr is a terminal the
+// progress is one live line, redrawn in place, that other lines scroll above.
+
+#include <unistd.h>
+#include <iostream>
+#include <ostream>
+#include <string>
+
+#include "basic_log.hpp"
+
+namespace widget_consumer {
+
+class console_sink {
+ public:
+  console_sink() : console_sink(std::cerr, ::isatty(STDERR_FILENO) == 1) {}
+  // live: draw progress as one line redrawn in place (a terminal).
+  console_sink(std::ostream& out, bool live) : out_(&out), live_(live) {}
+
+  void write(const request_event& event) { line(detail::text_line(event)); }
+  void write(const log_message& message) { line(detail::text_line(message)); }
+  void write(const progress_event& progress) {
+    if (!live_) {
+      line(detail::text_line(progress));
+      return;
+    }
+    live_line_ = detail::format_progress(progress);
+    *out_ << clear_line << live_line_ << std::flush;
+  }
+  void write(const consumer_summary& summary) {
+    live_line_.clear();
+    line(detail::text_line(summary));
+  }
+  void flush() { out_->flush(); }
+
+ private:
+  static constexpr const char* clear_line = "\r\x1b[2K";
+
+  void line(const std::string& text) {
+    if (live_ && !live_line_.empty()) {
+      *out_ << clear_line << text << '\n' << live_line_ << std::flush;
+      return;
+    }
+    *out_ << text << '\n';
+  }
+
+  std::ostream* out_;
+  bool live_;
+  std::string live_line_;  // the progress line on screen, redrawn below new lines
+};
+
+using console_log = basic_log<console_sink>;
+
+}  // namespace widget_consumer

@@ -1,0 +1,64 @@
+#pragma once
+// tee_log<A, B>: every event to both logs. Each log locks itself, so the tee
+// takes no lock of its own (and cannot deadlock against them).
+
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "../concepts.hpp"
+
+namespace widget_consumer {
+
+template <log_policy A, log_policy B>
+class tee_log {
+ public:
+  tee_log() = default;
+  // Each tuple constructs one side in place: logs hold mutexes and cannot move.
+  template <class... ArgsA, class... ArgsB>
+  tee_log(std::piecewise_construct_t, std::tuple<ArgsA...> first, std::tuple<ArgsB...> second)
+      : first_(std::make_from_tuple<A>(std::move(first))),
+        second_(std::make_from_tuple<B>(std::move(second))) {}
+
+  void request(const request_event& event) {
+    first_.request(event);
+    second_.request(event);
+  }
+  void debug(std::string_view text) {
+    first_.debug(text);
+    second_.debug(text);
+  }
+  void info(std::string_view text) {
+    first_.info(text);
+    second_.info(text);
+  }
+  void warning(std::string_view text) {
+    first_.warning(text);
+    second_.warning(text);
+  }
+  void error(std::string_view text) {
+    first_.error(text);
+    second_.error(text);
+  }
+  void progress(const progress_event& progress) {
+    first_.progress(progress);
+    second_.progress(progress);
+  }
+  void summary(const consumer_summary& summary) {
+    first_.summary(summary);
+    second_.summary(summary);
+  }
+  void flush() {
+    first_.flush();
+    second_.flush();
+  }
+
+  A& first() noexcept { return first_; }
+  B& second() noexcept { return second_; }
+
+ private:
+  A first_;
+  B second_;
+};
+
+}  // namespace widget_consumer
