@@ -294,6 +294,10 @@ inline void read_xml_error(std::string_view body, service_error::details& d) {
     error = root;
   else if (root.name() == "ErrorResponse")  // SQS query protocol
     error = root.child("Error");
+  // The EC2-style shape (<Response><Errors><Error>), which some servers
+  // (moto among them) also send inside <ErrorResponse>.
+  if (!error && (root.name() == "ErrorResponse" || root.name() == "Response"))
+    error = root.child("Errors/Error");
   if (!error)
     return;
   d.code = error->text_or("Code");
