@@ -1,0 +1,447 @@
+#include "widget_consumer/aws/credentials.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace widget_consumer::aws;
+using namespace std::chrono_literals;
+using testing::HasSubstr;
+using testing::Not;
+namespace fs = std::filesystem;
+
+constexpr const char* secret = "wJalrXUtnFEMI/K7MDENG/SECRETSECRET";
+constexpr const char* token = "IQoJb3JpZ2luX2VjTOKENTOKEN";
+
+// ---------------------------------------------------------------------------
+// A one-request-per-connection HTTP server on 127.0.0.1 (ephemeral port),
+// served by one thread that the destructor stops and joins.
+struct recorded_request {
+  std::string method, path;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+struct canned_response {
+  int status = 200;
+  std::string body;
+  std::chrono::milliseconds delay{0};
+};
+
+class loopback_server {
+ public:
+  using handler = std::function<canned_response(const recorded_request&)>;
+
+  explicit loopback_server(handler respond) : respond_(std::move(respond)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        ::listen(listener_, 8) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+      throw std::runtime_error("loopback_server: cannot listen");
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~loopback_server() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<recorded_request> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd ready{listener_, POLLIN, 0};
+      if (::poll(&ready, 1, 20) <= 0)
+        continue;
+      const int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0)
+        continue;
+      handle(client);
+      ::close(client);
+    }
+  }
+  void handle(int client) {
+    std::string data;
+    char buffer[4096];
+    while (data.find("\r\n\r\n") == std::string::npos) {
+      pollfd readable{client, POLLIN, 0};
+      if (::poll(&readable, 1, 1000) <= 0)
+        return;
+      const auto received = ::recv(client, buffer, sizeof buffer, 0);
+      if (received <= 0)
+        return;
+      data.append(buffer, static_cast<std::size_t>(received));
+    }
+    recorded_request request;
+    std::istringstream lines(data.substr(0, data.find("\r\n\r\n")));
+    std::string line;
+    std::getline(lines, line);
+    std::istringstream first(line);
+    first >> request.method >> request.path;
+    while (std::getline(lines, line)) {
+      const auto colon = line.find(':');
+      if (colon == std::string::npos)
+        continue;
+      std::string name = detail::to_lower(line.substr(0, colon));
+      request.headers[name] = std::string(detail::trim(line.substr(colon + 1)));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      requests_.push_back(request);
+    }
+    const auto response = respond_(request);
+    std::this_thread::sleep_for(response.delay);
+    const std::string reply = "HTTP/1.1 " + std::to_string(response.status) +
+                              " X\r\nContent-Length: " + std::to_string(response.body.size()) +
+                              "\r\nConnection: close\r\n\r\n" + response.body;
+    static_cast<void>(::send(client, reply.data(), reply.size(), MSG_NOSIGNAL));
+  }
+
+  handler respond_;
+  int listener_ = -1;
+  unsigned short port_ = 0;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mutex_;
+  std::vector<recorded_request> requests_;
+  std::thread thread_;
+};
+
+std::string credentials_json(const char* expiration = "2030-01-02T03:04:05Z") {
+  return std::string(R"({"Code":"Success","AccessKeyId":"ASIAMETADATA","SecretAccessKey":")") +
+         secret + R"(","Token":")" + token + R"(","Expiration":")" + expiration + R"("})";
+}
+
+// ---------------------------------------------------------------------------
+// Every variable the providers read, cleared and restored; HOME is an empty
+// temporary directory, and IMDS is disabled unless a test enables it, so no
+// test ever reaches the network beyond loopback.
+class credentials_test : public testing::Test {
+ protected:
+  static constexpr const char* variables[] = {"HOME",
+                                              "AWS_PROFILE",
+                                              "AWS_ACCESS_KEY_ID",
+                                              "AWS_SECRET_ACCESS_KEY",
+                                              "AWS_SESSION_TOKEN",
+                                              "AWS_CONFIG_FILE",
+                                              "AWS_SHARED_CREDENTIALS_FILE",
+                                              "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                              "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                              "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                              "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                              "AWS_EC2_METADATA_DISABLED",
+                                              "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
+
+  void SetUp() override {
+    for (const char* name : variables) {
+      if (const char* value = std::getenv(name))
+        saved_[name] = value;
+      ::unsetenv(name);
+    }
+    home_ = fs::temp_directory_path() /
+            ("widget_consumer_credentials_test_" + std::to_string(::getpid()));
+    fs::create_directories(home_ / ".aws");
+    set("HOME", home_.string());
+    set("AWS_EC2_METADATA_DISABLED", "true");
+  }
+  void TearDown() override {
+    fs::remove_all(home_);
+    for (const char* name : variables) {
+      if (auto it = saved_.find(name); it != saved_.end())
+        ::setenv(name, it->second.c_str(), 1);
+      else
+        ::unsetenv(name);
+    }
+  }
+  static void set(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
+  void write(const std::string& file, const std::string& text) const {
+    std::ofstream(home_ / ".aws" / file) << text;
+  }
+
+  fs::path home_;
+  std::map<std::string, std::string> saved_;
+};
+
+// --- redaction ---------------------------------------------------------------
+
+TEST(credentials_redaction, describe_and_printing_hide_secret_and_token) {
+  credentials creds{"AKIDEXAMPLE", secret, token,
+                    std::chrono::sys_days{std::chrono::year{2030} / 1 / 2} + 3h + 4min + 5s};
+  for (const std::string& text : {describe(creds), testing::PrintToString(creds)}) {
+    EXPECT_THAT(text, HasSubstr("AKIDEXAMPLE"));
+    EXPECT_THAT(text, HasSubstr("2030-01-02T03:04:05Z"));
+    EXPECT_THAT(text, Not(HasSubstr(secret)));
+    EXPECT_THAT(text, Not(HasSubstr(token)));
+  }
+  EXPECT_EQ(describe(credentials{}), "<no access key id> (no secret)");
+}
+
+// --- environment -------------------------------------------------------------
+
+TEST_F(credentials_test, environment_provider) {
+  EXPECT_EQ(environment_credentials().reason, "AWS_ACCESS_KEY_ID not set");
+  set("AWS_ACCESS_KEY_ID", "AKIDENV");
+  EXPECT_EQ(environment_credentials().reason,
+            "AWS_ACCESS_KEY_ID set but AWS_SECRET_ACCESS_KEY not set");
+  set("AWS_SECRET_ACCESS_KEY", secret);
+  set("AWS_SESSION_TOKEN", token);
+  const auto found = environment_credentials().found;
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, (credentials{"AKIDENV", secret, token, std::nullopt}));
+}
+
+// --- shared files ------------------------------------------------------------
+
+TEST_F(credentials_test, shared_credentials_file_default_and_named_profiles) {
+  write("credentials",
+        "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n"
+        "[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key=s2\naws_session_token=t2\n");
+  EXPECT_EQ(shared_file_credentials().found->access_key_id, "AKIDDEFAULT");
+  const auto work = shared_file_credentials("work").found;
+  ASSERT_TRUE(work);
+  EXPECT_EQ(*work, (credentials{"AKIDWORK", "s2", "t2", std::nullopt}));
+  set("AWS_PROFILE", "work");
+  EXPECT_EQ(shared_file_credentials().found->access_key_id, "AKIDWORK");
+  EXPECT_EQ(shared_file_credentials("default").found->access_key_id, "AKIDDEFAULT");
+}
+
+TEST_F(credentials_test, config_file_profile_and_precedence_of_credentials_file) {
+  write("config",
+        "[profile cfg]\naws_access_key_id = AKIDCONFIG\naws_secret_access_key = s\n"
+        "[profile both]\naws_access_key_id = AKIDCONFIGBOTH\naws_secret_access_key = s\n");
+  write("credentials", "[both]\naws_access_key_id = AKIDCREDSBOTH\naws_secret_access_key = s\n");
+  EXPECT_EQ(shared_file_credentials("cfg").found->access_key_id, "AKIDCONFIG");
+  EXPECT_EQ(shared_file_credentials("both").found->access_key_id, "AKIDCREDSBOTH");
+}
+
+TEST_F(credentials_test, file_locations_from_environment) {
+  std::ofstream(home_ / "c.ini")
+      << "[default]\naws_access_key_id=AKIDMOVED\naws_secret_access_key=s\n";
+  std::ofstream(home_ / "k.ini")
+      << "[profile p]\naws_access_key_id=AKIDMOVEDCFG\naws_secret_access_key=s\n";
+  set("AWS_SHARED_CREDENTIALS_FILE", (home_ / "c.ini").string());
+  set("AWS_CONFIG_FILE", (home_ / "k.ini").string());
+  EXPECT_EQ(shared_file_credentials().found->access_key_id, "AKIDMOVED");
+  EXPECT_EQ(shared_file_credentials("p").found->access_key_id, "AKIDMOVEDCFG");
+}
+
+TEST_F(credentials_test, shared_file_reasons_never_quote_secrets) {
+  const auto missing = shared_file_credentials();
+  EXPECT_EQ(missing.reason, "no profile 'default' in " + (home_ / ".aws/credentials").string() +
+                                " (not found) or " + (home_ / ".aws/config").string() +
+                                " (not found)");
+  EXPECT_FALSE(missing.final);
+  EXPECT_TRUE(shared_file_credentials("nope").final);  // named: never substitute another identity
+  write("credentials", "[default]\naws_secret_access_key = " + std::string(secret) + "\n");
+  EXPECT_THAT(shared_file_credentials().reason, HasSubstr("has no aws_access_key_id"));
+  EXPECT_THAT(shared_file_credentials().reason, Not(HasSubstr(secret)));
+  write("config", "[profile role]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = default\n");
+  EXPECT_EQ(shared_file_credentials("role").reason,
+            "profile 'role' uses role_arn, which is not supported");
+}
+
+// --- container -----------------------------------------------------------------
+
+TEST_F(credentials_test, container_full_uri_with_authorization_token) {
+  loopback_server server([](const recorded_request&) {
+    return canned_response{200, credentials_json()};
+  });
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/v2/credentials/abc");
+  set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer container-token");
+  const auto result = container_credentials();
+  ASSERT_TRUE(result.found) << result.reason;
+  EXPECT_EQ(result.found->access_key_id, "ASIAMETADATA");
+  EXPECT_EQ(result.found->secret_access_key, secret);
+  EXPECT_EQ(result.found->session_token, token);
+  EXPECT_EQ(result.found->expiration,
+            std::chrono::sys_days{std::chrono::year{2030} / 1 / 2} + 3h + 4min + 5s);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(requests[0].path, "/v2/credentials/abc");
+  EXPECT_EQ(requests[0].headers.at("authorization"), "Bearer container-token");
+}
+
+TEST_F(credentials_test, container_token_file) {
+  loopback_server server([](const recorded_request&) {
+    return canned_response{200, credentials_json()};
+  });
+  std::ofstream(home_ / "token") << "from-file\n";
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
+  set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", (home_ / "token").string());
+  ASSERT_TRUE(container_credentials().found);
+  EXPECT_EQ(server.requests().at(0).headers.at("authorization"), "from-file");
+}
+
+TEST_F(credentials_test, container_failures_are_reasons_without_secrets) {
+  EXPECT_EQ(container_credentials().reason, "not configured");
+  loopback_server server([](const recorded_request& request) {
+    if (request.path == "/broken")  // a document holding the secret, but malformed
+      return canned_response{200, std::string(R"({"SecretAccessKey":")") + secret + "\""};
+    if (request.path == "/slow")
+      return canned_response{200, credentials_json(), 600ms};
+    return canned_response{500, secret};
+  });
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/error");
+  EXPECT_EQ(container_credentials().reason, "HTTP 500 from " + server.url() + "/error");
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/broken");
+  EXPECT_THAT(container_credentials().reason, HasSubstr("unreadable credentials document"));
+  EXPECT_THAT(container_credentials().reason, Not(HasSubstr(secret)));
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/slow");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(container_credentials(150ms).reason, HasSubstr("imeout"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+}
+
+// --- IMDS --------------------------------------------------------------------
+
+TEST_F(credentials_test, imds_v2_token_role_and_credentials) {
+  loopback_server server([](const recorded_request& request) {
+    if (request.method == "PUT" && request.path == "/latest/api/token")
+      return canned_response{200, "imds-session-token"};
+    if (!request.headers.contains("x-aws-ec2-metadata-token") ||
+        request.headers.at("x-aws-ec2-metadata-token") != "imds-session-token")
+      return canned_response{401, ""};
+    if (request.path == "/latest/meta-data/iam/security-credentials/")
+      return canned_response{200, "widget-role\n"};
+    if (request.path == "/latest/meta-data/iam/security-credentials/widget-role")
+      return canned_response{200, credentials_json()};
+    return canned_response{404, ""};
+  });
+  EXPECT_EQ(imds_credentials().reason, "disabled");
+  set("AWS_EC2_METADATA_DISABLED", "false");
+  set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url() + "/");
+  const auto result = imds_credentials();
+  ASSERT_TRUE(result.found) << result.reason;
+  EXPECT_EQ(result.found->access_key_id, "ASIAMETADATA");
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].method, "PUT");
+  EXPECT_EQ(requests[0].headers.at("x-aws-ec2-metadata-token-ttl-seconds"), "21600");
+  EXPECT_EQ(requests[2].method, "GET");
+}
+
+TEST_F(credentials_test, imds_without_token_or_role) {
+  loopback_server server([](const recorded_request& request) {
+    if (request.method == "PUT")
+      return canned_response{
+          request.headers.contains("x-aws-ec2-metadata-token-ttl-seconds") ? 200 : 400, "t"};
+    return canned_response{404, ""};
+  });
+  set("AWS_EC2_METADATA_DISABLED", "False");
+  set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
+  EXPECT_EQ(imds_credentials().reason, "no instance role (HTTP 404)");
+}
+
+// --- the chain -----------------------------------------------------------------
+
+TEST_F(credentials_test, chain_lists_everything_it_tried) {
+  try {
+    credentials_chain{}();
+    FAIL() << "expected credentials_error";
+  } catch (const credentials_error& error) {
+    EXPECT_EQ(std::string(error.what()),
+              "no AWS credentials: environment: AWS_ACCESS_KEY_ID not set; shared files: no "
+              "profile 'default' in " +
+                  (home_ / ".aws/credentials").string() + " (not found) or " +
+                  (home_ / ".aws/config").string() +
+                  " (not found); container: not configured; IMDS: disabled");
+  }
+}
+
+TEST_F(credentials_test, chain_precedence) {
+  loopback_server server([](const recorded_request&) {
+    return canned_response{200, credentials_json()};
+  });
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
+  EXPECT_EQ(credentials_chain{}().access_key_id, "ASIAMETADATA");
+  write("credentials",
+        "[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n"
+        "[p]\naws_access_key_id=AKIDPROFILE\naws_secret_access_key=s\n");
+  EXPECT_EQ(credentials_chain{}().access_key_id, "AKIDFILE");
+  set("AWS_ACCESS_KEY_ID", "AKIDENV");
+  set("AWS_SECRET_ACCESS_KEY", "s");
+  EXPECT_EQ(credentials_chain{}().access_key_id, "AKIDENV");
+  EXPECT_EQ(credentials_chain{"p"}().access_key_id, "AKIDPROFILE");  // like aws --profile p
+  // A named profile that does not exist stops the chain before the container.
+  EXPECT_THROW(credentials_chain{"missing"}(), credentials_error);
+}
+
+struct fake_clock {
+  std::shared_ptr<std::chrono::system_clock::time_point> now =
+      std::make_shared<std::chrono::system_clock::time_point>(
+          std::chrono::sys_days{std::chrono::year{2030} / 1 / 1});
+};
+
+TEST(credentials_chain_cache, refreshes_five_minutes_before_expiry) {
+  fake_clock clock;
+  auto calls = std::make_shared<int>(0);
+  auto fail = std::make_shared<bool>(false);
+  const auto start = *clock.now;
+  credentials_chain chain(
+      {{"fake",
+        [=] {
+          ++*calls;
+          if (*fail)
+            return provider_result{std::nullopt, "down", false};
+          return provider_result{credentials{"AKID" + std::to_string(*calls), "s", "t", start + 1h},
+                                 ""};
+        }}},
+      {.refresh_margin = 5min, .now = [clock] { return *clock.now; }});
+  const std::function<credentials()> as_function = chain;  // copies share the cache
+  EXPECT_EQ(as_function().access_key_id, "AKID1");
+  *clock.now = start + 54min;
+  EXPECT_EQ(chain().access_key_id, "AKID1");
+  EXPECT_EQ(*calls, 1);
+  *clock.now = start + 55min;
+  EXPECT_EQ(as_function().access_key_id, "AKID2");
+  *fail = true;
+  *clock.now = start + 60min - 1s;
+  EXPECT_EQ(chain().access_key_id, "AKID2");  // refresh failed; still valid for a second
+  *clock.now = start + 60min;
+  EXPECT_THROW(chain(), credentials_error);
+}
+
+TEST(credentials_chain_cache, concurrent_callers_fetch_once) {
+  std::atomic<int> calls{0};
+  credentials_chain chain(
+      {{"slow",
+        [&] {
+          ++calls;
+          std::this_thread::sleep_for(20ms);
+          return provider_result{credentials{"AKID", "s", "", std::nullopt}, ""};
+        }}},
+      {});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&] { EXPECT_EQ(chain().access_key_id, "AKID"); });
+  for (auto& thread : threads)
+    thread.join();
+  EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
