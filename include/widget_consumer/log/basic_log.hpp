@@ -116,7 +116,7 @@ inline std::string format_time(log_clock::time_point time) {
   const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
                           time.time_since_epoch() % std::chrono::seconds{1})
                           .count();
-  char text[32];
+  char text[80];  // room for any int the compiler imagines
   std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", calendar.tm_year + 1900,
                 calendar.tm_mon + 1, calendar.tm_mday, calendar.tm_hour, calendar.tm_min,
                 calendar.tm_sec, static_cast<int>(millis));

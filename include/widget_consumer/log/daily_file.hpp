@@ -33,7 +33,7 @@ class daily_file_sink {
  private:
   static std::string day_of(log_clock::time_point time) {
     const std::tm calendar = detail::utc_calendar(time);
-    char day[16];
+    char day[48];  // room for any int the compiler imagines
     std::snprintf(day, sizeof day, "%04d-%02d-%02d", calendar.tm_year + 1900, calendar.tm_mon + 1,
                   calendar.tm_mday);
     return day;
