@@ -5,8 +5,10 @@
 // entities (&amp;), CDATA and element order are handled the way XML says.
 //
 // Malformed input throws xml_error (a std::runtime_error); nothing here
-// asserts or crashes on bad bytes. Text is kept exactly as sent (no whitespace
-// trimming): S3 keys may legitimately contain runs of spaces.
+// asserts or crashes on bad bytes. The reader is lenient in two ways that
+// cannot misread a well-formed answer: a closing tag's name is not checked
+// against its element, and unknown entities stay as written. Text is kept exactly as sent (no
+// whitespace trimming): S3 keys may legitimately contain runs of spaces.
 
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
