@@ -13,7 +13,7 @@ if(result EQUAL 0)
 endif()
 # The concept as the failing constraint (GCC, Clang), not merely as text
 # in consumer's declaration, which every error about consumer<> quotes.
-if(NOT output MATCHES "(satisfaction of|does not satisfy) .${EXPECT}")
+if(NOT output MATCHES "(satisfaction of|does not satisfy) [^ ]*${EXPECT}")
   message(FATAL_ERROR "${TARGET} failed to compile, but the output does not name ${EXPECT}:\n"
                       "${output}")
 endif()
