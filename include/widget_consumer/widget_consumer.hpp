@@ -1,5 +1,36 @@
 #pragma once
 // Umbrella header: everything a program needs to run a consumer.
 
+// request.hpp ahead of the headers that bring <filesystem> (see
+// source/directory.hpp).
 #include "request.hpp"
 #include "widget.hpp"
+
+#include "concepts.hpp"
+#include "consumer.hpp"
+#include "destination/directory.hpp"
+#include "log/basic_log.hpp"
+#include "log/console.hpp"
+#include "log/daily_file.hpp"
+#include "log/json_lines.hpp"
+#include "log/null.hpp"
+#include "log/tee.hpp"
+#include "source/directory.hpp"
+
+namespace widget_consumer {
+
+// Named combinations, as Beast names basic_stream<tcp, ...> tcp_stream.
+template <log_policy Log = console_log>
+using basic_directory_to_directory_consumer = consumer<directory_source, directory_store, Log>;
+using directory_to_directory_consumer = basic_directory_to_directory_consumer<>;
+
+// TODO(aws policies): once source/s3_bucket.hpp, source/sqs_queue.hpp,
+// destination/s3_bucket.hpp and destination/dynamodb_table.hpp exist, include
+// them above and declare here, in the same shape:
+//   using s3_to_s3_consumer = consumer<s3_bucket_source, s3_bucket_store>;
+//   using s3_to_dynamodb_consumer = consumer<s3_bucket_source, dynamodb_table_store>;
+//   using sqs_to_s3_consumer = consumer<sqs_queue_source, s3_bucket_store>;
+//   using sqs_to_dynamodb_consumer = consumer<sqs_queue_source, dynamodb_table_store>;
+// and add static_asserts for each policy to tests/unit/concepts_test.cpp.
+
+}  // namespace widget_consumer

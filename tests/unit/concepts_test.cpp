@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "widget_consumer/widget_consumer.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 // The exemplars of docs/concepts.md, verbatim: if they stop compiling, the
@@ -65,6 +68,21 @@ using namespace widget_consumer;
 static_assert(request_source<exemplar::vector_source>);
 static_assert(widget_store<exemplar::discarding_store>);
 static_assert(log_policy<exemplar::silent_log>);
+
+// Every policy we ship. The AWS ones join this list when they land.
+static_assert(request_source<directory_source>);
+static_assert(widget_store<directory_store>);
+static_assert(log_policy<console_log>);
+static_assert(log_policy<daily_file_log>);
+static_assert(log_policy<json_lines_log>);
+static_assert(log_policy<null_log>);
+static_assert(log_policy<tee_log<console_log, daily_file_log>>);
+static_assert(log_sink<console_sink> && log_sink<daily_file_sink> && log_sink<json_lines_sink>);
+// The exemplars plug into consumer<> as they are.
+static_assert(
+    sizeof(consumer<exemplar::vector_source, exemplar::discarding_store, exemplar::silent_log>) >
+    0);
+static_assert(std::is_same_v<directory_to_directory_consumer::log_type, console_log>);
 
 // Each capability is needed on its own.
 struct no_flush_source {
