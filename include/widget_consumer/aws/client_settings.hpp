@@ -1,0 +1,50 @@
+#pragma once
+// From what a user states (profile, region, endpoint, CA bundle, attempts) to
+// the client_config of one service, with the lookups the AWS CLI does for
+// what is left unstated: region and endpoint by config.hpp, credentials by the
+// credentials chain, attempts by AWS_MAX_ATTEMPTS.
+
+#include "widget_consumer/aws/client.hpp"
+#include "widget_consumer/aws/config.hpp"
+#include "widget_consumer/aws/credentials.hpp"
+#include "widget_consumer/aws/retry.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace widget_consumer::aws {
+
+struct client_settings {
+  std::string profile;                // "" = AWS_PROFILE, else "default"
+  std::string region;                 // "" = AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1
+  std::string endpoint_url;           // "" = AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, AWS
+  std::string ca_bundle;              // "" = the system's CA certificates
+  int max_attempts = 0;               // 0 = AWS_MAX_ATTEMPTS, else 3
+  std::optional<bool> s3_path_style;  // unset: path style for custom endpoints only
+};
+
+// One credentials chain serves every client of a program, so credentials are
+// looked up (and refreshed) once, not once per service.
+inline credentials_chain make_credentials(const client_settings& settings) {
+  return credentials_chain(settings.profile.empty() ? std::nullopt
+                                                    : std::optional<std::string>(settings.profile));
+}
+
+// Empty strings mean "not stated": config.hpp's resolvers skip them.
+inline client_config make_client_config(std::string_view service, const client_settings& settings,
+                                        const credentials_chain& credentials) {
+  client_config config;
+  config.region = resolve_region(settings.region, settings.profile);
+  const auto endpoint =
+      resolve_endpoint(service, config.region, settings.endpoint_url, settings.s3_path_style);
+  config.endpoint = endpoint.url;
+  config.path_style = endpoint.path_style;
+  config.max_attempts =
+      settings.max_attempts > 0 ? settings.max_attempts : max_attempts_from_environment();
+  config.http.ca_bundle = settings.ca_bundle;
+  config.credentials = credentials;
+  return config;
+}
+
+}  // namespace widget_consumer::aws
