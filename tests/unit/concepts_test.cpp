@@ -59,6 +59,17 @@ struct silent_log {
   void flush() {}
 };
 
+// A real log: a sink wrapped in basic_log, which takes the lock.
+struct counting_sink {
+  std::size_t requests = 0;
+  void write(const request_event&) { ++requests; }
+  void write(const log_message&) {}
+  void write(const progress_event&) {}
+  void write(const consumer_summary&) {}
+  void flush() {}
+};
+using counting_log = basic_log<counting_sink>;
+
 }  // namespace exemplar
 
 namespace {
@@ -68,6 +79,7 @@ using namespace widget_consumer;
 static_assert(request_source<exemplar::vector_source>);
 static_assert(widget_store<exemplar::discarding_store>);
 static_assert(log_policy<exemplar::silent_log>);
+static_assert(log_sink<exemplar::counting_sink> && log_policy<exemplar::counting_log>);
 
 // Every policy we ship. The AWS ones join this list when they land.
 static_assert(request_source<directory_source>);
