@@ -1,0 +1,192 @@
+#pragma once
+// The DynamoDB operations the widget store, the tests and the demo need, over
+// the JSON protocol (X-Amz-Target: DynamoDB_20120810.<Op>). Knows nothing of
+// widgets: callers build the item, key and expression JSON; this layer adds
+// the table name, makes the call and hands the response back.
+//
+// A failed ConditionExpression is an expected answer, not an error (the store
+// reads it as "no such widget"), so writes report it as
+// write_status::condition_failed instead of throwing.
+
+#include "widget_consumer/aws/client.hpp"
+#include "widget_consumer/aws/error.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer::aws {
+
+enum class write_status {
+  written,           // the write happened
+  condition_failed,  // ConditionalCheckFailedException: nothing was written
+};
+
+struct write_result {
+  write_status status = write_status::written;
+  // The operation's response (e.g. Attributes when ReturnValues asked for
+  // them); empty when the condition failed.
+  boost::json::object response;
+
+  bool condition_failed() const noexcept { return status == write_status::condition_failed; }
+};
+
+struct scan_page {
+  std::vector<boost::json::object> items;
+  // Where the next page starts; empty on the last page.
+  boost::json::object last_evaluated_key;
+
+  bool has_more() const noexcept { return !last_evaluated_key.empty(); }
+};
+
+class dynamodb_client {
+ public:
+  explicit dynamodb_client(client_config config) : client_("dynamodb", std::move(config)) {}
+
+  service_client& service() noexcept { return client_; }
+
+  // `request` holds everything but TableName: Item, ConditionExpression,
+  // ExpressionAttributeNames/Values, ReturnValues, ...
+  write_result put_item(std::string_view table, boost::json::object request) {
+    return write("PutItem", table, std::move(request));
+  }
+
+  // `request`: Key, UpdateExpression, ConditionExpression, ...
+  write_result update_item(std::string_view table, boost::json::object request) {
+    return write("UpdateItem", table, std::move(request));
+  }
+
+  // `request`: Key, ConditionExpression, ReturnValues (ALL_OLD tells whether
+  // the item existed), ...
+  write_result delete_item(std::string_view table, boost::json::object request) {
+    return write("DeleteItem", table, std::move(request));
+  }
+
+  // `request`: Key, ConsistentRead, ProjectionExpression, ... Returns the
+  // item, or nullopt when there is none with that key.
+  std::optional<boost::json::object> get_item(std::string_view table, boost::json::object request) {
+    auto response = call("GetItem", table, std::move(request));
+    auto* item = response.if_contains("Item");
+    if (item == nullptr || !item->is_object())
+      return std::nullopt;
+    return std::move(item->get_object());
+  }
+
+  // One page. `request` may hold ExclusiveStartKey (a previous page's
+  // last_evaluated_key), Limit, FilterExpression, ConsistentRead, ...
+  scan_page scan(std::string_view table, boost::json::object request = {}) {
+    auto response = call("Scan", table, std::move(request));
+    scan_page page;
+    if (auto* items = response.if_contains("Items"); items != nullptr && items->is_array())
+      for (auto& item : items->get_array())
+        if (item.is_object())
+          page.items.push_back(std::move(item.get_object()));
+    if (auto* key = response.if_contains("LastEvaluatedKey"); key != nullptr && key->is_object())
+      page.last_evaluated_key = std::move(key->get_object());
+    return page;
+  }
+
+  // Every page of a scan, in order. For tests and checking tools, not for
+  // tables of unbounded size.
+  std::vector<boost::json::object> scan_all(std::string_view table,
+                                            boost::json::object request = {}) {
+    std::vector<boost::json::object> items;
+    for (;;) {
+      auto page = scan(table, request);
+      std::move(page.items.begin(), page.items.end(), std::back_inserter(items));
+      if (!page.has_more())
+        return items;
+      request["ExclusiveStartKey"] = std::move(page.last_evaluated_key);
+    }
+  }
+
+  // For tests and the demo. `request`: KeySchema, AttributeDefinitions,
+  // BillingMode, ... Returns the TableDescription; the table may still be
+  // CREATING (see wait_until_active).
+  boost::json::object create_table(std::string_view table, boost::json::object request) {
+    auto response = call("CreateTable", table, std::move(request));
+    return take_object(response, "TableDescription");
+  }
+
+  // The table's description, or nullopt when it does not exist.
+  std::optional<boost::json::object> describe_table(std::string_view table) {
+    try {
+      auto response = call("DescribeTable", table, {});
+      return take_object(response, "Table");
+    } catch (const service_error& error) {
+      if (is_error(error, "ResourceNotFoundException"))
+        return std::nullopt;
+      throw;
+    }
+  }
+
+  // Polls DescribeTable until TableStatus is ACTIVE; throws when the table
+  // does not exist or is not active within `timeout`.
+  boost::json::object wait_until_active(
+      std::string_view table, std::chrono::milliseconds timeout = std::chrono::seconds(60),
+      std::chrono::milliseconds interval = std::chrono::milliseconds(200)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto description = describe_table(table);
+      if (!description)
+        throw std::runtime_error("DynamoDB table " + std::string(table) + " does not exist");
+      const auto* status = description->if_contains("TableStatus");
+      if (status != nullptr && status->is_string() && status->get_string() == "ACTIVE")
+        return std::move(*description);
+      if (std::chrono::steady_clock::now() + interval > deadline)
+        throw std::runtime_error("DynamoDB table " + std::string(table) + " not ACTIVE after " +
+                                 std::to_string(timeout.count()) + " ms");
+      std::this_thread::sleep_for(interval);
+    }
+  }
+
+ private:
+  // The code may arrive qualified ("com.amazonaws.dynamodb.v20120810#Name",
+  // e.g. from the x-amzn-ErrorType header); compare the part after '#'.
+  static bool is_error(const service_error& error, std::string_view name) {
+    std::string_view code = error.code();
+    if (const auto hash = code.rfind('#'); hash != std::string_view::npos)
+      code.remove_prefix(hash + 1);
+    return code == name;
+  }
+
+  static boost::json::object take_object(boost::json::object& response, std::string_view name) {
+    auto* value = response.if_contains(name);
+    if (value == nullptr || !value->is_object())
+      return {};
+    return std::move(value->get_object());
+  }
+
+  boost::json::object call(std::string_view operation, std::string_view table,
+                           boost::json::object request) {
+    request["TableName"] = table;
+    auto response = client_.call_json("DynamoDB_20120810", operation, request, table);
+    if (auto* object = response.if_object())
+      return std::move(*object);
+    return {};
+  }
+
+  write_result write(std::string_view operation, std::string_view table,
+                     boost::json::object request) {
+    try {
+      return {write_status::written, call(operation, table, std::move(request))};
+    } catch (const service_error& error) {
+      if (is_error(error, "ConditionalCheckFailedException"))
+        return {write_status::condition_failed, {}};
+      throw;
+    }
+  }
+
+  service_client client_;
+};
+
+}  // namespace widget_consumer::aws

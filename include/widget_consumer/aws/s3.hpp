@@ -1,0 +1,348 @@
+#pragma once
+// The S3 operations the bucket source and store, the tests and the demo need,
+// over S3's REST/XML protocol. Knows nothing of widgets: keys and bodies are
+// opaque byte strings and come back exactly as they went in, whatever they
+// hold (spaces, '+', '%', "../", UTF-8).
+//
+// "Not found" is an answer, not an error, where callers branch on it:
+// get_object returns nullopt for NoSuchKey and head_bucket false for 404.
+// Everything else that fails throws service_error / transport_error.
+
+#include "widget_consumer/aws/client.hpp"
+#include "widget_consumer/aws/crypto.hpp"
+#include "widget_consumer/aws/error.hpp"
+#include "widget_consumer/aws/uri.hpp"
+#include "widget_consumer/aws/xml.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer::aws {
+
+struct s3_list_options {
+  std::string prefix;
+  std::string continuation_token;  // a previous page's next_continuation_token
+  std::string start_after;         // S3 ignores it once a continuation token is given
+  std::optional<int> max_keys;     // 1..1000; S3's default is 1000
+};
+
+struct s3_object_list {
+  std::vector<std::string> keys;        // in S3's order: ascending UTF-8 bytes
+  std::string next_continuation_token;  // empty on the last page
+
+  bool has_more() const noexcept { return !next_continuation_token.empty(); }
+};
+
+// A key DeleteObjects did not delete, with S3's reason.
+struct s3_delete_failure {
+  std::string key;
+  std::string code;
+  std::string message;
+};
+
+namespace detail {
+
+// Keys travel in the URL path, so each byte outside RFC 3986's unreserved set
+// is %XX-encoded and '/' is kept. A "." or ".." segment is encoded too: URL
+// libraries (curl among them) remove dot segments, which would send the
+// request to another key. S3 decodes %2E like any escape, and the signer
+// canonicalises S3 paths by decoding first, so the signature still matches.
+inline std::string s3_encode_key(std::string_view key) {
+  std::string out;
+  std::size_t start = 0;
+  for (;;) {
+    const auto slash = key.find('/', start);
+    const auto segment =
+        key.substr(start, slash == std::string_view::npos ? key.npos : slash - start);
+    if (segment == ".")
+      out += "%2E";
+    else if (segment == "..")
+      out += "%2E%2E";
+    else
+      out += uri_encode(segment);
+    if (slash == std::string_view::npos)
+      return out;
+    out.push_back('/');
+    start = slash + 1;
+  }
+}
+
+// ListObjectsV2 with encoding-type=url form-encodes keys ('+' for a space,
+// %2B for '+'); decoding it lets keys that XML 1.0 cannot carry (control
+// characters) through.
+inline std::string s3_decode_listed(std::string_view text) {
+  std::string plus_as_space(text);
+  std::ranges::replace(plus_as_space, '+', ' ');
+  return uri_decode(plus_as_space);
+}
+
+// Character data for an XML request body. \t \r \n are written as references
+// so that the parser on the other side cannot normalise them away.
+inline std::string s3_xml_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '\t':
+        out += "&#9;";
+        break;
+      case '\n':
+        out += "&#10;";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          throw std::invalid_argument("S3 key with a control character XML 1.0 cannot carry");
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+inline std::string s3_resource(std::string_view bucket, std::string_view key = {}) {
+  std::string text = "s3://";
+  text += bucket;
+  if (!key.empty()) {
+    text += '/';
+    text += key;
+  }
+  return text;
+}
+
+}  // namespace detail
+
+class s3_client {
+ public:
+  static constexpr std::size_t max_delete_keys = 1000;  // DeleteObjects' limit
+
+  explicit s3_client(client_config config) : client_("s3", std::move(config)) {}
+
+  service_client& service() noexcept { return client_; }
+
+  // One page of keys under options.prefix. Follow next_continuation_token for
+  // the rest.
+  s3_object_list list_objects_v2(std::string_view bucket, const s3_list_options& options = {}) {
+    if (options.max_keys && (*options.max_keys < 1 || *options.max_keys > 1000))
+      throw std::invalid_argument("S3 ListObjectsV2: max-keys must be 1..1000");
+    // Sorted by name: what the signer canonicalises anyway.
+    query_parameters query;
+    if (!options.continuation_token.empty())
+      query.emplace_back("continuation-token", options.continuation_token);
+    query.emplace_back("encoding-type", "url");
+    query.emplace_back("list-type", "2");
+    if (options.max_keys)
+      query.emplace_back("max-keys", std::to_string(*options.max_keys));
+    if (!options.prefix.empty())
+      query.emplace_back("prefix", options.prefix);
+    if (!options.start_after.empty())
+      query.emplace_back("start-after", options.start_after);
+
+    const auto response = send("GET", bucket, {}, make_query(query), {}, {}, "ListObjectsV2",
+                               detail::s3_resource(bucket, options.prefix));
+    const auto document = xml_document::parse(response.body);
+    const auto root = document.root();
+    // EncodingType echoes our request; a server that ignored it sends raw keys.
+    const bool url_encoded = root.text_or("EncodingType") == "url";
+    s3_object_list list;
+    for (const auto& contents : root.children("Contents")) {
+      auto key = contents.text_or("Key");
+      list.keys.push_back(url_encoded ? detail::s3_decode_listed(key) : std::move(key));
+    }
+    if (root.text_or("IsTruncated") == "true") {
+      list.next_continuation_token = root.text_or("NextContinuationToken");
+      if (list.next_continuation_token.empty())
+        throw std::runtime_error("S3 ListObjectsV2 " + detail::s3_resource(bucket) +
+                                 ": truncated listing without NextContinuationToken");
+    }
+    return list;
+  }
+
+  // The object's bytes, or nullopt when the bucket has no such key. A missing
+  // bucket is an error, not an absent object.
+  std::optional<std::string> get_object(std::string_view bucket, std::string_view key) {
+    try {
+      return send("GET", bucket, key, {}, {}, {}, "GetObject", detail::s3_resource(bucket, key))
+          .body;
+    } catch (const service_error& error) {
+      if (error.code() == "NoSuchKey")
+        return std::nullopt;
+      throw;
+    }
+  }
+
+  void put_object(std::string_view bucket, std::string_view key, std::string body,
+                  std::string_view content_type = "application/octet-stream") {
+    // Content-MD5 makes S3 refuse a body damaged on the way.
+    std::vector<http_header> headers{{"Content-Type", std::string(content_type)},
+                                     {"Content-MD5", base64_encode(md5(body))}};
+    send("PUT", bucket, key, {}, std::move(headers), std::move(body), "PutObject",
+         detail::s3_resource(bucket, key));
+  }
+
+  // Succeeds whether or not the key existed (S3's DeleteObject is idempotent).
+  void delete_object(std::string_view bucket, std::string_view key) {
+    send("DELETE", bucket, key, {}, {}, {}, "DeleteObject", detail::s3_resource(bucket, key));
+  }
+
+  // Deletes in batches of 1,000 (Quiet mode: S3 reports only failures) and
+  // returns every key S3 did not delete. An empty result means all are gone.
+  std::vector<s3_delete_failure> delete_objects(std::string_view bucket,
+                                                std::span<const std::string> keys) {
+    std::vector<s3_delete_failure> failures;
+    for (std::size_t begin = 0; begin < keys.size(); begin += max_delete_keys) {
+      const auto batch = keys.subspan(begin, std::min(max_delete_keys, keys.size() - begin));
+      std::string body =
+          R"(<?xml version="1.0" encoding="UTF-8"?>)"
+          R"(<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>)";
+      for (const auto& key : batch) {
+        body += "<Object><Key>";
+        body += detail::s3_xml_escape(key);
+        body += "</Key></Object>";
+      }
+      body += "</Delete>";
+      // S3 refuses DeleteObjects without a body checksum.
+      std::vector<http_header> headers{{"Content-Type", "application/xml"},
+                                       {"Content-MD5", base64_encode(md5(body))}};
+      const auto response = send("POST", bucket, {}, "delete=", std::move(headers), std::move(body),
+                                 "DeleteObjects", detail::s3_resource(bucket));
+      const auto document = xml_document::parse(response.body);
+      const auto root = document.root();
+      if (root.name() != "DeleteResult")
+        throw unexpected_body("DeleteObjects", bucket, {}, response);
+      for (const auto& error : root.children("Error"))
+        failures.push_back({error.text_or("Key"), error.text_or("Code"), error.text_or("Message")});
+    }
+    return failures;
+  }
+
+  void copy_object(std::string_view source_bucket, std::string_view source_key,
+                   std::string_view bucket, std::string_view key) {
+    std::string source = "/";
+    source += source_bucket;
+    source += '/';
+    source += detail::s3_encode_key(source_key);
+    const auto resource = detail::s3_resource(bucket, key);
+    auto response = send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}}, {},
+                         "CopyObject", resource);
+    // S3 may answer 200 and then report a failure in the body: only a
+    // CopyObjectResult means the copy exists.
+    std::optional<xml_document> document;
+    try {
+      document = xml_document::parse(response.body);
+    } catch (const xml_error&) {
+      throw unexpected_body("CopyObject", bucket, key, response);
+    }
+    if (document->root().name() != "CopyObjectResult")
+      throw unexpected_body("CopyObject", bucket, key, response);
+  }
+
+  // True when the bucket exists and we may use it; false when it does not
+  // exist. Throws on anything else (403: it exists but is not ours).
+  bool head_bucket(std::string_view bucket) {
+    try {
+      send("HEAD", bucket, {}, {}, {}, {}, "HeadBucket", detail::s3_resource(bucket));
+      return true;
+    } catch (const service_error& error) {
+      if (error.status() == 404)
+        return false;
+      throw;
+    }
+  }
+
+  // For tests and the demo. Outside us-east-1 S3 needs the region as a
+  // LocationConstraint; in us-east-1 it refuses one.
+  void create_bucket(std::string_view bucket) {
+    const auto& region = client_.config().region;
+    std::string body;
+    std::vector<http_header> headers;
+    if (!region.empty() && region != "us-east-1") {
+      body = R"(<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">)"
+             "<LocationConstraint>" +
+             detail::s3_xml_escape(region) + "</LocationConstraint></CreateBucketConfiguration>";
+      headers.push_back({"Content-Type", "application/xml"});
+    }
+    send("PUT", bucket, {}, {}, std::move(headers), std::move(body), "CreateBucket",
+         detail::s3_resource(bucket));
+  }
+
+ private:
+  http_response send(std::string method, std::string_view bucket, std::string_view key,
+                     std::string_view query, std::vector<http_header> headers, std::string body,
+                     std::string_view operation, std::string_view resource) {
+    http_request request{std::move(method), url(bucket, key, query), std::move(headers),
+                         std::move(body)};
+    return client_.send(std::move(request), operation, resource);
+  }
+
+  // A 2xx whose body is not the expected result: reported like any service
+  // failure, with the code and message S3 put in the body when it has one.
+  static service_error unexpected_body(std::string_view operation, std::string_view bucket,
+                                       std::string_view key, const http_response& response) {
+    const auto parsed =
+        parse_service_error("s3", operation, detail::s3_resource(bucket, key), response);
+    service_error::details details{parsed.service(),    parsed.operation(),  parsed.resource(),
+                                   parsed.status(),     parsed.code(),       parsed.message(),
+                                   parsed.request_id(), parsed.server_time()};
+    if (details.code.starts_with("HTTP ")) {
+      details.code = "UnexpectedResponse";
+      details.message = "a success status with a body that is not the operation's result";
+    }
+    return service_error(std::move(details));
+  }
+
+  // Virtual-hosted style on AWS (bucket.s3.region.amazonaws.com), except for
+  // bucket names with dots, which AWS's wildcard certificate does not cover;
+  // path style (endpoint/bucket/key) for custom endpoints unless told otherwise.
+  std::string url(std::string_view bucket, std::string_view key, std::string_view query) const {
+    const auto& config = client_.config();
+    std::string text = config.endpoint;
+    while (text.ends_with('/'))
+      text.pop_back();
+    const bool on_aws = text == default_endpoint("s3", config.region);
+    const bool path_style = on_aws ? bucket.find('.') != std::string_view::npos : config.path_style;
+    if (!path_style) {
+      const auto host = text.find("://");
+      text.insert(host == std::string::npos ? 0 : host + 3, std::string(bucket) + ".");
+    }
+    text += '/';
+    if (path_style) {
+      text += bucket;
+      if (!key.empty() || !query.empty())
+        text += '/';
+    }
+    text += detail::s3_encode_key(key);
+    if (!query.empty()) {
+      text += '?';
+      text += query;
+    }
+    return text;
+  }
+
+  service_client client_;
+};
+
+}  // namespace widget_consumer::aws
