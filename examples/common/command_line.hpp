@@ -1,0 +1,212 @@
+#pragma once
+// The consumer programs' command line: the course consumer's flags
+// (-rb -rq -wb -dwt -wkp -uop -mrt -qwt -qvt -p -r) plus ours. Shared by the
+// four fixed-combination programs and widget_consumer, which picks the
+// combination from what is given.
+
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace examples {
+
+namespace po = boost::program_options;
+
+// Bad usage: the program prints the message and the usage, and exits 2.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct consumer_options {
+  std::string profile;
+  std::string region;
+  std::string endpoint_url;
+  std::string ca_bundle;
+  // Sources: exactly one.
+  std::string request_bucket;
+  std::string request_queue;  // a name or a URL
+  std::string request_dir;
+  // Stores: exactly one.
+  std::string widget_bucket;
+  std::string dynamodb_widget_table;
+  std::string widget_dir;
+  std::string widget_key_prefix = "widgets/";
+  bool use_owner_in_prefix = true;
+  std::string rejected_prefix = "rejected/";
+  std::string dead_letter_queue;
+  // Running.
+  std::int64_t max_runtime_ms = 0;  // 0 = until stopped
+  std::int64_t max_idle_ms = 0;     // 0 = never stop for idleness
+  std::int64_t poll_interval_ms = 100;
+  int queue_wait_timeout_s = 20;
+  int queue_visibility_timeout_s = 30;
+  int max_receives = 5;
+  int concurrency = 16;
+  int max_attempts = 3;
+  std::string log_dir;
+  std::string log_format = "text";  // text | json
+  bool verbose = false;
+};
+
+// The course's flags are single-dash words (-rb); Program_options wants one
+// letter after a single dash, so they are rewritten to their long names first.
+inline std::vector<std::string> with_long_names(int argc, const char* const argv[]) {
+  static const std::pair<std::string_view, std::string_view> aliases[] = {
+      {"-p", "--profile"},
+      {"-r", "--region"},
+      {"-rb", "--request-bucket"},
+      {"-rq", "--request-queue"},
+      {"-wb", "--widget-bucket"},
+      {"-wkp", "--widget-key-prefix"},
+      {"-uop", "--use-owner-in-prefix"},
+      {"-dwt", "--dynamodb-widget-table"},
+      {"-mrt", "--max-runtime"},
+      {"-qwt", "--queue-wait-timeout"},
+      {"-qvt", "--queue-visibility-timeout"},
+      {"-mwr", "--max-widget-requests"},
+      {"-ird", "--inter-request-delay"},
+  };
+  std::vector<std::string> arguments;
+  for (int i = 1; i < argc; ++i) {
+    std::string argument = argv[i];
+    for (const auto& [alias, name] : aliases) {
+      if (argument == alias)
+        argument = name;
+      else if (argument.starts_with(std::string(alias) + "="))
+        argument = std::string(name) + argument.substr(alias.size());
+    }
+    arguments.push_back(std::move(argument));
+  }
+  return arguments;
+}
+
+inline po::options_description consumer_option_descriptions(consumer_options& o) {
+  po::options_description aws("AWS");
+  aws.add_options()                                                       //
+      ("profile,p", po::value(&o.profile), "shared-config profile (-p)")  //
+      ("region,r", po::value(&o.region), "AWS region (-r; else AWS_REGION, profile, us-east-1)")(
+          "endpoint-url", po::value(&o.endpoint_url),
+          "one endpoint for S3, SQS and DynamoDB, e.g. http://127.0.0.1:4566")  //
+      ("ca-bundle", po::value(&o.ca_bundle), "CA certificates for TLS peer verification")(
+          "max-attempts", po::value(&o.max_attempts)->default_value(o.max_attempts),
+          "attempts per AWS call (standard retry mode)");
+
+  po::options_description sources("Request source (exactly one)");
+  sources.add_options()  //
+      ("request-bucket", po::value(&o.request_bucket),
+       "S3 bucket of requests, oldest key first (-rb)")(
+          "request-queue", po::value(&o.request_queue), "SQS queue of requests, name or URL (-rq)")(
+          "request-dir", po::value(&o.request_dir), "folder of request files, in name order");
+
+  po::options_description stores("Widget store (exactly one)");
+  stores.add_options()  //
+      ("widget-bucket", po::value(&o.widget_bucket), "S3 bucket of widgets (-wb)")(
+          "dynamodb-widget-table", po::value(&o.dynamodb_widget_table),
+          "DynamoDB table of widgets (-dwt)")("widget-dir", po::value(&o.widget_dir),
+                                              "folder of widget files")(
+          "widget-key-prefix", po::value(&o.widget_key_prefix)->default_value(o.widget_key_prefix),
+          "S3 key prefix of widgets (-wkp)")(
+          "use-owner-in-prefix",
+          po::value(&o.use_owner_in_prefix)->default_value(true)->implicit_value(true),
+          "put the owner in the widget key: widgets/{owner}/{id} (-uop; =false to drop it)");
+
+  po::options_description running("Running");
+  running.add_options()  //
+      ("max-runtime", po::value(&o.max_runtime_ms)->default_value(0),
+       "stop after this many milliseconds, 0 = run until stopped (-mrt)")(
+          "max-idle", po::value(&o.max_idle_ms)->default_value(0),
+          "stop after this many milliseconds without a request, 0 = never")(
+          "poll-interval", po::value(&o.poll_interval_ms)->default_value(o.poll_interval_ms),
+          "milliseconds to wait after an empty poll")(
+          "queue-wait-timeout",
+          po::value(&o.queue_wait_timeout_s)->default_value(o.queue_wait_timeout_s),
+          "SQS long-poll wait in seconds, 0-20 (-qwt)")(
+          "queue-visibility-timeout",
+          po::value(&o.queue_visibility_timeout_s)->default_value(o.queue_visibility_timeout_s),
+          "SQS visibility timeout in seconds (-qvt)")(
+          "max-receives", po::value(&o.max_receives)->default_value(o.max_receives),
+          "standard SQS queue: receives of an update/delete whose widget is missing before giving "
+          "up")("dead-letter-queue", po::value(&o.dead_letter_queue),
+                "SQS queue for rejected requests (default: the queue's redrive policy)")(
+          "rejected-prefix", po::value(&o.rejected_prefix)->default_value(o.rejected_prefix),
+          "S3 source: key prefix rejected requests are copied under")(
+          "concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
+          "widget lanes worked in parallel (one widget's requests stay in order)");
+
+  po::options_description logging("Logging");
+  logging.add_options()  //
+      ("log-dir", po::value(&o.log_dir), "also write logs/YYYY-MM-DD.log files in this folder")(
+          "log-format", po::value(&o.log_format)->default_value(o.log_format), "text | json")(
+          "verbose,v", po::bool_switch(&o.verbose), "log every request and the debug details")(
+          "help,h", "show this help");
+
+  po::options_description all;
+  all.add(aws).add(sources).add(stores).add(running).add(logging);
+  return all;
+}
+
+inline void print_usage(std::ostream& out, std::string_view program,
+                        const po::options_description& descriptions) {
+  out << "usage: " << program << " SOURCE STORE [options]\n\n"
+      << "Consumes widget requests from one source and applies them to one store.\n\n"
+      << "Examples:\n"
+      << "  " << program << " -rb usu-cs5250-requests -wb usu-cs5250-web -mrt 60000\n"
+      << "  " << program << " -rq cs5250-requests -dwt widgets --concurrency 32\n"
+      << "  " << program << " --endpoint-url http://127.0.0.1:4566 -rq requests -wb widgets\n"
+      << "  " << program << " --request-dir requests/ --widget-dir widgets/\n\n"
+      << descriptions << '\n';
+}
+
+// Parses and checks the combination. Returns nullopt when --help was shown.
+// `fixed_source`/`fixed_store` restrict a fixed-combination program.
+inline std::optional<consumer_options> parse_consumer_command_line(int argc,
+                                                                   const char* const argv[],
+                                                                   std::string_view program) {
+  consumer_options options;
+  auto descriptions = consumer_option_descriptions(options);
+  po::variables_map values;
+  try {
+    po::store(po::command_line_parser(with_long_names(argc, argv)).options(descriptions).run(),
+              values);
+    po::notify(values);
+  } catch (const po::error& error) {
+    throw usage_error(error.what());
+  }
+  if (values.count("help")) {
+    print_usage(std::cout, program, descriptions);
+    return std::nullopt;
+  }
+  const int source_count = !options.request_bucket.empty() + !options.request_queue.empty() +
+                           !options.request_dir.empty();
+  const int store_count = !options.widget_bucket.empty() + !options.dynamodb_widget_table.empty() +
+                          !options.widget_dir.empty();
+  if (source_count != 1)
+    throw usage_error(
+        source_count == 0
+            ? "no request source: give one of -rb, -rq or --request-dir"
+            : "more than one request source: give only one of -rb, -rq, --request-dir");
+  if (store_count != 1)
+    throw usage_error(store_count == 0
+                          ? "no widget store: give one of -wb, -dwt or --widget-dir"
+                          : "more than one widget store: give only one of -wb, -dwt, --widget-dir");
+  if (options.concurrency < 1 || options.concurrency > 1024)
+    throw usage_error("--concurrency must be between 1 and 1024");
+  if (options.queue_wait_timeout_s < 0 || options.queue_wait_timeout_s > 20)
+    throw usage_error("--queue-wait-timeout must be between 0 and 20 seconds");
+  if (options.queue_visibility_timeout_s < 0 || options.queue_visibility_timeout_s > 43200)
+    throw usage_error("--queue-visibility-timeout must be between 0 and 43200 seconds");
+  if (options.max_runtime_ms < 0 || options.max_idle_ms < 0)
+    throw usage_error("--max-runtime and --max-idle must not be negative");
+  if (options.log_format != "text" && options.log_format != "json")
+    throw usage_error("--log-format must be text or json, not \"" + options.log_format + "\"");
+  return options;
+}
+
+}  // namespace examples
