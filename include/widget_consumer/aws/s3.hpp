@@ -83,6 +83,15 @@ inline std::string s3_decode_listed(std::string_view text) {
   return uri_decode(plus_as_space);
 }
 
+// XML 1.0 cannot carry control characters other than \t \r \n, not even as
+// character references, so such keys cannot go into a DeleteObjects body.
+inline bool s3_xml_safe(std::string_view text) noexcept {
+  return std::ranges::none_of(text, [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 && c != '\t' && c != '\n' && c != '\r';
+  });
+}
+
 // Character data for an XML request body. \t \r \n are written as references
 // so that the parser on the other side cannot normalise them away.
 inline std::string s3_xml_escape(std::string_view text) {
@@ -115,8 +124,6 @@ inline std::string s3_xml_escape(std::string_view text) {
         out += "&#13;";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          throw std::invalid_argument("S3 key with a control character XML 1.0 cannot carry");
         out.push_back(c);
     }
   }
@@ -163,7 +170,7 @@ class s3_client {
 
     const auto response = send("GET", bucket, {}, make_query(query), {}, {}, "ListObjectsV2",
                                detail::s3_resource(bucket, options.prefix));
-    const auto document = xml_document::parse(response.body);
+    const auto document = parse_result(response, "ListBucketResult", "ListObjectsV2", bucket, {});
     const auto root = document.root();
     // EncodingType echoes our request; a server that ignored it sends raw keys.
     const bool url_encoded = root.text_or("EncodingType") == "url";
@@ -185,7 +192,8 @@ class s3_client {
   // bucket is an error, not an absent object.
   std::optional<std::string> get_object(std::string_view bucket, std::string_view key) {
     try {
-      return send("GET", bucket, key, {}, {}, {}, "GetObject", detail::s3_resource(bucket, key))
+      return send("GET", bucket, require_key(key, "GetObject"), {}, {}, {}, "GetObject",
+                  detail::s3_resource(bucket, key))
           .body;
     } catch (const service_error& error) {
       if (error.code() == "NoSuchKey")
@@ -199,13 +207,14 @@ class s3_client {
     // Content-MD5 makes S3 refuse a body damaged on the way.
     std::vector<http_header> headers{{"Content-Type", std::string(content_type)},
                                      {"Content-MD5", base64_encode(md5(body))}};
-    send("PUT", bucket, key, {}, std::move(headers), std::move(body), "PutObject",
-         detail::s3_resource(bucket, key));
+    send("PUT", bucket, require_key(key, "PutObject"), {}, std::move(headers), std::move(body),
+         "PutObject", detail::s3_resource(bucket, key));
   }
 
   // Succeeds whether or not the key existed (S3's DeleteObject is idempotent).
   void delete_object(std::string_view bucket, std::string_view key) {
-    send("DELETE", bucket, key, {}, {}, {}, "DeleteObject", detail::s3_resource(bucket, key));
+    send("DELETE", bucket, require_key(key, "DeleteObject"), {}, {}, {}, "DeleteObject",
+         detail::s3_resource(bucket, key));
   }
 
   // Deletes in batches of 1,000 (Quiet mode: S3 reports only failures) and
@@ -213,51 +222,43 @@ class s3_client {
   std::vector<s3_delete_failure> delete_objects(std::string_view bucket,
                                                 std::span<const std::string> keys) {
     std::vector<s3_delete_failure> failures;
-    for (std::size_t begin = 0; begin < keys.size(); begin += max_delete_keys) {
-      const auto batch = keys.subspan(begin, std::min(max_delete_keys, keys.size() - begin));
-      std::string body =
-          R"(<?xml version="1.0" encoding="UTF-8"?>)"
-          R"(<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>)";
-      for (const auto& key : batch) {
-        body += "<Object><Key>";
-        body += detail::s3_xml_escape(key);
-        body += "</Key></Object>";
+    std::vector<std::string_view> batch;
+    auto flush = [&] {
+      if (!batch.empty())
+        delete_batch(bucket, batch, failures);
+      batch.clear();
+    };
+    for (const auto& key : keys) {
+      if (detail::s3_xml_safe(key)) {
+        batch.push_back(key);
+        if (batch.size() == max_delete_keys)
+          flush();
+        continue;
       }
-      body += "</Delete>";
-      // S3 refuses DeleteObjects without a body checksum.
-      std::vector<http_header> headers{{"Content-Type", "application/xml"},
-                                       {"Content-MD5", base64_encode(md5(body))}};
-      const auto response = send("POST", bucket, {}, "delete=", std::move(headers), std::move(body),
-                                 "DeleteObjects", detail::s3_resource(bucket));
-      const auto document = xml_document::parse(response.body);
-      const auto root = document.root();
-      if (root.name() != "DeleteResult")
-        throw unexpected_body("DeleteObjects", bucket, {}, response);
-      for (const auto& error : root.children("Error"))
-        failures.push_back({error.text_or("Key"), error.text_or("Code"), error.text_or("Message")});
+      // A key XML cannot carry goes through the URL path instead.
+      try {
+        delete_object(bucket, key);
+      } catch (const service_error& error) {
+        failures.push_back({key, error.code(), error.message()});
+      }
     }
+    flush();
     return failures;
   }
 
   void copy_object(std::string_view source_bucket, std::string_view source_key,
                    std::string_view bucket, std::string_view key) {
+    require_key(source_key, "CopyObject");
+    require_key(key, "CopyObject");
     std::string source = "/";
     source += source_bucket;
     source += '/';
     source += detail::s3_encode_key(source_key);
-    const auto resource = detail::s3_resource(bucket, key);
-    auto response = send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}}, {},
-                         "CopyObject", resource);
+    const auto response = send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}},
+                               {}, "CopyObject", detail::s3_resource(bucket, key));
     // S3 may answer 200 and then report a failure in the body: only a
     // CopyObjectResult means the copy exists.
-    std::optional<xml_document> document;
-    try {
-      document = xml_document::parse(response.body);
-    } catch (const xml_error&) {
-      throw unexpected_body("CopyObject", bucket, key, response);
-    }
-    if (document->root().name() != "CopyObjectResult")
-      throw unexpected_body("CopyObject", bucket, key, response);
+    parse_result(response, "CopyObjectResult", "CopyObject", bucket, key);
   }
 
   // True when the bucket exists and we may use it; false when it does not
@@ -290,12 +291,55 @@ class s3_client {
   }
 
  private:
+  // An empty key would address the bucket itself.
+  static std::string_view require_key(std::string_view key, std::string_view operation) {
+    if (key.empty())
+      throw std::invalid_argument("S3 " + std::string(operation) + ": empty object key");
+    return key;
+  }
+
   http_response send(std::string method, std::string_view bucket, std::string_view key,
                      std::string_view query, std::vector<http_header> headers, std::string body,
                      std::string_view operation, std::string_view resource) {
     http_request request{std::move(method), url(bucket, key, query), std::move(headers),
                          std::move(body)};
     return client_.send(std::move(request), operation, resource);
+  }
+
+  void delete_batch(std::string_view bucket, std::span<const std::string_view> keys,
+                    std::vector<s3_delete_failure>& failures) {
+    std::string body =
+        R"(<?xml version="1.0" encoding="UTF-8"?>)"
+        R"(<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>)";
+    for (const auto key : keys) {
+      body += "<Object><Key>";
+      body += detail::s3_xml_escape(key);
+      body += "</Key></Object>";
+    }
+    body += "</Delete>";
+    // S3 refuses DeleteObjects without a body checksum.
+    std::vector<http_header> headers{{"Content-Type", "application/xml"},
+                                     {"Content-MD5", base64_encode(md5(body))}};
+    const auto response = send("POST", bucket, {}, "delete=", std::move(headers), std::move(body),
+                               "DeleteObjects", detail::s3_resource(bucket));
+    const auto document = parse_result(response, "DeleteResult", "DeleteObjects", bucket, {});
+    for (const auto& error : document.root().children("Error"))
+      failures.push_back({error.text_or("Key"), error.text_or("Code"), error.text_or("Message")});
+  }
+
+  // The body of a 2xx answer, which must be the operation's result element.
+  static xml_document parse_result(const http_response& response, std::string_view root,
+                                   std::string_view operation, std::string_view bucket,
+                                   std::string_view key) {
+    std::optional<xml_document> document;
+    try {
+      document = xml_document::parse(response.body);
+    } catch (const xml_error&) {
+      throw unexpected_body(operation, bucket, key, response);
+    }
+    if (document->root().name() != root)
+      throw unexpected_body(operation, bucket, key, response);
+    return std::move(*document);
   }
 
   // A 2xx whose body is not the expected result: reported like any service
