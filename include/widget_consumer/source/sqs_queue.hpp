@@ -1,0 +1,618 @@
+#pragma once
+// sqs_queue_source: the messages of one SQS queue as requests.
+//
+// Receiving: `receivers` threads, started once, each keep one long-polling
+// ReceiveMessage (up to 10 messages) in flight and feed a bounded buffer that
+// poll() drains, so a poll rarely waits for a round trip. A FIFO queue (name
+// ending ".fifo" or FifoQueue=true) is ordered(): SQS hands out a message
+// group only while none of its messages is in flight, so concurrent receives
+// cannot reorder a group.
+//
+// In flight = received and not yet settled, buffered ones included. A
+// heartbeat thread extends the visibility of everything in flight every
+// visibility_timeout / 2, so slow work is not redelivered meanwhile.
+//
+// Settling is queued and done by flush(), which reports every entry that did
+// not take effect after two more tries:
+//   ack      -> DeleteMessageBatch
+//   release  -> ChangeMessageVisibilityBatch to the delay
+//   reject   -> with a dead_letter_queue: SendMessage of the body to it (with
+//               the reason as the message attribute "RejectReason"), then
+//               delete. Without one, if the queue has a RedrivePolicy: made
+//               visible at once, and SQS moves it to the policy's dead-letter
+//               queue after maxReceiveCount receives (our reason is only in
+//               our log then).
+//
+// DECISION, no dead-letter queue and no RedrivePolicy: a reject could only
+// drop the request, which the design forbids. The constructor refuses such a
+// queue (std::invalid_argument) unless options.keep_rejected is set; then a
+// reject hides the message for as long as SQS allows (12 h since it was
+// sent) and flush() reports it as a settle_failure, so the consumer logs an
+// error and counts it. The message comes back later and is rejected again.
+//
+// Threads: poll/ack/release/reject/flush from one thread (the concept's poll
+// thread). The receivers and the heartbeat are ours. Destruction stops them:
+// it waits for receives in progress, so it may take up to wait_time; then it
+// flushes what is queued and makes every unsettled message visible at once,
+// so another consumer gets it without waiting out its visibility timeout.
+
+// request.hpp (through concepts.hpp) ahead of headers that bring std::quoted,
+// as in source/directory.hpp.
+#include "../concepts.hpp"
+
+#include "../aws/client.hpp"
+#include "../aws/sqs.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer {
+
+struct sqs_queue_options {
+  // WaitTimeSeconds of each ReceiveMessage, 0..20 (long polling when > 0).
+  std::chrono::seconds wait_time{20};
+  // VisibilityTimeout of each ReceiveMessage and of each heartbeat extension,
+  // 0..43200. 0 = the queue's VisibilityTimeout attribute.
+  std::chrono::seconds visibility_timeout{30};
+  std::size_t receivers = 3;  // ReceiveMessage calls in flight at once, >= 1
+  int max_messages = 10;      // per ReceiveMessage, 1..10
+  // Received messages waiting for poll(); 0 = receivers * max_messages.
+  std::size_t buffer_size = 0;
+  // Name or URL of the queue rejects are sent to; "" = none (see above).
+  std::string dead_letter_queue;
+  // With no dead-letter queue and no RedrivePolicy: accept rejects left in
+  // the queue (hidden for 12 h, reported by flush()) instead of refusing.
+  bool keep_rejected = false;
+  bool heartbeat = true;  // extend the visibility of messages in flight
+};
+
+// The receipt handle, and the message id for logs and failures.
+struct sqs_ticket {
+  std::string receipt_handle;
+  std::string message_id;
+};
+
+enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
+
+namespace detail {
+
+// SQS limits message attribute values to XML-safe characters; reasons quote
+// request bodies, so control characters become '?' and the length is capped
+// at a UTF-8 boundary.
+inline std::string sqs_attribute_text(std::string_view text, std::size_t limit = 1024) {
+  std::string result;
+  result.reserve(std::min(text.size(), limit));
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    result.push_back(byte < 0x20 && c != '\t' && c != '\n' && c != '\r' ? '?' : c);
+  }
+  if (result.size() > limit) {
+    std::size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(result[cut]) & 0xC0) == 0x80)
+      --cut;
+    result.resize(cut);
+  }
+  return result.empty() ? std::string("(no reason given)") : result;
+}
+
+// sqs_client has no MessageAttributes on SendMessage: this sends one message
+// with string attributes over the same JSON protocol.
+inline void sqs_send_with_attributes(
+    aws::sqs_client& client, std::string_view queue_url, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& attributes,
+    const aws::sqs_send_options& options) {
+  boost::json::object request{{"QueueUrl", queue_url}, {"MessageBody", body}};
+  boost::json::object values;
+  for (const auto& [name, value] : attributes)
+    values[name] = boost::json::object{{"DataType", "String"}, {"StringValue", value}};
+  if (!values.empty())
+    request["MessageAttributes"] = std::move(values);
+  if (!options.message_group_id.empty())
+    request["MessageGroupId"] = options.message_group_id;
+  if (!options.message_deduplication_id.empty())
+    request["MessageDeduplicationId"] = options.message_deduplication_id;
+  client.service().call_json("AmazonSQS", "SendMessage", request, queue_url);
+}
+
+inline bool sqs_is_fifo(std::string_view url,
+                        const std::map<std::string, std::string, std::less<>>& attributes) {
+  const auto fifo = attributes.find("FifoQueue");
+  return (fifo != attributes.end() && fifo->second == "true") || url.ends_with(".fifo");
+}
+
+}  // namespace detail
+
+class sqs_queue_source {
+ public:
+  using ticket_type = sqs_ticket;
+  using clock = std::chrono::steady_clock;
+
+  // SQS's limit on how long a message may stay hidden.
+  static constexpr int max_visibility_seconds = 43200;
+
+  sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
+      : client_(std::move(client)), options_(std::move(options)) {
+    validate(options_);
+    queue_url_ = client_.get_queue_url(queue);
+    const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
+    const auto attributes = client_.get_queue_attributes(queue_url_, names);
+    fifo_ = detail::sqs_is_fifo(queue_url_, attributes);
+    visibility_seconds_ = static_cast<int>(options_.visibility_timeout.count());
+    if (visibility_seconds_ == 0)
+      if (const auto found = attributes.find("VisibilityTimeout"); found != attributes.end())
+        std::from_chars(found->second.data(), found->second.data() + found->second.size(),
+                        visibility_seconds_);
+    if (!options_.dead_letter_queue.empty()) {
+      reject_mode_ = sqs_reject_mode::dead_letter_queue;
+      dead_letter_url_ = client_.get_queue_url(options_.dead_letter_queue);
+      const std::vector<std::string> fifo_name{"FifoQueue"};
+      dead_letter_fifo_ = detail::sqs_is_fifo(
+          dead_letter_url_, client_.get_queue_attributes(dead_letter_url_, fifo_name));
+    } else if (attributes.contains("RedrivePolicy")) {
+      reject_mode_ = sqs_reject_mode::redrive_policy;
+    } else if (options_.keep_rejected) {
+      reject_mode_ = sqs_reject_mode::keep_in_queue;
+    } else {
+      throw std::invalid_argument(
+          "SQS queue " + queue_url_ +
+          " has no RedrivePolicy and no dead-letter queue was given, so an invalid request "
+          "could not be moved aside: give a dead-letter queue, add a RedrivePolicy to the "
+          "queue, or allow rejects to stay in the queue (keep_rejected)");
+    }
+    capacity_ = options_.buffer_size != 0
+                    ? options_.buffer_size
+                    : options_.receivers * static_cast<std::size_t>(options_.max_messages);
+    capacity_ = std::max(capacity_, static_cast<std::size_t>(options_.max_messages));
+    try {
+      for (std::size_t i = 0; i < options_.receivers; ++i)
+        receivers_.emplace_back([this] { receive_loop(); });
+      if (options_.heartbeat && visibility_seconds_ > 0)
+        heartbeat_ = std::thread([this] { heartbeat_loop(); });
+    } catch (...) {
+      stop_threads();
+      throw;
+    }
+  }
+
+  sqs_queue_source(aws::client_config config, std::string_view queue,
+                   sqs_queue_options options = {})
+      : sqs_queue_source(aws::sqs_client(std::move(config)), queue, std::move(options)) {}
+
+  sqs_queue_source(const sqs_queue_source&) = delete;
+  sqs_queue_source& operator=(const sqs_queue_source&) = delete;
+
+  ~sqs_queue_source() {
+    stop_threads();
+    try {
+      flush();
+    } catch (...) {  // nothing is lost: unsettled messages come back
+    }
+    release_everything_in_flight();
+  }
+
+  // Takes what the receivers buffered; waits up to `wait` when there is
+  // nothing. A receive that failed since the last poll is thrown here once
+  // the buffer is empty, so the consumer logs and counts it.
+  std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
+    std::unique_lock lock(mutex_);
+    if (buffer_.empty() && wait.count() > 0)
+      arrived_.wait_for(lock, wait, [&] { return !buffer_.empty() || !receive_error_.empty(); });
+    std::vector<received_request<ticket_type>> batch;
+    if (buffer_.empty() && !receive_error_.empty()) {
+      const std::string error = std::move(receive_error_);
+      receive_error_.clear();
+      throw std::runtime_error(error);
+    }
+    while (!buffer_.empty() && batch.size() < max) {
+      batch.push_back(std::move(buffer_.front()));
+      buffer_.pop_front();
+    }
+    lock.unlock();
+    if (!batch.empty())
+      space_.notify_all();
+    return batch;
+  }
+
+  void ack(ticket_type ticket) {
+    forget(ticket.receipt_handle);
+    deletes_.push_back({std::move(ticket), settle_action::ack});
+  }
+
+  void release(ticket_type ticket, std::chrono::milliseconds delay) {
+    forget(ticket.receipt_handle);
+    const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
+    visibility_changes_.push_back(
+        {std::move(ticket), settle_action::release,
+         static_cast<int>(std::min<std::int64_t>(seconds, max_visibility_seconds))});
+  }
+
+  void reject(ticket_type ticket, std::string_view reason) {
+    const auto entry = forget(ticket.receipt_handle);
+    switch (reject_mode_) {
+      case sqs_reject_mode::dead_letter_queue: {
+        rejected item{std::move(ticket), detail::sqs_attribute_text(reason), {}, {}};
+        if (entry) {
+          item.body = std::move(entry->body);
+          item.group_id = std::move(entry->group_id);
+        }
+        rejects_.push_back(std::move(item));
+        break;
+      }
+      case sqs_reject_mode::redrive_policy:
+        visibility_changes_.push_back({std::move(ticket), settle_action::reject, 0});
+        break;
+      case sqs_reject_mode::keep_in_queue: {
+        int hold = max_visibility_seconds;
+        if (entry && entry->sent_ms > 0) {
+          const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+          // SQS counts the 12 h from the send; a minute's margin for clocks.
+          hold -= static_cast<int>(
+              std::clamp<std::int64_t>((now_ms - entry->sent_ms) / 1000 + 60, 0, hold));
+        }
+        failures_.push_back({settle_action::reject, ticket.message_id,
+                             "no dead-letter queue nor RedrivePolicy: left in the queue, hidden "
+                             "for " +
+                                 std::to_string(hold) + " s (" +
+                                 detail::sqs_attribute_text(reason) + ")"});
+        visibility_changes_.push_back({std::move(ticket), settle_action::reject, hold});
+        break;
+      }
+    }
+  }
+
+  std::vector<settle_failure> flush() {
+    std::vector<settle_failure> failures = std::move(failures_);
+    failures_.clear();
+    send_rejects(failures);
+    auto deletes = std::move(deletes_);
+    deletes_.clear();
+    run_batches(
+        deletes,
+        [this](std::span<const queued> chunk) {
+          std::vector<std::string> handles;
+          for (const auto& each : chunk)
+            handles.push_back(each.ticket.receipt_handle);
+          return client_.delete_message_batch(queue_url_, handles);
+        },
+        "DeleteMessageBatch", failures);
+    auto changes = std::move(visibility_changes_);
+    visibility_changes_.clear();
+    {
+      // Not while a heartbeat may be extending the same messages.
+      std::lock_guard visibility(visibility_mutex_);
+      run_batches(
+          changes,
+          [this](std::span<const queued> chunk) {
+            std::vector<aws::sqs_visibility_change> entries;
+            for (const auto& each : chunk)
+              entries.push_back({each.ticket.receipt_handle, each.visibility});
+            return client_.change_message_visibility_batch(queue_url_, entries);
+          },
+          "ChangeMessageVisibilityBatch", failures);
+    }
+    return failures;
+  }
+
+  bool ordered() const noexcept { return fifo_; }
+
+  const std::string& queue_url() const noexcept { return queue_url_; }
+  const std::string& dead_letter_queue_url() const noexcept { return dead_letter_url_; }
+  sqs_reject_mode reject_mode() const noexcept { return reject_mode_; }
+  int visibility_timeout_seconds() const noexcept { return visibility_seconds_; }
+  // Received and not yet settled (buffered included).
+  std::size_t in_flight() const {
+    std::lock_guard lock(mutex_);
+    return in_flight_.size();
+  }
+  // Visibility extensions SQS refused for messages still in flight (they
+  // may be delivered again meanwhile).
+  std::uint64_t heartbeat_failures() const {
+    std::lock_guard lock(mutex_);
+    return heartbeat_failures_;
+  }
+
+ private:
+  struct in_flight_entry {
+    std::string message_id;
+    std::string body;  // kept only for a dead-letter queue
+    std::string group_id;
+    std::int64_t sent_ms = 0;  // SentTimestamp
+  };
+
+  struct queued {
+    ticket_type ticket;
+    settle_action action = settle_action::ack;
+    int visibility = 0;
+  };
+
+  struct rejected {
+    ticket_type ticket;
+    std::string reason;
+    std::string body;
+    std::string group_id;
+  };
+
+  static void validate(const sqs_queue_options& options) {
+    if (options.wait_time.count() < 0 || options.wait_time.count() > 20)
+      throw std::invalid_argument("SQS wait time must be 0..20 s");
+    if (options.visibility_timeout.count() < 0 ||
+        options.visibility_timeout.count() > max_visibility_seconds)
+      throw std::invalid_argument("SQS visibility timeout must be 0..43200 s");
+    if (options.receivers == 0)
+      throw std::invalid_argument("SQS source needs at least one receiver");
+    if (options.max_messages < 1 || options.max_messages > 10)
+      throw std::invalid_argument("SQS max messages per receive must be 1..10");
+  }
+
+  std::optional<in_flight_entry> forget(const std::string& receipt_handle) {
+    std::lock_guard lock(mutex_);
+    const auto found = in_flight_.find(receipt_handle);
+    if (found == in_flight_.end())
+      return std::nullopt;
+    auto entry = std::move(found->second);
+    in_flight_.erase(found);
+    return entry;
+  }
+
+  void receive_loop() {
+    aws::sqs_receive_options receive;
+    receive.max_messages = options_.max_messages;
+    receive.wait_time_seconds = static_cast<int>(options_.wait_time.count());
+    if (visibility_seconds_ > 0)
+      receive.visibility_timeout = visibility_seconds_;
+    auto backoff = std::chrono::milliseconds{500};
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        space_.wait(lock, [&] {
+          return stopping_ ||
+                 buffer_.size() + static_cast<std::size_t>(options_.max_messages) <= capacity_;
+        });
+        if (stopping_)
+          return;
+      }
+      std::vector<aws::sqs_message> messages;
+      try {
+        messages = client_.receive_message(queue_url_, receive);
+        backoff = std::chrono::milliseconds{500};
+      } catch (const std::exception& e) {
+        std::unique_lock lock(mutex_);
+        receive_error_ = std::string("SQS receive from ") + queue_url_ + ": " + e.what();
+        arrived_.notify_all();
+        // A queue that is gone or refuses us would otherwise be hammered.
+        space_.wait_for(lock, backoff, [&] { return stopping_; });
+        backoff = std::min(backoff * 2, std::chrono::milliseconds{10000});
+        continue;
+      }
+      if (messages.empty())
+        continue;
+      {
+        // Registered even when stopping, so the destructor makes them visible.
+        std::lock_guard lock(mutex_);
+        for (auto& message : messages) {
+          in_flight_entry entry{message.message_id, {}, {}, 0};
+          if (const auto group = message.attribute("MessageGroupId"))
+            entry.group_id = std::string(*group);
+          if (const auto sent = message.attribute("SentTimestamp"))
+            std::from_chars(sent->data(), sent->data() + sent->size(), entry.sent_ms);
+          if (reject_mode_ == sqs_reject_mode::dead_letter_queue)
+            entry.body = message.body;
+          received_request<ticket_type> request;
+          request.name = message.message_id;
+          request.ordering_key = entry.group_id;
+          request.receive_count = static_cast<std::uint32_t>(std::max(message.receive_count(), 1));
+          request.ticket = {message.receipt_handle, message.message_id};
+          request.body = std::move(message.body);
+          in_flight_.insert_or_assign(message.receipt_handle, std::move(entry));
+          buffer_.push_back(std::move(request));
+        }
+      }
+      arrived_.notify_all();
+    }
+  }
+
+  void heartbeat_loop() {
+    const auto interval = std::chrono::milliseconds{visibility_seconds_ * 1000 / 2};
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        if (space_.wait_for(lock, interval, [&] { return stopping_; }))
+          return;
+      }
+      std::lock_guard visibility(visibility_mutex_);
+      std::vector<aws::sqs_visibility_change> changes;
+      {
+        std::lock_guard lock(mutex_);
+        for (const auto& [handle, entry] : in_flight_)
+          changes.push_back({handle, visibility_seconds_});
+      }
+      if (changes.empty())
+        continue;
+      std::vector<aws::sqs_batch_failure> failed;
+      try {
+        failed = client_.change_message_visibility_batch(queue_url_, changes);
+      } catch (const std::exception&) {
+        std::lock_guard lock(mutex_);
+        heartbeat_failures_ += changes.size();
+        continue;
+      }
+      std::lock_guard lock(mutex_);
+      for (const auto& failure : failed)
+        // One settled meanwhile (deleted) is no failure of ours.
+        if (failure.index < changes.size() &&
+            in_flight_.contains(changes[failure.index].receipt_handle))
+          ++heartbeat_failures_;
+    }
+  }
+
+  void stop_threads() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    space_.notify_all();
+    arrived_.notify_all();
+    for (auto& receiver : receivers_)
+      if (receiver.joinable())
+        receiver.join();
+    if (heartbeat_.joinable())
+      heartbeat_.join();
+  }
+
+  void release_everything_in_flight() noexcept {
+    try {
+      std::vector<aws::sqs_visibility_change> changes;
+      for (const auto& [handle, entry] : in_flight_)
+        changes.push_back({handle, 0});
+      in_flight_.clear();
+      buffer_.clear();
+      if (!changes.empty())
+        client_.change_message_visibility_batch(queue_url_, changes);
+    } catch (...) {  // they come back after their visibility timeout anyway
+    }
+  }
+
+  // Sends each reject to the dead-letter queue; those sent are deleted with
+  // the acks, those not sent are reported (and reappear when their
+  // visibility times out).
+  void send_rejects(std::vector<settle_failure>& failures) {
+    auto rejects = std::move(rejects_);
+    rejects_.clear();
+    for (auto& item : rejects) {
+      if (item.body.empty()) {
+        failures.push_back({settle_action::reject, item.ticket.message_id,
+                            "the message was not in flight (settled twice?), nothing sent"});
+        continue;
+      }
+      aws::sqs_send_options send;
+      if (dead_letter_fifo_) {
+        send.message_group_id = item.group_id.empty() ? "rejected" : item.group_id;
+        // A retry after a lost answer is then not sent twice.
+        send.message_deduplication_id = item.ticket.message_id;
+      }
+      std::string error;
+      for (int attempt = 0; attempt < settle_attempts; ++attempt) {
+        try {
+          detail::sqs_send_with_attributes(
+              client_, dead_letter_url_, item.body,
+              {{"RejectReason", item.reason}, {"SourceMessageId", item.ticket.message_id}}, send);
+          error.clear();
+          break;
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      }
+      if (!error.empty()) {
+        failures.push_back({settle_action::reject, item.ticket.message_id,
+                            "sending to the dead-letter queue failed: " + error});
+        continue;
+      }
+      deletes_.push_back({std::move(item.ticket), settle_action::reject, 0});
+    }
+  }
+
+  static constexpr int settle_attempts = 3;
+
+  // Runs `call` over `entries` in chunks of 10; entries that fail (in the
+  // answer or because the whole call threw) are tried again, twice, then
+  // reported.
+  template <class Call>
+  void run_batches(std::vector<queued>& entries, Call call, std::string_view operation,
+                   std::vector<settle_failure>& failures) {
+    {
+      // SQS refuses a whole batch that names one receipt handle twice.
+      std::unordered_set<std::string> seen;
+      std::erase_if(entries, [&](const queued& each) {
+        return !seen.insert(each.ticket.receipt_handle).second;
+      });
+    }
+    std::vector<std::string> reasons;
+    for (int attempt = 1; !entries.empty(); ++attempt) {
+      std::vector<queued> failed;
+      reasons.clear();
+      for (std::size_t begin = 0; begin < entries.size();
+           begin += aws::sqs_client::max_batch_entries) {
+        const auto end = std::min(entries.size(), begin + aws::sqs_client::max_batch_entries);
+        const std::span<const queued> chunk(entries.data() + begin, end - begin);
+        try {
+          for (const auto& failure : call(chunk)) {
+            if (failure.index >= chunk.size())
+              continue;
+            failed.push_back(chunk[failure.index]);
+            reasons.push_back(std::string(operation) + ": " + failure.code + ": " +
+                              failure.message);
+          }
+        } catch (const std::exception& e) {
+          for (const auto& each : chunk) {
+            failed.push_back(each);
+            reasons.push_back(std::string(operation) + ": " + e.what());
+          }
+        }
+      }
+      if (failed.empty() || attempt >= settle_attempts) {
+        for (std::size_t i = 0; i < failed.size(); ++i)
+          failures.push_back({failed[i].action, failed[i].ticket.message_id, reasons[i]});
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{50 * attempt});
+      entries = std::move(failed);
+    }
+  }
+
+  aws::sqs_client client_;
+  sqs_queue_options options_;
+  std::string queue_url_;
+  std::string dead_letter_url_;
+  bool fifo_ = false;
+  bool dead_letter_fifo_ = false;
+  int visibility_seconds_ = 0;
+  sqs_reject_mode reject_mode_ = sqs_reject_mode::dead_letter_queue;
+  std::size_t capacity_ = 0;
+
+  // Shared with the receivers and the heartbeat.
+  mutable std::mutex mutex_;
+  std::condition_variable arrived_;  // buffer got messages, or a receive failed
+  std::condition_variable space_;    // buffer has room, or stopping
+  std::deque<received_request<ticket_type>> buffer_;
+  std::unordered_map<std::string, in_flight_entry> in_flight_;  // by receipt handle
+  std::string receive_error_;
+  std::uint64_t heartbeat_failures_ = 0;
+  bool stopping_ = false;
+  // Orders visibility changes: a release is never overtaken by a heartbeat
+  // extension of the same message.
+  std::mutex visibility_mutex_;
+
+  // The poll thread's own.
+  std::vector<queued> deletes_;
+  std::vector<queued> visibility_changes_;
+  std::vector<rejected> rejects_;
+  std::vector<settle_failure> failures_;
+
+  std::vector<std::thread> receivers_;
+  std::thread heartbeat_;
+};
+
+}  // namespace widget_consumer

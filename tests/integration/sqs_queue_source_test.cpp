@@ -1,0 +1,440 @@
+#include <widget_consumer/source/sqs_queue.hpp>
+
+#include "support/emulator.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+// Every test runs against both local servers: "plain" accepts any signature,
+// "iam" verifies each SigV4 signature against the IAM user's key. Timeouts
+// are short (visibility 2-5 s, long polls of 1 s) to keep the suite fast.
+
+namespace widget_consumer {
+namespace {
+
+using namespace std::chrono_literals;
+using widget_consumer::testing::emulator;
+using widget_consumer::testing::unique_name;
+using clock_type = std::chrono::steady_clock;
+using batch = std::vector<received_request<sqs_ticket>>;
+
+static_assert(request_source<sqs_queue_source>);
+
+aws::client_config config_for(const emulator& server) {
+  aws::client_config config;
+  config.region = server.region;
+  config.endpoint = server.endpoint;
+  config.credentials = [server] {
+    aws::credentials keys;
+    keys.access_key_id = server.access_key_id;
+    keys.secret_access_key = server.secret_access_key;
+    return keys;
+  };
+  return config;
+}
+
+std::string server_name(const ::testing::TestParamInfo<bool>& param) {
+  return param.param ? "iam" : "plain";
+}
+
+sqs_queue_options fast_options(std::string dead_letter_queue = {}) {
+  sqs_queue_options options;
+  options.wait_time = 1s;
+  options.visibility_timeout = 5s;
+  options.receivers = 2;
+  options.dead_letter_queue = std::move(dead_letter_queue);
+  return options;
+}
+
+class sqs_queue_source_test : public ::testing::TestWithParam<bool> {
+ protected:
+  sqs_queue_source_test()
+      : config_(config_for(GetParam() ? widget_consumer::testing::iam_emulator()
+                                      : widget_consumer::testing::plain_emulator())),
+        sqs_(config_) {}
+
+  std::string standard_queue(std::map<std::string, std::string, std::less<>> attributes = {}) {
+    return sqs_.create_queue(unique_name("queue"), attributes);
+  }
+
+  std::string fifo_queue() {
+    return sqs_.create_queue(unique_name("fifo") + ".fifo",
+                             {{"FifoQueue", "true"}, {"ContentBasedDeduplication", "false"}});
+  }
+
+  std::string arn_of(const std::string& url) {
+    const std::vector<std::string> names{"QueueArn"};
+    return sqs_.get_queue_attributes(url, names).at("QueueArn");
+  }
+
+  void send(const std::string& url, int count, const std::string& prefix = "body-") {
+    std::vector<aws::sqs_send_entry> entries;
+    for (int i = 0; i < count; ++i)
+      entries.push_back({prefix + std::to_string(i), {}});
+    ASSERT_TRUE(sqs_.send_message_batch(url, entries).failed.empty());
+  }
+
+  // Visible + in flight, as SQS counts them.
+  int messages_in(const std::string& url) {
+    const std::vector<std::string> names{"ApproximateNumberOfMessages",
+                                         "ApproximateNumberOfMessagesNotVisible"};
+    const auto attributes = sqs_.get_queue_attributes(url, names);
+    return std::stoi(attributes.at("ApproximateNumberOfMessages")) +
+           std::stoi(attributes.at("ApproximateNumberOfMessagesNotVisible"));
+  }
+
+  // Polls until `count` requests came or `timeout` passed.
+  static batch receive(sqs_queue_source& source, std::size_t count,
+                       std::chrono::milliseconds timeout = 5s) {
+    batch received;
+    const auto deadline = clock_type::now() + timeout;
+    while (received.size() < count && clock_type::now() < deadline)
+      for (auto& each : source.poll(200ms, count - received.size()))
+        received.push_back(std::move(each));
+    return received;
+  }
+
+  aws::client_config config_;
+  aws::sqs_client sqs_;
+};
+
+TEST_P(sqs_queue_source_test, receives_everything_in_batches_and_acks_delete_it_all) {
+  const auto url = standard_queue();
+  send(url, 25);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+  EXPECT_FALSE(source.ordered());
+  EXPECT_EQ(source.reject_mode(), sqs_reject_mode::keep_in_queue);
+
+  auto received = receive(source, 25);
+  ASSERT_EQ(received.size(), 25u);
+  std::set<std::string> bodies;
+  std::set<std::string> names;
+  for (const auto& each : received) {
+    bodies.insert(each.body);
+    names.insert(each.name);
+    EXPECT_EQ(each.receive_count, 1u);
+    EXPECT_EQ(each.ordering_key, "");
+    EXPECT_EQ(each.ticket.message_id, each.name);
+  }
+  EXPECT_EQ(bodies.size(), 25u);
+  EXPECT_EQ(names.size(), 25u);
+  EXPECT_EQ(source.in_flight(), 25u);
+
+  for (auto& each : received)
+    source.ack(std::move(each.ticket));
+  EXPECT_TRUE(source.flush().empty());
+  EXPECT_EQ(source.in_flight(), 0u);
+  EXPECT_EQ(messages_in(url), 0);
+}
+
+TEST_P(sqs_queue_source_test, fifo_queue_keeps_each_group_in_order) {
+  const auto url = fifo_queue();
+  std::vector<aws::sqs_send_entry> entries;
+  for (int i = 0; i < 12; ++i)
+    for (const std::string group : {"a", "b", "c"}) {
+      aws::sqs_send_options send;
+      send.message_group_id = group;
+      send.message_deduplication_id = group + std::to_string(i);
+      entries.push_back({group + "-" + std::to_string(i), send});
+    }
+  ASSERT_TRUE(sqs_.send_message_batch(url, entries).failed.empty());
+
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.receivers = 3;
+  sqs_queue_source source(sqs_, url, options);
+  EXPECT_TRUE(source.ordered());
+
+  // A group is handed out again only once its messages are settled, so ack
+  // as we go, as the consumer does.
+  std::map<std::string, std::vector<int>> seen;
+  std::size_t total = 0;
+  const auto deadline = clock_type::now() + 10s;
+  while (total < entries.size() && clock_type::now() < deadline) {
+    for (auto& each : source.poll(200ms, 100)) {
+      const auto dash = each.body.find('-');
+      EXPECT_EQ(each.ordering_key, each.body.substr(0, dash));
+      seen[each.ordering_key].push_back(std::stoi(each.body.substr(dash + 1)));
+      source.ack(std::move(each.ticket));
+      ++total;
+    }
+    EXPECT_TRUE(source.flush().empty());
+  }
+  ASSERT_EQ(total, entries.size());
+  for (const auto& [group, order] : seen) {
+    EXPECT_EQ(order.size(), 12u) << group;
+    EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << group;
+  }
+  EXPECT_EQ(messages_in(url), 0);
+}
+
+TEST_P(sqs_queue_source_test, a_released_message_comes_back_with_a_higher_receive_count) {
+  const auto url = standard_queue();
+  send(url, 1);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+
+  for (std::uint32_t count = 1; count <= 3; ++count) {
+    auto received = receive(source, 1);
+    ASSERT_EQ(received.size(), 1u);
+    EXPECT_EQ(received[0].receive_count, count);
+    if (count < 3) {
+      source.release(std::move(received[0].ticket), 0ms);
+    } else {
+      source.ack(std::move(received[0].ticket));
+    }
+    EXPECT_TRUE(source.flush().empty());
+  }
+  EXPECT_EQ(messages_in(url), 0);
+}
+
+TEST_P(sqs_queue_source_test, release_with_a_delay_hides_the_message_until_then) {
+  const auto url = standard_queue();
+  send(url, 1);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+
+  auto first = receive(source, 1);
+  ASSERT_EQ(first.size(), 1u);
+  const auto released = clock_type::now();
+  source.release(std::move(first[0].ticket), 2000ms);
+  EXPECT_TRUE(source.flush().empty());
+
+  auto again = receive(source, 1, 6s);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_GE(clock_type::now() - released, 1500ms);
+  EXPECT_EQ(again[0].body, "body-0");
+  EXPECT_EQ(again[0].receive_count, 2u);
+  source.ack(std::move(again[0].ticket));
+  EXPECT_TRUE(source.flush().empty());
+}
+
+TEST_P(sqs_queue_source_test, flush_reports_a_delete_that_failed_and_deletes_the_rest) {
+  const auto url = standard_queue();
+  send(url, 3);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+
+  auto received = receive(source, 3);
+  ASSERT_EQ(received.size(), 3u);
+  source.ack(std::move(received[0].ticket));
+  source.ack(sqs_ticket{"not-a-receipt-handle", "bogus-message"});
+  source.ack(std::move(received[1].ticket));
+  source.ack(std::move(received[2].ticket));
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[0].name, "bogus-message");
+  EXPECT_NE(failures[0].reason.find("DeleteMessageBatch"), std::string::npos) << failures[0].reason;
+  EXPECT_EQ(messages_in(url), 0);
+  EXPECT_TRUE(source.flush().empty());  // reported once
+}
+
+// Receives one message from url directly, with its message attributes.
+boost::json::object receive_raw(aws::sqs_client& sqs, const std::string& url) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    auto response = sqs.service().call_json("AmazonSQS", "ReceiveMessage",
+                                            {{"QueueUrl", url},
+                                             {"MaxNumberOfMessages", 1},
+                                             {"WaitTimeSeconds", 1},
+                                             {"MessageAttributeNames", boost::json::array{"All"}}},
+                                            url);
+    if (const auto* messages = response.as_object().if_contains("Messages");
+        messages != nullptr && !messages->as_array().empty())
+      return messages->as_array().at(0).as_object();
+  }
+  return {};
+}
+
+std::string attribute_of(const boost::json::object& message, std::string_view name) {
+  const auto* attributes = message.if_contains("MessageAttributes");
+  if (attributes == nullptr || !attributes->as_object().contains(name))
+    return {};
+  return std::string(attributes->as_object().at(name).as_object().at("StringValue").as_string());
+}
+
+TEST_P(sqs_queue_source_test, reject_sends_the_body_and_reason_to_the_dead_letter_queue) {
+  const auto url = standard_queue();
+  const auto dead_letters = standard_queue();
+  send(url, 1, "not json ");
+  sqs_queue_source source(sqs_, url, fast_options(dead_letters));
+  EXPECT_EQ(source.reject_mode(), sqs_reject_mode::dead_letter_queue);
+
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+  source.reject(std::move(received[0].ticket), "body: not JSON\x01 (line 1)");
+  EXPECT_TRUE(source.flush().empty());
+  EXPECT_EQ(messages_in(url), 0);
+
+  const auto moved = receive_raw(sqs_, dead_letters);
+  ASSERT_FALSE(moved.empty());
+  EXPECT_EQ(moved.at("Body").as_string(), "not json 0");
+  EXPECT_EQ(attribute_of(moved, "RejectReason"), "body: not JSON? (line 1)");
+  EXPECT_EQ(attribute_of(moved, "SourceMessageId"), received[0].name);
+}
+
+TEST_P(sqs_queue_source_test, reject_from_a_fifo_queue_to_a_fifo_dead_letter_queue) {
+  const auto url = fifo_queue();
+  const auto dead_letters = fifo_queue();
+  aws::sqs_send_options send;
+  send.message_group_id = "widget-1";
+  send.message_deduplication_id = "1";
+  sqs_.send_message(url, "{}", send);
+  sqs_queue_source source(sqs_, url, fast_options(dead_letters));
+
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+  source.reject(std::move(received[0].ticket), "type: missing");
+  EXPECT_TRUE(source.flush().empty());
+  EXPECT_EQ(messages_in(url), 0);
+  const auto moved = receive_raw(sqs_, dead_letters);
+  ASSERT_FALSE(moved.empty());
+  EXPECT_EQ(attribute_of(moved, "RejectReason"), "type: missing");
+}
+
+TEST_P(sqs_queue_source_test, reject_without_a_dead_letter_queue_uses_the_redrive_policy) {
+  const auto dead_letters = standard_queue();
+  const auto policy = boost::json::serialize(
+      boost::json::object{{"deadLetterTargetArn", arn_of(dead_letters)}, {"maxReceiveCount", 2}});
+  const auto url = standard_queue({{"RedrivePolicy", policy}});
+  send(url, 1);
+  sqs_queue_source source(sqs_, url, fast_options());
+  EXPECT_EQ(source.reject_mode(), sqs_reject_mode::redrive_policy);
+
+  // Each reject makes it visible at once; after maxReceiveCount receives SQS
+  // moves it instead of handing it out again.
+  for (int i = 0; i < 2; ++i) {
+    auto received = receive(source, 1);
+    ASSERT_EQ(received.size(), 1u);
+    source.reject(std::move(received[0].ticket), "invalid");
+    EXPECT_TRUE(source.flush().empty());
+  }
+  EXPECT_TRUE(receive(source, 1, 3s).empty());
+  EXPECT_EQ(messages_in(url), 0);
+  EXPECT_EQ(messages_in(dead_letters), 1);
+}
+
+TEST_P(sqs_queue_source_test, no_dead_letter_queue_nor_redrive_policy_is_refused_unless_allowed) {
+  const auto url = standard_queue();
+  EXPECT_THROW(sqs_queue_source(sqs_, url, fast_options()), std::invalid_argument);
+
+  send(url, 1);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+  source.reject(std::move(received[0].ticket), "invalid");
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 1u);  // the reject did not move it: reported
+  EXPECT_EQ(failures[0].action, settle_action::reject);
+  EXPECT_NE(failures[0].reason.find("left in the queue"), std::string::npos);
+  EXPECT_EQ(messages_in(url), 1);  // kept, hidden
+  EXPECT_TRUE(receive(source, 1, 1500ms).empty());
+}
+
+TEST_P(sqs_queue_source_test, heartbeat_keeps_a_message_in_flight_past_its_visibility_timeout) {
+  const auto url = standard_queue();
+  send(url, 1);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.visibility_timeout = 2s;
+  options.receivers = 1;
+  sqs_queue_source source(sqs_, url, options);
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+
+  // Twice the visibility timeout later, nobody else could receive it.
+  aws::sqs_client other(config_);
+  aws::sqs_receive_options now;
+  now.max_messages = 10;
+  now.wait_time_seconds = 0;
+  const auto until = clock_type::now() + 4500ms;
+  while (clock_type::now() < until) {
+    EXPECT_TRUE(other.receive_message(url, now).empty());
+    EXPECT_TRUE(source.poll(0ms, 10).empty());
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_EQ(source.heartbeat_failures(), 0u);
+  source.ack(std::move(received[0].ticket));
+  EXPECT_TRUE(source.flush().empty());
+  EXPECT_EQ(messages_in(url), 0);
+}
+
+TEST_P(sqs_queue_source_test, destruction_is_prompt_and_makes_unsettled_messages_visible) {
+  const auto url = standard_queue();
+  send(url, 5);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.visibility_timeout = 60s;
+  auto source = std::make_unique<sqs_queue_source>(sqs_, url, options);
+  auto received = receive(*source, 2);
+  ASSERT_EQ(received.size(), 2u);
+  source->ack(std::move(received[0].ticket));  // queued, flushed on destruction
+  const auto start = clock_type::now();
+  source.reset();
+  EXPECT_LT(clock_type::now() - start, 3s);  // one long poll (1 s) at most
+
+  aws::sqs_receive_options now;
+  now.max_messages = 10;
+  now.wait_time_seconds = 1;
+  std::set<std::string> bodies;
+  for (int i = 0; i < 5 && bodies.size() < 4; ++i)
+    for (const auto& message : sqs_.receive_message(url, now))
+      bodies.insert(message.body);
+  EXPECT_EQ(bodies.size(), 4u);  // all but the acked one, long before 60 s
+  EXPECT_FALSE(bodies.contains(received[0].body));
+}
+
+TEST_P(sqs_queue_source_test, a_failing_receive_is_thrown_by_poll) {
+  const auto url = standard_queue();
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+  sqs_.service().call_json("AmazonSQS", "DeleteQueue", {{"QueueUrl", url}}, url);
+  bool thrown = false;
+  const auto deadline = clock_type::now() + 8s;
+  while (!thrown && clock_type::now() < deadline) {
+    try {
+      source.poll(200ms, 10);
+    } catch (const std::runtime_error& e) {
+      thrown = true;
+      EXPECT_NE(std::string(e.what()).find("SQS receive"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(thrown);
+}
+
+TEST_P(sqs_queue_source_test, options_out_of_range_are_refused) {
+  const auto url = standard_queue();
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.wait_time = 21s;
+  EXPECT_THROW(sqs_queue_source(sqs_, url, options), std::invalid_argument);
+  options.wait_time = 1s;
+  options.max_messages = 11;
+  EXPECT_THROW(sqs_queue_source(sqs_, url, options), std::invalid_argument);
+  options.max_messages = 10;
+  options.receivers = 0;
+  EXPECT_THROW(sqs_queue_source(sqs_, url, options), std::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(servers, sqs_queue_source_test, ::testing::Bool(), server_name);
+
+}  // namespace
+}  // namespace widget_consumer
