@@ -9,6 +9,7 @@
 // Everything else that fails throws service_error / transport_error.
 
 #include "widget_consumer/aws/client.hpp"
+#include "widget_consumer/aws/config.hpp"
 #include "widget_consumer/aws/crypto.hpp"
 #include "widget_consumer/aws/error.hpp"
 #include "widget_consumer/aws/uri.hpp"
@@ -48,31 +49,6 @@ struct s3_delete_failure {
 };
 
 namespace detail {
-
-// Keys travel in the URL path, so each byte outside RFC 3986's unreserved set
-// is %XX-encoded and '/' is kept. A "." or ".." segment is encoded too: URL
-// libraries (curl among them) remove dot segments, which would send the
-// request to another key. S3 decodes %2E like any escape, and the signer
-// canonicalises S3 paths by decoding first, so the signature still matches.
-inline std::string s3_encode_key(std::string_view key) {
-  std::string out;
-  std::size_t start = 0;
-  for (;;) {
-    const auto slash = key.find('/', start);
-    const auto segment =
-        key.substr(start, slash == std::string_view::npos ? key.npos : slash - start);
-    if (segment == ".")
-      out += "%2E";
-    else if (segment == "..")
-      out += "%2E%2E";
-    else
-      out += uri_encode(segment);
-    if (slash == std::string_view::npos)
-      return out;
-    out.push_back('/');
-    start = slash + 1;
-  }
-}
 
 // ListObjectsV2 with encoding-type=url form-encodes keys ('+' for a space,
 // %2B for '+'); decoding it lets keys that XML 1.0 cannot carry (control
@@ -253,7 +229,7 @@ class s3_client {
     std::string source = "/";
     source += source_bucket;
     source += '/';
-    source += detail::s3_encode_key(source_key);
+    source += encode_s3_key(source_key);
     const auto response = send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}},
                                {}, "CopyObject", detail::s3_resource(bucket, key));
     // S3 may answer 200 and then report a failure in the body: only a
@@ -358,27 +334,14 @@ class s3_client {
     return service_error(std::move(details));
   }
 
-  // Virtual-hosted style on AWS (bucket.s3.region.amazonaws.com), except for
-  // bucket names with dots, which AWS's wildcard certificate does not cover;
-  // path style (endpoint/bucket/key) for custom endpoints unless told otherwise.
+  // Virtual-hosted style on AWS's own endpoint (config.hpp keeps buckets
+  // with dots path style), path style elsewhere unless the config says not.
   std::string url(std::string_view bucket, std::string_view key, std::string_view query) const {
     const auto& config = client_.config();
-    std::string text = config.endpoint;
-    while (text.ends_with('/'))
-      text.pop_back();
-    const bool on_aws = text == default_endpoint("s3", config.region);
-    const bool path_style = on_aws ? bucket.find('.') != std::string_view::npos : config.path_style;
-    if (!path_style) {
-      const auto host = text.find("://");
-      text.insert(host == std::string::npos ? 0 : host + 3, std::string(bucket) + ".");
-    }
-    text += '/';
-    if (path_style) {
-      text += bucket;
-      if (!key.empty() || !query.empty())
-        text += '/';
-    }
-    text += detail::s3_encode_key(key);
+    const bool on_aws = config.endpoint == aws_endpoint_url("s3", config.region);
+    const service_endpoint endpoint{config.endpoint, on_aws ? false : config.path_style};
+    std::string text =
+        key.empty() ? s3_bucket_url(endpoint, bucket) : s3_object_url(endpoint, bucket, key);
     if (!query.empty()) {
       text += '?';
       text += query;
