@@ -142,3 +142,42 @@ TEST(ServiceClientPlain, PutThenGetObjectThroughManyThreads) {
     thread.join();
   EXPECT_EQ(ok.load(), 40);
 }
+
+TEST(ServiceClientPlain, ConnectionErrorsAreRetriedThenThrown) {
+  auto config = config_for(widget_consumer::testing::plain_emulator(), "testing");
+  config.endpoint = "http://127.0.0.1:1";  // nothing listens on port 1
+  config.max_attempts = 2;
+  aws::service_client sqs("sqs", config);
+  try {
+    sqs.call_json("AmazonSQS", "ListQueues", {}, "");
+    FAIL() << "connected to port 1";
+  } catch (const aws::transport_error& e) {
+    EXPECT_EQ(e.failure(), aws::transport_error::kind::connect) << e.what();
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1:1"), std::string::npos) << e.what();
+  }
+  // One retry after a connection error costs 10 tokens.
+  EXPECT_EQ(sqs.retries().quota().available(), aws::retry_quota::initial_tokens - 10);
+}
+
+TEST(ServiceClientPlain, SqsJsonProtocolRoundTrip) {
+  const auto server = widget_consumer::testing::plain_emulator();
+  aws::service_client sqs("sqs", config_for(server, server.secret_access_key));
+  const auto name = widget_consumer::testing::unique_name("client");
+  const auto created = sqs.call_json("AmazonSQS", "CreateQueue", {{"QueueName", name}}, name);
+  const auto url = std::string(created.at("QueueUrl").as_string());
+  sqs.call_json("AmazonSQS", "SendMessage", {{"QueueUrl", url}, {"MessageBody", "{}"}}, name);
+  const auto received = sqs.call_json("AmazonSQS", "ReceiveMessage",
+                                      {{"QueueUrl", url}, {"MaxNumberOfMessages", 1}}, name);
+  ASSERT_EQ(received.at("Messages").as_array().size(), 1u);
+  EXPECT_EQ(received.at("Messages").at(0).at("Body").as_string(), "{}");
+  try {
+    sqs.call_json("AmazonSQS", "GetQueueUrl", {{"QueueName", name + "-missing"}}, name);
+    FAIL();
+  } catch (const aws::service_error& e) {
+    EXPECT_EQ(e.status(), 400);
+    // The JSON protocol's own code; AWS adds the query protocol's
+    // (AWS.SimpleQueueService.NonExistentQueue) only in x-amzn-query-error.
+    EXPECT_TRUE(e.code() == "QueueDoesNotExist" || e.code().ends_with("NonExistentQueue"))
+        << e.what();
+  }
+}

@@ -127,6 +127,11 @@ TEST(ServiceError, ErrorTypeHeader) {
       "dynamodb", "GetItem", "t",
       response(400, "", {{"x-amzn-ErrorType", "ResourceNotFoundException:http://internal/"}}));
   EXPECT_EQ(e.code(), "ResourceNotFoundException");
+  const auto namespaced = aws::parse_service_error(
+      "sqs", "GetQueueUrl", "q",
+      response(400, R"({"__type":"com.amazonaws.sqs#QueueDoesNotExist"})",
+               {{"x-amzn-ErrorType", "com.amazonaws.sqs#QueueDoesNotExist"}}));
+  EXPECT_EQ(namespaced.code(), "QueueDoesNotExist");
 }
 
 TEST(ServiceError, HtmlBodyFallsBackToStatus) {

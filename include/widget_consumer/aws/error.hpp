@@ -26,6 +26,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -257,6 +258,17 @@ class transport_error : public std::runtime_error {
 
 namespace detail {
 
+// "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" or
+// "ResourceNotFoundException:http://internal.amazon.com/...": the code is what
+// follows the last '#', up to any ':'.
+inline std::string error_code_from_type(std::string_view type) {
+  if (const auto colon = type.find(':'); colon != std::string_view::npos)
+    type = type.substr(0, colon);
+  if (const auto hash = type.rfind('#'); hash != std::string_view::npos)
+    type.remove_prefix(hash + 1);
+  return std::string(type);
+}
+
 inline void read_json_error(std::string_view body, service_error::details& d) {
   boost::system::error_code ec;
   const auto value = boost::json::parse(body, ec);
@@ -269,15 +281,8 @@ inline void read_json_error(std::string_view body, service_error::details& d) {
         return std::string(field->get_string());
     return {};
   };
-  // "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException": the
-  // code is what follows the last '#'; some services also append ":url".
-  std::string type = string_field({"__type", "code", "Code"});
-  if (const auto hash = type.rfind('#'); hash != std::string::npos)
-    type.erase(0, hash + 1);
-  if (const auto colon = type.find(':'); colon != std::string::npos)
-    type.erase(colon);
   if (d.code.empty())
-    d.code = std::move(type);
+    d.code = error_code_from_type(string_field({"__type", "code", "Code"}));
   d.message = string_field({"message", "Message", "errorMessage"});
 }
 
@@ -326,7 +331,7 @@ inline service_error parse_service_error(std::string_view service, std::string_v
     }
   // The JSON protocol may name the code in a header ("Code:http://...").
   if (auto type = response.header("x-amzn-ErrorType"); type && !type->empty())
-    d.code = std::string(type->substr(0, type->find(':')));
+    d.code = detail::error_code_from_type(*type);
   if (auto date = response.header("Date"))
     d.server_time = detail::parse_http_date(*date);
 

@@ -168,6 +168,7 @@ class curl_pool {
 // What the callbacks write into while a transfer runs.
 struct transfer {
   http_response response;
+  bool head = false;  // a HEAD answer's Content-Length sizes a body that never comes
 };
 
 inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
@@ -196,7 +197,7 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
   const auto name = line.substr(0, colon);
   // Content-Length sizes the body buffer once instead of letting it grow in
   // steps; it is only a hint (gzip changes the size), so it is capped.
-  if (detail::iequals(name, "Content-Length")) {
+  if (!t->head && detail::iequals(name, "Content-Length")) {
     std::size_t expected = 0;
     const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), expected);
     constexpr std::size_t max_reserve = std::size_t{64} << 20;
@@ -242,6 +243,7 @@ class http_client {
     curl_easy_reset(curl);
 
     detail::transfer t;
+    t.head = request.method == "HEAD";
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(curl, CURLOPT_SHARE, pool_->share());
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // signals and threads do not mix
