@@ -1,0 +1,111 @@
+#pragma once
+// dynamodb_table_store: widgets as items of one DynamoDB table keyed by `id`
+// (widget.hpp's layout). One call per request, so each request is applied
+// atomically and a redelivered one gives the same item:
+//   create -> PutItem (replaces any earlier item)
+//   update -> UpdateItem conditioned on the id existing with the request's
+//             owner; a failed condition is not_found
+//   delete -> DeleteItem with the same condition; a failed condition (or no
+//             old item) is not_found
+//
+// Failures, as concepts.hpp's store_failure:
+//   item_too_large, a reserved attribute name, and a ValidationException
+//   about item size (an update that only overflows together with the stored
+//   attributes)                                    -> bad_request (rejected)
+//   retryable service_error (throttling incl. ProvisionedThroughputExceeded,
+//   5xx) and retryable transport_error             -> transient
+//   anything else (access denied, missing table)   -> permanent
+//
+// Thread-safe: the lanes call apply() concurrently; the client is (see
+// aws/client.hpp) and the store keeps no other state.
+
+// request.hpp ahead of headers that bring std::quoted, as in
+// source/directory.hpp.
+#include "../concepts.hpp"
+#include "../request.hpp"
+#include "../widget.hpp"
+
+#include "../aws/dynamodb.hpp"
+#include "../aws/error.hpp"
+
+#include <boost/json.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace widget_consumer {
+
+class dynamodb_table_store {
+ public:
+  dynamodb_table_store(aws::dynamodb_client client, std::string table)
+      : client_(std::move(client)), table_(std::move(table)) {
+    if (table_.empty())
+      throw std::invalid_argument("dynamodb_table_store: the table name is empty");
+  }
+
+  dynamodb_table_store(aws::client_config config, std::string table)
+      : dynamodb_table_store(aws::dynamodb_client(std::move(config)), std::move(table)) {}
+
+  apply_outcome apply(const widget_request& request) {
+    try {
+      switch (request.type) {
+        case request_type::create:
+          client_.put_item(table_, dynamodb_put_item(table_, make_widget(request)));
+          return apply_outcome::applied;
+        case request_type::update:
+          return client_.update_item(table_, dynamodb_update_item(table_, request))
+                         .condition_failed()
+                     ? apply_outcome::not_found
+                     : apply_outcome::applied;
+        case request_type::remove: {
+          const auto result = client_.delete_item(table_, dynamodb_delete_item(table_, request));
+          if (result.condition_failed())
+            return apply_outcome::not_found;
+          // ALL_OLD: no Attributes means there was nothing to delete.
+          const auto* old = result.response.if_contains("Attributes");
+          return old != nullptr && old->is_object() && !old->get_object().empty()
+                     ? apply_outcome::applied
+                     : apply_outcome::not_found;
+        }
+      }
+      throw store_error(store_failure::bad_request, "unknown request type");
+    } catch (const store_error&) {
+      throw;
+    } catch (const item_too_large& e) {
+      throw store_error(store_failure::bad_request, e.what());
+    } catch (const std::invalid_argument& e) {
+      // widget.hpp refuses reserved attribute names; parse_request() already
+      // does, so this is a request built by hand.
+      throw store_error(store_failure::bad_request, e.what());
+    } catch (const aws::service_error& e) {
+      throw store_error(classify(e), e.what());
+    } catch (const aws::transport_error& e) {
+      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
+                        e.what());
+    } catch (const std::exception& e) {
+      throw store_error(store_failure::permanent, e.what());
+    }
+  }
+
+  const std::string& table() const noexcept { return table_; }
+  aws::dynamodb_client& client() noexcept { return client_; }
+
+ private:
+  static store_failure classify(const aws::service_error& e) {
+    if (e.retryable())
+      return store_failure::transient;
+    // DynamoDB says "Item size has exceeded the maximum allowed size" (or
+    // "... to update has exceeded ..."): the request can never be stored.
+    if (e.code() == "ValidationException" && (e.message().find("size") != std::string::npos ||
+                                              e.message().find("Size") != std::string::npos))
+      return store_failure::bad_request;
+    return store_failure::permanent;
+  }
+
+  aws::dynamodb_client client_;
+  std::string table_;
+};
+
+}  // namespace widget_consumer
