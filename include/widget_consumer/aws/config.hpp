@@ -216,21 +216,11 @@ inline service_endpoint resolve_endpoint(std::string_view service, std::string_v
 }
 
 // A key as an S3 URL path: every byte but unreserved ones and '/' encoded.
-// A "." or ".." segment is encoded too, so that no HTTP client removes it as
-// a dot segment; S3 decodes it back to the key's own bytes.
+// Dot segments ("." and "..") are sent as they are, as botocore does: S3 signs
+// and reads the path exactly as sent, and the transport keeps curl from
+// removing them (CURLOPT_PATH_AS_IS).
 inline std::string encode_s3_key(std::string_view key) {
-  std::string out;
-  std::size_t start = 0;
-  while (true) {
-    const auto slash = key.find('/', start);
-    const auto segment = key.substr(start, slash == std::string_view::npos ? slash : slash - start);
-    out += segment == "." ? "%2E" : segment == ".." ? "%2E%2E" : uri_encode(segment);
-    if (slash == std::string_view::npos)
-      break;
-    out.push_back('/');
-    start = slash + 1;
-  }
-  return out;
+  return uri_encode(key, /*keep_slash=*/true);
 }
 
 namespace detail {

@@ -257,6 +257,9 @@ class http_client {
       curl_easy_setopt(curl, CURLOPT_CAINFO, opts.ca_bundle.c_str());
     // Redirects are not followed: a redirected AWS request must be re-signed.
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    // S3 keys may hold "." and ".." segments; they are part of the key and of
+    // the signed path, so curl must not squash them.
+    curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &detail::on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
