@@ -153,7 +153,7 @@ inline request_type parse_type(const boost::json::object& object) {
     return request_type::update;
   if (text == "delete" || text == "WidgetDeleteRequest")
     return request_type::remove;
-  fail("type", quoted(text) +
+  fail("type", detail::quoted(text) +
                    " is not create, update, delete, WidgetCreateRequest, WidgetUpdateRequest or "
                    "WidgetDeleteRequest");
 }
@@ -177,7 +177,7 @@ inline void parse_attributes(const boost::json::value& list, widget_request& req
     std::string name = required_string(object, "name", name_path);
     if (std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
         reserved_attribute_names.end()) {
-      fail(name_path, quoted(name) + " is reserved for the widget's own property");
+      fail(name_path, detail::quoted(name) + " is reserved for the widget's own property");
     }
     // Keys of the JSON object outlive this loop, so views into them are safe.
     std::string_view key = std::string_view(object.find("name")->value().get_string());
@@ -185,7 +185,7 @@ inline void parse_attributes(const boost::json::value& list, widget_request& req
                                [](const auto& item, std::string_view k) { return item.first < k; });
     if (at != seen.end() && at->first == key) {
       fail(name_path,
-           "duplicate " + quoted(name) + " (first at [" + std::to_string(at->second) + "])");
+           "duplicate " + detail::quoted(name) + " (first at [" + std::to_string(at->second) + "])");
     }
     seen.insert(at, {key, index});
     if (!object.contains("value"))
@@ -210,7 +210,7 @@ inline widget_request parse_request_object(const boost::json::value& document) {
   request.widget_id = required_string(object, "widgetId", "widgetId");
   request.owner = required_string(object, "owner", "owner");
   if (!is_valid_owner(request.owner))
-    fail("owner", quoted(request.owner) + " does not match [A-Za-z ]+");
+    fail("owner", detail::quoted(request.owner) + " does not match [A-Za-z ]+");
   request.label = optional_string(object, "label", "label");
   request.description = optional_string(object, "description", "description");
   if (const auto* list = object.if_contains("otherAttributes"))

@@ -291,7 +291,7 @@ inline void check_item_size(const std::string& widget_id, std::size_t size, cons
 inline void check_attribute_name(std::string_view name) {
   if (std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
       reserved_attribute_names.end()) {
-    throw std::invalid_argument("attribute name " + quoted(name) + " is reserved");
+    throw std::invalid_argument("attribute name " + detail::quoted(name) + " is reserved");
   }
 }
 
