@@ -1,0 +1,154 @@
+#pragma once
+// s3_bucket_store: one JSON document per widget in an S3 bucket, at
+// s3_key(owner, widgetId, layout) (widgets/{owner}/{widgetId} by default).
+//
+// Decisions:
+// - update is a read-modify-write (GetObject, apply_update, PutObject). The
+//   consumer never applies two requests for one widget at once, so no
+//   conditional write is needed between our own lanes.
+// - delete checks existence with GetObject before DeleteObject, because
+//   S3's DeleteObject succeeds whether or not the key existed. s3_client has
+//   no HeadObject; a widget document is small, so a GET costs about the same.
+//   Like the DynamoDB store, delete does not compare the owner: the key
+//   already names it (unless owner_in_key is off).
+// - Failures: a retryable service_error or transport_error is transient;
+//   a key longer than S3's 1,024 bytes can never be stored (bad_request);
+//   everything else, a stored document that does not parse included, is
+//   permanent.
+// - A key with a "." or ".." segment (a widget id such as "../x") is refused
+//   as bad_request: URL handling removes such segments, so the object would
+//   land elsewhere or, where S3 checks signatures over the raw path, be
+//   refused on every attempt.
+
+#include "../concepts.hpp"
+#include "../request.hpp"
+#include "../widget.hpp"
+
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/s3.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace widget_consumer {
+
+class s3_bucket_store {
+ public:
+  static constexpr std::size_t max_key_bytes = 1024;  // S3's limit
+
+  s3_bucket_store(aws::s3_client client, std::string bucket, s3_layout layout = {})
+      : client_(std::move(client)), bucket_(std::move(bucket)), layout_(std::move(layout)) {
+    if (bucket_.empty())
+      throw std::invalid_argument("s3_bucket_store: the widget bucket name is empty");
+  }
+
+  s3_bucket_store(aws::client_config config, std::string bucket, s3_layout layout = {})
+      : s3_bucket_store(aws::s3_client(std::move(config)), std::move(bucket), std::move(layout)) {}
+
+  // Thread-safe: the client is, and nothing else here changes.
+  apply_outcome apply(const widget_request& request) {
+    const std::string key = key_of(request.owner, request.widget_id);
+    if (key.size() > max_key_bytes) {
+      throw store_error(store_failure::bad_request, "widget key is " + std::to_string(key.size()) +
+                                                        " bytes, over S3's limit of " +
+                                                        std::to_string(max_key_bytes));
+    }
+    if (has_dot_segment(key)) {
+      throw store_error(store_failure::bad_request,
+                        "widget key " + key + " has a \".\" or \"..\" segment");
+    }
+    return guarded([&] {
+      switch (request.type) {
+        case request_type::create:
+          put(key, make_widget(request));
+          return apply_outcome::applied;
+        case request_type::update: {
+          auto stored = read(key);
+          // The owner check is exact: the key folds case and spaces, so
+          // "sue smith" would otherwise update "Sue Smith"'s widget.
+          if (!stored || stored->owner != request.owner)
+            return apply_outcome::not_found;
+          apply_update(*stored, request);
+          put(key, *stored);
+          return apply_outcome::applied;
+        }
+        case request_type::remove:
+          if (!client_.get_object(bucket_, key))
+            return apply_outcome::not_found;
+          client_.delete_object(bucket_, key);
+          return apply_outcome::applied;
+      }
+      throw store_error(store_failure::bad_request, "unknown request type");
+    });
+  }
+
+  // The stored widget, or nullopt. Throws store_error like apply().
+  std::optional<widget> load(std::string_view owner, std::string_view widget_id) {
+    return guarded([&] { return read(key_of(owner, widget_id)); });
+  }
+
+  std::string key_of(std::string_view owner, std::string_view widget_id) const {
+    return s3_key(owner, widget_id, layout_);
+  }
+
+  const std::string& bucket() const noexcept { return bucket_; }
+  const s3_layout& layout() const noexcept { return layout_; }
+
+ private:
+  static bool has_dot_segment(std::string_view key) {
+    std::size_t start = 0;
+    for (;;) {
+      const auto slash = key.find('/', start);
+      const auto segment = key.substr(start, slash == key.npos ? key.npos : slash - start);
+      if (segment == "." || segment == "..")
+        return true;
+      if (slash == key.npos)
+        return false;
+      start = slash + 1;
+    }
+  }
+
+  std::optional<widget> read(const std::string& key) {
+    auto body = client_.get_object(bucket_, key);
+    if (!body)
+      return std::nullopt;
+    try {
+      return widget_from_json(*body);
+    } catch (const std::exception& e) {
+      throw store_error(store_failure::permanent,
+                        aws::detail::s3_resource(bucket_, key) + ": " + e.what());
+    }
+  }
+
+  void put(const std::string& key, const widget& w) {
+    client_.put_object(bucket_, key, to_json(w), "application/json");
+  }
+
+  template <class Operation>
+  static auto guarded(Operation&& operation) -> decltype(operation()) {
+    try {
+      return operation();
+    } catch (const store_error&) {
+      throw;
+    } catch (const aws::service_error& e) {
+      if (e.code() == "KeyTooLongError")
+        throw store_error(store_failure::bad_request, e.what());
+      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
+                        e.what());
+    } catch (const aws::transport_error& e) {
+      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
+                        e.what());
+    }
+  }
+
+  aws::s3_client client_;
+  std::string bucket_;
+  s3_layout layout_;
+};
+
+}  // namespace widget_consumer
