@@ -9,6 +9,7 @@
 #include "concepts.hpp"
 #include "consumer.hpp"
 #include "destination/directory.hpp"
+#include "destination/s3_bucket.hpp"
 #include "log/basic_log.hpp"
 #include "log/console.hpp"
 #include "log/daily_file.hpp"
@@ -16,6 +17,7 @@
 #include "log/null.hpp"
 #include "log/tee.hpp"
 #include "source/directory.hpp"
+#include "source/s3_bucket.hpp"
 
 namespace widget_consumer {
 
