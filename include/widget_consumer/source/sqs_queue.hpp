@@ -75,8 +75,12 @@ struct sqs_queue_options {
   // VisibilityTimeout of each ReceiveMessage and of each heartbeat extension,
   // 0..43200. 0 = the queue's VisibilityTimeout attribute.
   std::chrono::seconds visibility_timeout{30};
-  std::size_t receivers = 3;  // ReceiveMessage calls in flight at once, >= 1
-  int max_messages = 10;      // per ReceiveMessage, 1..10
+  // ReceiveMessage calls in flight at once, >= 1. On a FIFO queue AWS hands
+  // a message group to one receive at a time, so several keep the order;
+  // moto does not (it checks groups when a receive begins, and two long
+  // polls may take one group's messages): use 1 against moto.
+  std::size_t receivers = 3;
+  int max_messages = 10;  // per ReceiveMessage, 1..10
   // Received messages waiting for poll(); 0 = receivers * max_messages.
   std::size_t buffer_size = 0;
   // Name or URL of the queue rejects are sent to; "" = none (see above).
@@ -146,7 +150,6 @@ inline bool sqs_is_fifo(std::string_view url,
 class sqs_queue_source {
  public:
   using ticket_type = sqs_ticket;
-  using clock = std::chrono::steady_clock;
 
   // SQS's limit on how long a message may stay hidden.
   static constexpr int max_visibility_seconds = 43200;
