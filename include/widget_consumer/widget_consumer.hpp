@@ -9,6 +9,7 @@
 #include "concepts.hpp"
 #include "consumer.hpp"
 #include "destination/directory.hpp"
+#include "destination/dynamodb_table.hpp"
 #include "destination/s3_bucket.hpp"
 #include "log/basic_log.hpp"
 #include "log/console.hpp"
@@ -18,6 +19,7 @@
 #include "log/tee.hpp"
 #include "source/directory.hpp"
 #include "source/s3_bucket.hpp"
+#include "source/sqs_queue.hpp"
 
 namespace widget_consumer {
 
