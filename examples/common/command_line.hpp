@@ -48,6 +48,7 @@ struct consumer_options {
   int queue_wait_timeout_s = 20;
   int queue_visibility_timeout_s = 30;
   int max_receives = 5;
+  int queue_receivers = 3;
   int concurrency = 16;
   int max_attempts = 3;
   std::string log_dir;
@@ -198,6 +199,8 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
                           : "more than one widget store: give only one of -wb, -dwt, --widget-dir");
   if (options.concurrency < 1 || options.concurrency > 1024)
     throw usage_error("--concurrency must be between 1 and 1024");
+  if (options.queue_receivers < 1 || options.queue_receivers > 64)
+    throw usage_error("--queue-receivers must be between 1 and 64");
   if (options.queue_wait_timeout_s < 0 || options.queue_wait_timeout_s > 20)
     throw usage_error("--queue-wait-timeout must be between 0 and 20 seconds");
   if (options.queue_visibility_timeout_s < 0 || options.queue_visibility_timeout_s > 43200)

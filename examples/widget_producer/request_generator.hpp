@@ -22,9 +22,9 @@
 namespace widget_producer {
 
 struct generated_request {
-  std::string body;                // the JSON as it goes on the wire
-  std::string widget_id;           // empty for some invalid requests
-  bool valid = true;               // false for the ones mixed in on purpose
+  std::string body;       // the JSON as it goes on the wire
+  std::string widget_id;  // empty for some invalid requests
+  bool valid = true;      // false for the ones mixed in on purpose
   std::string_view type = "create";
 };
 
@@ -35,10 +35,13 @@ class request_generator {
       : random_(seed), invalid_ratio_(invalid_ratio) {}
 
   generated_request next() {
-    if (invalid_ratio_ > 0 && chance(invalid_ratio_)) return invalid_request();
+    if (invalid_ratio_ > 0 && chance(invalid_ratio_))
+      return invalid_request();
     const double roll = uniform();
-    if (live_.empty() || roll < 0.55) return create();
-    if (roll < 0.92) return update();
+    if (live_.empty() || roll < 0.55)
+      return create();
+    if (roll < 0.92)
+      return update();
     return remove();
   }
 
@@ -46,8 +49,8 @@ class request_generator {
   const std::map<std::string, widget_consumer::widget>& expected_widgets() const { return live_; }
 
  private:
-  static constexpr std::array owners{"Mary Matthews", "Sue Smith",  "John Jones",
-                                     "Henry Hops",    "Jane Doe",   "Bob Builder",
+  static constexpr std::array owners{"Mary Matthews", "Sue Smith",       "John Jones",
+                                     "Henry Hops",    "Jane Doe",        "Bob Builder",
                                      "Ann Anderson",  "Mary Anne Miller"};
   static constexpr std::array units{"cm", "in", "mm", "ft"};
 
@@ -59,7 +62,8 @@ class request_generator {
 
   std::string letters(std::size_t min, std::size_t max) {
     std::string text(min + index(max - min + 1), ' ');
-    for (auto& c : text) c = static_cast<char>('A' + index(26));
+    for (auto& c : text)
+      c = static_cast<char>('A' + index(26));
     return text;
   }
 
@@ -69,8 +73,10 @@ class request_generator {
     static constexpr char hex[] = "0123456789abcdef";
     std::string id = "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx";
     for (auto& c : id) {
-      if (c == 'x') c = hex[index(16)];
-      if (c == 'y') c = hex[8 + index(4)];
+      if (c == 'x')
+        c = hex[index(16)];
+      if (c == 'y')
+        c = hex[8 + index(4)];
     }
     return id;
   }
@@ -80,15 +86,21 @@ class request_generator {
   std::vector<std::pair<std::string, std::string>> attributes() {
     std::vector<std::pair<std::string, std::string>> result;
     for (std::string_view measure : {"width", "length", "height", "size"}) {
-      if (!chance(0.6)) continue;
+      if (!chance(0.6))
+        continue;
       result.emplace_back(measure, number(999));
       result.emplace_back(std::string(measure) + "-unit", units[index(units.size())]);
     }
-    if (chance(0.5)) result.emplace_back("rating", std::to_string(uniform() * 5).substr(0, 8));
-    if (chance(0.5)) result.emplace_back("price", number(9999) + ".99");
-    if (chance(0.3)) result.emplace_back("quantity", number(500));
-    if (chance(0.3)) result.emplace_back("vendor", letters(5, 12));
-    if (chance(0.3)) result.emplace_back("note", letters(40, 300));
+    if (chance(0.5))
+      result.emplace_back("rating", std::to_string(uniform() * 5).substr(0, 8));
+    if (chance(0.5))
+      result.emplace_back("price", number(9999) + ".99");
+    if (chance(0.3))
+      result.emplace_back("quantity", number(500));
+    if (chance(0.3))
+      result.emplace_back("vendor", letters(5, 12));
+    if (chance(0.3))
+      result.emplace_back("note", letters(40, 300));
     return result;
   }
 
@@ -128,7 +140,8 @@ class request_generator {
     request["label"] = letters(3, 10);
     request["description"] = letters(20, 120);
     boost::json::array others;
-    for (auto& [name, value] : attributes()) others.push_back({{"name", name}, {"value", value}});
+    for (auto& [name, value] : attributes())
+      others.push_back({{"name", name}, {"value", value}});
     request["otherAttributes"] = std::move(others);
     return finish(std::move(request), "create", widget_id);
   }
@@ -145,20 +158,27 @@ class request_generator {
     const auto& target = some_live_widget();
     const auto widget_id = target.widget_id;
     auto request = envelope("update", widget_id, target.owner);
-    if (chance(0.5)) request["label"] = chance(0.15) ? "" : letters(3, 10);
-    if (chance(0.4)) request["description"] = chance(0.2) ? boost::json::value(nullptr)
-                                                          : boost::json::value(letters(20, 120));
+    if (chance(0.5))
+      request["label"] = chance(0.15) ? "" : letters(3, 10);
+    if (chance(0.4))
+      request["description"] =
+          chance(0.2) ? boost::json::value(nullptr) : boost::json::value(letters(20, 120));
     boost::json::array others;
     for (const auto& existing : target.other_attributes)
-      if (chance(0.2)) others.push_back({{"name", existing.name}, {"value", ""}});
+      if (chance(0.2))
+        others.push_back({{"name", existing.name}, {"value", ""}});
     for (auto& [name, value] : attributes())
-      if (chance(0.4)) others.push_back({{"name", name}, {"value", value}});
+      if (chance(0.4))
+        others.push_back({{"name", name}, {"value", value}});
     // Names must stay unique within one request.
     std::map<std::string, boost::json::value> unique;
-    for (auto& entry : others) unique.emplace(entry.as_object().at("name").as_string(), entry);
+    for (auto& entry : others)
+      unique.emplace(entry.as_object().at("name").as_string(), entry);
     boost::json::array deduplicated;
-    for (auto& [name, entry] : unique) deduplicated.push_back(entry);
-    if (!deduplicated.empty()) request["otherAttributes"] = std::move(deduplicated);
+    for (auto& [name, entry] : unique)
+      deduplicated.push_back(entry);
+    if (!deduplicated.empty())
+      request["otherAttributes"] = std::move(deduplicated);
     return finish(std::move(request), "update", widget_id);
   }
 
@@ -172,8 +192,10 @@ class request_generator {
   // expected state.
   generated_request invalid_request() {
     switch (index(6)) {
-      case 0: return {"", "", false, "invalid"};
-      case 1: return {R"({"widgetId":"bad"})", "bad", false, "invalid"};
+      case 0:
+        return {"", "", false, "invalid"};
+      case 1:
+        return {R"({"widgetId":"bad"})", "bad", false, "invalid"};
       case 2: {
         auto request = envelope("bad", uuid(), "Sue Smith");
         return {boost::json::serialize(request), "", false, "invalid"};
@@ -182,7 +204,8 @@ class request_generator {
         auto request = envelope("create", uuid(), "R2D2");
         return {boost::json::serialize(request), "", false, "invalid"};
       }
-      case 4: return {R"({"type":"create","requestId":"r","widgetId":)", "", false, "invalid"};
+      case 4:
+        return {R"({"type":"create","requestId":"r","widgetId":)", "", false, "invalid"};
       default: {
         auto request = envelope("create", uuid(), "Jane Doe");
         request["otherAttributes"] = boost::json::array{{{"name", "color"}}};

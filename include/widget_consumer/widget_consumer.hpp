@@ -28,13 +28,18 @@ template <log_policy Log = console_log>
 using basic_directory_to_directory_consumer = consumer<directory_source, directory_store, Log>;
 using directory_to_directory_consumer = basic_directory_to_directory_consumer<>;
 
-// TODO(aws policies): once source/s3_bucket.hpp, source/sqs_queue.hpp,
-// destination/s3_bucket.hpp and destination/dynamodb_table.hpp exist, include
-// them above and declare here, in the same shape:
-//   using s3_to_s3_consumer = consumer<s3_bucket_source, s3_bucket_store>;
-//   using s3_to_dynamodb_consumer = consumer<s3_bucket_source, dynamodb_table_store>;
-//   using sqs_to_s3_consumer = consumer<sqs_queue_source, s3_bucket_store>;
-//   using sqs_to_dynamodb_consumer = consumer<sqs_queue_source, dynamodb_table_store>;
-// and add static_asserts for each policy to tests/unit/concepts_test.cpp.
+template <log_policy Log = console_log>
+using basic_s3_to_s3_consumer = consumer<s3_bucket_source, s3_bucket_store, Log>;
+template <log_policy Log = console_log>
+using basic_s3_to_dynamodb_consumer = consumer<s3_bucket_source, dynamodb_table_store, Log>;
+template <log_policy Log = console_log>
+using basic_sqs_to_s3_consumer = consumer<sqs_queue_source, s3_bucket_store, Log>;
+template <log_policy Log = console_log>
+using basic_sqs_to_dynamodb_consumer = consumer<sqs_queue_source, dynamodb_table_store, Log>;
+
+using s3_to_s3_consumer = basic_s3_to_s3_consumer<>;
+using s3_to_dynamodb_consumer = basic_s3_to_dynamodb_consumer<>;
+using sqs_to_s3_consumer = basic_sqs_to_s3_consumer<>;
+using sqs_to_dynamodb_consumer = basic_sqs_to_dynamodb_consumer<>;
 
 }  // namespace widget_consumer

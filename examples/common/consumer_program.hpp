@@ -1,0 +1,238 @@
+#pragma once
+// What every consumer program does: read the command line, build the source
+// and the store it names, run consumer<Source, Store, program_log> until a
+// stop condition or a signal, and exit 0 (drained or stopped), 1 (could not
+// run) or 2 (bad command line).
+
+#include "common/command_line.hpp"
+#include "common/program_log.hpp"
+
+#include <widget_consumer/aws/client_settings.hpp>
+#include <widget_consumer/widget_consumer.hpp>
+
+#include <chrono>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace examples {
+
+namespace wc = widget_consumer;
+
+// The policies a program may be composed of, and how each is built from the
+// command line.
+enum class source_kind { s3_bucket, sqs_queue, directory };
+enum class store_kind { s3_bucket, dynamodb_table, directory };
+
+inline source_kind source_of(const consumer_options& o) {
+  if (!o.request_bucket.empty())
+    return source_kind::s3_bucket;
+  if (!o.request_queue.empty())
+    return source_kind::sqs_queue;
+  return source_kind::directory;
+}
+
+inline store_kind store_of(const consumer_options& o) {
+  if (!o.widget_bucket.empty())
+    return store_kind::s3_bucket;
+  if (!o.dynamodb_widget_table.empty())
+    return store_kind::dynamodb_table;
+  return store_kind::directory;
+}
+
+class aws_context {
+ public:
+  explicit aws_context(const consumer_options& o)
+      : settings_{o.profile, o.region, o.endpoint_url, o.ca_bundle, o.max_attempts, {}},
+        credentials_(wc::aws::make_credentials(settings_)) {}
+
+  wc::aws::client_config config(std::string_view service) const {
+    return wc::aws::make_client_config(service, settings_, credentials_);
+  }
+
+ private:
+  wc::aws::client_settings settings_;
+  wc::aws::credentials_chain credentials_;
+};
+
+inline wc::s3_layout layout_of(const consumer_options& o) {
+  wc::s3_layout layout;
+  layout.prefix = o.widget_key_prefix;
+  layout.owner_in_key = o.use_owner_in_prefix;
+  return layout;
+}
+
+// One factory per policy. Policies own threads and connections and are
+// neither copied nor moved, hence unique_ptr.
+inline auto make_source(std::type_identity<wc::s3_bucket_source>, const consumer_options& o,
+                        const aws_context& aws) {
+  wc::s3_bucket_source_options options;
+  options.rejected_prefix = o.rejected_prefix;
+  return std::make_unique<wc::s3_bucket_source>(aws.config("s3"), o.request_bucket, options);
+}
+
+inline auto make_source(std::type_identity<wc::sqs_queue_source>, const consumer_options& o,
+                        const aws_context& aws) {
+  wc::sqs_queue_options options;
+  options.wait_time = std::chrono::seconds(o.queue_wait_timeout_s);
+  options.visibility_timeout = std::chrono::seconds(o.queue_visibility_timeout_s);
+  options.dead_letter_queue = o.dead_letter_queue;
+  options.receivers = static_cast<std::size_t>(o.queue_receivers);
+  return std::make_unique<wc::sqs_queue_source>(aws.config("sqs"), o.request_queue, options);
+}
+
+inline auto make_source(std::type_identity<wc::directory_source>, const consumer_options& o,
+                        const aws_context&) {
+  return std::make_unique<wc::directory_source>(o.request_dir);
+}
+
+inline auto make_store(std::type_identity<wc::s3_bucket_store>, const consumer_options& o,
+                       const aws_context& aws) {
+  return std::make_unique<wc::s3_bucket_store>(aws.config("s3"), o.widget_bucket, layout_of(o));
+}
+
+inline auto make_store(std::type_identity<wc::dynamodb_table_store>, const consumer_options& o,
+                       const aws_context& aws) {
+  return std::make_unique<wc::dynamodb_table_store>(aws.config("dynamodb"),
+                                                    o.dynamodb_widget_table);
+}
+
+inline auto make_store(std::type_identity<wc::directory_store>, const consumer_options& o,
+                       const aws_context&) {
+  return std::make_unique<wc::directory_store>(o.widget_dir, layout_of(o));
+}
+
+inline constexpr source_kind kind_of(std::type_identity<wc::s3_bucket_source>) {
+  return source_kind::s3_bucket;
+}
+inline constexpr source_kind kind_of(std::type_identity<wc::sqs_queue_source>) {
+  return source_kind::sqs_queue;
+}
+inline constexpr source_kind kind_of(std::type_identity<wc::directory_source>) {
+  return source_kind::directory;
+}
+inline constexpr store_kind kind_of(std::type_identity<wc::s3_bucket_store>) {
+  return store_kind::s3_bucket;
+}
+inline constexpr store_kind kind_of(std::type_identity<wc::dynamodb_table_store>) {
+  return store_kind::dynamodb_table;
+}
+inline constexpr store_kind kind_of(std::type_identity<wc::directory_store>) {
+  return store_kind::directory;
+}
+
+inline wc::consumer_options consumer_settings(const consumer_options& o) {
+  wc::consumer_options settings;
+  settings.concurrency = static_cast<std::size_t>(o.concurrency);
+  settings.max_runtime = std::chrono::milliseconds(o.max_runtime_ms);
+  settings.max_idle = std::chrono::milliseconds(o.max_idle_ms);
+  settings.empty_poll_delay = std::chrono::milliseconds(o.poll_interval_ms);
+  settings.max_receives = static_cast<std::uint32_t>(o.max_receives);
+  return settings;
+}
+
+// Runs one combination, chosen at compile time, to its end.
+template <wc::request_source Source, wc::widget_store Store>
+int run_combination(const consumer_options& o, const aws_context& aws) {
+  auto source = make_source(std::type_identity<Source>{}, o, aws);
+  auto store = make_store(std::type_identity<Store>{}, o, aws);
+  program_log log(o);
+  wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
+  wc::stop_flag stop;
+  wc::stop_on_signals(stop);
+  const auto summary = consumer.run(stop);
+  return summary.reason == wc::stop_reason::poll_failures ? 1 : 0;
+}
+
+// widget_consumer picks the combination from the command line: all nine are
+// compiled in.
+template <class Source>
+int run_with_store_of(const consumer_options& o, const aws_context& aws) {
+  switch (store_of(o)) {
+    case store_kind::s3_bucket:
+      return run_combination<Source, wc::s3_bucket_store>(o, aws);
+    case store_kind::dynamodb_table:
+      return run_combination<Source, wc::dynamodb_table_store>(o, aws);
+    case store_kind::directory:
+      return run_combination<Source, wc::directory_store>(o, aws);
+  }
+  return 1;
+}
+
+inline int run_any_combination(const consumer_options& o, const aws_context& aws) {
+  switch (source_of(o)) {
+    case source_kind::s3_bucket:
+      return run_with_store_of<wc::s3_bucket_source>(o, aws);
+    case source_kind::sqs_queue:
+      return run_with_store_of<wc::sqs_queue_source>(o, aws);
+    case source_kind::directory:
+      return run_with_store_of<wc::directory_source>(o, aws);
+  }
+  return 1;
+}
+
+inline std::string_view describe(source_kind kind) {
+  switch (kind) {
+    case source_kind::s3_bucket:
+      return "an S3 bucket (-rb)";
+    case source_kind::sqs_queue:
+      return "an SQS queue (-rq)";
+    case source_kind::directory:
+      return "a folder (--request-dir)";
+  }
+  return "?";
+}
+
+inline std::string_view describe(store_kind kind) {
+  switch (kind) {
+    case store_kind::s3_bucket:
+      return "an S3 bucket (-wb)";
+    case store_kind::dynamodb_table:
+      return "a DynamoDB table (-dwt)";
+    case store_kind::directory:
+      return "a folder (--widget-dir)";
+  }
+  return "?";
+}
+
+// The whole program around `body`: parse, run, and map errors to exit codes
+// with a one-line message (2 and the usage for a bad command line).
+template <class Body>
+int program_main(int argc, const char* const argv[], std::string_view program, Body&& body) {
+  try {
+    const auto options = parse_consumer_command_line(argc, argv, program);
+    if (!options)
+      return 0;
+    const aws_context aws(*options);
+    return body(*options, aws);
+  } catch (const usage_error& error) {
+    std::cerr << program << ": " << error.what() << "\n\n";
+    consumer_options defaults;
+    print_usage(std::cerr, program, consumer_option_descriptions(defaults));
+    return 2;
+  } catch (const std::exception& error) {
+    std::cerr << program << ": " << error.what() << '\n';
+    return 1;
+  }
+}
+
+// A program built for one combination: s3_to_s3, sqs_to_dynamodb, ...
+template <wc::request_source Source, wc::widget_store Store>
+int fixed_combination_main(int argc, const char* const argv[], std::string_view program) {
+  return program_main(argc, argv, program, [&](const consumer_options& o, const aws_context& aws) {
+    constexpr auto source = kind_of(std::type_identity<Source>{});
+    constexpr auto store = kind_of(std::type_identity<Store>{});
+    if (source_of(o) != source)
+      throw usage_error(std::string(program) + " reads requests from " +
+                        std::string(describe(source)));
+    if (store_of(o) != store)
+      throw usage_error(std::string(program) + " stores widgets in " +
+                        std::string(describe(store)));
+    return run_combination<Source, Store>(o, aws);
+  });
+}
+
+}  // namespace examples
