@@ -83,7 +83,11 @@ static_assert(log_sink<exemplar::counting_sink> && log_policy<exemplar::counting
 
 // Every policy we ship. The AWS ones join this list when they land.
 static_assert(request_source<directory_source>);
+static_assert(request_source<s3_bucket_source>);
+static_assert(request_source<sqs_queue_source>);
 static_assert(widget_store<directory_store>);
+static_assert(widget_store<s3_bucket_store>);
+static_assert(widget_store<dynamodb_table_store>);
 static_assert(log_policy<console_log>);
 static_assert(log_policy<daily_file_log>);
 static_assert(log_policy<json_lines_log>);
@@ -95,6 +99,11 @@ static_assert(
     sizeof(consumer<exemplar::vector_source, exemplar::discarding_store, exemplar::silent_log>) >
     0);
 static_assert(std::is_same_v<directory_to_directory_consumer::log_type, console_log>);
+// The four named AWS combinations are consumers of the shipped policies.
+static_assert(std::is_same_v<s3_to_s3_consumer::source_type, s3_bucket_source>);
+static_assert(std::is_same_v<s3_to_dynamodb_consumer::destination_type, dynamodb_table_store>);
+static_assert(std::is_same_v<sqs_to_s3_consumer::source_type, sqs_queue_source>);
+static_assert(std::is_same_v<sqs_to_dynamodb_consumer::destination_type, dynamodb_table_store>);
 
 // Each capability is needed on its own.
 struct no_flush_source {
