@@ -288,6 +288,110 @@ TEST_P(sqs_queue_source_test, reject_sends_the_body_and_reason_to_the_dead_lette
   EXPECT_EQ(attribute_of(moved, "SourceMessageId"), received[0].name);
 }
 
+// The regression of sqs_to_dynamodb losing the producer's empty-body
+// request: an empty body was taken for "not in flight", so it was reported as
+// settled twice, never moved to the dead-letter queue, and stayed hidden.
+// (AWS refuses empty bodies; moto and the producer do not.)
+TEST_P(sqs_queue_source_test, an_empty_body_is_rejected_to_the_dead_letter_queue) {
+  const auto url = standard_queue();
+  const auto dead_letters = standard_queue();
+  sqs_.send_message(url, "");
+  sqs_queue_source source(sqs_, url, fast_options(dead_letters));
+
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0].body, "");
+  source.reject(std::move(received[0].ticket), "body: empty");
+  const auto failures = source.flush();
+  EXPECT_TRUE(failures.empty()) << failures.front().reason;
+  EXPECT_EQ(messages_in(url), 0);
+  const auto moved = receive_raw(sqs_, dead_letters);
+  ASSERT_FALSE(moved.empty());
+  EXPECT_EQ(moved.at("Body").as_string(), "");
+  EXPECT_EQ(attribute_of(moved, "RejectReason"), "body: empty");
+}
+
+// A queue whose VisibilityTimeout is 0 hands the same message to every
+// receive, with a new receipt handle each time: the duplicate deliveries of
+// a standard queue, on demand.
+TEST_P(sqs_queue_source_test, a_message_delivered_again_while_in_flight_is_handed_out_once) {
+  const auto url = standard_queue({{"VisibilityTimeout", "0"}});
+  send(url, 1);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.visibility_timeout = 0s;  // the queue's: 0
+  sqs_queue_source source(sqs_, url, options);
+  ASSERT_EQ(source.visibility_timeout_seconds(), 0);
+
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+  const auto deadline = clock_type::now() + 5s;
+  while (source.duplicates() < 3 && clock_type::now() < deadline)
+    EXPECT_TRUE(source.poll(50ms, 10).empty());
+  EXPECT_GE(source.duplicates(), 3u);
+  EXPECT_EQ(source.in_flight(), 1u);
+
+  source.ack(std::move(received[0].ticket));
+  EXPECT_TRUE(source.flush().empty());
+  // Copies received after the ack are deleted too, never handed out, and a
+  // delete that finds one gone already is no failure.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(source.poll(100ms, 10).empty());
+    EXPECT_TRUE(source.flush().empty());
+  }
+  EXPECT_EQ(messages_in(url), 0);
+  EXPECT_EQ(source.in_flight(), 0u);
+}
+
+TEST_P(sqs_queue_source_test, a_rejected_message_delivered_again_reaches_the_dead_letters_once) {
+  const auto url = standard_queue({{"VisibilityTimeout", "0"}});
+  const auto dead_letters = standard_queue();
+  send(url, 1, "not json ");
+  auto options = fast_options(dead_letters);
+  options.visibility_timeout = 0s;
+  sqs_queue_source source(sqs_, url, options);
+
+  auto received = receive(source, 1);
+  ASSERT_EQ(received.size(), 1u);
+  const auto deadline = clock_type::now() + 5s;
+  while (source.duplicates() < 2 && clock_type::now() < deadline)
+    EXPECT_TRUE(source.poll(50ms, 10).empty());
+  source.reject(std::move(received[0].ticket), "invalid");
+  EXPECT_TRUE(source.flush().empty());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(source.poll(100ms, 10).empty());
+    EXPECT_TRUE(source.flush().empty());
+  }
+  EXPECT_EQ(messages_in(url), 0);
+  EXPECT_EQ(messages_in(dead_letters), 1);
+}
+
+TEST_P(sqs_queue_source_test, a_ticket_settled_twice_is_reported_and_nothing_sent) {
+  const auto url = standard_queue();
+  const auto dead_letters = standard_queue();
+  send(url, 2);
+  sqs_queue_source source(sqs_, url, fast_options(dead_letters));
+  auto received = receive(source, 2);
+  ASSERT_EQ(received.size(), 2u);
+
+  const sqs_ticket acked = received[0].ticket;
+  const sqs_ticket rejected = received[1].ticket;
+  source.ack(std::move(received[0].ticket));
+  source.reject(std::move(received[1].ticket), "invalid");
+  EXPECT_TRUE(source.flush().empty());
+  source.ack(acked);
+  source.reject(rejected, "invalid");
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[0].name, acked.message_id);
+  EXPECT_EQ(failures[1].action, settle_action::reject);
+  for (const auto& failure : failures)
+    EXPECT_NE(failure.reason.find("settled twice"), std::string::npos) << failure.reason;
+  EXPECT_EQ(messages_in(url), 0);
+  EXPECT_EQ(messages_in(dead_letters), 1);
+}
+
 TEST_P(sqs_queue_source_test, reject_from_a_fifo_queue_to_a_fifo_dead_letter_queue) {
   const auto url = fifo_queue();
   const auto dead_letters = fifo_queue();

@@ -8,9 +8,18 @@
 // group only while none of its messages is in flight, so concurrent receives
 // cannot reorder a group.
 //
-// In flight = received and not yet settled, buffered ones included. A
-// heartbeat thread extends the visibility of everything in flight every
-// visibility_timeout / 2, so slow work is not redelivered meanwhile.
+// In flight = received and not yet settled, buffered ones included, by
+// message id. A heartbeat thread extends the visibility of everything in
+// flight every visibility_timeout / 2, so slow work is not redelivered
+// meanwhile.
+//
+// Duplicates: a standard queue may deliver a message again while it is in
+// flight (and moto's concurrent receives hand one message to two of them). A
+// copy of a message in flight is not handed out again: its receipt handle
+// replaces the one we hold, since SQS deletes only with the newest. A copy of
+// a message we deleted lately is deleted again, silently. Settling a ticket
+// whose delivery was already settled is a bug of the caller: reported by
+// flush(), nothing sent.
 //
 // Settling is queued and done by flush(), which reports every entry that did
 // not take effect after two more tries:
@@ -42,6 +51,7 @@
 
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
+#include "detail/sqs_settlement.hpp"
 
 #include <boost/json.hpp>
 
@@ -53,8 +63,6 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
-#include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -63,7 +71,6 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -91,34 +98,9 @@ struct sqs_queue_options {
   bool heartbeat = true;  // extend the visibility of messages in flight
 };
 
-// The receipt handle, and the message id for logs and failures.
-struct sqs_ticket {
-  std::string receipt_handle;
-  std::string message_id;
-};
-
 enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
 
 namespace detail {
-
-// SQS limits message attribute values to XML-safe characters; reasons quote
-// request bodies, so control characters become '?' and the length is capped
-// at a UTF-8 boundary.
-inline std::string sqs_attribute_text(std::string_view text, std::size_t limit = 1024) {
-  std::string result;
-  result.reserve(std::min(text.size(), limit));
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    result.push_back(byte < 0x20 && c != '\t' && c != '\n' && c != '\r' ? '?' : c);
-  }
-  if (result.size() > limit) {
-    std::size_t cut = limit;
-    while (cut > 0 && (static_cast<unsigned char>(result[cut]) & 0xC0) == 0x80)
-      --cut;
-    result.resize(cut);
-  }
-  return result.empty() ? std::string("(no reason given)") : result;
-}
 
 // sqs_client has no MessageAttributes on SendMessage: this sends one message
 // with string attributes over the same JSON protocol.
@@ -137,12 +119,6 @@ inline void sqs_send_with_attributes(
   if (!options.message_deduplication_id.empty())
     request["MessageDeduplicationId"] = options.message_deduplication_id;
   client.service().call_json("AmazonSQS", "SendMessage", request, queue_url);
-}
-
-inline bool sqs_is_fifo(std::string_view url,
-                        const std::map<std::string, std::string, std::less<>>& attributes) {
-  const auto fifo = attributes.find("FifoQueue");
-  return (fifo != attributes.end() && fifo->second == "true") || url.ends_with(".fifo");
 }
 
 }  // namespace detail
@@ -238,12 +214,14 @@ class sqs_queue_source {
   }
 
   void ack(ticket_type ticket) {
-    forget(ticket.receipt_handle);
+    if (!settle_entry(ticket, settle_action::ack, true))
+      return;
     deletes_.push_back({std::move(ticket), settle_action::ack});
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
-    forget(ticket.receipt_handle);
+    if (!settle_entry(ticket, settle_action::release, false))
+      return;
     const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
     visibility_changes_.push_back(
         {std::move(ticket), settle_action::release,
@@ -251,23 +229,29 @@ class sqs_queue_source {
   }
 
   void reject(ticket_type ticket, std::string_view reason) {
-    const auto entry = forget(ticket.receipt_handle);
+    // Remembered as deleted at once, so a copy received before the delete is
+    // not handed out again; send_rejects() undoes that if the send fails.
+    const bool deletes = reject_mode_ == sqs_reject_mode::dead_letter_queue;
+    if (ticket.delivery == 0 && deletes) {
+      failures_.push_back({settle_action::reject, ticket.message_id,
+                           "the message was not received by this source, so its body is "
+                           "unknown: nothing sent"});
+      return;
+    }
+    const auto entry = settle_entry(ticket, settle_action::reject, deletes);
+    if (!entry)
+      return;
     switch (reject_mode_) {
-      case sqs_reject_mode::dead_letter_queue: {
-        rejected item{std::move(ticket), detail::sqs_attribute_text(reason), {}, {}};
-        if (entry) {
-          item.body = std::move(entry->body);
-          item.group_id = std::move(entry->group_id);
-        }
-        rejects_.push_back(std::move(item));
+      case sqs_reject_mode::dead_letter_queue:
+        rejects_.push_back({std::move(ticket), detail::sqs_attribute_text(reason),
+                            std::move(entry->body), std::move(entry->group_id)});
         break;
-      }
       case sqs_reject_mode::redrive_policy:
         visibility_changes_.push_back({std::move(ticket), settle_action::reject, 0});
         break;
       case sqs_reject_mode::keep_in_queue: {
         int hold = max_visibility_seconds;
-        if (entry && entry->sent_ms > 0) {
+        if (entry->sent_ms > 0) {
           const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();
@@ -290,11 +274,20 @@ class sqs_queue_source {
     std::vector<settle_failure> failures = std::move(failures_);
     failures_.clear();
     send_rejects(failures);
+    {
+      // After send_rejects(): a copy of a reject whose send failed must stay.
+      std::lock_guard lock(mutex_);
+      for (auto& copy : duplicate_deletes_)
+        if (const auto* settled = settled_.find(copy.ticket.message_id);
+            settled && settled->deleted)
+          deletes_.push_back(std::move(copy));
+      duplicate_deletes_.clear();
+    }
     auto deletes = std::move(deletes_);
     deletes_.clear();
-    run_batches(
+    detail::run_sqs_batches(
         deletes,
-        [this](std::span<const queued> chunk) {
+        [this](std::span<const detail::sqs_settlement> chunk) {
           std::vector<std::string> handles;
           for (const auto& each : chunk)
             handles.push_back(each.ticket.receipt_handle);
@@ -306,9 +299,9 @@ class sqs_queue_source {
     {
       // Not while a heartbeat may be extending the same messages.
       std::lock_guard visibility(visibility_mutex_);
-      run_batches(
+      detail::run_sqs_batches(
           changes,
-          [this](std::span<const queued> chunk) {
+          [this](std::span<const detail::sqs_settlement> chunk) {
             std::vector<aws::sqs_visibility_change> entries;
             for (const auto& each : chunk)
               entries.push_back({each.ticket.receipt_handle, each.visibility});
@@ -336,19 +329,19 @@ class sqs_queue_source {
     std::lock_guard lock(mutex_);
     return heartbeat_failures_;
   }
+  // Copies received of messages in flight or deleted lately: not handed out.
+  std::uint64_t duplicates() const {
+    std::lock_guard lock(mutex_);
+    return duplicates_;
+  }
 
  private:
   struct in_flight_entry {
-    std::string message_id;
-    std::string body;  // kept only for a dead-letter queue
+    std::string receipt_handle;  // the newest received
+    std::uint64_t delivery = 0;  // the ticket handed out
+    std::string body;            // kept only for a dead-letter queue
     std::string group_id;
     std::int64_t sent_ms = 0;  // SentTimestamp
-  };
-
-  struct queued {
-    ticket_type ticket;
-    settle_action action = settle_action::ack;
-    int visibility = 0;
   };
 
   struct rejected {
@@ -370,14 +363,28 @@ class sqs_queue_source {
       throw std::invalid_argument("SQS max messages per receive must be 1..10");
   }
 
-  std::optional<in_flight_entry> forget(const std::string& receipt_handle) {
+  // Takes the ticket's delivery out of flight and points the ticket at the
+  // newest receipt handle. A delivery settled already is reported and
+  // nullopt returned, so nothing is sent; a ticket this source did not hand
+  // out keeps its own handle and SQS decides.
+  std::optional<in_flight_entry> settle_entry(ticket_type& ticket, settle_action action,
+                                              bool deletes) {
     std::lock_guard lock(mutex_);
-    const auto found = in_flight_.find(receipt_handle);
-    if (found == in_flight_.end())
+    const auto found = in_flight_.find(ticket.message_id);
+    if (found != in_flight_.end() && found->second.delivery == ticket.delivery) {
+      auto entry = std::move(found->second);
+      in_flight_.erase(found);
+      ticket.receipt_handle = entry.receipt_handle;
+      settled_.remember(ticket.message_id, ticket.delivery, deletes);
+      return entry;
+    }
+    // Only settling takes a delivery out of flight.
+    if (ticket.delivery != 0) {
+      failures_.push_back({action, ticket.message_id,
+                           "this delivery was settled already (settled twice?): nothing sent"});
       return std::nullopt;
-    auto entry = std::move(found->second);
-    in_flight_.erase(found);
-    return entry;
+    }
+    return in_flight_entry{ticket.receipt_handle, ticket.delivery, {}, {}, 0};
   }
 
   void receive_loop() {
@@ -416,7 +423,9 @@ class sqs_queue_source {
         // Registered even when stopping, so the destructor makes them visible.
         std::lock_guard lock(mutex_);
         for (auto& message : messages) {
-          in_flight_entry entry{message.message_id, {}, {}, 0};
+          if (duplicate(message))
+            continue;
+          in_flight_entry entry{message.receipt_handle, ++next_delivery_, {}, {}, 0};
           if (const auto group = message.attribute("MessageGroupId"))
             entry.group_id = std::string(*group);
           if (const auto sent = message.attribute("SentTimestamp"))
@@ -427,14 +436,31 @@ class sqs_queue_source {
           request.name = message.message_id;
           request.ordering_key = entry.group_id;
           request.receive_count = static_cast<std::uint32_t>(std::max(message.receive_count(), 1));
-          request.ticket = {message.receipt_handle, message.message_id};
+          request.ticket = {message.receipt_handle, message.message_id, entry.delivery};
           request.body = std::move(message.body);
-          in_flight_.insert_or_assign(message.receipt_handle, std::move(entry));
+          in_flight_.insert_or_assign(message.message_id, std::move(entry));
           buffer_.push_back(std::move(request));
         }
       }
       arrived_.notify_all();
     }
+  }
+
+  // A copy of a message in flight or deleted lately (under mutex_): keeps
+  // its receipt handle, the newest, for the delete, and is not handed out.
+  bool duplicate(const aws::sqs_message& message) {
+    if (const auto found = in_flight_.find(message.message_id); found != in_flight_.end()) {
+      found->second.receipt_handle = message.receipt_handle;
+      ++duplicates_;
+      return true;
+    }
+    if (const auto* settled = settled_.find(message.message_id); settled && settled->deleted) {
+      duplicate_deletes_.push_back(
+          {{message.receipt_handle, message.message_id, 0}, settle_action::ack, 0, true});
+      ++duplicates_;
+      return true;
+    }
+    return false;
   }
 
   void heartbeat_loop() {
@@ -447,10 +473,13 @@ class sqs_queue_source {
       }
       std::lock_guard visibility(visibility_mutex_);
       std::vector<aws::sqs_visibility_change> changes;
+      std::vector<std::string> ids;
       {
         std::lock_guard lock(mutex_);
-        for (const auto& [handle, entry] : in_flight_)
-          changes.push_back({handle, visibility_seconds_});
+        for (const auto& [id, entry] : in_flight_) {
+          changes.push_back({entry.receipt_handle, visibility_seconds_});
+          ids.push_back(id);
+        }
       }
       if (changes.empty())
         continue;
@@ -463,11 +492,16 @@ class sqs_queue_source {
         continue;
       }
       std::lock_guard lock(mutex_);
-      for (const auto& failure : failed)
-        // One settled meanwhile (deleted) is no failure of ours.
-        if (failure.index < changes.size() &&
-            in_flight_.contains(changes[failure.index].receipt_handle))
+      for (const auto& failure : failed) {
+        // One settled meanwhile (deleted), or received again with a newer
+        // handle, is no failure of ours.
+        if (failure.index >= changes.size())
+          continue;
+        const auto found = in_flight_.find(ids[failure.index]);
+        if (found != in_flight_.end() &&
+            found->second.receipt_handle == changes[failure.index].receipt_handle)
           ++heartbeat_failures_;
+      }
     }
   }
 
@@ -488,8 +522,8 @@ class sqs_queue_source {
   void release_everything_in_flight() noexcept {
     try {
       std::vector<aws::sqs_visibility_change> changes;
-      for (const auto& [handle, entry] : in_flight_)
-        changes.push_back({handle, 0});
+      for (const auto& [id, entry] : in_flight_)
+        changes.push_back({entry.receipt_handle, 0});
       in_flight_.clear();
       buffer_.clear();
       if (!changes.empty())
@@ -505,11 +539,6 @@ class sqs_queue_source {
     auto rejects = std::move(rejects_);
     rejects_.clear();
     for (auto& item : rejects) {
-      if (item.body.empty()) {
-        failures.push_back({settle_action::reject, item.ticket.message_id,
-                            "the message was not in flight (settled twice?), nothing sent"});
-        continue;
-      }
       aws::sqs_send_options send;
       if (dead_letter_fifo_) {
         send.message_group_id = item.group_id.empty() ? "rejected" : item.group_id;
@@ -517,7 +546,7 @@ class sqs_queue_source {
         send.message_deduplication_id = item.ticket.message_id;
       }
       std::string error;
-      for (int attempt = 0; attempt < settle_attempts; ++attempt) {
+      for (int attempt = 0; attempt < detail::sqs_settle_attempts; ++attempt) {
         try {
           detail::sqs_send_with_attributes(
               client_, dead_letter_url_, item.body,
@@ -529,59 +558,15 @@ class sqs_queue_source {
         }
       }
       if (!error.empty()) {
+        {
+          std::lock_guard lock(mutex_);
+          settled_.not_deleted(item.ticket.message_id);
+        }
         failures.push_back({settle_action::reject, item.ticket.message_id,
                             "sending to the dead-letter queue failed: " + error});
         continue;
       }
       deletes_.push_back({std::move(item.ticket), settle_action::reject, 0});
-    }
-  }
-
-  static constexpr int settle_attempts = 3;
-
-  // Runs `call` over `entries` in chunks of 10; entries that fail (in the
-  // answer or because the whole call threw) are tried again, twice, then
-  // reported.
-  template <class Call>
-  void run_batches(std::vector<queued>& entries, Call call, std::string_view operation,
-                   std::vector<settle_failure>& failures) {
-    {
-      // SQS refuses a whole batch that names one receipt handle twice.
-      std::unordered_set<std::string> seen;
-      std::erase_if(entries, [&](const queued& each) {
-        return !seen.insert(each.ticket.receipt_handle).second;
-      });
-    }
-    std::vector<std::string> reasons;
-    for (int attempt = 1; !entries.empty(); ++attempt) {
-      std::vector<queued> failed;
-      reasons.clear();
-      for (std::size_t begin = 0; begin < entries.size();
-           begin += aws::sqs_client::max_batch_entries) {
-        const auto end = std::min(entries.size(), begin + aws::sqs_client::max_batch_entries);
-        const std::span<const queued> chunk(entries.data() + begin, end - begin);
-        try {
-          for (const auto& failure : call(chunk)) {
-            if (failure.index >= chunk.size())
-              continue;
-            failed.push_back(chunk[failure.index]);
-            reasons.push_back(std::string(operation) + ": " + failure.code + ": " +
-                              failure.message);
-          }
-        } catch (const std::exception& e) {
-          for (const auto& each : chunk) {
-            failed.push_back(each);
-            reasons.push_back(std::string(operation) + ": " + e.what());
-          }
-        }
-      }
-      if (failed.empty() || attempt >= settle_attempts) {
-        for (std::size_t i = 0; i < failed.size(); ++i)
-          failures.push_back({failed[i].action, failed[i].ticket.message_id, reasons[i]});
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds{50 * attempt});
-      entries = std::move(failed);
     }
   }
 
@@ -600,17 +585,21 @@ class sqs_queue_source {
   std::condition_variable arrived_;  // buffer got messages, or a receive failed
   std::condition_variable space_;    // buffer has room, or stopping
   std::deque<received_request<ticket_type>> buffer_;
-  std::unordered_map<std::string, in_flight_entry> in_flight_;  // by receipt handle
+  std::unordered_map<std::string, in_flight_entry> in_flight_;  // by message id
+  detail::sqs_settled_memory settled_;
+  std::vector<detail::sqs_settlement> duplicate_deletes_;  // copies of deleted messages
+  std::uint64_t next_delivery_ = 0;
   std::string receive_error_;
   std::uint64_t heartbeat_failures_ = 0;
+  std::uint64_t duplicates_ = 0;
   bool stopping_ = false;
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
 
   // The poll thread's own.
-  std::vector<queued> deletes_;
-  std::vector<queued> visibility_changes_;
+  std::vector<detail::sqs_settlement> deletes_;
+  std::vector<detail::sqs_settlement> visibility_changes_;
   std::vector<rejected> rejects_;
   std::vector<settle_failure> failures_;
 
