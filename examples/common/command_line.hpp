@@ -89,64 +89,69 @@ inline std::vector<std::string> with_long_names(int argc, const char* const argv
 }
 
 inline po::options_description consumer_option_descriptions(consumer_options& o) {
+  // One statement per option: add_options() returns a callable builder.
   po::options_description aws("AWS");
-  aws.add_options()                                                       //
-      ("profile,p", po::value(&o.profile), "shared-config profile (-p)")  //
-      ("region,r", po::value(&o.region), "AWS region (-r; else AWS_REGION, profile, us-east-1)")(
-          "endpoint-url", po::value(&o.endpoint_url),
-          "one endpoint for S3, SQS and DynamoDB, e.g. http://127.0.0.1:4566")  //
-      ("ca-bundle", po::value(&o.ca_bundle), "CA certificates for TLS peer verification")(
-          "max-attempts", po::value(&o.max_attempts)->default_value(o.max_attempts),
-          "attempts per AWS call (standard retry mode)");
+  auto aws_option = aws.add_options();
+  aws_option("profile,p", po::value(&o.profile), "shared-config profile (-p)");
+  aws_option("region,r", po::value(&o.region),
+             "AWS region (-r; else AWS_REGION, the profile, us-east-1)");
+  aws_option("endpoint-url", po::value(&o.endpoint_url),
+             "one endpoint for S3, SQS and DynamoDB, e.g. http://127.0.0.1:4566");
+  aws_option("ca-bundle", po::value(&o.ca_bundle), "CA certificates for TLS peer verification");
+  aws_option("max-attempts", po::value(&o.max_attempts)->default_value(o.max_attempts),
+             "attempts per AWS call (standard retry mode)");
 
   po::options_description sources("Request source (exactly one)");
-  sources.add_options()  //
-      ("request-bucket", po::value(&o.request_bucket),
-       "S3 bucket of requests, oldest key first (-rb)")(
-          "request-queue", po::value(&o.request_queue), "SQS queue of requests, name or URL (-rq)")(
-          "request-dir", po::value(&o.request_dir), "folder of request files, in name order");
+  auto source = sources.add_options();
+  source("request-bucket", po::value(&o.request_bucket),
+         "S3 bucket of requests, oldest key first (-rb)");
+  source("request-queue", po::value(&o.request_queue), "SQS queue of requests, name or URL (-rq)");
+  source("request-dir", po::value(&o.request_dir), "folder of request files, in name order");
 
   po::options_description stores("Widget store (exactly one)");
-  stores.add_options()  //
-      ("widget-bucket", po::value(&o.widget_bucket), "S3 bucket of widgets (-wb)")(
-          "dynamodb-widget-table", po::value(&o.dynamodb_widget_table),
-          "DynamoDB table of widgets (-dwt)")("widget-dir", po::value(&o.widget_dir),
-                                              "folder of widget files")(
-          "widget-key-prefix", po::value(&o.widget_key_prefix)->default_value(o.widget_key_prefix),
-          "S3 key prefix of widgets (-wkp)")(
-          "use-owner-in-prefix",
-          po::value(&o.use_owner_in_prefix)->default_value(true)->implicit_value(true),
-          "put the owner in the widget key: widgets/{owner}/{id} (-uop; =false to drop it)");
+  auto store = stores.add_options();
+  store("widget-bucket", po::value(&o.widget_bucket), "S3 bucket of widgets (-wb)");
+  store("dynamodb-widget-table", po::value(&o.dynamodb_widget_table),
+        "DynamoDB table of widgets (-dwt)");
+  store("widget-dir", po::value(&o.widget_dir), "folder of widget files");
+  store("widget-key-prefix", po::value(&o.widget_key_prefix)->default_value(o.widget_key_prefix),
+        "S3 key prefix of widgets (-wkp)");
+  store("use-owner-in-prefix",
+        po::value(&o.use_owner_in_prefix)->default_value(true)->implicit_value(true),
+        "put the owner in the widget key: widgets/{owner}/{id} (-uop; =false to drop it)");
 
   po::options_description running("Running");
-  running.add_options()  //
-      ("max-runtime", po::value(&o.max_runtime_ms)->default_value(0),
-       "stop after this many milliseconds, 0 = run until stopped (-mrt)")(
-          "max-idle", po::value(&o.max_idle_ms)->default_value(0),
-          "stop after this many milliseconds without a request, 0 = never")(
-          "poll-interval", po::value(&o.poll_interval_ms)->default_value(o.poll_interval_ms),
-          "milliseconds to wait after an empty poll")(
-          "queue-wait-timeout",
-          po::value(&o.queue_wait_timeout_s)->default_value(o.queue_wait_timeout_s),
-          "SQS long-poll wait in seconds, 0-20 (-qwt)")(
-          "queue-visibility-timeout",
-          po::value(&o.queue_visibility_timeout_s)->default_value(o.queue_visibility_timeout_s),
-          "SQS visibility timeout in seconds (-qvt)")(
-          "max-receives", po::value(&o.max_receives)->default_value(o.max_receives),
-          "standard SQS queue: receives of an update/delete whose widget is missing before giving "
-          "up")("dead-letter-queue", po::value(&o.dead_letter_queue),
-                "SQS queue for rejected requests (default: the queue's redrive policy)")(
-          "rejected-prefix", po::value(&o.rejected_prefix)->default_value(o.rejected_prefix),
-          "S3 source: key prefix rejected requests are copied under")(
-          "concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
-          "widget lanes worked in parallel (one widget's requests stay in order)");
+  auto run = running.add_options();
+  run("max-runtime", po::value(&o.max_runtime_ms)->default_value(0),
+      "stop after this many milliseconds, 0 = run until stopped (-mrt)");
+  run("max-idle", po::value(&o.max_idle_ms)->default_value(0),
+      "stop after this many milliseconds without a request, 0 = never");
+  run("poll-interval", po::value(&o.poll_interval_ms)->default_value(o.poll_interval_ms),
+      "milliseconds to wait after an empty poll");
+  run("concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
+      "widget lanes worked in parallel (one widget's requests stay in order)");
+  run("queue-wait-timeout",
+      po::value(&o.queue_wait_timeout_s)->default_value(o.queue_wait_timeout_s),
+      "SQS long-poll wait in seconds, 0-20 (-qwt)");
+  run("queue-visibility-timeout",
+      po::value(&o.queue_visibility_timeout_s)->default_value(o.queue_visibility_timeout_s),
+      "SQS visibility timeout in seconds (-qvt)");
+  run("queue-receivers", po::value(&o.queue_receivers)->default_value(o.queue_receivers),
+      "SQS receives in flight at once (1 against moto, whose concurrent receives can split a "
+      "FIFO group)");
+  run("max-receives", po::value(&o.max_receives)->default_value(o.max_receives),
+      "standard SQS queue: receives of an update/delete whose widget is missing, then give up");
+  run("dead-letter-queue", po::value(&o.dead_letter_queue),
+      "SQS queue for rejected requests (default: the queue's redrive policy)");
+  run("rejected-prefix", po::value(&o.rejected_prefix)->default_value(o.rejected_prefix),
+      "S3 source: key prefix rejected requests are copied under");
 
   po::options_description logging("Logging");
-  logging.add_options()  //
-      ("log-dir", po::value(&o.log_dir), "also write logs/YYYY-MM-DD.log files in this folder")(
-          "log-format", po::value(&o.log_format)->default_value(o.log_format), "text | json")(
-          "verbose,v", po::bool_switch(&o.verbose), "log every request and the debug details")(
-          "help,h", "show this help");
+  auto log = logging.add_options();
+  log("log-dir", po::value(&o.log_dir), "also write daily log files (YYYY-MM-DD.log) here");
+  log("log-format", po::value(&o.log_format)->default_value(o.log_format), "text | json");
+  log("verbose,v", po::bool_switch(&o.verbose), "log every request and the debug details");
+  log("help,h", "show this help");
 
   po::options_description all;
   all.add(aws).add(sources).add(stores).add(running).add(logging);

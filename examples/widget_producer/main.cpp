@@ -153,25 +153,25 @@ void write_expected_state(const std::string& path,
 std::optional<producer_options> parse_command_line(int argc, const char* const argv[]) {
   producer_options o;
   po::options_description descriptions("Options");
-  descriptions.add_options()                                                                    //
-      ("request-bucket", po::value(&o.request_bucket), "S3 bucket to write requests to (-rb)")  //
-      ("request-queue", po::value(&o.request_queue), "SQS queue, name or URL (-rq)")            //
-      ("request-dir", po::value(&o.request_dir), "folder to write request files to")            //
-      ("max-widget-requests", po::value(&o.max_widget_requests)->default_value(100),
-       "how many requests to write (-mwr)")  //
-      ("inter-request-delay", po::value(&o.inter_request_delay_ms)->default_value(0),
-       "milliseconds between requests (-ird)")  //
-      ("seed", po::value(&o.seed)->default_value(0),
-       "random seed; the same seed, the same requests")(
-          "invalid-ratio", po::value(&o.invalid_ratio)->default_value(0.0),
-          "share of requests made invalid on purpose, 0 to 1")  //
-      ("expected-state", po::value(&o.expected_state),
-       "write the widgets the requests lead to (JSON: id -> widget) to this file")  //
-      ("create", po::bool_switch(&o.create), "create the bucket or queue if it is missing")(
-          "profile,p", po::value(&o.aws.profile), "shared-config profile (-p)")  //
-      ("region,r", po::value(&o.aws.region), "AWS region (-r)")                  //
-      ("endpoint-url", po::value(&o.aws.endpoint_url), "e.g. http://127.0.0.1:4566")(
-          "help,h", "show this help");
+  auto option = descriptions.add_options();
+  option("request-bucket", po::value(&o.request_bucket), "S3 bucket to write requests to (-rb)");
+  option("request-queue", po::value(&o.request_queue), "SQS queue, name or URL (-rq)");
+  option("request-dir", po::value(&o.request_dir), "folder to write request files to");
+  option("max-widget-requests", po::value(&o.max_widget_requests)->default_value(100),
+         "how many requests to write (-mwr)");
+  option("inter-request-delay", po::value(&o.inter_request_delay_ms)->default_value(0),
+         "milliseconds between requests (-ird)");
+  option("seed", po::value(&o.seed)->default_value(0),
+         "random seed; the same seed, the same requests");
+  option("invalid-ratio", po::value(&o.invalid_ratio)->default_value(0.0),
+         "share of requests made invalid on purpose, 0 to 1");
+  option("expected-state", po::value(&o.expected_state),
+         "write the widgets the requests lead to (JSON: id -> widget) to this file");
+  option("create", po::bool_switch(&o.create), "create the bucket or queue if it is missing");
+  option("profile,p", po::value(&o.aws.profile), "shared-config profile (-p)");
+  option("region,r", po::value(&o.aws.region), "AWS region (-r)");
+  option("endpoint-url", po::value(&o.aws.endpoint_url), "e.g. http://127.0.0.1:4566");
+  option("help,h", "show this help");
   po::variables_map values;
   try {
     po::store(
