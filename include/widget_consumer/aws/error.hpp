@@ -1,13 +1,17 @@
 #pragma once
 // The AWS layer's error model, stated once: every failure is an exception.
 //
-//   service_error    the service answered with a non-2xx status. Carries the
+//   service_error    the service answered with a non-2xx status, or with a
+//                    2xx whose body is not the operation's answer (code
+//                    "UnexpectedResponse", response.hpp). Carries the
 //                    service, operation, resource, HTTP status, AWS error code,
 //                    message and request id, and classifies itself
 //                    (retryable(), throttling(), clock_skew()).
-//   transport_error  no usable answer: DNS, connect, TLS, timeout, reset.
+//   transport_error  no usable answer: DNS, connect, TLS, timeout, reset, a
+//                    2xx body that does not parse (cut short: response.hpp).
 //                    Retryable unless the failure cannot heal by itself (a
-//                    certificate that does not verify, a malformed URL).
+//                    certificate that does not verify, a malformed URL, an
+//                    answer larger than http_options::max_response_bytes).
 //
 // Both derive from std::runtime_error; their what() never holds a secret
 // (no credentials, no signature, no query string of a presigned URL).
@@ -242,15 +246,18 @@ class service_error : public std::runtime_error {
 
 class transport_error : public std::runtime_error {
  public:
-  enum class kind { connect, timeout, tls, other, permanent };
+  // malformed: an answer came, but its body does not parse or arrived
+  // damaged. too_large: the answer exceeded the size limit; the same request
+  // would only fetch it again, so it is not retried.
+  enum class kind { connect, timeout, tls, other, permanent, malformed, too_large };
 
   transport_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
 
   kind failure() const noexcept { return kind_; }
   bool timeout() const noexcept { return kind_ == kind::timeout; }
-  // A certificate that does not verify or a URL curl cannot use will fail
-  // the same way every time; everything else may heal.
-  bool retryable() const noexcept { return kind_ != kind::permanent; }
+  // A certificate that does not verify, a URL curl cannot use or an oversized
+  // answer will fail the same way every time; everything else may heal.
+  bool retryable() const noexcept { return kind_ != kind::permanent && kind_ != kind::too_large; }
 
  private:
   kind kind_;

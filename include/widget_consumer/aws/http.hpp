@@ -32,6 +32,11 @@ struct http_options {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds total_timeout{30000};
   std::string ca_bundle;  // a PEM file; empty: the system's default store
+  // An answer's body (after decompression) may not be larger than this; the
+  // transfer is aborted with transport_error kind::too_large the moment it
+  // would be, or at once when Content-Length announces more. The largest AWS
+  // answers we read (10 SQS messages of 1 MiB, JSON-escaped) stay well below.
+  std::size_t max_response_bytes = std::size_t{64} << 20;
 };
 
 namespace detail {
@@ -165,27 +170,48 @@ class curl_pool {
   std::vector<easy_handle> idle_;
 };
 
+// The header block of an answer may not be larger than this: AWS sends a
+// few hundred bytes, and a server that never ends its headers must not fill
+// memory before the timeout.
+inline constexpr std::size_t max_header_bytes = std::size_t{1} << 20;
+
 // What the callbacks write into while a transfer runs.
 struct transfer {
   http_response response;
   bool head = false;  // a HEAD answer's Content-Length sizes a body that never comes
+  std::size_t max_body = 0;
+  std::size_t header_bytes = 0;
+  std::string too_large;  // why the transfer was aborted, when it was for its size
 };
 
+// Returning less than was handed over makes curl abort with CURLE_WRITE_ERROR.
 inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<transfer*>(user);
-  t->response.body.append(data, size * count);
-  return size * count;
+  const std::size_t length = size * count;
+  if (length > t->max_body - t->response.body.size()) {
+    t->too_large = "response body larger than the limit of " + std::to_string(t->max_body) +
+                   " bytes (http_options::max_response_bytes)";
+    return 0;
+  }
+  t->response.body.append(data, length);
+  return length;
 }
 
 inline std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<transfer*>(user);
   const std::size_t length = size * count;
+  t->header_bytes += length;
+  if (t->header_bytes > max_header_bytes) {
+    t->too_large = "response headers larger than " + std::to_string(max_header_bytes) + " bytes";
+    return 0;
+  }
   std::string_view line(data, length);
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
     line.remove_suffix(1);
   if (line.starts_with("HTTP/")) {
     // A new status line (after "100 Continue"): only the final block counts.
     t->response.headers.clear();
+    t->header_bytes = length;
     return length;
   }
   const auto colon = line.find(':');
@@ -197,10 +223,16 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
   const auto name = line.substr(0, colon);
   // Content-Length sizes the body buffer once instead of letting it grow in
   // steps; it is only a hint (gzip changes the size), so it is capped.
+  // An announced body over the limit is refused before a byte of it comes.
   if (!t->head && detail::iequals(name, "Content-Length")) {
     std::size_t expected = 0;
     const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), expected);
-    constexpr std::size_t max_reserve = std::size_t{64} << 20;
+    if (ec == std::errc::result_out_of_range || (ec == std::errc{} && expected > t->max_body)) {
+      t->too_large = "Content-Length " + std::string(value) + " over the limit of " +
+                     std::to_string(t->max_body) + " bytes (http_options::max_response_bytes)";
+      return 0;
+    }
+    constexpr std::size_t max_reserve = std::size_t{8} << 20;
     if (ec == std::errc{} && ptr != nullptr)
       t->response.body.reserve(std::min(expected, max_reserve));
   }
@@ -244,6 +276,7 @@ class http_client {
 
     detail::transfer t;
     t.head = request.method == "HEAD";
+    t.max_body = opts.max_response_bytes;
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(curl, CURLOPT_SHARE, pool_->share());
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // signals and threads do not mix
@@ -308,6 +341,9 @@ class http_client {
     // The header list dies with this frame; the handle must not keep it.
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+    if (code != CURLE_OK && !t.too_large.empty())
+      throw transport_error(transport_error::kind::too_large,
+                            method + " " + detail::url_origin(request.url) + ": " + t.too_large);
     if (code != CURLE_OK) {
       std::string detail_text =
           error_text[0] != '\0' ? error_text.data() : curl_easy_strerror(code);
