@@ -13,6 +13,7 @@
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -28,6 +29,79 @@ class xml_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// A document over xml_limits: well-formed or not, it is not an AWS answer.
+class xml_limit_error : public xml_error {
+ public:
+  using xml_error::xml_error;
+};
+
+// The parser below recurses once per nesting level and allocates a tree node
+// per element (a few hundred bytes), so a hostile or broken answer could run
+// it into the stack limit or make it allocate far more than the body's size.
+// AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
+// 10,000 elements), so these limits leave a wide margin.
+struct xml_limits {
+  std::size_t max_bytes = std::size_t{16} << 20;
+  std::size_t max_depth = 64;
+  std::size_t max_elements = 200'000;
+};
+
+namespace detail {
+
+// Counts nesting and elements without building anything. Comments, CDATA,
+// processing instructions, declarations and quoted attribute values are
+// skipped, so it never overcounts a well-formed document; on a malformed one
+// it stops where the parser will fail anyway.
+inline void check_xml_limits(std::string_view text, const xml_limits& limits) {
+  if (text.size() > limits.max_bytes)
+    throw xml_limit_error("XML document of " + std::to_string(text.size()) +
+                          " bytes, over the limit of " + std::to_string(limits.max_bytes));
+  std::size_t depth = 0;
+  std::size_t elements = 0;
+  auto skip_past = [&](std::size_t from, std::string_view end) {
+    const auto found = text.find(end, from);
+    return found == std::string_view::npos ? text.size() : found + end.size();
+  };
+  std::size_t i = 0;
+  while ((i = text.find('<', i)) != std::string_view::npos) {
+    const auto rest = text.substr(i);
+    if (rest.starts_with("<!--")) {
+      i = skip_past(i + 4, "-->");
+    } else if (rest.starts_with("<![CDATA[")) {
+      i = skip_past(i + 9, "]]>");
+    } else if (rest.starts_with("<?")) {
+      i = skip_past(i + 2, "?>");
+    } else if (rest.starts_with("<!")) {
+      i = skip_past(i + 2, ">");
+    } else if (rest.starts_with("</")) {
+      depth -= depth > 0 ? 1 : 0;
+      i += 2;
+    } else {
+      if (++elements > limits.max_elements)
+        throw xml_limit_error("XML document with more than " + std::to_string(limits.max_elements) +
+                              " elements");
+      std::size_t j = i + 1;
+      for (char quote = 0; j < text.size(); ++j) {
+        const char c = text[j];
+        if (quote != 0)
+          quote = c == quote ? 0 : quote;
+        else if (c == '"' || c == '\'')
+          quote = c;
+        else if (c == '>')
+          break;
+      }
+      if (j >= text.size())
+        return;  // an unterminated tag: the parser reports it
+      if (text[j - 1] != '/' && ++depth > limits.max_depth)
+        throw xml_limit_error("XML nested deeper than " + std::to_string(limits.max_depth) +
+                              " levels");
+      i = j + 1;
+    }
+  }
+}
+
+}  // namespace detail
 
 // A view of one element inside an xml_document; valid while the document
 // lives. Paths are element names separated by '/', relative to this element
@@ -111,8 +185,10 @@ class xml_node {
 // using them.
 class xml_document {
  public:
-  // Throws xml_error on malformed input or on a document without an element.
-  static xml_document parse(std::string_view text) {
+  // Throws xml_error on malformed input or on a document without an element,
+  // xml_limit_error (an xml_error) on one beyond `limits`.
+  static xml_document parse(std::string_view text, const xml_limits& limits = {}) {
+    detail::check_xml_limits(text, limits);
     xml_document doc;
     // PropertyTree reads from a stream; the copy is the price of its API and
     // XML bodies here are small (1,000 keys at most per listing page).
