@@ -1,7 +1,8 @@
 #pragma once
 // service_client: what every service operation (s3.hpp, sqs.hpp,
 // dynamodb.hpp) is built on. One call = sign (SigV4) + send + retry per
-// retry.hpp + turn a final non-2xx into a service_error. Errors are
+// retry.hpp + turn a final non-2xx into a service_error + read the 2xx body
+// (response.hpp) inside the same retry loop. Errors are
 // exceptions, as error.hpp states: service_error for an answer that says no,
 // transport_error when no answer came.
 //
@@ -15,6 +16,7 @@
 #include "widget_consumer/aws/error.hpp"
 #include "widget_consumer/aws/http.hpp"
 #include "widget_consumer/aws/http_message.hpp"
+#include "widget_consumer/aws/response.hpp"
 #include "widget_consumer/aws/retry.hpp"
 #include "widget_consumer/aws/sigv4.hpp"
 #include "widget_consumer/aws/xml.hpp"
@@ -23,9 +25,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -40,6 +44,9 @@ struct client_config {
   bool path_style = true;
   int max_attempts = 3;
   http_options http;
+  // The clock, random source and sleep of the retry policy; empty: the
+  // system's. Tests inject a sleep that does not wait.
+  std::optional<retry_environment> retry_env;
   std::function<aws::credentials()> credentials;
 };
 
@@ -63,7 +70,8 @@ class service_client {
       throw std::invalid_argument(detail::display_service_name(service_) +
                                   " client: no credentials provider configured");
     http_ = std::make_shared<http_client>(config_.http);
-    retry_ = std::make_shared<retry_strategy>(config_.max_attempts);
+    retry_ = std::make_shared<retry_strategy>(
+        config_.max_attempts, config_.retry_env.value_or(retry_environment::system()));
   }
 
   // Signs (SigV4, S3 variant when service == "s3"), sends, retries per
@@ -71,6 +79,16 @@ class service_client {
   // the protocol) for a non-2xx after retries, transport_error for network
   // failures after retries.
   http_response send(http_request request, std::string_view operation, std::string_view resource) {
+    return send(std::move(request), operation, resource,
+                [](http_response& response) { return std::move(response); });
+  }
+
+  // As above, and `read(response)` turns the 2xx response into the result
+  // inside the retry loop (response.hpp): a body cut short (transport_error)
+  // or an S3 <Error> in a 200 is retried like any failed attempt.
+  template <class Read>
+  auto send(http_request request, std::string_view operation, std::string_view resource,
+            Read&& read) -> std::invoke_result_t<Read&, http_response&> {
     // Each attempt signs a fresh copy of the caller's headers; the body is
     // signed and sent in place, never copied.
     const std::vector<http_header> original_headers = request.headers;
@@ -85,18 +103,18 @@ class service_client {
       http_response response = http_->send(request);
       if (response.status < 200 || response.status > 299)
         throw parse_service_error(service_, operation, resource, response);
-      if (params.s3)
-        throw_if_s3_error_in_success(operation, resource, response);
-      return response;
+      return read(response);
     });
   }
 
   // JSON-protocol helper (DynamoDB, SQS JSON protocol): POST to the endpoint
   // with X-Amz-Target: target_prefix + "." + operation, Content-Type
-  // application/x-amz-json-1.0; returns the parsed JSON response body (an
-  // empty object for an empty body).
-  boost::json::value call_json(std::string_view target_prefix, std::string_view operation,
-                               const boost::json::object& body, std::string_view resource) {
+  // application/x-amz-json-1.0; `read(origin, object)` turns the response
+  // body, always a JSON object (empty for an empty body), into the result.
+  template <class Read>
+  auto call_json(std::string_view target_prefix, std::string_view operation,
+                 const boost::json::object& body, std::string_view resource, Read&& read)
+      -> std::invoke_result_t<Read&, const response_origin&, boost::json::object&> {
     http_request request;
     request.method = "POST";
     request.url = config_.endpoint + "/";
@@ -104,15 +122,20 @@ class service_client {
     request.headers.push_back(
         {"X-Amz-Target", std::string(target_prefix) + "." + std::string(operation)});
     request.body = boost::json::serialize(body);
-    const http_response response = send(std::move(request), operation, resource);
-    if (detail::trim_left(response.body).empty())
-      return boost::json::object{};
-    boost::system::error_code ec;
-    boost::json::value parsed = boost::json::parse(response.body, ec);
-    if (ec)
-      throw invalid_response(operation, resource, response,
-                             "response is not JSON: " + ec.message());
-    return parsed;
+    return send(std::move(request), operation, resource, [&](const http_response& response) {
+      const response_origin origin{service_, operation, resource, response};
+      boost::json::object parsed = read_json_response(origin);
+      return read(origin, parsed);
+    });
+  }
+
+  // The same, returning the response as it came: always an object.
+  boost::json::value call_json(std::string_view target_prefix, std::string_view operation,
+                               const boost::json::object& body, std::string_view resource) {
+    return call_json(target_prefix, operation, body, resource,
+                     [](const response_origin&, boost::json::object& parsed) {
+                       return boost::json::value(std::move(parsed));
+                     });
   }
 
   const client_config& config() const noexcept { return config_; }
@@ -121,44 +144,6 @@ class service_client {
   const retry_strategy& retries() const noexcept { return *retry_; }
 
  private:
-  service_error invalid_response(std::string_view operation, std::string_view resource,
-                                 const http_response& response, std::string message) const {
-    service_error::details d;
-    d.service = service_;
-    d.operation = std::string(operation);
-    d.resource = std::string(resource);
-    d.status = response.status;
-    d.code = "InvalidResponse";
-    d.message = std::move(message);
-    if (auto id = response.header("x-amzn-RequestId"))
-      d.request_id = std::string(*id);
-    return service_error(std::move(d));
-  }
-
-  // S3 may answer CopyObject, UploadPartCopy and CompleteMultipartUpload
-  // with 200 and an <Error> body when it fails after it started answering.
-  void throw_if_s3_error_in_success(std::string_view operation, std::string_view resource,
-                                    const http_response& response) const {
-    if (operation != "CopyObject" && operation != "UploadPartCopy" &&
-        operation != "CompleteMultipartUpload")
-      return;
-    const auto body = detail::trim_left(response.body);
-    if (body.empty() || body.front() != '<')
-      return;
-    try {
-      if (xml_document::parse(body).root().name() != "Error")
-        return;
-    } catch (const xml_error&) {
-      return;  // not our business here: the operation reads its own result
-    }
-    service_error parsed = parse_service_error(service_, operation, resource, response);
-    // Retryable like the 500 it really is (its code is usually InternalError).
-    service_error::details d{
-        parsed.service(), parsed.operation(), parsed.resource(),   500,
-        parsed.code(),    parsed.message(),   parsed.request_id(), parsed.server_time()};
-    throw service_error(std::move(d));
-  }
-
   std::string service_;
   client_config config_;
   std::shared_ptr<http_client> http_;

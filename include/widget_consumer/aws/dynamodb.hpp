@@ -10,6 +10,7 @@
 
 #include "widget_consumer/aws/client.hpp"
 #include "widget_consumer/aws/error.hpp"
+#include "widget_consumer/aws/response.hpp"
 
 #include <boost/json.hpp>
 
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -48,6 +50,62 @@ struct scan_page {
   bool has_more() const noexcept { return !last_evaluated_key.empty(); }
 };
 
+namespace detail {
+
+// The readers of the JSON answers, pure functions of the parsed body so that
+// tests and fuzzers reach them without a server; errors as response.hpp says.
+// A field of the wrong type is an error, never "no item": a store that took
+// it for a missing widget would act on a falsehood.
+
+inline std::optional<boost::json::object> dynamodb_read_get_item(const response_origin& origin,
+                                                                 boost::json::object& response) {
+  (void)optional_object(origin, response, "Item");
+  auto* item = json_field(response, "Item");
+  if (item == nullptr)
+    return std::nullopt;
+  return std::move(item->get_object());
+}
+
+inline scan_page dynamodb_read_scan(const response_origin& origin, boost::json::object& response) {
+  if (optional_array(origin, response, "Items") == nullptr)
+    throw origin.unexpected("Items is missing");
+  scan_page page;
+  auto& items = response.at("Items").get_array();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    (void)element_object(origin, items[i], "Items", i);
+    page.items.push_back(std::move(items[i].get_object()));
+  }
+  if (optional_object(origin, response, "LastEvaluatedKey") != nullptr)
+    page.last_evaluated_key = std::move(response.at("LastEvaluatedKey").get_object());
+  return page;
+}
+
+// The object `name` (TableDescription, Table), which must be there.
+inline boost::json::object dynamodb_read_object(const response_origin& origin,
+                                                boost::json::object& response,
+                                                std::string_view name) {
+  if (optional_object(origin, response, name) == nullptr)
+    throw origin.unexpected(std::string(name) + " is missing");
+  return std::move(response.at(name).get_object());
+}
+
+struct dynamodb_object_reader {
+  std::string_view name;
+  boost::json::object operator()(const response_origin& origin,
+                                 boost::json::object& response) const {
+    return dynamodb_read_object(origin, response, name);
+  }
+};
+
+// A write's answer: whatever ReturnValues asked for, Attributes an object.
+inline boost::json::object dynamodb_read_write(const response_origin& origin,
+                                               boost::json::object& response) {
+  (void)optional_object(origin, response, "Attributes");
+  return std::move(response);
+}
+
+}  // namespace detail
+
 class dynamodb_client {
  public:
   explicit dynamodb_client(client_config config) : client_("dynamodb", std::move(config)) {}
@@ -74,25 +132,13 @@ class dynamodb_client {
   // `request`: Key, ConsistentRead, ProjectionExpression, ... Returns the
   // item, or nullopt when there is none with that key.
   std::optional<boost::json::object> get_item(std::string_view table, boost::json::object request) {
-    auto response = call("GetItem", table, std::move(request));
-    auto* item = response.if_contains("Item");
-    if (item == nullptr || !item->is_object())
-      return std::nullopt;
-    return std::move(item->get_object());
+    return call("GetItem", table, std::move(request), &detail::dynamodb_read_get_item);
   }
 
   // One page. `request` may hold ExclusiveStartKey (a previous page's
   // last_evaluated_key), Limit, FilterExpression, ConsistentRead, ...
   scan_page scan(std::string_view table, boost::json::object request = {}) {
-    auto response = call("Scan", table, std::move(request));
-    scan_page page;
-    if (auto* items = response.if_contains("Items"); items != nullptr && items->is_array())
-      for (auto& item : items->get_array())
-        if (item.is_object())
-          page.items.push_back(std::move(item.get_object()));
-    if (auto* key = response.if_contains("LastEvaluatedKey"); key != nullptr && key->is_object())
-      page.last_evaluated_key = std::move(key->get_object());
-    return page;
+    return call("Scan", table, std::move(request), &detail::dynamodb_read_scan);
   }
 
   // Every page of a scan, in order. For tests and checking tools, not for
@@ -113,15 +159,13 @@ class dynamodb_client {
   // BillingMode, ... Returns the TableDescription; the table may still be
   // CREATING (see wait_until_active).
   boost::json::object create_table(std::string_view table, boost::json::object request) {
-    auto response = call("CreateTable", table, std::move(request));
-    return take_object(response, "TableDescription");
+    return call("CreateTable", table, std::move(request), object_named("TableDescription"));
   }
 
   // The table's description, or nullopt when it does not exist.
   std::optional<boost::json::object> describe_table(std::string_view table) {
     try {
-      auto response = call("DescribeTable", table, {});
-      return take_object(response, "Table");
+      return call("DescribeTable", table, {}, object_named("Table"));
     } catch (const service_error& error) {
       if (is_error(error, "ResourceNotFoundException"))
         return std::nullopt;
@@ -159,26 +203,22 @@ class dynamodb_client {
     return code == name;
   }
 
-  static boost::json::object take_object(boost::json::object& response, std::string_view name) {
-    auto* value = response.if_contains(name);
-    if (value == nullptr || !value->is_object())
-      return {};
-    return std::move(value->get_object());
-  }
+  static detail::dynamodb_object_reader object_named(std::string_view name) { return {name}; }
 
-  boost::json::object call(std::string_view operation, std::string_view table,
-                           boost::json::object request) {
+  template <class Read>
+  auto call(std::string_view operation, std::string_view table, boost::json::object request,
+            Read&& read)
+      -> std::invoke_result_t<Read&, const response_origin&, boost::json::object&> {
     request["TableName"] = table;
-    auto response = client_.call_json("DynamoDB_20120810", operation, request, table);
-    if (auto* object = response.if_object())
-      return std::move(*object);
-    return {};
+    return client_.call_json("DynamoDB_20120810", operation, request, table,
+                             std::forward<Read>(read));
   }
 
   write_result write(std::string_view operation, std::string_view table,
                      boost::json::object request) {
     try {
-      return {write_status::written, call(operation, table, std::move(request))};
+      return {write_status::written,
+              call(operation, table, std::move(request), &detail::dynamodb_read_write)};
     } catch (const service_error& error) {
       if (is_error(error, "ConditionalCheckFailedException"))
         return {write_status::condition_failed, {}};

@@ -12,16 +12,19 @@
 #include "widget_consumer/aws/config.hpp"
 #include "widget_consumer/aws/crypto.hpp"
 #include "widget_consumer/aws/error.hpp"
+#include "widget_consumer/aws/response.hpp"
 #include "widget_consumer/aws/uri.hpp"
 #include "widget_consumer/aws/xml.hpp"
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -116,6 +119,55 @@ inline std::string s3_resource(std::string_view bucket, std::string_view key = {
   return text;
 }
 
+// The readers of the XML answers, pure functions of the response so that
+// tests and fuzzers reach them without a server. Each throws as response.hpp
+// says: transport_error for a body that does not parse, service_error for
+// the wrong document.
+
+inline s3_object_list s3_read_list_objects_v2(const response_origin& origin) {
+  const auto document = read_xml_response(origin, "ListBucketResult");
+  const auto root = document.root();
+  // EncodingType echoes our request; a server that ignored it sends raw keys.
+  const bool url_encoded = root.text_or("EncodingType") == "url";
+  s3_object_list list;
+  for (const auto& contents : root.children("Contents")) {
+    auto key = contents.find_text("Key");
+    if (!key || key->empty())
+      throw origin.unexpected("a <Contents> without a <Key>");
+    list.keys.push_back(url_encoded ? s3_decode_listed(*key) : std::move(*key));
+  }
+  // Read strictly: taking a missing or odd IsTruncated for "false" would end
+  // a listing early without a word.
+  const auto truncated = root.find_text("IsTruncated");
+  if (!truncated || (*truncated != "true" && *truncated != "false"))
+    throw origin.unexpected(truncated ? "<IsTruncated> is neither true nor false"
+                                      : "<IsTruncated> is missing");
+  if (*truncated == "true") {
+    list.next_continuation_token = root.text_or("NextContinuationToken");
+    if (list.next_continuation_token.empty())
+      throw origin.unexpected("truncated listing without <NextContinuationToken>");
+  }
+  return list;
+}
+
+// The keys DeleteObjects (Quiet mode) did not delete.
+inline std::vector<s3_delete_failure> s3_read_delete_result(const response_origin& origin) {
+  const auto document = read_xml_response(origin, "DeleteResult");
+  std::vector<s3_delete_failure> failures;
+  for (const auto& error : document.root().children("Error")) {
+    auto key = error.find_text("Key");
+    if (!key)
+      throw origin.unexpected("an <Error> without a <Key>");
+    failures.push_back({std::move(*key), error.text_or("Code"), error.text_or("Message")});
+  }
+  return failures;
+}
+
+// Only a CopyObjectResult means the copy exists.
+inline void s3_read_copy_result(const response_origin& origin) {
+  (void)read_xml_response(origin, "CopyObjectResult");
+}
+
 }  // namespace detail
 
 class s3_client {
@@ -144,24 +196,12 @@ class s3_client {
     if (!options.start_after.empty())
       query.emplace_back("start-after", options.start_after);
 
-    const auto response = send("GET", bucket, {}, make_query(query), {}, {}, "ListObjectsV2",
-                               detail::s3_resource(bucket, options.prefix));
-    const auto document = parse_result(response, "ListBucketResult", "ListObjectsV2", bucket, {});
-    const auto root = document.root();
-    // EncodingType echoes our request; a server that ignored it sends raw keys.
-    const bool url_encoded = root.text_or("EncodingType") == "url";
-    s3_object_list list;
-    for (const auto& contents : root.children("Contents")) {
-      auto key = contents.text_or("Key");
-      list.keys.push_back(url_encoded ? detail::s3_decode_listed(key) : std::move(key));
-    }
-    if (root.text_or("IsTruncated") == "true") {
-      list.next_continuation_token = root.text_or("NextContinuationToken");
-      if (list.next_continuation_token.empty())
-        throw std::runtime_error("S3 ListObjectsV2 " + detail::s3_resource(bucket) +
-                                 ": truncated listing without NextContinuationToken");
-    }
-    return list;
+    const auto resource = detail::s3_resource(bucket, options.prefix);
+    return send(
+        "GET", bucket, {}, make_query(query), {}, {}, "ListObjectsV2", resource,
+        [&](const http_response& response) {
+          return detail::s3_read_list_objects_v2({"s3", "ListObjectsV2", resource, response});
+        });
   }
 
   // The object's bytes, or nullopt when the bucket has no such key. A missing
@@ -230,11 +270,14 @@ class s3_client {
     source += source_bucket;
     source += '/';
     source += encode_s3_key(source_key);
-    const auto response = send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}},
-                               {}, "CopyObject", detail::s3_resource(bucket, key));
     // S3 may answer 200 and then report a failure in the body: only a
     // CopyObjectResult means the copy exists.
-    parse_result(response, "CopyObjectResult", "CopyObject", bucket, key);
+    const auto resource = detail::s3_resource(bucket, key);
+    send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}}, {}, "CopyObject",
+         resource, [&](const http_response& response) {
+           detail::s3_read_copy_result({"s3", "CopyObject", resource, response});
+           return 0;
+         });
   }
 
   // True when the bucket exists and we may use it; false when it does not
@@ -282,6 +325,17 @@ class s3_client {
     return client_.send(std::move(request), operation, resource);
   }
 
+  // The same, with the reader of the answer run inside the retry loop.
+  template <class Read>
+  auto send(std::string method, std::string_view bucket, std::string_view key,
+            std::string_view query, std::vector<http_header> headers, std::string body,
+            std::string_view operation, std::string_view resource, Read&& read)
+      -> std::invoke_result_t<Read&, http_response&> {
+    http_request request{std::move(method), url(bucket, key, query), std::move(headers),
+                         std::move(body)};
+    return client_.send(std::move(request), operation, resource, std::forward<Read>(read));
+  }
+
   void delete_batch(std::string_view bucket, std::span<const std::string_view> keys,
                     std::vector<s3_delete_failure>& failures) {
     std::string body =
@@ -296,42 +350,13 @@ class s3_client {
     // S3 refuses DeleteObjects without a body checksum.
     std::vector<http_header> headers{{"Content-Type", "application/xml"},
                                      {"Content-MD5", base64_encode(md5(body))}};
-    const auto response = send("POST", bucket, {}, "delete=", std::move(headers), std::move(body),
-                               "DeleteObjects", detail::s3_resource(bucket));
-    const auto document = parse_result(response, "DeleteResult", "DeleteObjects", bucket, {});
-    for (const auto& error : document.root().children("Error"))
-      failures.push_back({error.text_or("Key"), error.text_or("Code"), error.text_or("Message")});
-  }
-
-  // The body of a 2xx answer, which must be the operation's result element.
-  static xml_document parse_result(const http_response& response, std::string_view root,
-                                   std::string_view operation, std::string_view bucket,
-                                   std::string_view key) {
-    std::optional<xml_document> document;
-    try {
-      document = xml_document::parse(response.body);
-    } catch (const xml_error&) {
-      throw unexpected_body(operation, bucket, key, response);
-    }
-    if (document->root().name() != root)
-      throw unexpected_body(operation, bucket, key, response);
-    return std::move(*document);
-  }
-
-  // A 2xx whose body is not the expected result: reported like any service
-  // failure, with the code and message S3 put in the body when it has one.
-  static service_error unexpected_body(std::string_view operation, std::string_view bucket,
-                                       std::string_view key, const http_response& response) {
-    const auto parsed =
-        parse_service_error("s3", operation, detail::s3_resource(bucket, key), response);
-    service_error::details details{parsed.service(),    parsed.operation(),  parsed.resource(),
-                                   parsed.status(),     parsed.code(),       parsed.message(),
-                                   parsed.request_id(), parsed.server_time()};
-    if (details.code.starts_with("HTTP ")) {
-      details.code = "UnexpectedResponse";
-      details.message = "a success status with a body that is not the operation's result";
-    }
-    return service_error(std::move(details));
+    const auto resource = detail::s3_resource(bucket);
+    auto failed =
+        send("POST", bucket, {}, "delete=", std::move(headers), std::move(body), "DeleteObjects",
+             resource, [&](const http_response& response) {
+               return detail::s3_read_delete_result({"s3", "DeleteObjects", resource, response});
+             });
+    std::move(failed.begin(), failed.end(), std::back_inserter(failures));
   }
 
   // Virtual-hosted style on AWS's own endpoint (config.hpp keeps buckets

@@ -10,12 +10,14 @@
 #include "widget_consumer/aws/client.hpp"
 #include "widget_consumer/aws/crypto.hpp"
 #include "widget_consumer/aws/error.hpp"
+#include "widget_consumer/aws/response.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <span>
@@ -28,16 +30,26 @@
 namespace widget_consumer::aws {
 
 // One received message. `attributes` holds the system attributes asked for
-// (ApproximateReceiveCount, MessageGroupId, SequenceNumber, ...).
+// (ApproximateReceiveCount, MessageGroupId, SequenceNumber, ...);
+// `message_attributes` the sender's String and Number attributes asked for
+// (Binary ones are left out).
 struct sqs_message {
   std::string message_id;
   std::string receipt_handle;
   std::string body;
   std::map<std::string, std::string, std::less<>> attributes;
+  std::map<std::string, std::string, std::less<>> message_attributes;
 
   std::optional<std::string_view> attribute(std::string_view name) const {
     const auto found = attributes.find(name);
     if (found == attributes.end())
+      return std::nullopt;
+    return found->second;
+  }
+
+  std::optional<std::string_view> message_attribute(std::string_view name) const {
+    const auto found = message_attributes.find(name);
+    if (found == message_attributes.end())
       return std::nullopt;
     return found->second;
   }
@@ -58,6 +70,8 @@ struct sqs_receive_options {
   std::optional<int> visibility_timeout;
   std::vector<std::string> system_attribute_names = {"ApproximateReceiveCount", "MessageGroupId",
                                                      "SequenceNumber", "SentTimestamp"};
+  // The sender's message attributes to return: names, or "All"; none = none.
+  std::vector<std::string> message_attribute_names;
 };
 
 // MessageGroupId and MessageDeduplicationId apply to FIFO queues only; empty
@@ -66,6 +80,8 @@ struct sqs_send_options {
   std::string message_group_id;
   std::string message_deduplication_id;
   std::optional<int> delay_seconds;
+  // Sent as String message attributes (at most 10; values XML-safe text).
+  std::map<std::string, std::string, std::less<>> message_attributes;
 };
 
 struct sqs_sent_message {
@@ -99,39 +115,104 @@ struct sqs_send_batch_result {
 
 namespace detail {
 
-inline std::string sqs_string(const boost::json::object& object, std::string_view name) {
-  const auto* value = object.if_contains(name);
-  if (value == nullptr || !value->is_string())
-    return {};
-  return std::string(value->get_string());
-}
+// The readers of the JSON answers, pure functions of the parsed body so that
+// tests and fuzzers reach them without a server; errors as response.hpp says.
 
-inline const boost::json::object& sqs_object(const boost::json::value& value) {
-  static const boost::json::object empty;
-  const auto* object = value.if_object();
-  return object != nullptr ? *object : empty;
-}
-// The result refers into `value`: a temporary would leave it dangling.
-const boost::json::object& sqs_object(const boost::json::value&& value) = delete;
-
-// SQS answers a batch with Successful and Failed lists keyed by the Id we
-// chose; our Ids are the caller's indexes, so failures map back exactly.
-inline void sqs_collect_failures(const boost::json::object& response,
-                                 std::vector<sqs_batch_failure>& failures) {
-  const auto* failed = response.if_contains("Failed");
-  if (failed == nullptr || !failed->is_array())
-    return;
-  for (const auto& entry : failed->get_array()) {
-    const auto& object = sqs_object(entry);
-    const auto id = sqs_string(object, "Id");
-    std::size_t index = 0;
-    if (std::from_chars(id.data(), id.data() + id.size(), index).ec != std::errc{})
-      throw std::runtime_error("SQS batch failure with an unknown Id: " + id);
-    const auto* sender_fault = object.if_contains("SenderFault");
-    failures.push_back(
-        {index, sqs_string(object, "Code"), sqs_string(object, "Message"),
-         sender_fault != nullptr && sender_fault->is_bool() && sender_fault->get_bool()});
+inline std::vector<sqs_message> sqs_read_messages(const response_origin& origin,
+                                                  const boost::json::object& response) {
+  std::vector<sqs_message> messages;
+  // No "Messages" at all is SQS's way of saying "none this time".
+  const auto* received = optional_array(origin, response, "Messages");
+  if (received == nullptr)
+    return messages;
+  for (std::size_t i = 0; i < received->size(); ++i) {
+    const auto path = "Messages[" + std::to_string(i) + "]";
+    const auto& object = element_object(origin, (*received)[i], "Messages", i);
+    sqs_message message{required_string(origin, object, "MessageId", path + ".MessageId"),
+                        required_string(origin, object, "ReceiptHandle", path + ".ReceiptHandle"),
+                        required_string(origin, object, "Body", path + ".Body"),
+                        {},
+                        {}};
+    // A body altered on the way must not be applied: SQS sends its MD5. The
+    // next ReceiveMessage gets other messages; this one comes back when its
+    // visibility timeout ends.
+    if (const auto* expected = optional_string(origin, object, "MD5OfBody", path + ".MD5OfBody");
+        expected != nullptr && *expected != to_hex(aws::md5(message.body)))
+      throw origin.malformed("message " + message.message_id +
+                             ": body does not match its MD5OfBody (altered on the way)");
+    if (const auto* attributes =
+            optional_object(origin, object, "Attributes", path + ".Attributes"))
+      for (const auto& [name, value] : *attributes) {
+        if (!value.is_string())
+          wrong_json_type(origin, path + ".Attributes." + std::string(name), value, "a string");
+        message.attributes.emplace(std::string(name), std::string(value.get_string()));
+      }
+    if (const auto* attributes =
+            optional_object(origin, object, "MessageAttributes", path + ".MessageAttributes"))
+      for (const auto& [name, value] : *attributes) {
+        const auto where = path + ".MessageAttributes." + std::string(name);
+        if (!value.is_object())
+          wrong_json_type(origin, where, value, "an object");
+        if (const auto* text =
+                optional_string(origin, value.get_object(), "StringValue", where + ".StringValue"))
+          message.message_attributes.emplace(std::string(name), std::string(*text));
+      }
+    messages.push_back(std::move(message));
   }
+  return messages;
+}
+
+// A batch answer's Successful and Failed lists, keyed by the Ids we chose:
+// the caller's indexes begin..end, so failures map back exactly. Every entry
+// must be in one of them; one in neither is reported as failed rather than
+// taken for done. `on_success(index, entry)` sees each successful entry.
+template <class OnSuccess>
+void sqs_read_batch(const response_origin& origin, const boost::json::object& response,
+                    std::size_t begin, std::size_t end, std::vector<sqs_batch_failure>& failures,
+                    OnSuccess&& on_success) {
+  std::vector<bool> answered(end - begin, false);
+  auto index_of = [&](const boost::json::object& entry, const std::string& path) {
+    const auto id = required_string(origin, entry, "Id", path + ".Id");
+    std::size_t index = 0;
+    const auto [ptr, ec] = std::from_chars(id.data(), id.data() + id.size(), index);
+    if (ec != std::errc{} || ptr != id.data() + id.size() || index < begin || index >= end)
+      throw origin.unexpected(path + ".Id \"" + id + "\" is not an entry of the batch");
+    answered[index - begin] = true;
+    return index;
+  };
+  if (const auto* successful = optional_array(origin, response, "Successful"))
+    for (std::size_t i = 0; i < successful->size(); ++i) {
+      const auto path = "Successful[" + std::to_string(i) + "]";
+      const auto& entry = element_object(origin, (*successful)[i], "Successful", i);
+      on_success(index_of(entry, path), entry, path);
+    }
+  if (const auto* failed = optional_array(origin, response, "Failed"))
+    for (std::size_t i = 0; i < failed->size(); ++i) {
+      const auto path = "Failed[" + std::to_string(i) + "]";
+      const auto& entry = element_object(origin, (*failed)[i], "Failed", i);
+      const auto index = index_of(entry, path);
+      const auto* code = optional_string(origin, entry, "Code", path + ".Code");
+      const auto* message = optional_string(origin, entry, "Message", path + ".Message");
+      const auto* sender_fault = json_field(entry, "SenderFault");
+      if (sender_fault != nullptr && !sender_fault->is_bool())
+        wrong_json_type(origin, path + ".SenderFault", *sender_fault, "a boolean");
+      failures.push_back({index, code ? std::string(*code) : std::string("Unknown"),
+                          message ? std::string(*message) : std::string(),
+                          sender_fault != nullptr && sender_fault->get_bool()});
+    }
+  for (std::size_t i = 0; i < answered.size(); ++i)
+    if (!answered[i])
+      failures.push_back({begin + i, "MissingFromResponse",
+                          "SQS listed this entry neither as successful nor as failed", false});
+}
+
+inline std::vector<sqs_batch_failure> sqs_read_batch(const response_origin& origin,
+                                                     const boost::json::object& response,
+                                                     std::size_t begin, std::size_t end) {
+  std::vector<sqs_batch_failure> failures;
+  sqs_read_batch(origin, response, begin, end, failures,
+                 [](std::size_t, const boost::json::object&, const std::string&) {});
+  return failures;
 }
 
 }  // namespace detail
@@ -148,13 +229,8 @@ class sqs_client {
   std::string get_queue_url(std::string_view name_or_url) {
     if (name_or_url.starts_with("https://") || name_or_url.starts_with("http://"))
       return std::string(name_or_url);
-    boost::json::object request{{"QueueName", name_or_url}};
-    const auto response = call("GetQueueUrl", request, name_or_url);
-    auto url = detail::sqs_string(detail::sqs_object(response), "QueueUrl");
-    if (url.empty())
-      throw std::runtime_error("SQS GetQueueUrl " + std::string(name_or_url) +
-                               ": response without QueueUrl");
-    return url;
+    return client_.call_json("AmazonSQS", "GetQueueUrl", {{"QueueName", name_or_url}}, name_or_url,
+                             queue_url_of);
   }
 
   std::vector<sqs_message> receive_message(std::string_view queue_url,
@@ -173,31 +249,14 @@ class sqs_client {
         names.emplace_back(name);
       request["MessageSystemAttributeNames"] = std::move(names);
     }
-    const auto response = call("ReceiveMessage", request, queue_url);
-
-    std::vector<sqs_message> messages;
-    const auto* received = detail::sqs_object(response).if_contains("Messages");
-    if (received == nullptr || !received->is_array())
-      return messages;
-    for (const auto& entry : received->get_array()) {
-      const auto& object = detail::sqs_object(entry);
-      sqs_message message{detail::sqs_string(object, "MessageId"),
-                          detail::sqs_string(object, "ReceiptHandle"),
-                          detail::sqs_string(object, "Body"),
-                          {}};
-      // A body altered in transit must not be applied: SQS sends its MD5.
-      const auto expected_md5 = detail::sqs_string(object, "MD5OfBody");
-      if (!expected_md5.empty() && expected_md5 != to_hex(aws::md5(message.body)))
-        throw std::runtime_error("SQS ReceiveMessage " + std::string(queue_url) + ": message " +
-                                 message.message_id + " body does not match its MD5OfBody");
-      if (const auto* attributes = object.if_contains("Attributes");
-          attributes != nullptr && attributes->is_object())
-        for (const auto& [name, value] : attributes->get_object())
-          if (value.is_string())
-            message.attributes.emplace(std::string(name), std::string(value.get_string()));
-      messages.push_back(std::move(message));
+    if (!options.message_attribute_names.empty()) {
+      boost::json::array names;
+      for (const auto& name : options.message_attribute_names)
+        names.emplace_back(name);
+      request["MessageAttributeNames"] = std::move(names);
     }
-    return messages;
+    return client_.call_json("AmazonSQS", "ReceiveMessage", request, queue_url,
+                             &detail::sqs_read_messages);
   }
 
   std::vector<sqs_batch_failure> delete_message_batch(
@@ -207,18 +266,17 @@ class sqs_client {
       for (auto i = begin; i < end; ++i)
         entries.push_back(
             boost::json::object{{"Id", std::to_string(i)}, {"ReceiptHandle", receipt_handles[i]}});
-      return call("DeleteMessageBatch", {{"QueueUrl", queue_url}, {"Entries", std::move(entries)}},
-                  queue_url);
+      return batch_call("DeleteMessageBatch", queue_url, std::move(entries), begin, end);
     });
   }
 
   void change_message_visibility(std::string_view queue_url, std::string_view receipt_handle,
                                  int visibility_timeout) {
-    call("ChangeMessageVisibility",
-         {{"QueueUrl", queue_url},
-          {"ReceiptHandle", receipt_handle},
-          {"VisibilityTimeout", visibility_timeout}},
-         queue_url);
+    client_.call_json("AmazonSQS", "ChangeMessageVisibility",
+                      {{"QueueUrl", queue_url},
+                       {"ReceiptHandle", receipt_handle},
+                       {"VisibilityTimeout", visibility_timeout}},
+                      queue_url);
   }
 
   std::vector<sqs_batch_failure> change_message_visibility_batch(
@@ -230,8 +288,7 @@ class sqs_client {
             boost::json::object{{"Id", std::to_string(i)},
                                 {"ReceiptHandle", changes[i].receipt_handle},
                                 {"VisibilityTimeout", changes[i].visibility_timeout}});
-      return call("ChangeMessageVisibilityBatch",
-                  {{"QueueUrl", queue_url}, {"Entries", std::move(entries)}}, queue_url);
+      return batch_call("ChangeMessageVisibilityBatch", queue_url, std::move(entries), begin, end);
     });
   }
 
@@ -239,10 +296,11 @@ class sqs_client {
                                 const sqs_send_options& options = {}) {
     boost::json::object request{{"QueueUrl", queue_url}, {"MessageBody", body}};
     add_send_options(request, options);
-    const auto value = call("SendMessage", request, queue_url);
-    const auto& response = detail::sqs_object(value);
-    return {detail::sqs_string(response, "MessageId"),
-            detail::sqs_string(response, "SequenceNumber")};
+    return client_.call_json(
+        "AmazonSQS", "SendMessage", request, queue_url,
+        [](const response_origin& origin, const boost::json::object& response) {
+          return sent_message(origin, response, {});
+        });
   }
 
   sqs_send_batch_result send_message_batch(std::string_view queue_url,
@@ -256,20 +314,18 @@ class sqs_client {
         add_send_options(entry, messages[i].options);
         entries.push_back(std::move(entry));
       }
-      auto response = call("SendMessageBatch",
-                           {{"QueueUrl", queue_url}, {"Entries", std::move(entries)}}, queue_url);
-      if (const auto* successful = detail::sqs_object(response).if_contains("Successful");
-          successful != nullptr && successful->is_array())
-        for (const auto& entry : successful->get_array()) {
-          const auto& object = detail::sqs_object(entry);
-          const auto id = detail::sqs_string(object, "Id");
-          std::size_t index = 0;
-          std::from_chars(id.data(), id.data() + id.size(), index);
-          if (index >= begin && index < end)
-            result.sent[index] = sqs_sent_message{detail::sqs_string(object, "MessageId"),
-                                                  detail::sqs_string(object, "SequenceNumber")};
-        }
-      return response;
+      return client_.call_json(
+          "AmazonSQS", "SendMessageBatch",
+          {{"QueueUrl", queue_url}, {"Entries", std::move(entries)}}, queue_url,
+          [&](const response_origin& origin, const boost::json::object& response) {
+            std::vector<sqs_batch_failure> failures;
+            detail::sqs_read_batch(
+                origin, response, begin, end, failures,
+                [&](std::size_t index, const boost::json::object& entry, const std::string& path) {
+                  result.sent[index] = sent_message(origin, entry, path + ".");
+                });
+            return failures;
+          });
     });
     return result;
   }
@@ -283,16 +339,20 @@ class sqs_client {
       requested.emplace_back(name);
     if (requested.empty())
       requested.emplace_back("All");
-    const auto response =
-        call("GetQueueAttributes",
-             {{"QueueUrl", queue_url}, {"AttributeNames", std::move(requested)}}, queue_url);
-    std::map<std::string, std::string, std::less<>> attributes;
-    if (const auto* found = detail::sqs_object(response).if_contains("Attributes");
-        found != nullptr && found->is_object())
-      for (const auto& [name, value] : found->get_object())
-        if (value.is_string())
-          attributes.emplace(std::string(name), std::string(value.get_string()));
-    return attributes;
+    return client_.call_json(
+        "AmazonSQS", "GetQueueAttributes",
+        {{"QueueUrl", queue_url}, {"AttributeNames", std::move(requested)}}, queue_url,
+        [](const response_origin& origin, const boost::json::object& response) {
+          std::map<std::string, std::string, std::less<>> attributes;
+          if (const auto* found = detail::optional_object(origin, response, "Attributes"))
+            for (const auto& [name, value] : *found) {
+              if (!value.is_string())
+                detail::wrong_json_type(origin, "Attributes." + std::string(name), value,
+                                        "a string");
+              attributes.emplace(std::string(name), std::string(value.get_string()));
+            }
+          return attributes;
+        });
   }
 
   // For tests and the demo. A FIFO queue's name ends in ".fifo" and needs the
@@ -306,14 +366,41 @@ class sqs_client {
         values[key] = value;
       request["Attributes"] = std::move(values);
     }
-    const auto response = call("CreateQueue", request, name);
-    return detail::sqs_string(detail::sqs_object(response), "QueueUrl");
+    return client_.call_json("AmazonSQS", "CreateQueue", request, name, queue_url_of);
+  }
+
+  // For tests and the demo.
+  void delete_queue(std::string_view queue_url) {
+    client_.call_json("AmazonSQS", "DeleteQueue", {{"QueueUrl", queue_url}}, queue_url);
   }
 
  private:
-  boost::json::value call(std::string_view operation, const boost::json::object& request,
-                          std::string_view resource) {
-    return client_.call_json("AmazonSQS", operation, request, resource);
+  std::vector<sqs_batch_failure> batch_call(std::string_view operation, std::string_view queue_url,
+                                            boost::json::array entries, std::size_t begin,
+                                            std::size_t end) {
+    return client_.call_json(
+        "AmazonSQS", operation, {{"QueueUrl", queue_url}, {"Entries", std::move(entries)}},
+        queue_url, [&](const response_origin& origin, const boost::json::object& response) {
+          return detail::sqs_read_batch(origin, response, begin, end);
+        });
+  }
+
+  static std::string queue_url_of(const response_origin& origin,
+                                  const boost::json::object& response) {
+    auto url = detail::required_string(origin, response, "QueueUrl");
+    if (url.empty())
+      throw origin.unexpected("QueueUrl is empty");
+    return url;
+  }
+
+  // SendMessage's answer, or one Successful entry of SendMessageBatch's.
+  static sqs_sent_message sent_message(const response_origin& origin,
+                                       const boost::json::object& response,
+                                       const std::string& path) {
+    const auto* sequence =
+        detail::optional_string(origin, response, "SequenceNumber", path + "SequenceNumber");
+    return {detail::required_string(origin, response, "MessageId", path + "MessageId"),
+            sequence ? std::string(*sequence) : std::string()};
   }
 
   static void add_send_options(boost::json::object& entry, const sqs_send_options& options) {
@@ -323,17 +410,24 @@ class sqs_client {
       entry["MessageDeduplicationId"] = options.message_deduplication_id;
     if (options.delay_seconds)
       entry["DelaySeconds"] = *options.delay_seconds;
+    if (!options.message_attributes.empty()) {
+      boost::json::object values;
+      for (const auto& [name, value] : options.message_attributes)
+        values[name] = boost::json::object{{"DataType", "String"}, {"StringValue", value}};
+      entry["MessageAttributes"] = std::move(values);
+    }
   }
 
   // Runs `send(begin, end)` over [0, count) in slices of SQS's batch limit and
   // gathers every slice's Failed entries.
+  // `send` returns that slice's failures.
   template <class Send>
   static std::vector<sqs_batch_failure> in_batches(std::size_t count, Send send) {
     std::vector<sqs_batch_failure> failures;
     for (std::size_t begin = 0; begin < count; begin += max_batch_entries) {
       const auto end = std::min(count, begin + max_batch_entries);
-      const boost::json::value response = send(begin, end);
-      detail::sqs_collect_failures(detail::sqs_object(response), failures);
+      auto slice = send(begin, end);
+      std::move(slice.begin(), slice.end(), std::back_inserter(failures));
     }
     return failures;
   }
