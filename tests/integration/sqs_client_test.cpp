@@ -235,6 +235,63 @@ TEST_P(sqs_client_test, queue_attributes_include_redrive_policy_and_fifo) {
   EXPECT_FALSE(fifo.contains("RedrivePolicy"));
 }
 
+TEST_P(sqs_client_test, message_attributes_are_sent_and_received_when_asked_for) {
+  const auto url = sqs_.create_queue(unique_name("queue"));
+  sqs_send_options send;
+  send.message_attributes = {{"RejectReason", "type: \"bad\" (line 1)"}, {"Source", "m-1"}};
+  sqs_.send_message(url, "one", send);
+  const std::vector<sqs_send_entry> batch{{"two", send}};
+  ASSERT_TRUE(sqs_.send_message_batch(url, batch).failed.empty());
+
+  // Not asked for: none come back.
+  auto plain = sqs_.receive_message(url, waiting(10, 1));
+  ASSERT_FALSE(plain.empty());
+  for (const auto& message : plain)
+    EXPECT_TRUE(message.message_attributes.empty());
+  std::vector<std::string> handles;
+  for (const auto& message : plain)
+    handles.push_back(message.receipt_handle);
+  std::vector<sqs_visibility_change> visible;
+  for (const auto& handle : handles)
+    visible.push_back({handle, 0});
+  ASSERT_TRUE(sqs_.change_message_visibility_batch(url, visible).empty());
+
+  auto all = waiting(10, 1);
+  all.message_attribute_names = {"All"};
+  std::map<std::string, sqs_message> by_body;
+  for (int i = 0; i < 5 && by_body.size() < 2; ++i)
+    for (auto& message : sqs_.receive_message(url, all))
+      by_body.insert_or_assign(message.body, std::move(message));
+  ASSERT_EQ(by_body.size(), 2u);
+  for (const auto& [body, message] : by_body) {
+    EXPECT_EQ(message.message_attribute("RejectReason"), "type: \"bad\" (line 1)") << body;
+    EXPECT_EQ(message.message_attribute("Source"), "m-1") << body;
+    EXPECT_FALSE(message.message_attribute("Missing").has_value());
+  }
+}
+
+TEST_P(sqs_client_test, receive_returns_only_the_message_attributes_named) {
+  const auto url = sqs_.create_queue(unique_name("queue"));
+  sqs_send_options send;
+  send.message_attributes = {{"Wanted", "yes"}, {"Other", "no"}};
+  sqs_.send_message(url, "body", send);
+  auto named = waiting(1, 1);
+  named.message_attribute_names = {"Wanted"};
+  const auto messages = sqs_.receive_message(url, named);
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].message_attributes.size(), 1u);
+  EXPECT_EQ(messages[0].message_attribute("Wanted"), "yes");
+}
+
+TEST_P(sqs_client_test, a_deleted_queue_is_gone) {
+  const auto name = unique_name("queue");
+  const auto url = sqs_.create_queue(name);
+  sqs_.send_message(url, "body");
+  sqs_.delete_queue(url);
+  EXPECT_THROW(sqs_.get_queue_url(name), service_error);
+  EXPECT_THROW(sqs_.receive_message(url, up_to(1)), service_error);
+}
+
 INSTANTIATE_TEST_SUITE_P(servers, sqs_client_test, ::testing::Values(false, true), server_name);
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -246,26 +247,19 @@ TEST_P(sqs_queue_source_test, flush_reports_a_delete_that_failed_and_deletes_the
 }
 
 // Receives one message from url directly, with its message attributes.
-boost::json::object receive_raw(aws::sqs_client& sqs, const std::string& url) {
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    auto response = sqs.service().call_json("AmazonSQS", "ReceiveMessage",
-                                            {{"QueueUrl", url},
-                                             {"MaxNumberOfMessages", 1},
-                                             {"WaitTimeSeconds", 1},
-                                             {"MessageAttributeNames", boost::json::array{"All"}}},
-                                            url);
-    if (const auto* messages = response.as_object().if_contains("Messages");
-        messages != nullptr && !messages->as_array().empty())
-      return messages->as_array().at(0).as_object();
-  }
-  return {};
+std::optional<aws::sqs_message> receive_raw(aws::sqs_client& sqs, const std::string& url) {
+  aws::sqs_receive_options options;
+  options.max_messages = 1;
+  options.wait_time_seconds = 1;
+  options.message_attribute_names = {"All"};
+  for (int attempt = 0; attempt < 10; ++attempt)
+    if (auto messages = sqs.receive_message(url, options); !messages.empty())
+      return std::move(messages[0]);
+  return std::nullopt;
 }
 
-std::string attribute_of(const boost::json::object& message, std::string_view name) {
-  const auto* attributes = message.if_contains("MessageAttributes");
-  if (attributes == nullptr || !attributes->as_object().contains(name))
-    return {};
-  return std::string(attributes->as_object().at(name).as_object().at("StringValue").as_string());
+std::string attribute_of(const std::optional<aws::sqs_message>& message, std::string_view name) {
+  return std::string(message->message_attribute(name).value_or(""));
 }
 
 TEST_P(sqs_queue_source_test, reject_sends_the_body_and_reason_to_the_dead_letter_queue) {
@@ -282,8 +276,8 @@ TEST_P(sqs_queue_source_test, reject_sends_the_body_and_reason_to_the_dead_lette
   EXPECT_EQ(messages_in(url), 0);
 
   const auto moved = receive_raw(sqs_, dead_letters);
-  ASSERT_FALSE(moved.empty());
-  EXPECT_EQ(moved.at("Body").as_string(), "not json 0");
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->body, "not json 0");
   EXPECT_EQ(attribute_of(moved, "RejectReason"), "body: not JSON? (line 1)");
   EXPECT_EQ(attribute_of(moved, "SourceMessageId"), received[0].name);
 }
@@ -306,8 +300,8 @@ TEST_P(sqs_queue_source_test, an_empty_body_is_rejected_to_the_dead_letter_queue
   EXPECT_TRUE(failures.empty()) << failures.front().reason;
   EXPECT_EQ(messages_in(url), 0);
   const auto moved = receive_raw(sqs_, dead_letters);
-  ASSERT_FALSE(moved.empty());
-  EXPECT_EQ(moved.at("Body").as_string(), "");
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->body, "");
   EXPECT_EQ(attribute_of(moved, "RejectReason"), "body: empty");
 }
 
@@ -407,7 +401,7 @@ TEST_P(sqs_queue_source_test, reject_from_a_fifo_queue_to_a_fifo_dead_letter_que
   EXPECT_TRUE(source.flush().empty());
   EXPECT_EQ(messages_in(url), 0);
   const auto moved = receive_raw(sqs_, dead_letters);
-  ASSERT_FALSE(moved.empty());
+  ASSERT_TRUE(moved);
   EXPECT_EQ(attribute_of(moved, "RejectReason"), "type: missing");
 }
 
@@ -510,7 +504,7 @@ TEST_P(sqs_queue_source_test, a_failing_receive_is_thrown_by_poll) {
   auto options = fast_options();
   options.keep_rejected = true;
   sqs_queue_source source(sqs_, url, options);
-  sqs_.service().call_json("AmazonSQS", "DeleteQueue", {{"QueueUrl", url}}, url);
+  sqs_.delete_queue(url);
   bool thrown = false;
   const auto deadline = clock_type::now() + 8s;
   while (!thrown && clock_type::now() < deadline) {

@@ -53,8 +53,6 @@
 #include "../aws/sqs.hpp"
 #include "detail/sqs_settlement.hpp"
 
-#include <boost/json.hpp>
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -99,29 +97,6 @@ struct sqs_queue_options {
 };
 
 enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
-
-namespace detail {
-
-// sqs_client has no MessageAttributes on SendMessage: this sends one message
-// with string attributes over the same JSON protocol.
-inline void sqs_send_with_attributes(
-    aws::sqs_client& client, std::string_view queue_url, std::string_view body,
-    const std::vector<std::pair<std::string, std::string>>& attributes,
-    const aws::sqs_send_options& options) {
-  boost::json::object request{{"QueueUrl", queue_url}, {"MessageBody", body}};
-  boost::json::object values;
-  for (const auto& [name, value] : attributes)
-    values[name] = boost::json::object{{"DataType", "String"}, {"StringValue", value}};
-  if (!values.empty())
-    request["MessageAttributes"] = std::move(values);
-  if (!options.message_group_id.empty())
-    request["MessageGroupId"] = options.message_group_id;
-  if (!options.message_deduplication_id.empty())
-    request["MessageDeduplicationId"] = options.message_deduplication_id;
-  client.service().call_json("AmazonSQS", "SendMessage", request, queue_url);
-}
-
-}  // namespace detail
 
 class sqs_queue_source {
  public:
@@ -546,11 +521,11 @@ class sqs_queue_source {
         send.message_deduplication_id = item.ticket.message_id;
       }
       std::string error;
+      send.message_attributes = {{"RejectReason", item.reason},
+                                 {"SourceMessageId", item.ticket.message_id}};
       for (int attempt = 0; attempt < detail::sqs_settle_attempts; ++attempt) {
         try {
-          detail::sqs_send_with_attributes(
-              client_, dead_letter_url_, item.body,
-              {{"RejectReason", item.reason}, {"SourceMessageId", item.ticket.message_id}}, send);
+          client_.send_message(dead_letter_url_, item.body, send);
           error.clear();
           break;
         } catch (const std::exception& e) {
