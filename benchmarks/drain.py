@@ -1,0 +1,476 @@
+"""The end-to-end drain benchmark; run it through benchmarks/drain, which builds
+the programs first. See benchmarks/drain --help and BENCHMARKS.md.
+
+For each round-trip time and each combination, on fresh resources each time:
+fill the source with widget_producer, drain it with one consumer, check the
+store with scripts/check_store.py (boto3), and time it. Consumers: ours
+(build/bench/examples/widget_consumer) at each concurrency, the boto3 baseline
+(benchmarks/baseline_consumer.py) and the server limit (limit_client, not
+checked: it ignores per-widget order on purpose). Exit status 1 when any
+checked store is wrong or any consumer failed.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build", "bench")
+PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
+PRODUCER = os.path.join(BUILD, "examples", "widget_producer")
+CONSUMER = os.path.join(BUILD, "examples", "widget_consumer")
+LIMIT = os.path.join(BUILD, "tools", "limit_client")
+COMBINATIONS = ("s3-s3", "s3-dynamodb", "sqs-s3", "sqs-dynamodb")
+MAX_IDLE_MS = 1000
+
+
+class Failed(Exception):
+    pass
+
+
+def stop_on_signals():
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_measured(command, env, timeout):
+    """Runs command; returns (exit status, stdout, stderr, cpu seconds, peak RSS in KB).
+
+    CPU (user + sys) and peak RSS come from /usr/bin/time, which forks from a
+    small process: a child forked from this Python process would report the
+    parent's RSS at fork as its own peak (ru_maxrss survives exec)."""
+    out_path = os.path.join(BUILD, "drain-state", "last.out")
+    err_path = os.path.join(BUILD, "drain-state", "last.err")
+    time_path = os.path.join(BUILD, "drain-state", "last.time")
+    if os.path.exists(time_path):
+        os.remove(time_path)
+    command = ["/usr/bin/time", "-q", "-f", "%U %S %M", "-o", time_path, *command]
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        status = None
+        try:
+            while status is None:
+                pid, raw, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid == process.pid:
+                    status = os.waitstatus_to_exitcode(raw)
+                    break
+                if time.monotonic() > deadline:
+                    process.kill()
+                    pid, raw, usage = os.wait4(process.pid, 0)
+                    status = -9
+                    break
+                time.sleep(0.05)
+        finally:
+            if status is None:
+                process.kill()
+                os.wait4(process.pid, 0)
+        process.returncode = status
+    with open(out_path, encoding="utf-8", errors="replace") as f:
+        stdout = f.read()
+    with open(err_path, encoding="utf-8", errors="replace") as f:
+        stderr = f.read()
+    cpu, rss_kb = 0.0, 0
+    try:
+        with open(time_path) as f:
+            user, system, rss = f.read().split()[-3:]
+        cpu, rss_kb = float(user) + float(system), int(rss)
+    except (OSError, ValueError):
+        pass
+    return status, stdout, stderr, cpu, rss_kb
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.state = os.path.join(BUILD, "drain-state")
+        os.makedirs(self.state, exist_ok=True)
+        self.moto_url = None
+        self.proxy = None
+        self.proxy_url = None
+        self.serial = 0
+        self.results = []
+        self.failures = []
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                        AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3",
+                     "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"):
+            self.env.pop(name, None)
+
+    # --- servers -------------------------------------------------------------
+    def start_moto(self):
+        subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "start", "--port", "auto",
+                        "--state-dir", self.state], check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.state, "moto.url")) as f:
+            self.moto_url = f.read().strip()
+        self.env["AWS_ENDPOINT_URL"] = self.moto_url
+        import boto3  # noqa: E402 (the venv's; only once moto is up)
+        session = boto3.session.Session(aws_access_key_id="bench", aws_secret_access_key="bench",
+                                        region_name="us-east-1")
+        self.s3 = session.client("s3", endpoint_url=self.moto_url)
+        self.sqs = session.client("sqs", endpoint_url=self.moto_url)
+        self.dynamodb = session.client("dynamodb", endpoint_url=self.moto_url)
+
+    def stop_moto(self):
+        subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "stop", "--state-dir",
+                        self.state], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start_proxy(self, rtt_ms):
+        self.stop_proxy()
+        port_file = os.path.join(self.state, "proxy.port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        upstream_port = self.moto_url.rsplit(":", 1)[1]
+        self.proxy = subprocess.Popen(
+            [PYTHON, os.path.join(ROOT, "benchmarks", "delay_proxy.py"), "--upstream-port",
+             upstream_port, "--rtt-ms", str(rtt_ms), "--port-file", port_file],
+            stdin=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(port_file):
+                with open(port_file) as f:
+                    self.proxy_url = f"http://127.0.0.1:{f.read().strip()}"
+                return
+            if self.proxy.poll() is not None:
+                raise Failed("delay_proxy.py exited at start")
+            time.sleep(0.05)
+        raise Failed("delay_proxy.py did not start listening")
+
+    def stop_proxy(self):
+        if self.proxy is not None:
+            if self.proxy.poll() is None:
+                self.proxy.terminate()
+                try:
+                    self.proxy.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proxy.kill()
+                    self.proxy.wait()
+            self.proxy = None
+            self.proxy_url = None
+
+    # --- one run -------------------------------------------------------------
+    def fresh(self, combination, requests, seed):
+        """Creates a filled source and an empty store; returns their names."""
+        self.serial += 1
+        base = f"drain-{os.getpid()}-{self.serial}"
+        source, store = combination.split("-")
+        names = {"expected": os.path.join(self.state, f"{base}.expected.json")}
+        if store == "s3":
+            names["store"] = ["-wb", f"{base}-widgets"]
+            names["check"] = ["s3", f"{base}-widgets"]
+            self.s3.create_bucket(Bucket=f"{base}-widgets")
+        else:
+            names["store"] = ["-dwt", f"{base}-widgets"]
+            names["check"] = ["dynamodb", f"{base}-widgets"]
+            self.dynamodb.create_table(
+                TableName=f"{base}-widgets",
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST")
+        if source == "s3":
+            names["source"] = ["-rb", f"{base}-requests"]
+            self.s3.create_bucket(Bucket=f"{base}-requests")
+        else:
+            fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+            names["source"] = ["-rq", f"{base}-requests.fifo"]
+            names["dlq"] = f"{base}-rejected.fifo"
+            self.sqs.create_queue(QueueName=f"{base}-requests.fifo", Attributes=fifo)
+            self.sqs.create_queue(QueueName=names["dlq"], Attributes=fifo)
+        fill_env = dict(self.env, AWS_ENDPOINT_URL=self.moto_url)
+        started = time.monotonic()
+        subprocess.run([PRODUCER, *names["source"], "-mwr", str(requests), "--seed", str(seed),
+                        "--invalid-ratio", str(self.args.invalid_ratio), "--expected-state",
+                        names["expected"]], env=fill_env, check=True, stdout=subprocess.DEVNULL)
+        names["fill_seconds"] = time.monotonic() - started
+        return names
+
+    def check(self, names):
+        result = subprocess.run([PYTHON, os.path.join(ROOT, "scripts", "check_store.py"),
+                                 names["expected"], *names["check"]],
+                                env=dict(self.env, AWS_ENDPOINT_URL=self.moto_url),
+                                capture_output=True, text=True)
+        return result.returncode == 0, (result.stdout + result.stderr).strip()
+
+    def drain(self, combination, rtt, consumer, concurrency, requests):
+        names = self.fresh(combination, requests, seed=1000 + self.serial)
+        endpoint = self.proxy_url if rtt > 0 else self.moto_url
+        env = dict(self.env, AWS_ENDPOINT_URL=endpoint)
+        source_flag, source_name = names["source"]
+        store_flag, store_name = names["store"]
+        timeout = self.args.timeout
+        record = {"combination": combination, "rtt_ms": rtt, "consumer": consumer,
+                  "concurrency": concurrency, "requests": requests}
+        if consumer == "ours":
+            command = [CONSUMER, *names["source"], *names["store"], "--concurrency",
+                       str(concurrency), "--max-idle", str(MAX_IDLE_MS)]
+            if source_flag == "-rq":
+                command += ["--dead-letter-queue", names["dlq"], "--queue-receivers", "1",
+                            "-qwt", "1"]
+        elif consumer == "baseline":
+            command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
+                       "--request-bucket" if source_flag == "-rb" else "--request-queue",
+                       source_name,
+                       "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
+        else:
+            command = [LIMIT, "--endpoint-url", endpoint, "--threads", str(concurrency),
+                       "--expect", str(requests),
+                       "--request-bucket" if source_flag == "-rb" else "--request-queue",
+                       source_name,
+                       "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
+        status, stdout, stderr, cpu, rss_kb = run_measured(command, env, timeout)
+        record.update(status=status, cpu_seconds=round(cpu, 3), peak_rss_mb=round(rss_kb / 1024, 1))
+        seconds = None
+        if consumer == "ours":
+            match = re.search(r"summary: (\d+) processed.* (\d+) rejected, (\d+) retried, "
+                              r"(\d+) failed.* in ([\d.]+) s", stderr)
+            if match:
+                handled = int(match.group(1)) + int(match.group(2))
+                seconds = float(match.group(5)) - MAX_IDLE_MS / 1000
+                if handled < requests or int(match.group(4)) > 0:
+                    status = status or 1
+                    stderr += f"\nhandled {handled} of {requests}"
+        elif consumer == "baseline":
+            try:
+                seconds = json.loads(stdout.strip().splitlines()[-1])["seconds"]
+            except (ValueError, IndexError, KeyError):
+                pass
+        else:
+            match = re.search(r"in ([\d.]+) s", stdout)
+            seconds = float(match.group(1)) if match else None
+        if status != 0 or seconds is None:
+            tail = "\n".join(stderr.strip().splitlines()[-5:])
+            self.failures.append(f"{combination} rtt={rtt} {consumer} c={concurrency}: "
+                                 f"exit {status}: {tail}\n    command: {' '.join(command)}")
+            record["ok"] = False
+        else:
+            record["seconds"] = round(seconds, 3)
+            record["rate"] = round(requests / max(seconds, 1e-3), 1)
+            record["cpu_ms_per_request"] = round(cpu * 1000 / requests, 3)
+            record["ok"] = True
+        if consumer != "limit":
+            ok, message = self.check(names)
+            record["check"] = message.splitlines()[0] if message else ""
+            if not ok:
+                record["ok"] = False
+                self.failures.append(f"{combination} rtt={rtt} {consumer} c={concurrency}: "
+                                     f"{message}")
+        self.results.append(record)
+        shown = f"{record.get('rate', 0):9.1f} req/s" if "rate" in record else "   FAILED     "
+        print(f"  {combination:13} rtt {rtt:>3} ms  {consumer:8} c={concurrency:<3} "
+              f"n={requests:<6} {shown}  cpu {record['cpu_seconds']:7.2f} s  "
+              f"rss {record['peak_rss_mb']:6.1f} MB  fill {names['fill_seconds']:.1f} s  "
+              f"{record.get('check', '')}", flush=True)
+        return record
+
+    # --- memory run ----------------------------------------------------------
+    def memory_run(self, requests):
+        folder = os.path.join(self.state, f"memory-{os.getpid()}")
+        subprocess.run(["rm", "-rf", folder], check=True)
+        subprocess.run([PRODUCER, "--request-dir", f"{folder}/requests", "-mwr", str(requests),
+                        "--seed", "7", "--invalid-ratio", str(self.args.invalid_ratio)],
+                       check=True, stdout=subprocess.DEVNULL)
+        command = [CONSUMER, "--request-dir", f"{folder}/requests", "--widget-dir",
+                   f"{folder}/widgets", "--concurrency", str(self.args.memory_concurrency),
+                   "--max-idle", str(MAX_IDLE_MS)]
+        status, _, stderr, cpu, rss_kb = run_measured(command, self.env, self.args.timeout)
+        match = re.search(r"summary: (\d+) processed.* (\d+) rejected.* in ([\d.]+) s", stderr)
+        handled = int(match.group(1)) + int(match.group(2)) if match else 0
+        left = len(os.listdir(f"{folder}/requests")) if os.path.isdir(f"{folder}/requests") else 0
+        ok = status == 0 and handled == requests and left == 0
+        print(f"  directory->directory c={self.args.memory_concurrency} n={requests}: "
+              f"{'ok' if ok else 'FAILED'}, {handled} handled, {left} left, "
+              f"peak RSS {rss_kb / 1024:.1f} MB, cpu {cpu:.2f} s", flush=True)
+        if not ok:
+            self.failures.append(f"memory run: exit {status}, {handled} of {requests} handled")
+        self.memory = {"requests": requests, "peak_rss_mb": round(rss_kb / 1024, 1),
+                       "cpu_seconds": round(cpu, 2), "ok": ok}
+        subprocess.run(["rm", "-rf", folder], check=True)
+
+
+def summarise(bench, args):
+    print("\n== results (requests/s; CPU ms per request = user+sys of the consumer process; "
+          "peak RSS of the consumer process)")
+    header = (f"{'combination':13} {'RTT':>4} {'baseline':>9} {'ours c=1':>9} {'ours best':>14} "
+              f"{'limit':>9} {'best/base':>9} {'best/limit':>10} {'CPU ms/req ours':>15} "
+              f"{'CPU ms/req base':>15} {'CPU ratio':>9} {'RSS ours':>8} {'RSS base':>8}")
+    print(header)
+    rows = []
+    for rtt in args.rtt_ms:
+        for combination in args.combinations:
+            runs = [r for r in bench.results if r["combination"] == combination
+                    and r["rtt_ms"] == rtt and r.get("ok")]
+            base = next((r for r in runs if r["consumer"] == "baseline"), None)
+            limit = next((r for r in runs if r["consumer"] == "limit"), None)
+            ours = [r for r in runs if r["consumer"] == "ours"]
+            one = next((r for r in ours if r["concurrency"] == 1), None)
+            best = max(ours, key=lambda r: r["rate"], default=None)
+            row = {"combination": combination, "rtt_ms": rtt, "baseline": base, "one": one,
+                   "best": best, "limit": limit}
+            rows.append(row)
+
+            def rate(r):
+                return f"{r['rate']:.1f}" if r else "-"
+            ratio = lambda a, b, k="rate": f"{a[k] / b[k]:.1f}x" if a and b and b[k] else "-"
+            cpu_ratio = (f"1/{base['cpu_ms_per_request'] / best['cpu_ms_per_request']:.0f}"
+                         if base and best and best["cpu_ms_per_request"] else "-")
+            share = f"{100 * best['rate'] / limit['rate']:.0f}%" if best and limit else "-"
+            print(f"{combination:13} {rtt:>4} {rate(base):>9} {rate(one):>9} "
+                  f"{(rate(best) + ' (c=' + str(best['concurrency']) + ')') if best else '-':>14} "
+                  f"{rate(limit):>9} {ratio(best, base):>9} "
+                  f"{share:>10} "
+                  f"{(best['cpu_ms_per_request'] if best else '-')!s:>15} "
+                  f"{(base['cpu_ms_per_request'] if base else '-')!s:>15} {cpu_ratio:>9} "
+                  f"{(str(best['peak_rss_mb']) if best else '-'):>8} "
+                  f"{(str(base['peak_rss_mb']) if base else '-'):>8}")
+    return rows
+
+
+def write_plot(bench, args):
+    """docs/throughput.png: requests/s against concurrency, ours and the baseline."""
+    data = os.path.join(bench.state, "plot")
+    os.makedirs(data, exist_ok=True)
+    plots = []
+    colours = {"s3-s3": "#1b9e77", "s3-dynamodb": "#d95f02", "sqs-s3": "#7570b3",
+               "sqs-dynamodb": "#e7298a"}
+    panels = []
+    for rtt in args.rtt_ms:
+        lines = []
+        for combination in args.combinations:
+            ours = sorted((r for r in bench.results if r["combination"] == combination
+                           and r["rtt_ms"] == rtt and r["consumer"] == "ours" and r.get("ok")),
+                          key=lambda r: r["concurrency"])
+            base = next((r for r in bench.results if r["combination"] == combination
+                         and r["rtt_ms"] == rtt and r["consumer"] == "baseline" and r.get("ok")),
+                        None)
+            limit = next((r for r in bench.results if r["combination"] == combination
+                          and r["rtt_ms"] == rtt and r["consumer"] == "limit" and r.get("ok")),
+                         None)
+            path = os.path.join(data, f"{combination}-{rtt}.dat")
+            with open(path, "w") as f:
+                for r in ours:
+                    f.write(f"{r['concurrency']} {r['rate']}\n")
+            colour = colours.get(combination, "black")
+            if ours:
+                lines.append(f"'{path}' using 1:2 with linespoints lw 2 pt 7 lc rgb '{colour}' "
+                             f"title 'ours {combination}'")
+            if base:
+                lines.append(f"{base['rate']} with lines dt 2 lw 2 lc rgb '{colour}' "
+                             f"title 'baseline {combination}'")
+            if limit:
+                lines.append(f"{limit['rate']} with lines dt 3 lw 1 lc rgb '{colour}' "
+                             f"title 'limit {combination}'")
+        panels.append((rtt, lines))
+    script = [
+        "set terminal pngcairo size 1400,620 font 'DejaVu Sans,11'",
+        f"set output '{args.plot}'",
+        f"set multiplot layout 1,{len(panels)} title 'widget_consumer drain: requests/s against "
+        f"concurrency (moto on 127.0.0.1; baseline = boto3, one thread; dotted = server limit)'",
+        "set logscale x 2", "set logscale y 10", "set grid", "set key outside bottom center "
+        "horizontal maxrows 4 font ',9'", "set xlabel 'ours: --concurrency (baseline: 1 thread)'",
+        "set ylabel 'requests/s (log scale)'", "set xrange [0.8:90]",
+    ]
+    for rtt, lines in panels:
+        script.append(f"set title 'RTT {rtt} ms" + (" (loopback)" if rtt == 0 else
+                                                     " (delay proxy)") + "'")
+        script.append("plot " + ", \\\n  ".join(lines) if lines else "plot 0 notitle")
+    script.append("unset multiplot")
+    gp = os.path.join(data, "throughput.gp")
+    with open(gp, "w") as f:
+        f.write("\n".join(script) + "\n")
+    subprocess.run(["gnuplot", gp], check=True)
+    print(f"\nplot: {args.plot}")
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="benchmarks/drain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=5000, help="requests per drain (5000)")
+    parser.add_argument("--slow-requests", type=int, default=0,
+                        help="requests for the baseline and ours at concurrency 1 when RTT > 0 "
+                             "(they are slow; their rate is steady); 0 = min(N, 400)")
+    parser.add_argument("--combinations", default=",".join(COMBINATIONS),
+                        help="comma-separated, of " + ", ".join(COMBINATIONS))
+    parser.add_argument("--rtt-ms", default="0,20",
+                        help="comma-separated added round-trip times in ms (0,20)")
+    parser.add_argument("--concurrency", default="1,8,32,64",
+                        help="our consumer's --concurrency values (1,8,32,64)")
+    parser.add_argument("--limit-threads", type=int, default=64, help="limit_client threads")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-limit", action="store_true")
+    parser.add_argument("--invalid-ratio", type=float, default=0.02)
+    parser.add_argument("--memory-requests", type=int, default=0,
+                        help="also drain this many requests directory->directory for peak RSS")
+    parser.add_argument("--memory-concurrency", type=int, default=32)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per drain")
+    parser.add_argument("--plot", help="write a PNG plot here (gnuplot)")
+    parser.add_argument("--json", help="write every run's record here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny: 60 requests, S3->S3 and SQS->DynamoDB, concurrency 8, "
+                             "loopback only (scripts/test)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.combinations, args.rtt_ms = 60, "s3-s3,sqs-dynamodb", "0"
+        args.concurrency, args.limit_threads, args.timeout = "8", 8, 120
+    args.combinations = [c for c in args.combinations.split(",") if c]
+    for c in args.combinations:
+        if c not in COMBINATIONS:
+            parser.error(f"unknown combination {c!r}")
+    args.rtt_ms = [int(float(x)) for x in args.rtt_ms.split(",") if x != ""]
+    args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
+    slow = args.slow_requests or min(args.requests, 400)
+
+    stop_on_signals()
+    bench = Bench(args)
+    started = time.monotonic()
+    try:
+        bench.start_moto()
+        print(f"drain: moto at {bench.moto_url}; {args.requests} requests per drain "
+              f"({args.invalid_ratio:.0%} invalid), combinations {','.join(args.combinations)}, "
+              f"RTT {args.rtt_ms} ms, ours at concurrency {args.concurrency}\n", flush=True)
+        for rtt in args.rtt_ms:
+            if rtt > 0:
+                bench.start_proxy(rtt)
+                print(f"drain: RTT {rtt} ms through benchmarks/delay_proxy.py at "
+                      f"{bench.proxy_url} (fill and check go to moto directly)", flush=True)
+            for combination in args.combinations:
+                if not args.no_baseline:
+                    bench.drain(combination, rtt, "baseline", 1, slow if rtt > 0 else
+                                min(args.requests, args.slow_requests or args.requests))
+                for concurrency in args.concurrency:
+                    n = slow if (rtt > 0 and concurrency == 1) else args.requests
+                    bench.drain(combination, rtt, "ours", concurrency, n)
+                if not args.no_limit:
+                    bench.drain(combination, rtt, "limit", args.limit_threads, args.requests)
+            bench.stop_proxy()
+        if args.memory_requests:
+            bench.memory_run(args.memory_requests)
+        summarise(bench, args)
+        if args.plot:
+            write_plot(bench, args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"results": bench.results, "memory": getattr(bench, "memory", None),
+                           "args": {k: v for k, v in vars(args).items()}}, f, indent=1)
+    except (Failed, subprocess.CalledProcessError, OSError) as e:
+        bench.failures.append(f"{type(e).__name__}: {e}")
+    finally:
+        bench.stop_proxy()
+        bench.stop_moto()
+    print(f"\ndrain: {time.monotonic() - started:.0f} s")
+    if bench.failures:
+        print("drain: FAILED:")
+        for failure in bench.failures:
+            print(f"  {failure}")
+        return 1
+    print("drain: every checked store matches the expected state")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
