@@ -129,23 +129,11 @@ inline std::string format_milliseconds(std::chrono::microseconds duration) {
   return text;
 }
 
-inline std::string_view type_name(request_type type) noexcept {
-  switch (type) {
-    case request_type::create:
-      return "create";
-    case request_type::update:
-      return "update";
-    case request_type::remove:
-      return "delete";
-  }
-  return "unknown";
-}
-
 // "update widget w-1 (request r-9, 1700000000000.json): not_found in 1.2 ms: no such widget"
 inline std::string format_request(const request_event& event) {
   std::string line;
   if (event.parsed) {
-    line.append(type_name(event.type)).append(" widget ").append(event.widget_id);
+    line.append(to_string(event.type)).append(" widget ").append(event.widget_id);
     line.append(" (request ").append(event.request_id).append(", ").append(event.name);
     line.append(")");
   } else {

@@ -33,7 +33,7 @@ class json_lines_sink {
     if (event.parsed) {
       object["requestId"] = to_json(event.request_id);
       object["widgetId"] = to_json(event.widget_id);
-      object["type"] = to_json(detail::type_name(event.type));
+      object["type"] = to_json(to_string(event.type));
     }
     object["outcome"] = to_json(to_string(event.outcome));
     object["latencyMs"] = static_cast<double>(event.latency.count()) / 1000.0;
