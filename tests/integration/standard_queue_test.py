@@ -1,0 +1,88 @@
+"""SQS standard queue semantics (RELIABILITY.md, "standard queues"): a standard
+queue does not keep order, so an update or delete whose widget is missing may
+have overtaken its create. widget_consumer releases such a request for a
+later receive, up to --max-receives receives, then warns and acknowledges it.
+
+Against the local server, through the built program:
+- an update sent before its create ends applied once the create arrives;
+- a delete of a widget that never existed is released max-receives - 1 times,
+  then acknowledged with a not-found warning; nothing reaches the dead-letter
+  queue and the queue ends empty.
+
+(The visibility heartbeat and partial DeleteMessageBatch failures are covered
+by tests/integration/sqs_queue_source_test.cpp.)
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import programs as p  # noqa: E402
+
+MAX_RECEIVES = 4
+
+
+def body(kind, widget, **fields):
+    return json.dumps({"type": kind, "requestId": f"{kind}-{widget}", "widgetId": widget,
+                       "owner": "Early Bird", **fields})
+
+
+class StandardQueue(unittest.TestCase):
+    def test_overtaking_update_waits_for_its_create_and_an_orphan_is_acked_after_max_receives(
+            self):
+        env = p.aws_environment()
+        sqs = p.client("sqs")
+        dynamodb = p.client("dynamodb")
+        queue = sqs.create_queue(QueueName=p.unique("std"))["QueueUrl"]
+        dead = sqs.create_queue(QueueName=p.unique("std-dlq"))["QueueUrl"]
+        table = p.make_table(dynamodb, p.unique("std"))
+        logs = tempfile.mkdtemp(prefix="wc-std-logs-")
+
+        sqs.send_message(QueueUrl=queue, MessageBody=body("update", "early", label="updated"))
+        sqs.send_message(QueueUrl=queue, MessageBody=body("delete", "never"))
+        with p.consumer(["-rq", queue, "-dwt", table, "--dead-letter-queue", dead, "-qwt", "1",
+                         "-qvt", "5", "--max-receives", str(MAX_RECEIVES), "--max-idle", "6000",
+                         "--verbose", "--log-dir", logs], env, "std") as consumer:
+            # The create goes out only once the update was seen and released.
+            deadline = time.monotonic() + 30
+            while "create may not have arrived" not in consumer.stderr():
+                self.assertTrue(consumer.running(), consumer.stderr())
+                self.assertLess(time.monotonic(), deadline, consumer.stderr())
+                time.sleep(0.05)
+            sqs.send_message(QueueUrl=queue,
+                             MessageBody=body("create", "early", label="created", description="d"))
+            self.assertEqual(consumer.wait(120), 0, consumer.stderr())
+            output = consumer.stderr()
+
+        item = dynamodb.get_item(TableName=table, Key={"id": {"S": "early"}}).get("Item")
+        self.assertIsNotNone(item, output)
+        self.assertEqual(item["label"], {"S": "updated"}, output)
+        self.assertEqual(item["description"], {"S": "d"}, output)
+        self.assertNotIn("Item", dynamodb.get_item(TableName=table, Key={"id": {"S": "never"}}))
+
+        lines = output.splitlines()
+        update = [line for line in lines if "(request update-early," in line]
+        self.assertIn(": applied", update[-1], output)
+        self.assertTrue(any(": released" in line for line in update), output)
+        orphan = [line for line in lines if "(request delete-never," in line]
+        released = [line for line in orphan if ": released" in line]
+        self.assertEqual(len(released), MAX_RECEIVES - 1, output)
+        self.assertIn(f"receive {MAX_RECEIVES - 1} of {MAX_RECEIVES}", released[-1])
+        self.assertIn("WARN", orphan[-1], output)
+        self.assertIn("not_found", orphan[-1], output)
+        self.assertIn("widget not found; nothing deleted", orphan[-1], output)
+        # The daily log file has the same story.
+        files = "".join(p.read_text(os.path.join(logs, name)) for name in os.listdir(logs))
+        self.assertIn("widget not found; nothing deleted", files)
+
+        self.assertEqual(p.queue_counts(sqs, queue), (0, 0, 0))
+        self.assertEqual(p.queue_counts(sqs, dead), (0, 0, 0))
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=2).result
+    sys.exit(0 if result.wasSuccessful() else 1)
