@@ -10,6 +10,12 @@ one widget's requests out of order. Serialising the receives of each FIFO
 queue restores AWS's behaviour: each receive sees the groups taken by the one
 before it. Standard queues are left as they are (AWS does not order them).
 
+A second fix for the same guarantee: when several in-flight messages of a
+group time out together, moto 5.2 still counts the group as in flight until it
+reaches the group's last message, and hands that one out first. Messages that
+are visible again are taken out of the in-flight set before each FIFO
+receive, so the group comes back in order, as on AWS.
+
 Usage: the same arguments as moto_server (scripts/emulators passes them).
 """
 
@@ -31,6 +37,9 @@ def _receive_message(self, queue_name, *args, **kwargs):
     with _locks_guard:
         lock = _queue_locks[(id(self), queue_name)]
     with lock:
+        queue = self.get_queue(queue_name)
+        timed_out = [message for message in queue.pending_messages if message.visible]
+        queue.pending_messages.difference_update(timed_out)
         return _original_receive(self, queue_name, *args, **kwargs)
 
 
