@@ -15,10 +15,9 @@
 //   a key longer than S3's 1,024 bytes can never be stored (bad_request);
 //   everything else, a stored document that does not parse included, is
 //   permanent.
-// - A key with a "." or ".." segment (a widget id such as "../x") is refused
-//   as bad_request: URL handling removes such segments, so the object would
-//   land elsewhere or, where S3 checks signatures over the raw path, be
-//   refused on every attempt.
+// - A widget id such as "../x" is an ordinary S3 key ("widgets/sue/../x"):
+//   the transport sends dot segments as they are (aws/config.hpp,
+//   encode_s3_key), so the object lands under exactly that key.
 
 #include "../concepts.hpp"
 #include "../request.hpp"
@@ -58,10 +57,6 @@ class s3_bucket_store {
                                                         " bytes, over S3's limit of " +
                                                         std::to_string(max_key_bytes));
     }
-    if (has_dot_segment(key)) {
-      throw store_error(store_failure::bad_request,
-                        "widget key " + key + " has a \".\" or \"..\" segment");
-    }
     return guarded([&] {
       switch (request.type) {
         case request_type::create:
@@ -100,19 +95,6 @@ class s3_bucket_store {
   const s3_layout& layout() const noexcept { return layout_; }
 
  private:
-  static bool has_dot_segment(std::string_view key) {
-    std::size_t start = 0;
-    for (;;) {
-      const auto slash = key.find('/', start);
-      const auto segment = key.substr(start, slash == key.npos ? key.npos : slash - start);
-      if (segment == "." || segment == "..")
-        return true;
-      if (slash == key.npos)
-        return false;
-      start = slash + 1;
-    }
-  }
-
   std::optional<widget> read(const std::string& key) {
     auto body = client_.get_object(bucket_, key);
     if (!body)
