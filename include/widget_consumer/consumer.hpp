@@ -50,6 +50,10 @@ struct consumer_options {
   std::uint32_t max_attempts = 3;                   // store calls per delivery on transient errors
   std::chrono::milliseconds retry_backoff{50};      // doubles per attempt
   std::chrono::milliseconds release_delay{1000};    // before a released request comes back
+  // After a store failure releases a request, the widget's later requests are
+  // released too until that request comes back, or for at most this long (it
+  // may have gone to another consumer).
+  std::chrono::milliseconds max_hold{30000};
   // On an unordered source, an update/delete that finds no widget is released
   // (its create may come later) until it has been received this many times.
   std::uint32_t max_receives = 5;
@@ -150,9 +154,14 @@ class consumer {
     std::condition_variable ready;
     std::deque<work> queue;
     bool closing = false;
-    // Widgets with a request released after a store failure: their later
-    // requests are released too until then, so none overtakes it.
-    std::unordered_map<std::string, clock::time_point> blocked_until;
+    // Widgets with a request released after a store failure, and that
+    // request's name: the widget's other requests are released until it comes
+    // back (or max_hold passes), so none overtakes it.
+    struct hold {
+      std::string released;
+      clock::time_point until;
+    };
+    std::unordered_map<std::string, hold> held;
     std::thread thread;
   };
 
@@ -351,12 +360,16 @@ class consumer {
     result done{std::move(item), settle_action::ack, request_outcome::applied, 0, {}};
     const widget_request& request = done.item.request;
     const auto now = clock::now();
-    std::erase_if(self.blocked_until, [&](const auto& entry) { return entry.second <= now; });
-    if (self.blocked_until.contains(request.widget_id)) {
-      done.action = settle_action::release;
-      done.outcome = request_outcome::released;
-      done.detail = "an earlier request for this widget is waiting for a retry";
-      return done;
+    std::erase_if(self.held, [&](const auto& entry) { return entry.second.until <= now; });
+    if (const auto found = self.held.find(request.widget_id); found != self.held.end()) {
+      if (found->second.released != done.item.name) {
+        done.action = settle_action::release;
+        done.outcome = request_outcome::released;
+        done.detail = "an earlier request for this widget (" + found->second.released +
+                      ") is waiting for a retry";
+        return done;
+      }
+      self.held.erase(found);  // the released request is back, and goes first
     }
 
     auto backoff = options_.retry_backoff;
@@ -399,7 +412,7 @@ class consumer {
   void block(lane& self, result& done, bool transient) {
     done.action = settle_action::release;
     done.outcome = transient ? request_outcome::released : request_outcome::failed;
-    self.blocked_until[done.item.request.widget_id] = clock::now() + options_.release_delay;
+    self.held[done.item.request.widget_id] = {done.item.name, clock::now() + options_.max_hold};
   }
 
   void not_found(const run_state& state, result& done) const {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <random>
@@ -176,6 +177,41 @@ TEST(consumer, a_permanent_failure_holds_back_the_widgets_later_requests) {
   fail = false;  // the next run applies both, in order
   test_consumer(source, store, log, fast(1)).run();
   EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2"}));
+}
+
+// A source that brings a released request back much later than asked, as
+// the S3 source does when the release falls in the middle of a listing pass.
+class late_release_source : public memory_source {
+ public:
+  void release(ticket_type ticket, std::chrono::milliseconds delay) {
+    memory_source::release(ticket, delay * 40);
+  }
+};
+
+TEST(consumer, a_released_request_is_not_overtaken_by_a_later_one_however_late_it_returns) {
+  late_release_source source;
+  memory_store store;
+  std::atomic<bool> failed_once{false};
+  store.before_apply = [&](const widget_request& r) {
+    if (r.request_id == "r1" && !failed_once.exchange(true))
+      throw store_error(store_failure::transient, "throttled");
+  };
+  capturing_log log;
+  source.push(request("create", "r1", "w1"));
+  consumer_options options = fast(1);
+  options.max_attempts = 1;
+  options.max_idle = 400ms;
+  // r2 arrives after r1 was released and after release_delay, but long before
+  // r1 comes back: it must wait for r1 all the same.
+  std::thread late_arrival([&] {
+    std::this_thread::sleep_for(40ms);
+    source.push(request("update", "r2", "w1"));
+  });
+  consumer<late_release_source, memory_store, capturing_log>(source, store, log, options).run();
+  late_arrival.join();
+
+  EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2"}));
+  EXPECT_EQ(source.remaining(), 0u);
 }
 
 TEST(consumer, rejects_invalid_requests_with_the_reason) {
