@@ -5,7 +5,8 @@
 // hold (spaces, '+', '%', "../", UTF-8).
 //
 // "Not found" is an answer, not an error, where callers branch on it:
-// get_object returns nullopt for NoSuchKey and head_bucket false for 404.
+// get_object returns nullopt for NoSuchKey, head_object nullopt for 404 and
+// head_bucket false for 404.
 // Everything else that fails throws service_error / transport_error.
 
 #include "widget_consumer/aws/client.hpp"
@@ -17,8 +18,12 @@
 #include "widget_consumer/aws/xml.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -42,6 +47,20 @@ struct s3_object_list {
   std::string next_continuation_token;  // empty on the last page
 
   bool has_more() const noexcept { return !next_continuation_token.empty(); }
+};
+
+// What HeadObject tells about an object, without its bytes.
+struct s3_object_info {
+  std::uint64_t size = 0;  // Content-Length
+  std::string etag;        // as S3 sends it, quotes included: "\"9b2cf535f27731c9\""
+  // nullopt when the server sent no Last-Modified or one that is not an HTTP
+  // date; S3 always sends one, to the second.
+  std::optional<std::chrono::system_clock::time_point> last_modified;
+  std::string content_type;
+  // User metadata: x-amz-meta-<name> headers, keyed by <name> lower-cased
+  // (HTTP header names fold case, and S3 stores them lower-cased). Values as
+  // sent: S3 passes non-ASCII values on RFC 2047-encoded, not decoded.
+  std::map<std::string, std::string> metadata;
 };
 
 // A key DeleteObjects did not delete, with S3's reason.
@@ -150,6 +169,35 @@ inline s3_object_list s3_read_list_objects_v2(const response_origin& origin) {
   return list;
 }
 
+// HeadObject answers in headers only. Content-Length is required: without it
+// a size of 0 would be a guess, and S3 always sends it.
+inline s3_object_info s3_read_head_object(const response_origin& origin) {
+  const auto& response = origin.response;
+  s3_object_info info;
+  const auto length = response.header("Content-Length");
+  if (!length)
+    throw origin.unexpected("no Content-Length in the HeadObject answer");
+  const auto [end, ec] =
+      std::from_chars(length->data(), length->data() + length->size(), info.size);
+  if (ec != std::errc{} || end != length->data() + length->size())
+    throw origin.unexpected("Content-Length is not a byte count");
+  info.etag = std::string(response.header("ETag").value_or(""));
+  if (const auto modified = response.header("Last-Modified"))
+    info.last_modified = parse_http_date(*modified);
+  info.content_type = std::string(response.header("Content-Type").value_or(""));
+  constexpr std::string_view meta_prefix = "x-amz-meta-";
+  for (const auto& header : response.headers) {
+    if (!istarts_with(header.name, meta_prefix))
+      continue;
+    auto name = lower(std::string_view(header.name).substr(meta_prefix.size()));
+    // A header sent twice is one header with both values (RFC 9110 5.3).
+    auto [it, inserted] = info.metadata.try_emplace(std::move(name), header.value);
+    if (!inserted)
+      it->second += "," + header.value;
+  }
+  return info;
+}
+
 // The keys DeleteObjects (Quiet mode) did not delete.
 inline std::vector<s3_delete_failure> s3_read_delete_result(const response_origin& origin) {
   const auto document = read_xml_response(origin, "DeleteResult");
@@ -213,6 +261,24 @@ class s3_client {
           .body;
     } catch (const service_error& error) {
       if (error.code() == "NoSuchKey")
+        return std::nullopt;
+      throw;
+    }
+  }
+
+  // The object's size, ETag, Last-Modified, Content-Type and user metadata,
+  // or nullopt on 404. A HEAD answer has no body to tell NoSuchKey from
+  // NoSuchBucket, so a missing bucket reads as absent too: callers to whom
+  // that matters ask head_bucket.
+  std::optional<s3_object_info> head_object(std::string_view bucket, std::string_view key) {
+    const auto resource = detail::s3_resource(bucket, key);
+    try {
+      return send("HEAD", bucket, require_key(key, "HeadObject"), {}, {}, {}, "HeadObject",
+                  resource, [&](const http_response& response) {
+                    return detail::s3_read_head_object({"s3", "HeadObject", resource, response});
+                  });
+    } catch (const service_error& error) {
+      if (error.status() == 404)
         return std::nullopt;
       throw;
     }
