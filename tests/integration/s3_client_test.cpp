@@ -7,11 +7,13 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <string>
 #include <vector>
@@ -318,6 +320,50 @@ TEST_P(s3_client_test, head_object_of_a_missing_key_or_bucket_is_absent) {
   // from a missing key: s3.hpp documents this, head_bucket tells them apart.
   EXPECT_FALSE(s3_.head_object(unique_name("missing"), "present").has_value());
   EXPECT_THROW(s3_.head_object(bucket, ""), std::invalid_argument);
+}
+
+TEST_P(s3_client_test, listing_follows_the_continuation_token_past_1000_keys) {
+  const auto bucket = make_bucket();
+  constexpr int count = 1050;  // one full default page of 1,000 and a second of 50
+  std::vector<std::string> expected;
+  for (int i = 0; i < count; ++i) {
+    // Not zero-padded, so S3's byte order ("k/10" < "k/9") differs from
+    // insertion order.
+    expected.push_back("k/" + std::to_string(i));
+  }
+  // A few threads sharing one client (it is thread-safe) make 1,050 PUTs
+  // take seconds rather than a minute.
+  std::atomic<std::size_t> next{0};
+  std::vector<std::future<void>> workers;
+  for (int t = 0; t < 8; ++t)
+    workers.push_back(std::async(std::launch::async, [&] {
+      for (auto i = next++; i < expected.size(); i = next++)
+        s3_.put_object(bucket, expected[i], "x");
+    }));
+  for (auto& worker : workers)
+    worker.get();  // rethrows a failed PUT
+  std::ranges::sort(expected);
+
+  const auto first = s3_.list_objects_v2(bucket);
+  ASSERT_EQ(first.keys.size(), 1000u);
+  ASSERT_TRUE(first.has_more());
+  s3_list_options rest;
+  rest.continuation_token = first.next_continuation_token;
+  const auto second = s3_.list_objects_v2(bucket, rest);
+  EXPECT_EQ(second.keys.size(), 50u);
+  EXPECT_FALSE(second.has_more());
+
+  std::vector<std::string> listed = first.keys;
+  listed.insert(listed.end(), second.keys.begin(), second.keys.end());
+  EXPECT_EQ(listed, expected);  // every key once, in S3's order
+  EXPECT_EQ(list_all(bucket), expected);
+}
+
+TEST_P(s3_client_test, an_empty_bucket_lists_one_empty_last_page) {
+  const auto bucket = make_bucket();
+  const auto page = s3_.list_objects_v2(bucket);
+  EXPECT_TRUE(page.keys.empty());
+  EXPECT_FALSE(page.has_more());
 }
 
 TEST_P(s3_client_test, delete_object_and_delete_objects_remove_awkward_keys) {
