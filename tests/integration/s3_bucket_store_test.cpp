@@ -210,6 +210,14 @@ TEST_P(s3_bucket_store_test, failures_are_classified) {
   } catch (const store_error& e) {
     EXPECT_EQ(e.failure(), store_failure::permanent) << e.what();
   }
+  // Also for a delete, whose existence check (HeadObject) answers a missing
+  // bucket with the same 404 as a missing key.
+  try {
+    missing.apply(remove("w-6", "Sue Smith"));
+    FAIL() << "no error";
+  } catch (const store_error& e) {
+    EXPECT_EQ(e.failure(), store_failure::permanent) << e.what();
+  }
   // A stored document that is not a widget.
   s3_.put_object(bucket_, "widgets/sue-smith/corrupt", "{not json", "application/json");
   try {

@@ -6,11 +6,13 @@
 // - update is a read-modify-write (GetObject, apply_update, PutObject). The
 //   consumer never applies two requests for one widget at once, so no
 //   conditional write is needed between our own lanes.
-// - delete checks existence with GetObject before DeleteObject, because
-//   S3's DeleteObject succeeds whether or not the key existed. s3_client has
-//   no HeadObject; a widget document is small, so a GET costs about the same.
-//   Like the DynamoDB store, delete does not compare the owner: the key
-//   already names it (unless owner_in_key is off).
+// - delete checks existence with HeadObject before DeleteObject, because
+//   S3's DeleteObject succeeds whether or not the key existed; the document
+//   itself is not needed. HEAD cannot tell a missing bucket from a missing
+//   key, so a miss is confirmed with HeadBucket: a missing bucket stays a
+//   permanent failure, as it is for every other request. Like the DynamoDB
+//   store, delete does not compare the owner: the key already names it
+//   (unless owner_in_key is off).
 // - Failures: a retryable service_error or transport_error is transient;
 //   a key longer than S3's 1,024 bytes can never be stored (bad_request);
 //   everything else, a stored document that does not parse included, is
@@ -73,8 +75,12 @@ class s3_bucket_store {
           return apply_outcome::applied;
         }
         case request_type::remove:
-          if (!client_.get_object(bucket_, key))
+          if (!client_.head_object(bucket_, key)) {
+            if (!client_.head_bucket(bucket_))
+              throw store_error(store_failure::permanent,
+                                aws::detail::s3_resource(bucket_) + ": the bucket does not exist");
             return apply_outcome::not_found;
+          }
           client_.delete_object(bucket_, key);
           return apply_outcome::applied;
       }
