@@ -62,7 +62,7 @@ def parse(body):
         for a in attributes:
             if not isinstance(a, dict) or not isinstance(a.get("name"), str) or not a["name"]:
                 return None
-            if a.get("value") is not None and not isinstance(a["value"], str):
+            if "value" not in a or (a["value"] is not None and not isinstance(a["value"], str)):
                 return None
     request["type"] = TYPES[request["type"]]
     return request

@@ -15,9 +15,10 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 
 
-async def pump(reader, writer, delay):
+async def pump(reader, writer, delay, close_both):
     """Copies reader to writer, each chunk delivered `delay` seconds after it arrived."""
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue()
@@ -26,7 +27,7 @@ async def pump(reader, writer, delay):
         while True:
             due, data = await queue.get()
             if data is None:
-                break
+                return
             wait = due - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -45,10 +46,14 @@ async def pump(reader, writer, delay):
         if writer.can_write_eof():
             writer.write_eof()
     except (ConnectionError, OSError):
-        sender.cancel()
-    except asyncio.CancelledError:
-        sender.cancel()
-        raise
+        close_both()
+    finally:
+        if not sender.done():
+            sender.cancel()
+            try:
+                await sender
+            except (asyncio.CancelledError, ConnectionError, OSError):
+                pass
 
 
 async def handle(client_reader, client_writer, upstream_port, delay):
@@ -60,19 +65,18 @@ async def handle(client_reader, client_writer, upstream_port, delay):
     for w in (client_writer, server_writer):
         sock = w.get_extra_info("socket")
         if sock is not None:
-            import socket
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        await asyncio.gather(pump(client_reader, server_writer, delay),
-                             pump(server_reader, client_writer, delay))
-    except Exception:
-        pass
-    finally:
+
+    def close_both():
         for w in (client_writer, server_writer):
-            try:
-                w.close()
-            except Exception:
-                pass
+            w.close()
+
+    try:
+        await asyncio.gather(pump(client_reader, server_writer, delay, close_both),
+                             pump(server_reader, client_writer, delay, close_both),
+                             return_exceptions=True)
+    finally:
+        close_both()
 
 
 async def main():
