@@ -17,22 +17,10 @@
 namespace widget_consumer::aws {
 namespace {
 
+using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
 namespace json = boost::json;
-
-client_config config_for(const emulator& server) {
-  client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
-}
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
@@ -45,8 +33,8 @@ json::object key(std::string_view id) {
 class dynamodb_client_test : public ::testing::TestWithParam<bool> {
  protected:
   dynamodb_client_test()
-      : dynamodb_(config_for(GetParam() ? widget_consumer::testing::iam_emulator()
-                                        : widget_consumer::testing::plain_emulator())) {}
+      : dynamodb_(client_config_for(GetParam() ? widget_consumer::testing::iam_emulator()
+                                               : widget_consumer::testing::plain_emulator())) {}
 
   std::string make_table() {
     auto name = unique_name("table");

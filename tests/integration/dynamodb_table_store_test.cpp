@@ -19,24 +19,12 @@
 namespace widget_consumer {
 namespace {
 
+using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
 namespace json = boost::json;
 
 static_assert(widget_store<dynamodb_table_store>);
-
-aws::client_config config_for(const emulator& server) {
-  aws::client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    aws::credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
-}
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
@@ -62,8 +50,8 @@ widget_request create(std::string id, std::string owner = "Sue Smith") {
 class dynamodb_table_store_test : public ::testing::TestWithParam<bool> {
  protected:
   dynamodb_table_store_test()
-      : config_(config_for(GetParam() ? widget_consumer::testing::iam_emulator()
-                                      : widget_consumer::testing::plain_emulator())),
+      : config_(client_config_for(GetParam() ? widget_consumer::testing::iam_emulator()
+                                             : widget_consumer::testing::plain_emulator())),
         dynamodb_(config_),
         table_(unique_name("widgets")) {
     dynamodb_.create_table(

@@ -20,17 +20,10 @@ namespace {
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
 
+// One attempt per call: failures show at once instead of after retries.
 aws::client_config config_for(const emulator& server) {
-  aws::client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
+  auto config = widget_consumer::testing::client_config_for(server);
   config.max_attempts = 1;
-  config.credentials = [server] {
-    aws::credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
   return config;
 }
 

@@ -25,21 +25,9 @@
 namespace widget_consumer::aws {
 namespace {
 
+using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
-
-client_config config_for(const emulator& server) {
-  client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
-}
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
@@ -80,7 +68,7 @@ class s3_client_test : public ::testing::TestWithParam<bool> {
   s3_client_test()
       : server_(GetParam() ? widget_consumer::testing::iam_emulator()
                            : widget_consumer::testing::plain_emulator()),
-        s3_(config_for(server_)),
+        s3_(client_config_for(server_)),
         keys_(awkward_keys) {
     // Dot segments are sent as %2E because the transport lets curl remove
     // literal ones; a server that verifies signatures over the raw path (AWS,

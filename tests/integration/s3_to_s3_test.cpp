@@ -30,21 +30,9 @@ namespace {
 using namespace std::chrono_literals;
 using widget_consumer::testing::capturing_log;
 using widget_consumer::testing::capturing_sink;
+using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
-
-aws::client_config config_for(const emulator& server) {
-  aws::client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    aws::credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
-}
 
 std::vector<std::string> list_all(aws::s3_client& s3, const std::string& bucket,
                                   const std::string& prefix = {}) {
@@ -77,7 +65,7 @@ void put_all(aws::s3_client& s3, const std::string& bucket,
 
 TEST(s3_to_s3, drains_the_producers_requests_into_exactly_the_expected_widgets) {
   const emulator server = widget_consumer::testing::plain_emulator();
-  aws::s3_client s3(config_for(server));
+  aws::s3_client s3(client_config_for(server));
   const std::string requests = unique_name("requests");
   const std::string widgets = unique_name("widgets");
   s3.create_bucket(requests);
@@ -109,8 +97,8 @@ TEST(s3_to_s3, drains_the_producers_requests_into_exactly_the_expected_widgets) 
   s3_bucket_source_options source_options;
   source_options.page_size = 50;  // several pages, the next listed while one is dispatched
   source_options.fetch_concurrency = 8;
-  s3_bucket_source source(config_for(server), requests, source_options);
-  s3_bucket_store store(config_for(server), widgets);
+  s3_bucket_source source(client_config_for(server), requests, source_options);
+  s3_bucket_store store(client_config_for(server), widgets);
   capturing_log log;
   consumer_options options;
   options.concurrency = 8;

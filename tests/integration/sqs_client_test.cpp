@@ -16,21 +16,9 @@
 namespace widget_consumer::aws {
 namespace {
 
+using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
-
-client_config config_for(const emulator& server) {
-  client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
-}
 
 // -Wextra flags designated initializers that leave members out, so options
 // are built by these helpers.
@@ -61,8 +49,8 @@ std::string server_name(const ::testing::TestParamInfo<bool>& param) {
 class sqs_client_test : public ::testing::TestWithParam<bool> {
  protected:
   sqs_client_test()
-      : sqs_(config_for(GetParam() ? widget_consumer::testing::iam_emulator()
-                                   : widget_consumer::testing::plain_emulator())) {}
+      : sqs_(client_config_for(GetParam() ? widget_consumer::testing::iam_emulator()
+                                          : widget_consumer::testing::plain_emulator())) {}
 
   std::string fifo_queue() {
     return sqs_.create_queue(unique_name("fifo") + ".fifo",

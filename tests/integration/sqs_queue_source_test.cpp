@@ -24,25 +24,13 @@ namespace widget_consumer {
 namespace {
 
 using namespace std::chrono_literals;
+using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
 using widget_consumer::testing::unique_name;
 using clock_type = std::chrono::steady_clock;
 using batch = std::vector<received_request<sqs_ticket>>;
 
 static_assert(request_source<sqs_queue_source>);
-
-aws::client_config config_for(const emulator& server) {
-  aws::client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    aws::credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
-}
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
@@ -60,8 +48,8 @@ sqs_queue_options fast_options(std::string dead_letter_queue = {}) {
 class sqs_queue_source_test : public ::testing::TestWithParam<bool> {
  protected:
   sqs_queue_source_test()
-      : config_(config_for(GetParam() ? widget_consumer::testing::iam_emulator()
-                                      : widget_consumer::testing::plain_emulator())),
+      : config_(client_config_for(GetParam() ? widget_consumer::testing::iam_emulator()
+                                             : widget_consumer::testing::plain_emulator())),
         sqs_(config_) {}
 
   std::string standard_queue(std::map<std::string, std::string, std::less<>> attributes = {}) {

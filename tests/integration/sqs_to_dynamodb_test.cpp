@@ -33,17 +33,7 @@ using widget_consumer::testing::unique_name;
 namespace json = boost::json;
 
 aws::client_config iam_config() {
-  const auto server = widget_consumer::testing::iam_emulator();
-  aws::client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    aws::credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
+  return widget_consumer::testing::client_config_for(widget_consumer::testing::iam_emulator());
 }
 
 int messages_in(aws::sqs_client& sqs, const std::string& url) {

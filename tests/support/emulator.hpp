@@ -3,6 +3,8 @@
 // fixtures (scripts/emulators) started: WIDGET_CONSUMER_EMULATOR_STATE names
 // the state folder holding moto.url, moto-iam.url and moto-iam.credentials.
 
+#include <widget_consumer/aws/client.hpp>
+
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -63,6 +65,20 @@ inline emulator iam_emulator() {
   if (result.access_key_id.empty())
     throw std::runtime_error("no IAM credentials in " + dir);
   return result;
+}
+
+// A client configuration that signs with the server's key.
+inline aws::client_config client_config_for(const emulator& server) {
+  aws::client_config config;
+  config.region = server.region;
+  config.endpoint = server.endpoint;
+  config.credentials = [server] {
+    aws::credentials keys;
+    keys.access_key_id = server.access_key_id;
+    keys.secret_access_key = server.secret_access_key;
+    return keys;
+  };
+  return config;
 }
 
 // Tests run in parallel against one server: every test names its buckets,
