@@ -373,7 +373,7 @@ def write_plot(bench, args):
                              f"title 'limit {combination}'")
         panels.append((rtt, lines))
     script = [
-        "set terminal pngcairo size 1400,620 font 'DejaVu Sans,11'",
+        "set terminal pngcairo noenhanced size 1400,620 font 'DejaVu Sans,11'",
         f"set output '{args.plot}'",
         f"set multiplot layout 1,{len(panels)} title 'widget_consumer drain: requests/s against "
         f"concurrency (moto on 127.0.0.1; baseline = boto3, one thread; dotted = server limit)'",
