@@ -1,0 +1,4 @@
+// The second translation unit with every header: together with main.cpp it
+// makes the linker see each non-inline definition twice.
+#include <widget_consumer/aws/client_settings.hpp>
+#include <widget_consumer/widget_consumer.hpp>
