@@ -10,6 +10,7 @@
 #include <widget_consumer/aws/client_settings.hpp>
 #include <widget_consumer/widget_consumer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <iostream>
@@ -71,6 +72,10 @@ inline auto make_source(std::type_identity<wc::s3_bucket_source>, const consumer
                         const aws_context& aws) {
   wc::s3_bucket_source_options options;
   options.rejected_prefix = o.rejected_prefix;
+  // Bodies are fetched ahead by their own pool; as many fetchers as lanes
+  // (8 to 64) keeps the lanes fed when each GET costs a long round trip.
+  options.fetch_concurrency = static_cast<std::size_t>(std::clamp(o.concurrency, 8, 64));
+  options.read_ahead = std::max<std::size_t>(options.read_ahead, 2 * options.fetch_concurrency);
   return std::make_unique<wc::s3_bucket_source>(aws.config("s3"), o.request_bucket, options);
 }
 
