@@ -142,12 +142,14 @@ inline wc::consumer_options consumer_settings(const consumer_options& o) {
 // Runs one combination, chosen at compile time, to its end.
 template <wc::request_source Source, wc::widget_store Store>
 int run_combination(const consumer_options& o, const aws_context& aws) {
+  // The stop flag outlives the source: the signal handler points at it, and a
+  // second signal may come while the source's destructor is still waiting.
+  static wc::stop_flag stop;
+  wc::stop_on_signals(stop);
   auto source = make_source(std::type_identity<Source>{}, o, aws);
   auto store = make_store(std::type_identity<Store>{}, o, aws);
   program_log log(o);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
-  wc::stop_flag stop;
-  wc::stop_on_signals(stop);
   const auto summary = consumer.run(stop);
   return summary.reason == wc::stop_reason::poll_failures ? 1 : 0;
 }
