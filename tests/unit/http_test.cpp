@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,7 @@ constexpr unsigned char gzipped[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0
 //   /echo   200, body "<METHOD> <body>", X-Echo-Test: the request's X-Test
 //   /gzip   200, a gzip-encoded body
 //   /slow   answers after 2 s
+//   /never  does not answer until the server stops
 //   /big    200, 4 MiB body
 //   /status/<n>  status n, empty body
 class test_server {
@@ -175,6 +177,11 @@ class test_server {
       for (int i = 0; i < 40 && !stop_; ++i)
         std::this_thread::sleep_for(50ms);
       return reply(200, "late");
+    }
+    if (path == "/never") {
+      while (!stop_)
+        std::this_thread::sleep_for(20ms);
+      return reply(200, "too late");
     }
     if (path == "/big")
       return reply(200, std::string(std::size_t{4} << 20, 'x'));
@@ -323,4 +330,72 @@ TEST(HttpClient, MovedClientStillWorks) {
   aws::http_client second = std::move(first);
   EXPECT_EQ(second.send({"GET", server.url("/echo"), {}, {}}).status, 200);
   EXPECT_EQ(server.accepted(), 1);
+}
+
+TEST(HttpClient, CancelAbortsAWaitForTheAnswerAtOnceAndThePoolStillWorks) {
+  test_server server;
+  aws::http_client client;
+  std::stop_source live;
+  // A token that is never stopped changes nothing, and the connection is kept.
+  EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}, live.get_token()).status, 200);
+  EXPECT_EQ(server.accepted(), 1);
+
+  std::stop_source stop;
+  std::atomic<std::chrono::steady_clock::time_point> stopped_at{};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(300ms);  // the request is sent and waits for its answer
+    stopped_at = std::chrono::steady_clock::now();
+    stop.request_stop();
+  });
+  try {
+    client.send({"GET", server.url("/never"), {}, {}}, stop.get_token());
+    ADD_FAILURE() << "an answer came from a route that never answers";
+  } catch (const aws::transport_error& e) {
+    EXPECT_EQ(e.failure(), aws::transport_error::kind::cancelled) << e.what();
+    EXPECT_FALSE(e.retryable());
+    EXPECT_FALSE(e.timeout());
+  }
+  const auto ended = std::chrono::steady_clock::now();
+  canceller.join();
+  EXPECT_LT(ended - stopped_at.load(), 100ms);
+
+  // The aborted transfer's connection is closed, not handed out again: the
+  // next call on the pool opens a new one and works.
+  EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}).body, "GET ");
+  EXPECT_EQ(client.send({"POST", server.url("/echo"), {}, "again"}).body, "POST again");
+  EXPECT_EQ(server.accepted(), 2);
+
+  // A token stopped already: nothing is sent at all.
+  try {
+    client.send({"GET", server.url("/echo"), {}, {}}, stop.get_token());
+    ADD_FAILURE() << "a cancelled call was sent";
+  } catch (const aws::transport_error& e) {
+    EXPECT_EQ(e.failure(), aws::transport_error::kind::cancelled) << e.what();
+  }
+  EXPECT_EQ(server.accepted(), 2);
+}
+
+TEST(HttpClient, CancelFromManyThreadsAtOnce) {
+  test_server server;
+  aws::http_client client;
+  std::stop_source stop;
+  std::atomic<int> cancelled{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 8; ++i)
+    callers.emplace_back([&] {
+      try {
+        client.send({"GET", server.url("/never"), {}, {}}, stop.get_token());
+      } catch (const aws::transport_error& e) {
+        if (e.failure() == aws::transport_error::kind::cancelled)
+          ++cancelled;
+      }
+    });
+  std::this_thread::sleep_for(200ms);
+  const auto start = std::chrono::steady_clock::now();
+  stop.request_stop();
+  for (auto& caller : callers)
+    caller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  EXPECT_EQ(cancelled.load(), 8);
+  EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}).status, 200);
 }

@@ -12,6 +12,8 @@
 //                    Retryable unless the failure cannot heal by itself (a
 //                    certificate that does not verify, a malformed URL, an
 //                    answer larger than http_options::max_response_bytes).
+//                    kind::cancelled: the caller stopped the call's
+//                    std::stop_token (http.hpp); never retried.
 //
 // Both derive from std::runtime_error; their what() never holds a secret
 // (no credentials, no signature, no query string of a presigned URL).
@@ -248,16 +250,20 @@ class transport_error : public std::runtime_error {
  public:
   // malformed: an answer came, but its body does not parse or arrived
   // damaged. too_large: the answer exceeded the size limit; the same request
-  // would only fetch it again, so it is not retried.
-  enum class kind { connect, timeout, tls, other, permanent, malformed, too_large };
+  // would only fetch it again, so it is not retried. cancelled: the caller
+  // gave up on the call (http.hpp); a retry would defeat the purpose.
+  enum class kind { connect, timeout, tls, other, permanent, malformed, too_large, cancelled };
 
   transport_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
 
   kind failure() const noexcept { return kind_; }
   bool timeout() const noexcept { return kind_ == kind::timeout; }
   // A certificate that does not verify, a URL curl cannot use or an oversized
-  // answer will fail the same way every time; everything else may heal.
-  bool retryable() const noexcept { return kind_ != kind::permanent && kind_ != kind::too_large; }
+  // answer will fail the same way every time, and a cancelled call was given
+  // up on; everything else may heal.
+  bool retryable() const noexcept {
+    return kind_ != kind::permanent && kind_ != kind::too_large && kind_ != kind::cancelled;
+  }
 
  private:
   kind kind_;

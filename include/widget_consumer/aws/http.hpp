@@ -7,6 +7,15 @@
 // TLS verification of peer and host is always on; only the CA bundle can be
 // chosen. Failures to get an answer throw transport_error (error.hpp); an
 // answer of any status is returned as is: judging statuses is the caller's job.
+//
+// Cancellation: send() takes a std::stop_token. Stopping its source aborts the
+// transfer at once (a stop_callback wakes the transfer's poll), even while it
+// waits for the first byte of the answer, and send() throws transport_error
+// kind::cancelled, which is never retried. Each pooled handle is driven by a
+// multi handle of its own rather than curl_easy_perform, whose idle wait only
+// looks at a progress callback about once a second. The multi handle holds the
+// handle's connection cache, so keep-alive works as before; an aborted
+// transfer's connection is closed by curl and the next call opens a new one.
 
 #include "widget_consumer/aws/error.hpp"
 #include "widget_consumer/aws/http_message.hpp"
@@ -20,7 +29,9 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -96,6 +107,20 @@ struct easy_deleter {
 };
 using easy_handle = std::unique_ptr<CURL, easy_deleter>;
 
+struct multi_deleter {
+  void operator()(CURLM* handle) const noexcept { curl_multi_cleanup(handle); }
+};
+using multi_handle = std::unique_ptr<CURLM, multi_deleter>;
+
+// A pooled handle and the multi handle that drives its transfers. The easy
+// handle is attached to the multi only during a transfer; between transfers
+// the multi keeps the open connection. Members are destroyed easy first, then
+// the multi with its connections.
+struct pooled_handle {
+  multi_handle multi;
+  easy_handle easy;
+};
+
 struct slist_deleter {
   void operator()(curl_slist* list) const noexcept { curl_slist_free_all(list); }
 };
@@ -126,22 +151,22 @@ class curl_pool {
   const http_options& options() const noexcept { return options_; }
   CURLSH* share() const noexcept { return share_; }
 
-  easy_handle checkout() {
+  pooled_handle checkout() {
     {
       std::lock_guard lock(idle_mutex_);
       if (!idle_.empty()) {
-        easy_handle handle = std::move(idle_.back());
+        pooled_handle handle = std::move(idle_.back());
         idle_.pop_back();
         return handle;
       }
     }
-    easy_handle handle(curl_easy_init());
-    if (!handle)
+    pooled_handle handle{multi_handle(curl_multi_init()), easy_handle(curl_easy_init())};
+    if (!handle.multi || !handle.easy)
       throw transport_error(transport_error::kind::permanent, "curl_easy_init failed");
     return handle;
   }
 
-  void checkin(easy_handle handle) {
+  void checkin(pooled_handle handle) {
     std::lock_guard lock(idle_mutex_);
     // Past this many idle handles (and their open connections) a burst's
     // extras are closed rather than kept forever.
@@ -167,7 +192,7 @@ class curl_pool {
   CURLSH* share_ = nullptr;
   std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
   std::mutex idle_mutex_;
-  std::vector<easy_handle> idle_;
+  std::vector<pooled_handle> idle_;
 };
 
 // The header block of an answer may not be larger than this: AWS sends a
@@ -251,24 +276,83 @@ class http_client {
 
   // Sends one request and returns the answer, whatever its status. Safe to
   // call from many threads at once. Throws transport_error when no answer
-  // came (connect failure, timeout, TLS failure, reset).
-  http_response send(const http_request& request) {
-    detail::easy_handle handle = pool_->checkout();
+  // came (connect failure, timeout, TLS failure, reset), kind::cancelled when
+  // `cancel` was stopped before the answer was complete.
+  http_response send(const http_request& request, std::stop_token cancel = {}) {
+    if (cancel.stop_requested())
+      throw cancelled(request);
+    detail::pooled_handle handle = pool_->checkout();
     // Back to the pool on every path; curl keeps the connection if it is
-    // still good and drops it itself otherwise.
+    // still good and closes it itself otherwise (an aborted transfer's).
     struct return_handle {
       detail::curl_pool& pool;
-      detail::easy_handle& handle;
+      detail::pooled_handle& handle;
       ~return_handle() {
-        if (handle)
+        if (handle.easy && handle.multi)
           pool.checkin(std::move(handle));
       }
     } guard{*pool_, handle};
-    return perform(handle.get(), request);
+    return perform(handle, request, cancel);
   }
 
  private:
-  http_response perform(CURL* curl, const http_request& request) {
+  static transport_error cancelled(const http_request& request) {
+    return transport_error(transport_error::kind::cancelled,
+                           request.method + " " + detail::url_origin(request.url) + ": cancelled");
+  }
+
+  // curl_easy_perform, with a cancellation check: the same transfer driven
+  // through the handle's multi handle. Returns the transfer's result, or
+  // nullopt when `cancel` stopped it first.
+  static std::optional<CURLcode> run_transfer(const detail::pooled_handle& handle,
+                                              const std::stop_token& cancel) {
+    CURLM* multi = handle.multi.get();
+    CURL* curl = handle.easy.get();
+    if (curl_multi_add_handle(multi, curl) != CURLM_OK)
+      throw transport_error(transport_error::kind::permanent, "curl_multi_add_handle failed");
+    // Removing the handle ends the transfer; curl closes the connection of one
+    // cut short, so the pool never hands out a connection in a bad state.
+    struct detach {
+      CURLM* multi;
+      CURL* curl;
+      ~detach() { curl_multi_remove_handle(multi, curl); }
+    } detached{multi, curl};
+    // Declared after `detached`, so deregistered before the handle leaves the
+    // multi; its destructor waits for a wakeup running on another thread.
+    struct wake {
+      CURLM* multi;
+      void operator()() const noexcept { curl_multi_wakeup(multi); }
+    };
+    std::optional<std::stop_callback<wake>> on_cancel;
+    if (cancel.stop_possible())
+      on_cancel.emplace(cancel, wake{multi});
+    for (;;) {
+      int running = 0;
+      if (const CURLMcode code = curl_multi_perform(multi, &running); code != CURLM_OK)
+        throw transport_error(transport_error::kind::other,
+                              std::string("curl_multi_perform: ") + curl_multi_strerror(code));
+      if (running == 0)
+        break;
+      // A finished transfer wins over a late cancel: its answer is complete.
+      if (cancel.stop_requested())
+        return std::nullopt;
+      // curl shortens the wait to its own next timer (the timeouts); the
+      // second is only a ceiling, the wakeup ends it on cancel.
+      if (const CURLMcode code = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+          code != CURLM_OK)
+        throw transport_error(transport_error::kind::other,
+                              std::string("curl_multi_poll: ") + curl_multi_strerror(code));
+    }
+    int queued = 0;
+    while (const CURLMsg* message = curl_multi_info_read(multi, &queued))
+      if (message->msg == CURLMSG_DONE && message->easy_handle == curl)
+        return message->data.result;
+    return CURLE_GOT_NOTHING;  // curl ended the transfer without saying how: not an answer
+  }
+
+  http_response perform(const detail::pooled_handle& handle, const http_request& request,
+                        const std::stop_token& cancel) {
+    CURL* curl = handle.easy.get();
     const http_options& opts = pool_->options();
     // Reset clears every option but keeps the handle's open connections and
     // caches, which is the point of pooling it.
@@ -337,10 +421,19 @@ class http_client {
 
     std::array<char, CURL_ERROR_SIZE> error_text{};
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text.data());
-    const CURLcode code = curl_easy_perform(curl);
-    // The header list dies with this frame; the handle must not keep it.
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+    // The header list and the error buffer die with this frame; the handle
+    // must not keep them, however the transfer ends.
+    struct forget_frame {
+      CURL* curl;
+      ~forget_frame() {
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+      }
+    } forget{curl};
+    const std::optional<CURLcode> result = run_transfer(handle, cancel);
+    if (!result)
+      throw cancelled(request);
+    const CURLcode code = *result;
     if (code != CURLE_OK && !t.too_large.empty())
       throw transport_error(transport_error::kind::too_large,
                             method + " " + detail::url_origin(request.url) + ": " + t.too_large);
