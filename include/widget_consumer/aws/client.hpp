@@ -11,6 +11,11 @@
 // pool and one retry quota per client, as in the AWS SDKs). The credentials
 // function is called once per attempt, from any of those threads, so a
 // refreshing provider keeps long runs signed with valid keys.
+//
+// Every call takes an optional std::stop_token: stopping it aborts the
+// attempt in progress at once (http.hpp) and the call throws transport_error
+// kind::cancelled, never retried. A stop during a retry's backoff is seen when
+// the next attempt begins.
 
 #include "widget_consumer/aws/credentials.hpp"
 #include "widget_consumer/aws/error.hpp"
@@ -27,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -78,9 +84,11 @@ class service_client {
   // retry.hpp, and returns the 2xx response. Throws service_error (parsed for
   // the protocol) for a non-2xx after retries, transport_error for network
   // failures after retries.
-  http_response send(http_request request, std::string_view operation, std::string_view resource) {
-    return send(std::move(request), operation, resource,
-                [](http_response& response) { return std::move(response); });
+  http_response send(http_request request, std::string_view operation, std::string_view resource,
+                     std::stop_token cancel = {}) {
+    return send(
+        std::move(request), operation, resource,
+        [](http_response& response) { return std::move(response); }, std::move(cancel));
   }
 
   // As above, and `read(response)` turns the 2xx response into the result
@@ -88,7 +96,8 @@ class service_client {
   // or an S3 <Error> in a 200 is retried like any failed attempt.
   template <class Read>
   auto send(http_request request, std::string_view operation, std::string_view resource,
-            Read&& read) -> std::invoke_result_t<Read&, http_response&> {
+            Read&& read, std::stop_token cancel = {})
+      -> std::invoke_result_t<Read&, http_response&> {
     // Each attempt signs a fresh copy of the caller's headers; the body is
     // signed and sent in place, never copied.
     const std::vector<http_header> original_headers = request.headers;
@@ -100,7 +109,7 @@ class service_client {
       params.time = signing_time;
       params.s3 = service_ == "s3";
       sign(request, config_.credentials(), params);
-      http_response response = http_->send(request);
+      http_response response = http_->send(request, cancel);
       if (response.status < 200 || response.status > 299)
         throw parse_service_error(service_, operation, resource, response);
       return read(response);
@@ -113,7 +122,8 @@ class service_client {
   // body, always a JSON object (empty for an empty body), into the result.
   template <class Read>
   auto call_json(std::string_view target_prefix, std::string_view operation,
-                 const boost::json::object& body, std::string_view resource, Read&& read)
+                 const boost::json::object& body, std::string_view resource, Read&& read,
+                 std::stop_token cancel = {})
       -> std::invoke_result_t<Read&, const response_origin&, boost::json::object&> {
     http_request request;
     request.method = "POST";
@@ -122,20 +132,26 @@ class service_client {
     request.headers.push_back(
         {"X-Amz-Target", std::string(target_prefix) + "." + std::string(operation)});
     request.body = boost::json::serialize(body);
-    return send(std::move(request), operation, resource, [&](const http_response& response) {
-      const response_origin origin{service_, operation, resource, response};
-      boost::json::object parsed = read_json_response(origin);
-      return read(origin, parsed);
-    });
+    return send(
+        std::move(request), operation, resource,
+        [&](const http_response& response) {
+          const response_origin origin{service_, operation, resource, response};
+          boost::json::object parsed = read_json_response(origin);
+          return read(origin, parsed);
+        },
+        std::move(cancel));
   }
 
   // The same, returning the response as it came: always an object.
   boost::json::value call_json(std::string_view target_prefix, std::string_view operation,
-                               const boost::json::object& body, std::string_view resource) {
-    return call_json(target_prefix, operation, body, resource,
-                     [](const response_origin&, boost::json::object& parsed) {
-                       return boost::json::value(std::move(parsed));
-                     });
+                               const boost::json::object& body, std::string_view resource,
+                               std::stop_token cancel = {}) {
+    return call_json(
+        target_prefix, operation, body, resource,
+        [](const response_origin&, boost::json::object& parsed) {
+          return boost::json::value(std::move(parsed));
+        },
+        std::move(cancel));
   }
 
   const client_config& config() const noexcept { return config_; }

@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -233,8 +234,13 @@ class sqs_client {
                              queue_url_of);
   }
 
+  // Stopping `cancel` ends a long poll at once (transport_error
+  // kind::cancelled). Messages SQS handed to the abandoned poll meanwhile are
+  // hidden until their visibility timeout ends: SQS (and moto) go on with a
+  // long poll whose caller hung up.
   std::vector<sqs_message> receive_message(std::string_view queue_url,
-                                           const sqs_receive_options& options = {}) {
+                                           const sqs_receive_options& options = {},
+                                           std::stop_token cancel = {}) {
     if (options.max_messages < 1 || options.max_messages > 10)
       throw std::invalid_argument("SQS ReceiveMessage: MaxNumberOfMessages must be 1..10");
     boost::json::object request{{"QueueUrl", queue_url},
@@ -256,7 +262,7 @@ class sqs_client {
       request["MessageAttributeNames"] = std::move(names);
     }
     return client_.call_json("AmazonSQS", "ReceiveMessage", request, queue_url,
-                             &detail::sqs_read_messages);
+                             &detail::sqs_read_messages, std::move(cancel));
   }
 
   std::vector<sqs_batch_failure> delete_message_batch(
