@@ -10,54 +10,24 @@
 #include <optional>
 #include <string>
 
+#include "support/aws_environment.hpp"
+
 namespace {
 
 using namespace widget_consumer::aws;
 namespace fs = std::filesystem;
 
-// Every variable the resolution reads, cleared for the test and restored
-// after it; HOME points at an empty temporary directory so the machine's own
-// ~/.aws never leaks in.
+// Each test runs in an isolated_aws_environment (tests/support): no AWS_*
+// variable and no ~/.aws of the machine leaks in.
 class config_test : public testing::Test {
  protected:
-  static constexpr const char* variables[] = {"HOME",
-                                              "AWS_PROFILE",
-                                              "AWS_REGION",
-                                              "AWS_DEFAULT_REGION",
-                                              "AWS_CONFIG_FILE",
-                                              "AWS_SHARED_CREDENTIALS_FILE",
-                                              "AWS_ENDPOINT_URL",
-                                              "AWS_ENDPOINT_URL_S3",
-                                              "AWS_ENDPOINT_URL_SQS",
-                                              "AWS_ENDPOINT_URL_DYNAMODB"};
+  static void set(const char* name, const std::string& value) {
+    widget_consumer::testing::isolated_aws_environment::set(name, value);
+  }
+  void write_config(const std::string& text) const { environment_.write_aws_file("config", text); }
 
-  void SetUp() override {
-    for (const char* name : variables) {
-      if (const char* value = std::getenv(name))
-        saved_[name] = value;
-      ::unsetenv(name);
-    }
-    home_ =
-        fs::temp_directory_path() / ("widget_consumer_config_test_" + std::to_string(::getpid()));
-    fs::create_directories(home_ / ".aws");
-    set("HOME", home_.string());
-  }
-  void TearDown() override {
-    fs::remove_all(home_);
-    for (const char* name : variables) {
-      if (auto it = saved_.find(name); it != saved_.end())
-        ::setenv(name, it->second.c_str(), 1);
-      else
-        ::unsetenv(name);
-    }
-  }
-  static void set(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
-  void write_config(const std::string& text) const {
-    std::ofstream(home_ / ".aws" / "config") << text;
-  }
-
-  fs::path home_;
-  std::map<std::string, std::string> saved_;
+  widget_consumer::testing::isolated_aws_environment environment_{"config_test"};
+  const fs::path& home_ = environment_.home();
 };
 
 TEST_F(config_test, region_defaults_to_us_east_1) {

@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/aws_environment.hpp"
+
 namespace {
 
 using namespace widget_consumer::aws;
@@ -137,53 +139,20 @@ std::string credentials_json(const char* expiration = "2030-01-02T03:04:05Z") {
 }
 
 // ---------------------------------------------------------------------------
-// Every variable the providers read, cleared and restored; HOME is an empty
-// temporary directory, and IMDS is disabled unless a test enables it, so no
-// test ever reaches the network beyond loopback.
+// Each test runs in an isolated_aws_environment (tests/support): no AWS_*
+// variable or ~/.aws of the machine leaks in, and IMDS is disabled unless a
+// test points it at its own loopback server.
 class credentials_test : public testing::Test {
  protected:
-  static constexpr const char* variables[] = {"HOME",
-                                              "AWS_PROFILE",
-                                              "AWS_ACCESS_KEY_ID",
-                                              "AWS_SECRET_ACCESS_KEY",
-                                              "AWS_SESSION_TOKEN",
-                                              "AWS_CONFIG_FILE",
-                                              "AWS_SHARED_CREDENTIALS_FILE",
-                                              "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                                              "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                                              "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                                              "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                                              "AWS_EC2_METADATA_DISABLED",
-                                              "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
-
-  void SetUp() override {
-    for (const char* name : variables) {
-      if (const char* value = std::getenv(name))
-        saved_[name] = value;
-      ::unsetenv(name);
-    }
-    home_ = fs::temp_directory_path() /
-            ("widget_consumer_credentials_test_" + std::to_string(::getpid()));
-    fs::create_directories(home_ / ".aws");
-    set("HOME", home_.string());
-    set("AWS_EC2_METADATA_DISABLED", "true");
+  static void set(const char* name, const std::string& value) {
+    widget_consumer::testing::isolated_aws_environment::set(name, value);
   }
-  void TearDown() override {
-    fs::remove_all(home_);
-    for (const char* name : variables) {
-      if (auto it = saved_.find(name); it != saved_.end())
-        ::setenv(name, it->second.c_str(), 1);
-      else
-        ::unsetenv(name);
-    }
-  }
-  static void set(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
   void write(const std::string& file, const std::string& text) const {
-    std::ofstream(home_ / ".aws" / file) << text;
+    environment_.write_aws_file(file, text);
   }
 
-  fs::path home_;
-  std::map<std::string, std::string> saved_;
+  widget_consumer::testing::isolated_aws_environment environment_{"credentials_test"};
+  const fs::path& home_ = environment_.home();
 };
 
 // --- redaction ---------------------------------------------------------------
