@@ -100,6 +100,16 @@ template <class S>
 concept request_source =
     request_polling<S> && request_settling<S> && settlement_flushing<S> && order_reporting<S>;
 
+// Optional, not part of request_source: request_stop() tells the source that
+// the consumer will not poll again in this run (a stop was requested), so it
+// can stop fetching ahead (SQS receives) while the work in flight is settled.
+// It must not block, and drops nothing: what was fetched is still settled or
+// given back as usual. The consumer calls it once, from the poll thread.
+template <class S>
+concept stop_requesting = requires(S& source) {
+  source.request_stop();
+};
+
 // ---------------------------------------------------------------------------
 // Widget stores
 // ---------------------------------------------------------------------------

@@ -276,7 +276,17 @@ class consumer {
       flush_source(stats);
     }
 
-    // Stop polling; let the lanes finish and settle everything in flight.
+    // Stop polling; let the lanes finish and settle everything in flight. A
+    // source that fetches ahead is told first, so it stops fetching what
+    // would only be given back (concepts.hpp, stop_requesting).
+    if constexpr (stop_requesting<Source>)
+      if (reason == stop_reason::stop_requested) {
+        try {
+          source_.request_stop();
+        } catch (const std::exception& e) {
+          log_.error(std::string("stopping the source failed: ") + e.what());
+        }
+      }
     while (stats.in_flight > 0) {
       wait_for_results(state, std::chrono::milliseconds{50});
       settle_ready(state, stats);

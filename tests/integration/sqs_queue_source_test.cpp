@@ -31,6 +31,7 @@ using clock_type = std::chrono::steady_clock;
 using batch = std::vector<received_request<sqs_ticket>>;
 
 static_assert(request_source<sqs_queue_source>);
+static_assert(stop_requesting<sqs_queue_source>);
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
@@ -485,6 +486,50 @@ TEST_P(sqs_queue_source_test, destruction_is_prompt_and_makes_unsettled_messages
       bodies.insert(message.body);
   EXPECT_EQ(bodies.size(), 4u);  // all but the acked one, long before 60 s
   EXPECT_FALSE(bodies.contains(received[0].body));
+}
+
+TEST_P(sqs_queue_source_test, destruction_does_not_wait_out_long_polls) {
+  const auto url = standard_queue();
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.wait_time = 20s;
+  options.receivers = 3;
+  auto source = std::make_unique<sqs_queue_source>(sqs_, url, options);
+  std::this_thread::sleep_for(300ms);  // every receiver is in its long poll
+  const auto start = clock_type::now();
+  source.reset();
+  // stop_grace (1 s) and an abort, not 20 s.
+  EXPECT_LT(clock_type::now() - start, 2500ms);
+}
+
+TEST_P(sqs_queue_source_test, after_request_stop_what_is_received_settles_or_is_given_back) {
+  const auto url = standard_queue();
+  send(url, 4);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.wait_time = 20s;
+  options.visibility_timeout = 60s;
+  options.stop_grace = 1500ms;  // moto's standard queue looks again once a second
+  auto source = std::make_unique<sqs_queue_source>(sqs_, url, options);
+  auto received = receive(*source, 4);
+  ASSERT_EQ(received.size(), 4u);
+  std::this_thread::sleep_for(300ms);  // the receivers wait in long polls again
+  source->request_stop();
+  // A message sent now may still be taken by a receive begun before the stop.
+  send(url, 1, "late-");
+  for (auto& each : received)
+    source->ack(std::move(each.ticket));
+  EXPECT_TRUE(source->flush().empty());  // settling goes on after request_stop()
+  const auto start = clock_type::now();
+  source.reset();
+  EXPECT_LT(clock_type::now() - start, 5s);
+  // Whoever took the late message gave it back: visible at once, not hidden
+  // for 60 s.
+  const std::vector<std::string> names{"ApproximateNumberOfMessages",
+                                       "ApproximateNumberOfMessagesNotVisible"};
+  const auto attributes = sqs_.get_queue_attributes(url, names);
+  EXPECT_EQ(attributes.at("ApproximateNumberOfMessages"), "1");
+  EXPECT_EQ(attributes.at("ApproximateNumberOfMessagesNotVisible"), "0");
 }
 
 TEST_P(sqs_queue_source_test, a_failing_receive_is_thrown_by_poll) {

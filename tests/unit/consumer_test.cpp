@@ -400,6 +400,56 @@ TEST(consumer, summary_counts_are_returned_and_logged) {
   });
 }
 
+// A source with the optional request_stop(): called once when a stop is
+// requested, before the work in flight is settled; not on other stops.
+struct stoppable_source : memory_source {
+  void request_stop() {
+    ++stops;
+    acked_at_stop = acked().size();
+  }
+  int stops = 0;
+  std::size_t acked_at_stop = 0;
+};
+static_assert(widget_consumer::stop_requesting<stoppable_source>);
+static_assert(!widget_consumer::stop_requesting<memory_source>);
+
+TEST(consumer, a_stop_request_tells_a_source_that_can_hear_it) {
+  stoppable_source source;
+  memory_store store;
+  store.delay = 5ms;
+  capturing_log log;
+  for (int i = 0; i < 40; ++i)
+    source.push(request("create", "r" + std::to_string(i), "w" + std::to_string(i)));
+  consumer_options options = fast(2);
+  options.max_idle = 0ms;
+  options.max_in_flight = 8;
+  stop_flag stop;
+  std::jthread stopper([&] {
+    std::this_thread::sleep_for(20ms);
+    stop.request_stop();
+  });
+
+  const auto summary =
+      consumer<stoppable_source, memory_store, capturing_log>(source, store, log, options)
+          .run(stop);
+
+  EXPECT_EQ(summary.reason, stop_reason::stop_requested);
+  EXPECT_EQ(source.stops, 1);
+  // Told before the work in flight was settled (8 in flight, 5 ms each).
+  EXPECT_LT(source.acked_at_stop, source.acked().size());
+}
+
+TEST(consumer, other_stops_do_not_call_request_stop) {
+  stoppable_source source;
+  memory_store store;
+  capturing_log log;
+  source.push(request("create", "r1", "w1"));
+  const auto summary =
+      consumer<stoppable_source, memory_store, capturing_log>(source, store, log, fast()).run();
+  EXPECT_EQ(summary.reason, stop_reason::max_idle);
+  EXPECT_EQ(source.stops, 0);
+}
+
 TEST(consumer, gives_up_after_consecutive_poll_failures) {
   struct failing_source : memory_source {
     std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t) {

@@ -39,11 +39,19 @@
 // sent) and flush() reports it as a settle_failure, so the consumer logs an
 // error and counts it. The message comes back later and is rejected again.
 //
-// Threads: poll/ack/release/reject/flush from one thread (the concept's poll
-// thread). The receivers and the heartbeat are ours. Destruction stops them:
-// it waits for receives in progress, so it may take up to wait_time; then it
-// flushes what is queued and makes every unsettled message visible at once,
-// so another consumer gets it without waiting out its visibility timeout.
+// Threads: poll/ack/release/reject/flush/request_stop from one thread (the
+// concept's poll thread). The receivers and the heartbeat are ours.
+//
+// Stopping (detail/sqs_receive_gate.hpp says why in two steps): request_stop()
+// (the consumer calls it when a stop is requested) lets no new receive begin;
+// the heartbeat goes on while the work in flight is settled. Destruction then
+// flushes what is queued and makes every unsettled message visible at once, so
+// another consumer gets it without waiting out its visibility timeout; it does
+// so again for what receives still in progress bring, until they stay quiet
+// for stop_grace, then aborts them. It does not wait out a long poll: a stop
+// takes about stop_grace plus a round trip. At-least-once: a message SQS hands
+// to an aborted poll after it was aborted stays hidden for its visibility
+// timeout, then comes back.
 
 // request.hpp (through concepts.hpp) ahead of headers that bring std::quoted,
 // as in source/directory.hpp.
@@ -51,6 +59,7 @@
 
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
+#include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
 
 #include <algorithm>
@@ -81,9 +90,8 @@ struct sqs_queue_options {
   // 0..43200. 0 = the queue's VisibilityTimeout attribute.
   std::chrono::seconds visibility_timeout{30};
   // ReceiveMessage calls in flight at once, >= 1. On a FIFO queue AWS hands
-  // a message group to one receive at a time, so several keep the order;
-  // moto does not (it checks groups when a receive begins, and two long
-  // polls may take one group's messages): use 1 against moto.
+  // a message group to one receive at a time, so several keep the order
+  // (moto 5.2 does not; scripts/moto_server.py makes it).
   std::size_t receivers = 3;
   int max_messages = 10;  // per ReceiveMessage, 1..10
   // Received messages waiting for poll(); 0 = receivers * max_messages.
@@ -94,6 +102,10 @@ struct sqs_queue_options {
   // the queue (hidden for 12 h, reported by flush()) instead of refusing.
   bool keep_rejected = false;
   bool heartbeat = true;  // extend the visibility of messages in flight
+  // On destruction, receives still in progress are aborted once none brought
+  // anything for this long (see above): long enough for SQS to hand them the
+  // messages given back, short enough for a prompt stop.
+  std::chrono::milliseconds stop_grace{1000};
 };
 
 enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
@@ -157,12 +169,26 @@ class sqs_queue_source {
   sqs_queue_source& operator=(const sqs_queue_source&) = delete;
 
   ~sqs_queue_source() {
-    stop_threads();
+    request_stop();
+    stop_heartbeat();
     try {
       flush();
     } catch (...) {  // nothing is lost: unsettled messages come back
     }
+    gate_.give_back_until_quiet([this] { release_everything_in_flight(); }, options_.stop_grace);
+    stop_threads();
     release_everything_in_flight();
+  }
+
+  // No receive begins any more; those in progress end as usual (their
+  // messages are settled or given back like any). poll() still hands out
+  // what was received. Does not block; the heartbeat goes on.
+  void request_stop() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      gate_.stop_receiving();
+    }
+    space_.notify_all();
   }
 
   // Takes what the receivers buffered; waits up to `wait` when there is
@@ -311,13 +337,7 @@ class sqs_queue_source {
   }
 
  private:
-  struct in_flight_entry {
-    std::string receipt_handle;  // the newest received
-    std::uint64_t delivery = 0;  // the ticket handed out
-    std::string body;            // kept only for a dead-letter queue
-    std::string group_id;
-    std::int64_t sent_ms = 0;  // SentTimestamp
-  };
+  using in_flight_entry = detail::sqs_in_flight;
 
   struct rejected {
     ticket_type ticket;
@@ -373,47 +393,42 @@ class sqs_queue_source {
       {
         std::unique_lock lock(mutex_);
         space_.wait(lock, [&] {
-          return stopping_ ||
+          return gate_.receiving_stopped() ||
                  buffer_.size() + static_cast<std::size_t>(options_.max_messages) <= capacity_;
         });
-        if (stopping_)
+        if (!gate_.begin())
           return;
       }
+      // Ends the receive only once its messages are registered (below).
+      std::optional<detail::sqs_receive_gate::ending> receiving(std::in_place, gate_);
       std::vector<aws::sqs_message> messages;
       try {
-        messages = client_.receive_message(queue_url_, receive);
+        messages = client_.receive_message(queue_url_, receive, gate_.token());
         backoff = std::chrono::milliseconds{500};
       } catch (const std::exception& e) {
+        receiving.reset();
+        if (gate_.cancelled())
+          return;  // aborted by the destructor: no error of the queue's
         std::unique_lock lock(mutex_);
         receive_error_ = std::string("SQS receive from ") + queue_url_ + ": " + e.what();
         arrived_.notify_all();
         // A queue that is gone or refuses us would otherwise be hammered.
-        space_.wait_for(lock, backoff, [&] { return stopping_; });
+        space_.wait_for(lock, backoff, [&] { return gate_.receiving_stopped(); });
         backoff = std::min(backoff * 2, std::chrono::milliseconds{10000});
         continue;
       }
       if (messages.empty())
         continue;
       {
-        // Registered even when stopping, so the destructor makes them visible.
+        // Registered even when stopping, so the destructor gives them back.
         std::lock_guard lock(mutex_);
         for (auto& message : messages) {
           if (duplicate(message))
             continue;
-          in_flight_entry entry{message.receipt_handle, ++next_delivery_, {}, {}, 0};
-          if (const auto group = message.attribute("MessageGroupId"))
-            entry.group_id = std::string(*group);
-          if (const auto sent = message.attribute("SentTimestamp"))
-            std::from_chars(sent->data(), sent->data() + sent->size(), entry.sent_ms);
-          if (reject_mode_ == sqs_reject_mode::dead_letter_queue)
-            entry.body = message.body;
-          received_request<ticket_type> request;
-          request.name = message.message_id;
-          request.ordering_key = entry.group_id;
-          request.receive_count = static_cast<std::uint32_t>(std::max(message.receive_count(), 1));
-          request.ticket = {message.receipt_handle, message.message_id, entry.delivery};
-          request.body = std::move(message.body);
-          in_flight_.insert_or_assign(message.message_id, std::move(entry));
+          auto [entry, request] =
+              detail::sqs_hand_out(std::move(message), ++next_delivery_,
+                                   reject_mode_ == sqs_reject_mode::dead_letter_queue);
+          in_flight_.insert_or_assign(request.name, std::move(entry));
           buffer_.push_back(std::move(request));
         }
       }
@@ -443,7 +458,7 @@ class sqs_queue_source {
     for (;;) {
       {
         std::unique_lock lock(mutex_);
-        if (space_.wait_for(lock, interval, [&] { return stopping_; }))
+        if (space_.wait_for(lock, interval, [&] { return heartbeat_stopping_; }))
           return;
       }
       std::lock_guard visibility(visibility_mutex_);
@@ -480,27 +495,42 @@ class sqs_queue_source {
     }
   }
 
-  void stop_threads() noexcept {
+  void stop_heartbeat() noexcept {
     {
       std::lock_guard lock(mutex_);
-      stopping_ = true;
+      heartbeat_stopping_ = true;
     }
     space_.notify_all();
-    arrived_.notify_all();
-    for (auto& receiver : receivers_)
-      if (receiver.joinable())
-        receiver.join();
     if (heartbeat_.joinable())
       heartbeat_.join();
   }
 
+  // Aborts the receives in progress and joins every thread of ours.
+  void stop_threads() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      gate_.cancel();
+    }
+    space_.notify_all();
+    for (auto& receiver : receivers_)
+      if (receiver.joinable())
+        receiver.join();
+    stop_heartbeat();
+  }
+
+  // Makes every message received and not settled visible at once. Receivers
+  // may still be running (the destructor's rounds): what they register after
+  // the snapshot is given back in a later round.
   void release_everything_in_flight() noexcept {
     try {
       std::vector<aws::sqs_visibility_change> changes;
-      for (const auto& [id, entry] : in_flight_)
-        changes.push_back({entry.receipt_handle, 0});
-      in_flight_.clear();
-      buffer_.clear();
+      {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, entry] : in_flight_)
+          changes.push_back({entry.receipt_handle, 0});
+        in_flight_.clear();
+        buffer_.clear();
+      }
       if (!changes.empty())
         client_.change_message_visibility_batch(queue_url_, changes);
     } catch (...) {  // they come back after their visibility timeout anyway
@@ -567,7 +597,8 @@ class sqs_queue_source {
   std::string receive_error_;
   std::uint64_t heartbeat_failures_ = 0;
   std::uint64_t duplicates_ = 0;
-  bool stopping_ = false;
+  bool heartbeat_stopping_ = false;
+  detail::sqs_receive_gate gate_;  // the receivers' stop (its own lock, taken after mutex_)
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;

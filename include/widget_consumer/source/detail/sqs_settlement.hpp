@@ -9,6 +9,7 @@
 #include "../../aws/sqs.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +63,36 @@ inline bool sqs_is_fifo(std::string_view url,
                         const std::map<std::string, std::string, std::less<>>& attributes) {
   const auto fifo = attributes.find("FifoQueue");
   return (fifo != attributes.end() && fifo->second == "true") || url.ends_with(".fifo");
+}
+
+// A message received and not yet settled, by message id.
+struct sqs_in_flight {
+  std::string receipt_handle;  // the newest received
+  std::uint64_t delivery = 0;  // the ticket handed out
+  std::string body;            // kept only for a dead-letter queue
+  std::string group_id;
+  std::int64_t sent_ms = 0;  // SentTimestamp
+};
+
+// A message received, as the source keeps it in flight and hands it out as
+// `delivery`.
+inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::sqs_message message,
+                                                                           std::uint64_t delivery,
+                                                                           bool keep_body) {
+  sqs_in_flight entry{message.receipt_handle, delivery, {}, {}, 0};
+  if (const auto group = message.attribute("MessageGroupId"))
+    entry.group_id = std::string(*group);
+  if (const auto sent = message.attribute("SentTimestamp"))
+    std::from_chars(sent->data(), sent->data() + sent->size(), entry.sent_ms);
+  if (keep_body)
+    entry.body = message.body;
+  received_request<sqs_ticket> request;
+  request.name = message.message_id;
+  request.ordering_key = entry.group_id;
+  request.receive_count = static_cast<std::uint32_t>(std::max(message.receive_count(), 1));
+  request.ticket = {message.receipt_handle, message.message_id, delivery};
+  request.body = std::move(message.body);
+  return {std::move(entry), std::move(request)};
 }
 
 // One queued DeleteMessageBatch or ChangeMessageVisibilityBatch entry.
