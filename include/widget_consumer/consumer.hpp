@@ -228,6 +228,11 @@ class consumer {
       const auto now = clock::now();
       if (stopping()) {
         reason = stop_reason::stop_requested;
+        // Said at once, and flushed: whoever stopped us learns that the stop
+        // was seen and how much is still to settle.
+        log_.info("stop requested: polling stopped; settling " + std::to_string(stats.in_flight) +
+                  " requests in flight (a second signal exits at once)");
+        log_.flush();
         break;
       }
       if (options_.max_runtime.count() > 0 && now - start >= options_.max_runtime) {

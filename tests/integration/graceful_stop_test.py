@@ -84,6 +84,16 @@ class GracefulStop(unittest.TestCase):
             time.sleep(0.05)
         self.fail(f"the consumer settled fewer than {settled} requests in {timeout} s")
 
+    def wait_for_log(self, process, text, timeout=30):
+        """Until the run's log file holds `text`; the process must still run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in log_text(process.log_dir):
+                self.assertTrue(process.running(), "the consumer ended before the second signal")
+                return
+            time.sleep(0.01)
+        self.fail(f"the consumer did not log {text!r} within {timeout} s: {process.stderr()}")
+
     def stop_gracefully(self, process, signum):
         """Signals once; checks the exit and the summary; returns (seconds,
         summary line, names settled)."""
@@ -211,7 +221,10 @@ class GracefulStop(unittest.TestCase):
             process = self.start(arguments)
             self.wait_until_busy(process, 100)
             os.kill(process.popen.pid, signum)
-            time.sleep(0.01)
+            # The second signal must come after the first was handled: two
+            # pending signals of one kind merge into one, and a busy machine
+            # may not run the process for a while.
+            self.wait_for_log(process, "stop requested")
             signalled = time.monotonic()
             os.kill(process.popen.pid, signum)
             code = process.wait(30)
