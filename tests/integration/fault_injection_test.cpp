@@ -304,7 +304,7 @@ class fault_run {
     result.poll_failure_delay = 100ms;
     result.max_poll_failures = 0;  // a fault storm must not end the run early
     // SQS: a receive whose answer was lost hides its messages for the
-    // visibility timeout (3 s); idle must outlast it or they are left behind.
+    // visibility timeout (2 s); idle must outlast it or they are left behind.
     result.max_idle = scenario_.source == source_kind::sqs ? 3500ms : 2s;
     result.max_runtime = 60s;  // a safety net only
     result.progress_interval = 0ms;
@@ -374,17 +374,10 @@ class fault_run {
     }
     sqs_queue_options source_options;
     source_options.wait_time = 1s;  // below the client's timeout
-    source_options.visibility_timeout = 3s;
-    // One receiver: moto checks a FIFO group's in-flight messages against a
-    // snapshot taken when a ReceiveMessage starts, without a lock, so two
-    // concurrent receives can hand out one group's messages out of order (real
-    // SQS cannot).
-    source_options.receivers = 1;
-    // One message per receive: moto redelivers a FIFO group whose messages
-    // were received together and not deleted (a lost answer) last message
-    // first, where SQS redelivers them in order.
-    source_options.max_messages = 1;
-    source_options.buffer_size = 16;  // the receiver keeps going while the poll thread settles
+    // Short, so what a lost answer hid comes back soon. The default receivers
+    // (3) and 10 messages per receive: scripts/moto_server.py hands a FIFO
+    // group to one receive at a time and redelivers it in order, as SQS does.
+    source_options.visibility_timeout = 2s;
     source_options.dead_letter_queue = dead_letters_;
     auto source = build<sqs_queue_source>(config, queue_, source_options);
     return with_store(*source);
