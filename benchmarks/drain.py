@@ -216,8 +216,7 @@ class Bench:
             command = [CONSUMER, *names["source"], *names["store"], "--concurrency",
                        str(concurrency), "--max-idle", str(idle_ms)]
             if source_flag == "-rq":
-                command += ["--dead-letter-queue", names["dlq"], "--queue-receivers", "1",
-                            "-qwt", str(self.args.queue_wait)]
+                command += ["--dead-letter-queue", names["dlq"], "-qwt", str(self.args.queue_wait)]
         elif consumer == "baseline":
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
@@ -409,9 +408,9 @@ def main():
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-limit", action="store_true")
     parser.add_argument("--invalid-ratio", type=float, default=0.02)
-    parser.add_argument("--queue-wait", type=int, default=0,
-                        help="our consumer's -qwt on SQS (0: moto's FIFO long poll waits out "
-                             "its whole wait for a full batch; the baseline does not wait either)")
+    parser.add_argument("--queue-wait", type=int, default=1,
+                        help="our consumer's -qwt on SQS: a short long poll, so an empty queue "
+                             "costs one call a second and --max-idle still ends the drain")
     parser.add_argument("--memory-requests", type=int, default=0,
                         help="also drain this many requests directory->directory for peak RSS")
     parser.add_argument("--memory-concurrency", type=int, default=32)
