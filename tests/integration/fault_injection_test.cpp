@@ -81,17 +81,7 @@ std::string name_of(const scenario& s) {
 }
 
 aws::client_config direct_config() {
-  const auto server = widget_consumer::testing::plain_emulator();
-  aws::client_config config;
-  config.region = server.region;
-  config.endpoint = server.endpoint;
-  config.credentials = [server] {
-    aws::credentials keys;
-    keys.access_key_id = server.access_key_id;
-    keys.secret_access_key = server.secret_access_key;
-    return keys;
-  };
-  return config;
+  return widget_consumer::testing::client_config_for(widget_consumer::testing::plain_emulator());
 }
 
 // The consumer's: through the proxy, with a timeout a "slow" answer trips.
