@@ -1,8 +1,6 @@
 #pragma once
 // Umbrella header: everything a program needs to run a consumer.
 
-// request.hpp ahead of the headers that bring <filesystem> (see
-// source/directory.hpp).
 #include "request.hpp"
 #include "widget.hpp"
 

@@ -17,6 +17,7 @@
 // kind::cancelled, never retried. A stop during a retry's backoff is seen when
 // the next attempt begins.
 
+#include "widget_consumer/aws/config.hpp"
 #include "widget_consumer/aws/credentials.hpp"
 #include "widget_consumer/aws/error.hpp"
 #include "widget_consumer/aws/http.hpp"
@@ -56,12 +57,6 @@ struct client_config {
   std::function<aws::credentials()> credentials;
 };
 
-// https://<service>.<region>.amazonaws.com, the regional endpoint of every
-// service this library calls.
-inline std::string default_endpoint(std::string_view service, std::string_view region) {
-  return "https://" + std::string(service) + "." + std::string(region) + ".amazonaws.com";
-}
-
 class service_client {
  public:
   service_client(std::string service, client_config config)
@@ -69,7 +64,7 @@ class service_client {
     if (config_.region.empty())
       config_.region = "us-east-1";
     if (config_.endpoint.empty())
-      config_.endpoint = default_endpoint(service_, config_.region);
+      config_.endpoint = aws_endpoint_url(service_, config_.region);  // config.hpp
     while (config_.endpoint.ends_with('/'))
       config_.endpoint.pop_back();
     if (!config_.credentials)

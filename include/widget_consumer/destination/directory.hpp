@@ -3,8 +3,6 @@
 // layout of the S3 store on a local disk. Writes are atomic (a hidden
 // temporary, fsync, rename), so a reader or a crash never sees half a widget.
 
-// Project headers before <filesystem>, which brings std::quoted: until
-// request.hpp qualifies its quoted() calls, ADL would pick std::quoted.
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"

@@ -19,8 +19,6 @@
 // Thread-safe: the lanes call apply() concurrently; the client is (see
 // aws/client.hpp) and the store keeps no other state.
 
-// request.hpp ahead of headers that bring std::quoted, as in
-// source/directory.hpp.
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"

@@ -5,8 +5,6 @@
 // release hides it until its delay has passed. Hidden files (".name") are
 // skipped: writers use them as temporaries before a rename.
 
-// Project headers before <filesystem>, which brings std::quoted: until
-// request.hpp qualifies its quoted() calls, ADL would pick std::quoted.
 #include "../concepts.hpp"
 
 #include <algorithm>

@@ -53,8 +53,6 @@
 // to an aborted poll after it was aborted stays hidden for its visibility
 // timeout, then comes back.
 
-// request.hpp (through concepts.hpp) ahead of headers that bring std::quoted,
-// as in source/directory.hpp.
 #include "../concepts.hpp"
 
 #include "../aws/client.hpp"
