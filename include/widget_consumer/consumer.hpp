@@ -40,7 +40,9 @@ namespace widget_consumer {
 struct consumer_options {
   std::size_t concurrency = 4;  // lane threads
   // Requests polled and not yet settled, across all lanes: bounds memory
-  // however large the backlog is. 0 = 64 per lane.
+  // however large the backlog is, and what a graceful stop still settles.
+  // 0 = 8 per lane: enough to keep lanes busy (sources fetch ahead on their
+  // own), small enough that a stop settles in about a second.
   std::size_t max_in_flight = 0;
   std::size_t max_batch = 100;                      // the most requests asked of one poll()
   std::chrono::milliseconds poll_wait{0};           // passed to poll() (SQS long poll)
@@ -176,7 +178,7 @@ class consumer {
   static consumer_options normalised(consumer_options options) {
     options.concurrency = std::max<std::size_t>(options.concurrency, 1);
     if (options.max_in_flight == 0)
-      options.max_in_flight = 64 * options.concurrency;
+      options.max_in_flight = 8 * options.concurrency;
     options.max_batch = std::max<std::size_t>(options.max_batch, 1);
     options.max_attempts = std::max<std::uint32_t>(options.max_attempts, 1);
     return options;
