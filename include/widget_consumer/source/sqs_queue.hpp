@@ -10,8 +10,11 @@
 //
 // In flight = received and not yet settled, buffered ones included, by
 // message id. A heartbeat thread extends the visibility of everything in
-// flight every visibility_timeout / 2, so slow work is not redelivered
-// meanwhile.
+// flight every visibility_timeout / 3, so slow work is not redelivered
+// meanwhile. A message received just after one extension waits a whole
+// interval plus two calls for the next; a third leaves room for slow calls,
+// and an extension that comes too late is refused (MessageNotInflight) and
+// counted: the message may then go to another consumer while still worked on.
 //
 // Duplicates: a standard queue may deliver a message again while it is in
 // flight (and moto's concurrent receives hand one message to two of them). A
@@ -213,9 +216,19 @@ class sqs_queue_source {
   }
 
   void ack(ticket_type ticket) {
-    if (!settle_entry(ticket, settle_action::ack, true))
+    auto entry = settle_entry(ticket, settle_action::ack, true);
+    if (!entry)
       return;
-    deletes_.push_back({std::move(ticket), settle_action::ack});
+    if (!fifo_)
+      entry->group_id.clear();  // a standard queue has no order to keep
+    if (fence_.holds(entry->group_id, ticket.delivery)) {
+      failures_.push_back({settle_action::ack, ticket.message_id,
+                           "not deleted: an earlier message of its FIFO group could not be "
+                           "deleted, so this one comes back after it and is applied again"});
+      return;
+    }
+    deletes_.push_back(
+        {std::move(ticket), settle_action::ack, 0, false, std::move(entry->group_id)});
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
@@ -284,7 +297,7 @@ class sqs_queue_source {
     }
     auto deletes = std::move(deletes_);
     deletes_.clear();
-    detail::run_sqs_batches(
+    const auto undeleted_groups = detail::run_sqs_batches(
         deletes,
         [this](std::span<const detail::sqs_settlement> chunk) {
           std::vector<std::string> handles;
@@ -293,6 +306,12 @@ class sqs_queue_source {
           return client_.delete_message_batch(queue_url_, handles);
         },
         "DeleteMessageBatch", failures);
+    if (!undeleted_groups.empty() || !fence_.empty()) {
+      std::lock_guard lock(mutex_);
+      for (const auto& group : undeleted_groups)
+        fence_.hold(group, next_delivery_);
+      fence_.forget_settled(in_flight_);
+    }
     auto changes = std::move(visibility_changes_);
     visibility_changes_.clear();
     {
@@ -443,8 +462,12 @@ class sqs_queue_source {
       return true;
     }
     if (const auto* settled = settled_.find(message.message_id); settled && settled->deleted) {
-      duplicate_deletes_.push_back(
-          {{message.receipt_handle, message.message_id, 0}, settle_action::ack, 0, true});
+      const auto group = fifo_ ? message.attribute("MessageGroupId") : std::nullopt;
+      duplicate_deletes_.push_back({{message.receipt_handle, message.message_id, 0},
+                                    settle_action::ack,
+                                    0,
+                                    true,
+                                    std::string(group.value_or(""))});
       ++duplicates_;
       return true;
     }
@@ -452,7 +475,7 @@ class sqs_queue_source {
   }
 
   void heartbeat_loop() {
-    const auto interval = std::chrono::milliseconds{visibility_seconds_ * 1000 / 2};
+    const auto interval = std::chrono::milliseconds{visibility_seconds_ * 1000 / 3};
     for (;;) {
       {
         std::unique_lock lock(mutex_);
@@ -600,6 +623,9 @@ class sqs_queue_source {
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
+
+  // The poll thread's; changed under mutex_, as it reads in_flight_ then.
+  detail::sqs_group_fence fence_;
 
   // The poll thread's own.
   std::vector<detail::sqs_settlement> deletes_;

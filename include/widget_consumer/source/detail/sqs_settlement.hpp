@@ -103,16 +103,29 @@ struct sqs_settlement {
   // The delete of a copy delivered again after its message was settled:
   // if it fails the copy just comes back, so it is not reported.
   bool duplicate = false;
+  // The message group of an ack on a FIFO queue: the group's deletes take
+  // effect in order (run_sqs_batches), empty = any order.
+  std::string group_id{};
 };
 
 inline constexpr int sqs_settle_attempts = 3;
 
-// Runs `call` over `entries` in chunks of 10; entries that fail (in the
-// answer or because the whole call threw) are tried again, twice, then
+// Runs `call` over `entries` in chunks of up to 10; entries that fail (in
+// the answer or because the whole call threw) are tried again, twice, then
 // reported.
+//
+// Entries with a group_id take effect in their order within the group. On a
+// FIFO queue a message left undeleted comes back, and is applied again, after
+// its visibility timeout: if a later message of its group were deleted
+// meanwhile, the older request would end up applied last (a widget's update
+// undone, a deleted widget back). So a call holds at most one entry of a
+// group (a batch is not atomic), and once one fails, the group's later
+// entries are not sent until it succeeds; if it never does, they are reported
+// with it and all come back in order. Returns the groups left so.
 template <class Call>
-void run_sqs_batches(std::vector<sqs_settlement>& entries, Call call, std::string_view operation,
-                     std::vector<settle_failure>& failures) {
+std::vector<std::string> run_sqs_batches(std::vector<sqs_settlement>& entries, Call call,
+                                         std::string_view operation,
+                                         std::vector<settle_failure>& failures) {
   {
     // SQS refuses a whole batch that names one receipt handle twice.
     std::unordered_set<std::string> seen;
@@ -120,38 +133,106 @@ void run_sqs_batches(std::vector<sqs_settlement>& entries, Call call, std::strin
       return !seen.insert(each.ticket.receipt_handle).second;
     });
   }
-  std::vector<std::string> reasons;
-  for (int attempt = 1; !entries.empty(); ++attempt) {
-    std::vector<sqs_settlement> failed;
-    reasons.clear();
-    for (std::size_t begin = 0; begin < entries.size();
-         begin += aws::sqs_client::max_batch_entries) {
-      const auto end = std::min(entries.size(), begin + aws::sqs_client::max_batch_entries);
-      const std::span<const sqs_settlement> chunk(entries.data() + begin, end - begin);
+  for (int attempt = 1;; ++attempt) {
+    std::vector<std::string> reasons(entries.size());  // empty = done
+    std::unordered_set<std::string> broken;            // groups with one not done
+    std::vector<std::size_t> chunk;
+    std::unordered_set<std::string> chunk_groups;
+    auto send = [&] {
+      if (chunk.empty())
+        return;
+      std::vector<sqs_settlement> batch;
+      for (const std::size_t i : chunk)
+        batch.push_back(entries[i]);
       try {
-        for (const auto& failure : call(chunk)) {
-          if (failure.index >= chunk.size())
-            continue;
-          failed.push_back(chunk[failure.index]);
-          reasons.push_back(std::string(operation) + ": " + failure.code + ": " + failure.message);
-        }
+        for (const auto& failure : call(std::span<const sqs_settlement>(batch)))
+          if (failure.index < chunk.size())
+            reasons[chunk[failure.index]] =
+                std::string(operation) + ": " + failure.code + ": " + failure.message;
       } catch (const std::exception& e) {
-        for (const auto& each : chunk) {
-          failed.push_back(each);
-          reasons.push_back(std::string(operation) + ": " + e.what());
-        }
+        for (const std::size_t i : chunk)
+          reasons[i] = std::string(operation) + ": " + e.what();
       }
+      for (const std::size_t i : chunk)
+        if (!reasons[i].empty() && !entries[i].group_id.empty())
+          broken.insert(entries[i].group_id);
+      chunk.clear();
+      chunk_groups.clear();
+    };
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const std::string& group = entries[i].group_id;
+      if (!group.empty()) {
+        if (chunk_groups.contains(group))
+          send();
+        if (broken.contains(group)) {
+          reasons[i] = std::string(operation) +
+                       ": not sent: an earlier message of its group was not settled, and SQS "
+                       "must see them in order";
+          continue;
+        }
+        chunk_groups.insert(group);
+      }
+      chunk.push_back(i);
+      if (chunk.size() == aws::sqs_client::max_batch_entries)
+        send();
     }
+    send();
+
+    std::vector<sqs_settlement> failed;
+    std::vector<std::string> failed_reasons;
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      if (!reasons[i].empty()) {
+        failed.push_back(std::move(entries[i]));
+        failed_reasons.push_back(std::move(reasons[i]));
+      }
     if (failed.empty() || attempt >= sqs_settle_attempts) {
+      std::vector<std::string> left(broken.begin(), broken.end());
       for (std::size_t i = 0; i < failed.size(); ++i)
         if (!failed[i].duplicate)
-          failures.push_back({failed[i].action, failed[i].ticket.message_id, reasons[i]});
-      return;
+          failures.push_back({failed[i].action, failed[i].ticket.message_id, failed_reasons[i]});
+      entries.clear();
+      return left;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds{50 * attempt});
     entries = std::move(failed);
   }
 }
+
+// FIFO groups with a message acked but not deleted (run_sqs_batches gave up).
+// That message comes back after its visibility timeout and is applied again,
+// so no later message of its group may be deleted before it: the acks of the
+// group's deliveries handed out up to then (`through`) are not sent either,
+// and come back after it. SQS hands out nothing later of the group while that
+// message is in flight, so later deliveries need no fence.
+class sqs_group_fence {
+ public:
+  void hold(const std::string& group, std::uint64_t through) {
+    auto& at = held_[group];
+    at = std::max(at, through);
+  }
+
+  bool holds(const std::string& group, std::uint64_t delivery) const {
+    const auto found = held_.find(group);
+    return found != held_.end() && delivery != 0 && delivery <= found->second;
+  }
+
+  // Forgets the groups none of whose held deliveries is still in flight.
+  template <class InFlight>
+  void forget_settled(const InFlight& in_flight) {
+    if (held_.empty())
+      return;
+    std::unordered_set<std::string> waiting;
+    for (const auto& [id, entry] : in_flight)
+      if (holds(entry.group_id, entry.delivery))
+        waiting.insert(entry.group_id);
+    std::erase_if(held_, [&](const auto& each) { return !waiting.contains(each.first); });
+  }
+
+  bool empty() const noexcept { return held_.empty(); }
+
+ private:
+  std::unordered_map<std::string, std::uint64_t> held_;
+};
 
 // The messages settled lately, by message id: which delivery settled each
 // and whether that settlement deletes it. SQS may deliver a message again

@@ -1,0 +1,182 @@
+// The order in which sqs_queue_source's deletes take effect on a FIFO queue
+// (detail/sqs_settlement.hpp). SQS itself cannot be made to fail chosen
+// entries of a batch, so the batch runner is driven here by a scripted call
+// that records what reached "SQS" and refuses what the test says; the same
+// runner against the real local server is covered by
+// integration/sqs_queue_source_test.cpp.
+
+#include "widget_consumer/source/detail/sqs_settlement.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace wc = widget_consumer;
+namespace detail = widget_consumer::detail;
+
+namespace {
+
+detail::sqs_settlement ack(const std::string& id, const std::string& group) {
+  return {{"handle-" + id, id, 1}, wc::settle_action::ack, 0, false, group};
+}
+
+// A scripted DeleteMessageBatch: `refuse(id, attempt)` says whether the
+// entry's n-th sight fails; a call naming `throw_on` throws as a whole.
+struct scripted_sqs {
+  std::function<bool(const std::string&, int)> refuse = [](const std::string&, int) {
+    return false;
+  };
+  std::string throw_on;
+  std::vector<std::vector<std::string>> calls;  // message ids per call
+  std::vector<std::string> deleted;             // in the order they took effect
+  std::map<std::string, int> seen;
+
+  std::vector<wc::aws::sqs_batch_failure> operator()(
+      std::span<const detail::sqs_settlement> chunk) {
+    EXPECT_LE(chunk.size(), 10u);
+    std::vector<std::string> ids;
+    for (const auto& each : chunk)
+      ids.push_back(each.ticket.message_id);
+    calls.push_back(ids);
+    for (const auto& id : ids)
+      if (id == throw_on && seen[id]++ == 0)
+        throw std::runtime_error("connection reset");
+    std::vector<wc::aws::sqs_batch_failure> failed;
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const auto& id = chunk[i].ticket.message_id;
+      if (refuse(id, ++seen[id]))
+        failed.push_back({i, "InternalError", "try again", false});
+      else
+        deleted.push_back(id);
+    }
+    return failed;
+  }
+};
+
+std::vector<std::string> run(std::vector<detail::sqs_settlement> entries, scripted_sqs& sqs,
+                             std::vector<wc::settle_failure>& failures) {
+  return detail::run_sqs_batches(
+      entries, [&](std::span<const detail::sqs_settlement> chunk) { return sqs(chunk); },
+      "DeleteMessageBatch", failures);
+}
+
+std::size_t position(const std::vector<std::string>& order, const std::string& id) {
+  for (std::size_t i = 0; i < order.size(); ++i)
+    if (order[i] == id)
+      return i;
+  ADD_FAILURE() << id << " was never deleted";
+  return order.size();
+}
+
+}  // namespace
+
+TEST(sqs_batches, entries_without_a_group_go_ten_at_a_time) {
+  std::vector<detail::sqs_settlement> entries;
+  for (int i = 0; i < 25; ++i)
+    entries.push_back(ack("m" + std::to_string(i), ""));
+  scripted_sqs sqs;
+  std::vector<wc::settle_failure> failures;
+  EXPECT_TRUE(run(entries, sqs, failures).empty());
+  EXPECT_TRUE(failures.empty());
+  ASSERT_EQ(sqs.calls.size(), 3u);
+  EXPECT_EQ(sqs.calls[0].size(), 10u);
+  EXPECT_EQ(sqs.deleted.size(), 25u);
+}
+
+TEST(sqs_batches, one_call_holds_at_most_one_entry_of_a_group) {
+  // A batch is not atomic: two entries of one group in one call could see
+  // the later deleted and the earlier refused.
+  scripted_sqs sqs;
+  std::vector<wc::settle_failure> failures;
+  run({ack("a1", "a"), ack("b1", "b"), ack("a2", "a"), ack("c1", "c"), ack("a3", "a")}, sqs,
+      failures);
+  EXPECT_TRUE(failures.empty());
+  for (const auto& call : sqs.calls) {
+    std::set<char> groups;
+    for (const auto& id : call)
+      EXPECT_TRUE(groups.insert(id[0]).second) << "two of group " << id[0] << " in one call";
+  }
+  EXPECT_EQ(sqs.deleted, (std::vector<std::string>{"a1", "b1", "a2", "c1", "a3"}));
+}
+
+TEST(sqs_batches, after_a_refused_entry_its_group_waits_and_keeps_its_order) {
+  scripted_sqs sqs;
+  sqs.refuse = [](const std::string& id, int attempt) { return id == "a1" && attempt == 1; };
+  std::vector<wc::settle_failure> failures;
+  EXPECT_TRUE(
+      run({ack("a1", "a"), ack("b1", "b"), ack("a2", "a"), ack("a3", "a")}, sqs, failures).empty());
+  EXPECT_TRUE(failures.empty());
+  EXPECT_LT(position(sqs.deleted, "a1"), position(sqs.deleted, "a2"));
+  EXPECT_LT(position(sqs.deleted, "a2"), position(sqs.deleted, "a3"));
+  // The other group did not wait.
+  EXPECT_EQ(sqs.deleted.front(), "b1");
+}
+
+TEST(sqs_batches, a_call_that_throws_holds_back_the_later_entries_of_its_groups) {
+  scripted_sqs sqs;
+  sqs.throw_on = "a1";
+  std::vector<wc::settle_failure> failures;
+  std::vector<detail::sqs_settlement> entries;
+  for (int i = 0; i < 10; ++i)
+    entries.push_back(ack("x" + std::to_string(i), "x" + std::to_string(i)));
+  entries.insert(entries.begin() + 3, ack("a1", "a"));  // first call: 10 entries, a1 among them
+  entries.push_back(ack("a2", "a"));                    // later call, same group
+  run(entries, sqs, failures);
+  EXPECT_TRUE(failures.empty());
+  EXPECT_LT(position(sqs.deleted, "a1"), position(sqs.deleted, "a2"));
+}
+
+TEST(sqs_batches, a_group_that_stays_refused_is_reported_whole_and_returned) {
+  scripted_sqs sqs;
+  sqs.refuse = [](const std::string& id, int) { return id == "a1"; };
+  std::vector<wc::settle_failure> failures;
+  const auto left =
+      run({ack("a1", "a"), ack("a2", "a"), ack("b1", "b"), ack("a3", "a")}, sqs, failures);
+  EXPECT_EQ(left, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(sqs.deleted, (std::vector<std::string>{"b1"}));  // none of a after a1
+  ASSERT_EQ(failures.size(), 3u);
+  EXPECT_EQ(failures[0].name, "a1");
+  EXPECT_NE(failures[0].reason.find("InternalError"), std::string::npos);
+  EXPECT_EQ(failures[1].name, "a2");
+  EXPECT_NE(failures[1].reason.find("not sent"), std::string::npos) << failures[1].reason;
+  EXPECT_EQ(failures[2].name, "a3");
+}
+
+TEST(sqs_batches, without_groups_a_refused_entry_does_not_hold_back_the_rest) {
+  scripted_sqs sqs;
+  sqs.refuse = [](const std::string& id, int) { return id == "m0"; };
+  std::vector<wc::settle_failure> failures;
+  EXPECT_TRUE(run({ack("m0", ""), ack("m1", ""), ack("m2", "")}, sqs, failures).empty());
+  EXPECT_EQ(sqs.deleted, (std::vector<std::string>{"m1", "m2"}));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].name, "m0");
+}
+
+TEST(sqs_group_fence, holds_the_deliveries_handed_out_before_the_failure_only) {
+  detail::sqs_group_fence fence;
+  EXPECT_FALSE(fence.holds("a", 5));
+  fence.hold("a", 7);
+  EXPECT_TRUE(fence.holds("a", 5));
+  EXPECT_TRUE(fence.holds("a", 7));
+  EXPECT_FALSE(fence.holds("a", 8));  // received after: its predecessor came back first
+  EXPECT_FALSE(fence.holds("b", 5));
+  EXPECT_FALSE(fence.holds("", 5));
+  EXPECT_FALSE(fence.holds("a", 0));  // not handed out by the source
+
+  std::unordered_map<std::string, detail::sqs_in_flight> in_flight;
+  in_flight["m6"] = {"h", 6, {}, "a", 0};
+  fence.forget_settled(in_flight);
+  EXPECT_TRUE(fence.holds("a", 6));  // still waiting for m6's ack
+  in_flight.clear();
+  in_flight["m9"] = {"h", 9, {}, "a", 0};
+  fence.forget_settled(in_flight);
+  EXPECT_TRUE(fence.empty());
+}
