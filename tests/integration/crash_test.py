@@ -28,6 +28,7 @@ import programs as p  # noqa: E402
 SEED = int(os.environ.get("WIDGET_CONSUMER_CRASH_SEED", "1"))
 MIN_KILLS = 5
 MAX_ROUNDS = 12  # bounded however fast the backlog drains
+MAX_FINAL_RUNS = 5
 
 
 class CrashSafety(unittest.TestCase):
@@ -41,10 +42,11 @@ class CrashSafety(unittest.TestCase):
         if self.running is not None:
             self.running.kill()
 
-    def kill_and_restart(self, arguments, earliest, latest):
+    def kill_and_restart(self, arguments, earliest, latest, drained):
         """Starts the consumer, SIGKILLs it after a random delay, again and
         again, until it was killed MIN_KILLS+1 times or drained the backlog
-        before its kill; then lets one run finish. Returns (kills, outputs)."""
+        before its kill; then lets runs finish until drained() says the
+        source is empty. Returns (kills, outputs)."""
         kills, outputs = 0, []
         for _ in range(MAX_ROUNDS):
             if kills > MIN_KILLS:
@@ -60,10 +62,17 @@ class CrashSafety(unittest.TestCase):
                 break  # drained before its kill
             kills += 1
             print(f"  kill {kills} after {delay:.2f} s")
-        self.running = p.consumer(arguments, self.env, "crash-final")
-        code = self.running.wait(600)
-        outputs.append(self.running.stderr() + self.running.stdout())
-        self.assertEqual(code, 0, outputs[-1][-3000:])
+        # A run ends after --max-idle without work; on a loaded machine that
+        # can come while the dead runs' messages are still hidden (SQS) or
+        # before a slow listing shows the rest, so finish with as many runs
+        # as it takes (bounded), each of which must end cleanly.
+        for _ in range(MAX_FINAL_RUNS):
+            self.running = p.consumer(arguments, self.env, "crash-final")
+            code = self.running.wait(600)
+            outputs.append(self.running.stderr() + self.running.stdout())
+            self.assertEqual(code, 0, outputs[-1][-3000:])
+            if drained():
+                break
         return kills, outputs
 
     def test_s3_to_s3_survives_repeated_sigkill(self):
@@ -78,7 +87,8 @@ class CrashSafety(unittest.TestCase):
         started = time.monotonic()
         kills, outputs = self.kill_and_restart(
             ["-rb", requests, "-wb", widgets, "--concurrency", "8", "--max-idle", "2000"],
-            0.05, 1.5)
+            0.05, 1.5,
+            lambda: all(k.startswith("rejected/") for k in p.all_keys(s3, requests)))
         print(f"s3->s3: seed {SEED}, 1500 requests {counts}, {kills} kills, "
               f"{sum(p.processed_count(o) for o in outputs)} applications counted by the "
               f"runs that finished, {time.monotonic() - started:.1f} s")
@@ -94,14 +104,6 @@ class CrashSafety(unittest.TestCase):
             self.assertIn(key + ".reason", left)
 
     def test_sqs_fifo_to_dynamodb_survives_repeated_sigkill(self):
-        if os.environ.get("WIDGET_CONSUMER_CRASH_SQS") != "1":
-            # OPEN BUG, not a passing test: one clean-clone run in four ended
-            # with a widget that its delete had removed present again (192
-            # widgets, 191 expected) after 6 SIGKILLs; not yet explained
-            # (RELIABILITY.md, "Open: SQS FIFO after SIGKILL").
-            self.skipTest("known intermittent failure under investigation: a deleted widget "
-                          "reappeared once after repeated SIGKILLs on a FIFO queue; "
-                          "WIDGET_CONSUMER_CRASH_SQS=1 runs it")
         sqs = p.client("sqs")
         if not p.fifo_redelivers_in_order(sqs):
             # Not our bug: the dead consumer's messages time out together and
@@ -124,7 +126,8 @@ class CrashSafety(unittest.TestCase):
         started = time.monotonic()
         kills, outputs = self.kill_and_restart(
             ["-rq", queue, "-dwt", table, "--dead-letter-queue", dead, "-qwt", "1", "-qvt", "2",
-             "--concurrency", "8", "--max-idle", "5000"], 0.3, 2.5)
+             "--concurrency", "8", "--max-idle", "5000"], 0.3, 2.5,
+            lambda: p.queue_counts(sqs, queue) == (0, 0, 0))
         print(f"sqs fifo->dynamodb: seed {SEED}, 400 requests {counts}, {kills} kills, "
               f"{time.monotonic() - started:.1f} s")
 
