@@ -40,6 +40,16 @@ timed-out messages first taken out of the in-flight set, and the waiting done
 between passes without the lock. Each pass sees the groups as they are now; no
 receive waits behind another's long poll.
 
+A long poll waits on the queue's condition between passes: a send, a delete or
+a visibility change wakes it, and so does the moment the next hidden or
+delayed message becomes visible (at the latest every _MAX_WAIT_SECONDS, for
+what changes a queue in other ways). moto's own long poll makes a pass every
+10 ms or so, and a pass copies the queue's in-flight groups and every message
+it hands out: a few dozen long polls at once (the fault test runs six
+consumers with three receivers each) kept the server's one Python thread
+busy enough that a visibility change waited over 1.5 s for its answer, and the
+messages it was for were handed out again meanwhile.
+
 Usage: the same arguments as moto_server (scripts/emulators passes them).
 """
 
@@ -52,28 +62,47 @@ import moto.sqs.exceptions
 import moto.sqs.models
 from moto.server import main
 
-_PASS_INTERVAL_SECONDS = 0.02
+_MAX_WAIT_SECONDS = 0.25
 _locks_guard = threading.Lock()
 
 
-def _lock_of(queue):
-    """The queue's own lock, made on first use. Re-entrant: a receive pass
-    that dead-letters a message adds it to another queue under that queue's
-    lock, and a queue may be its own dead-letter queue."""
-    lock = queue.__dict__.get("_widget_consumer_lock")
-    if lock is None:
+def _changed_of(queue):
+    """The queue's own lock, made on first use, as a condition notified when
+    the queue changed in a way that may let a waiting receive take a message.
+    Re-entrant: a receive pass that dead-letters a message adds it to another
+    queue under that queue's lock, and a queue may be its own dead-letter
+    queue."""
+    changed = queue.__dict__.get("_widget_consumer_changed")
+    if changed is None:
         with _locks_guard:
-            lock = queue.__dict__.setdefault("_widget_consumer_lock", threading.RLock())
-    return lock
+            changed = queue.__dict__.setdefault("_widget_consumer_changed",
+                                                threading.Condition(threading.RLock()))
+    return changed
 
 
 def _under_queue_lock(method):
     @functools.wraps(method)
     def locked(queue, *arguments, **keywords):
-        with _lock_of(queue):
-            return method(queue, *arguments, **keywords)
+        changed = _changed_of(queue)
+        with changed:
+            try:
+                return method(queue, *arguments, **keywords)
+            finally:
+                changed.notify_all()
 
     return locked
+
+
+def _seconds_until_a_message_shows(queue):
+    """How long until the next hidden or delayed message becomes visible
+    (None: none is)."""
+    now = moto.sqs.models.unix_time_millis()
+    soonest = None
+    for message in queue._messages:
+        for moment in (message.visible_at, message.delayed_until):
+            if moment > now and (soonest is None or moment < soonest):
+                soonest = moment
+    return None if soonest is None else (soonest - now) / 1000.0
 
 
 moto.sqs.models.Queue.delete_message = _under_queue_lock(moto.sqs.models.Queue.delete_message)
@@ -86,15 +115,20 @@ def _receive_message(self, queue_name, count, wait_seconds_timeout, visibility_t
                      message_attribute_names=None):
     queue = self.get_queue(queue_name)
     deadline = time.monotonic() + (wait_seconds_timeout or 0)
-    while True:
-        with _lock_of(queue):
+    changed = _changed_of(queue)
+    with changed:
+        while True:
             timed_out = [message for message in queue.pending_messages if message.visible]
             queue.pending_messages.difference_update(timed_out)
             result = _original_receive(self, queue_name, count, 0, visibility_timeout,
                                        message_attribute_names)
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(_PASS_INTERVAL_SECONDS)
+            left = deadline - time.monotonic()
+            if result or left <= 0:
+                return result
+            # A millisecond past the moment, as moto's "visible" is strict.
+            shows = _seconds_until_a_message_shows(queue)
+            changed.wait(min(left, _MAX_WAIT_SECONDS,
+                             _MAX_WAIT_SECONDS if shows is None else shows + 0.001))
 
 
 moto.sqs.models.SQSBackend.receive_message = _receive_message
@@ -111,13 +145,15 @@ _original_change_visibility_batch = moto.sqs.models.SQSBackend.change_message_vi
 
 def _change_message_visibility(self, queue_name, receipt_handle, visibility_timeout):
     queue = self.get_queue(queue_name)
-    with _lock_of(queue):
+    changed = _changed_of(queue)
+    with changed:
         for message in queue._messages:
             if message.had_receipt_handle(receipt_handle):
                 if message.visible:
                     raise MessageNotInflight()
                 break
-        return _original_change_visibility(self, queue_name, receipt_handle, visibility_timeout)
+        _original_change_visibility(self, queue_name, receipt_handle, visibility_timeout)
+        changed.notify_all()
 
 
 def _change_message_visibility_batch(self, queue_name, entries):
