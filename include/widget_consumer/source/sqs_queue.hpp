@@ -60,6 +60,7 @@
 
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
+#include "detail/sqs_heartbeat.hpp"
 #include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
 
@@ -154,8 +155,19 @@ class sqs_queue_source {
     try {
       for (std::size_t i = 0; i < options_.receivers; ++i)
         receivers_.emplace_back([this] { receive_loop(); });
-      if (options_.heartbeat && visibility_seconds_ > 0)
+      if (options_.heartbeat && visibility_seconds_ > 0) {
+        // The heartbeat's own client, whose calls give up after an interval
+        // (5 s at least: a slow server is not a hung one, and retries would
+        // only load it more) and are not retried there: one that hangs or
+        // fails is made again while its messages are still hidden.
+        auto config = client_.service().config();
+        config.max_attempts = 1;
+        config.http.total_timeout =
+            std::min(config.http.total_timeout,
+                     std::max(heartbeat_interval(), std::chrono::milliseconds{5000}));
+        heartbeat_client_.emplace(std::move(config));
         heartbeat_ = std::thread([this] { heartbeat_loop(); });
+      }
     } catch (...) {
       stop_threads();
       throw;
@@ -342,7 +354,7 @@ class sqs_queue_source {
     return in_flight_.size();
   }
   // Visibility extensions SQS refused for messages still in flight (they
-  // may be delivered again meanwhile).
+  // may be delivered again meanwhile). Calls that failed are made again.
   std::uint64_t heartbeat_failures() const {
     std::lock_guard lock(mutex_);
     return heartbeat_failures_;
@@ -474,14 +486,22 @@ class sqs_queue_source {
     return false;
   }
 
+  // Passes begin an interval apart, timed from when the last one began: a
+  // pass slowed by retries must not also push back the next one, or the gap
+  // between two extensions of a message outgrows the visibility timeout.
+  std::chrono::milliseconds heartbeat_interval() const {
+    return std::chrono::milliseconds{visibility_seconds_ * 1000 / 3};
+  }
+
   void heartbeat_loop() {
-    const auto interval = std::chrono::milliseconds{visibility_seconds_ * 1000 / 3};
+    detail::heartbeat_schedule schedule(heartbeat_interval(), std::chrono::steady_clock::now());
     for (;;) {
       {
         std::unique_lock lock(mutex_);
-        if (space_.wait_for(lock, interval, [&] { return heartbeat_stopping_; }))
+        if (space_.wait_until(lock, schedule.next(), [&] { return heartbeat_stopping_; }))
           return;
       }
+      schedule.began(std::chrono::steady_clock::now());
       std::lock_guard visibility(visibility_mutex_);
       std::vector<aws::sqs_visibility_change> changes;
       std::vector<std::string> ids;
@@ -492,27 +512,21 @@ class sqs_queue_source {
           ids.push_back(id);
         }
       }
-      if (changes.empty())
-        continue;
-      std::vector<aws::sqs_batch_failure> failed;
-      try {
-        failed = client_.change_message_visibility_batch(queue_url_, changes);
-      } catch (const std::exception&) {
-        std::lock_guard lock(mutex_);
-        heartbeat_failures_ += changes.size();
-        continue;
-      }
+      const auto failed = detail::extend_visibility(*heartbeat_client_, queue_url_, changes);
+      bool calls_failed = false;
       std::lock_guard lock(mutex_);
       for (const auto& failure : failed) {
-        // One settled meanwhile (deleted), or received again with a newer
-        // handle, is no failure of ours.
-        if (failure.index >= changes.size())
+        calls_failed = calls_failed || !failure.sender_fault;
+        // Counted are refusals. One settled meanwhile (deleted), or received
+        // again with a newer handle, is no failure of ours.
+        if (!failure.sender_fault || failure.index >= changes.size())
           continue;
         const auto found = in_flight_.find(ids[failure.index]);
         if (found != in_flight_.end() &&
             found->second.receipt_handle == changes[failure.index].receipt_handle)
           ++heartbeat_failures_;
       }
+      schedule.ended(calls_failed, std::chrono::steady_clock::now());
     }
   }
 
@@ -597,6 +611,7 @@ class sqs_queue_source {
   }
 
   aws::sqs_client client_;
+  std::optional<aws::sqs_client> heartbeat_client_;
   sqs_queue_options options_;
   std::string queue_url_;
   std::string dead_letter_url_;
