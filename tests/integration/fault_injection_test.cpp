@@ -51,8 +51,13 @@ using widget_consumer::testing::unique_name;
 namespace json = boost::json;
 
 constexpr int request_count = 200;
-// The client gives up on an answer after this; a "slow" one is held longer.
-constexpr auto client_timeout = 1500ms;
+// Where "slow" faults are injected the client gives up on an answer after
+// slow_timeout, and a "slow" one is held longer. Elsewhere the timeout is
+// long enough that a loaded server does not trip it: a call that times out
+// may still be applied after its retry and after the widget's next request
+// (RELIABILITY.md, "Late writes"), which is not the fault those profiles test.
+constexpr auto slow_timeout = 1500ms;
+constexpr auto patient_timeout = 10s;
 constexpr int slow_ms = 2500;
 // How long a scenario may go on restarting its consumer to drain the source.
 constexpr auto restart_deadline = std::chrono::seconds(150);
@@ -86,11 +91,15 @@ aws::client_config direct_config() {
   return widget_consumer::testing::client_config_for(widget_consumer::testing::plain_emulator());
 }
 
+std::chrono::milliseconds client_timeout_for(const fault_profile& profile) {
+  return profile.faults.contains("slow") ? slow_timeout : patient_timeout;
+}
+
 // The consumer's: through the proxy, with a timeout a "slow" answer trips.
-aws::client_config proxied_config(const fault_proxy& proxy) {
+aws::client_config proxied_config(const fault_proxy& proxy, std::chrono::milliseconds timeout) {
   auto config = direct_config();
   config.endpoint = proxy.endpoint();
-  config.http.total_timeout = client_timeout;
+  config.http.total_timeout = timeout;
   config.http.connect_timeout = 1000ms;
   return config;
 }
@@ -245,6 +254,7 @@ class fault_run {
     proxy_options.upstream = widget_consumer::testing::plain_emulator().endpoint;
     proxy_options.seed = seed;
     proxy_options.slow_ms = slow_ms;
+    proxy_options.late_ms = static_cast<int>(client_timeout_for(s.profile).count());
     proxy_options.faults = s.profile.faults;
     proxy_.emplace(proxy_options);
   }
@@ -329,9 +339,9 @@ class fault_run {
     const auto deadline = std::chrono::steady_clock::now() + restart_deadline;
     consumer_summary total = run_consumer();
     while (!drained() && std::chrono::steady_clock::now() < deadline) {
-      std::cout << "[ restart  ] " << name_of(scenario_) << " stopped (" << to_string(total.reason)
-                << ") before the source was drained; last polls:\n"
-                << trace_;
+      // Kept for a failure's report: printed now, they would bury it.
+      restart_notes_ += "  restart: stopped (" + std::string(to_string(total.reason)) +
+                        ") before the source was drained; last polls:\n" + trace_;
       const consumer_summary next = run_consumer();
       auto& sum = total.stats;
       const auto& more = next.stats;
@@ -352,7 +362,7 @@ class fault_run {
 
   consumer_summary run_consumer() {
     const auto& s = scenario_;
-    const auto config = proxied_config(*proxy_);
+    const auto config = proxied_config(*proxy_, client_timeout_for(s.profile));
     auto with_store = [&](auto& source) {
       if (s.store == store_kind::s3) {
         s3_bucket_store store(config, widget_bucket_);
@@ -375,7 +385,9 @@ class fault_run {
     source_options.visibility_timeout = 2s;
     source_options.dead_letter_queue = dead_letters_;
     auto source = build<sqs_queue_source>(config, queue_, source_options);
-    return with_store(*source);
+    auto summary = with_store(*source);
+    heartbeat_failures_ += source->heartbeat_failures();
+    return summary;
   }
 
   std::map<std::string, widget> stored_widgets() {
@@ -418,7 +430,9 @@ class fault_run {
 
   scenario scenario_;
   std::string trace_;
+  std::string restart_notes_;
   int restarts_ = 0;
+  std::uint64_t heartbeat_failures_ = 0;
   std::optional<aws::s3_client> s3_;
   std::optional<aws::sqs_client> sqs_;
   std::optional<aws::dynamodb_client> dynamodb_;
@@ -450,7 +464,10 @@ void fault_run::run_and_check() {
             << produced_.valid_by_type[0] + produced_.valid_by_type[1] + produced_.valid_by_type[2]
             << ", rejected " << summary.stats.rejected << " of " << produced_.invalid
             << ", stopped: " << to_string(summary.reason) << ", restarts " << restarts_
-            << ", poll failures " << summary.stats.poll_failures << "\n";
+            << ", poll failures " << summary.stats.poll_failures << ", heartbeat failures "
+            << heartbeat_failures_ << "; server answers after the client's timeout " << counted.late
+            << " (slowest " << counted.slowest_ms << " ms), abandoned requests "
+            << counted.abandoned << "\n";
   for (const auto& [kind, rate] : s.profile.faults) {
     if (rate >= 0.05) {
       EXPECT_GT(counted.faults[kind], 0u) << kind << " was never injected";
@@ -472,11 +489,24 @@ void fault_run::run_and_check() {
   EXPECT_LE(counted_again, stats.settle_failures);
   EXPECT_EQ(stats.failed, 0u);
   EXPECT_EQ(stats.in_flight, 0u);
+  // Those faults apply nothing, so nothing is applied twice, unless a request
+  // was delivered again: its ack failed, its visibility ran out (heartbeat
+  // failures), or the server answered after the client's timeout and so
+  // applied the attempt that was retried.
   if (s.profile.before_forwarding_only) {
-    EXPECT_EQ(stats.not_found, 0u);
+    if (stats.settle_failures == 0 && heartbeat_failures_ == 0 && counted.late == 0)
+      EXPECT_EQ(stats.not_found, 0u);
+    else
+      std::cout << "  " << name_of(s) << ": not found " << stats.not_found
+                << " not checked: requests were delivered or applied again\n";
   }
 
   // The store, read directly, holds exactly the expected widgets.
+  const std::string late_note =
+      counted.late == 0 ? ""
+                        : "  " + std::to_string(counted.late) +
+                              " server answers came after the client's timeout: a timed-out "
+                              "write may have been applied after its retry\n";
   auto expected = produced_.expected;
   auto stored = stored_widgets();
   if (s.store == store_kind::dynamodb)
@@ -491,7 +521,7 @@ void fault_run::run_and_check() {
       EXPECT_TRUE(found->second == each)
           << "widget " << id << " differs:\n  stored   " << to_json(found->second)
           << "\n  expected " << to_json(each) << "\n"
-          << history_of(id);
+          << history_of(id) << late_note;
   }
   for (const auto& [id, each] : stored)
     EXPECT_TRUE(expected.contains(id)) << "widget " << id << " should not exist";
@@ -515,7 +545,9 @@ void fault_run::run_and_check() {
   }
 
   if (::testing::Test::HasFailure())
-    std::cout << "  last polls of " << name_of(s) << ":\n" << trace_;
+    std::cout << "  " << name_of(s) << ": " << restarts_ << " restarts\n"
+              << restart_notes_ << "  last polls:\n"
+              << trace_;
   if (::testing::Test::HasFailure())
     log_.with_sink([](const capturing_sink& sink) {
       for (const auto& message : sink.messages)

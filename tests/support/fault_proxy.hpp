@@ -37,6 +37,7 @@ struct fault_proxy_options {
   std::uint64_t seed = 1;
   int delay_ms = 0;                      // a simulated round trip, half each way
   int slow_ms = 3000;                    // how long a "slow" answer is held
+  int late_ms = 0;                       // answers slower than this count as late (0: none)
   std::map<std::string, double> faults;  // kind -> rate: throttle, after, reset, reset-after, slow
   std::chrono::milliseconds start_timeout{10000};
 };
@@ -46,6 +47,11 @@ struct fault_proxy_stats {
   std::uint64_t requests = 0;
   std::uint64_t forwarded = 0;
   std::uint64_t upstream_errors = 0;
+  // Requests dropped because their client had given up before they were
+  // forwarded; answers that came after late_ms; the slowest answer.
+  std::uint64_t abandoned = 0;
+  std::uint64_t late = 0;
+  std::uint64_t slowest_ms = 0;
   std::map<std::string, std::uint64_t> faults;
 
   std::uint64_t faults_total() const {
@@ -86,6 +92,8 @@ class fault_proxy {
         std::to_string(options.delay_ms),
         "--slow-ms",
         std::to_string(options.slow_ms),
+        "--late-ms",
+        std::to_string(options.late_ms),
         "--verbose"};
     for (const auto& [kind, rate] : options.faults) {
       std::ostringstream fault;
@@ -147,6 +155,9 @@ class fault_proxy {
     result.requests = number("requests");
     result.forwarded = number("forwarded");
     result.upstream_errors = number("upstream_errors");
+    result.abandoned = number("abandoned");
+    result.late = number("late");
+    result.slowest_ms = number("slowest_ms");
     if (const auto* faults = object.if_contains("faults"); faults && faults->is_object())
       for (const auto& [kind, count] : faults->get_object())
         if (count.is_int64())

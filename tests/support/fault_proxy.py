@@ -23,6 +23,15 @@ kind at its own rate:
 --delay-ms D adds D/2 ms before forwarding and D/2 ms before answering, a
 simulated round trip, on every request.
 
+A request whose client closed its connection before the request was
+forwarded (it gave up waiting) is dropped, not forwarded: on a loaded machine
+this process may read a request long after it was sent, and forwarding it
+then would apply it after the client's retry, and after the requests that
+followed, which no fault above stands for. The server's own lateness is
+counted instead: an answer that came more than --late-ms after its request
+arrived is "late" (the client's timeout had tripped, so the call may land
+after its retry), and the slowest answer is kept in ms.
+
 Both sides keep connections alive: each client connection gets its own
 upstream connection, opened when first needed and reopened when the server
 closes it. Bodies are streamed, whatever their framing (Content-Length,
@@ -45,12 +54,14 @@ import signal
 import socket
 import struct
 import sys
+import time
 import uuid
 from urllib.parse import urlsplit
 
 FAULT_KINDS = ("throttle", "after", "reset", "reset-after", "slow")
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
+SMALL_BODY = 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -63,6 +74,9 @@ class Stats:
         self.requests = 0
         self.forwarded = 0
         self.upstream_errors = 0
+        self.abandoned = 0
+        self.late = 0
+        self.slowest_ms = 0.0
         self.faults = {kind: 0 for kind in FAULT_KINDS}
         self.by_service: dict[str, int] = {}
 
@@ -73,6 +87,9 @@ class Stats:
                 "requests": self.requests,
                 "forwarded": self.forwarded,
                 "upstream_errors": self.upstream_errors,
+                "abandoned": self.abandoned,
+                "late": self.late,
+                "slowest_ms": round(self.slowest_ms),
                 "faults": self.faults,
                 "faults_total": sum(self.faults.values()),
                 "requests_by_service": self.by_service,
@@ -252,6 +269,34 @@ def reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+async def read_small_body(reader: asyncio.StreamReader, head: Head) -> bytes | None:
+    """The body of a request framed by a Content-Length of at most
+    SMALL_BODY, read whole; None (nothing read) for any other request."""
+    if "chunked" in head.tokens("Transfer-Encoding"):
+        return None
+    length = head.get("Content-Length") or "0"
+    if not length.isdigit() or int(length) > SMALL_BODY:
+        return None
+    return await reader.readexactly(int(length))
+
+
+def client_gone(writer: asyncio.StreamWriter) -> bool:
+    """True when the client closed (or reset) its connection: peeks at its
+    socket without consuming anything. The request was read whole already,
+    so what is left to read there is only a next request or the close."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        # asyncio's TransportSocket cannot recv: peek through a duplicate.
+        with socket.socket(fileno=os.dup(sock.fileno())) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def response_has_body(method: str, status: int) -> bool:
     return method != "HEAD" and not (100 <= status < 200 or status in (204, 304))
 
@@ -293,6 +338,7 @@ class Proxy:
         self.rates = args.faults
         self.half_delay = args.delay_ms / 2000.0
         self.slow = args.slow_ms / 1000.0
+        self.late_after = args.late_ms / 1000.0 if args.late_ms > 0 else None
         self.stats = Stats()
         self.verbose = args.verbose
         self.tasks: set[asyncio.Task] = set()
@@ -334,6 +380,7 @@ class Proxy:
         head = await read_head(reader)
         if head is None:
             return False
+        arrived = time.monotonic()
         method = head.first_line.split(" ", 1)[0]
         service = service_of(head)
         self.stats.requests += 1
@@ -372,15 +419,28 @@ class Proxy:
             await writer.drain()
         if self.half_delay:
             await asyncio.sleep(self.half_delay)
+        # A small body is read whole first, so that whether the client is
+        # still there can be seen before anything reaches the server.
+        body = await read_small_body(reader, head) if not expects_continue else None
+        if body is not None and client_gone(writer):
+            self.stats.abandoned += 1
+            return False
         try:
             up_reader, up_writer = await upstream.connection()
             up_writer.write(head.encode())
-            await relay_body(reader, head, up_writer, until_eof=False)
+            if body is not None:
+                up_writer.write(body)
+            else:
+                await relay_body(reader, head, up_writer, until_eof=False)
             response = await read_head(up_reader)
             while response is not None and 100 <= response_status(response) < 200:
                 response = await read_head(up_reader)  # interim answers: not for the client
             if response is None:
                 raise ConnectionError("the server closed without answering")
+            waited = time.monotonic() - arrived
+            self.stats.slowest_ms = max(self.stats.slowest_ms, waited * 1000.0)
+            if self.late_after is not None and waited > self.late_after:
+                self.stats.late += 1
         except (OSError, ConnectionError, ProtocolError, asyncio.IncompleteReadError) as e:
             self.stats.upstream_errors += 1
             if self.verbose:
@@ -480,6 +540,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--delay-ms", type=float, default=0.0, help="added round trip, ms")
     parser.add_argument("--slow-ms", type=float, default=3000.0, help="hold of a slow answer")
+    parser.add_argument("--late-ms", type=float, default=0.0,
+                        help="count answers slower than this as late (0: none)")
     parser.add_argument("--fault", action="append", type=parse_fault, default=[],
                         metavar="KIND=RATE")
     parser.add_argument("--stats-file")
