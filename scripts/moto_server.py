@@ -34,6 +34,18 @@ make its SQS keep guarantees real AWS keeps.
    applied last (crash_test.py saw a widget with an older update, and a
    deleted widget back). Here such a change is refused as AWS does.
 
+4. A receive is one moment for SQS: what is visible is decided once. moto
+   5.2 asks each message whether it is visible at the moment it gets to it,
+   and when it meets an in-flight message that has just timed out it takes it
+   out of the in-flight set and looks again at which groups are in flight.
+   Two messages of a group received together time out a few milliseconds
+   apart (moto copies each one it hands out before it marks the next); a
+   pass that begins between the two skips the first (its group is in flight,
+   held by the second) and then, meeting the second just timed out, frees the
+   group and hands out the second alone, ahead of the first. The fault test
+   saw exactly that: a widget's later update applied before the earlier one,
+   each once. Here every receive pass sees one moment.
+
 1 and 2 are fixed by one lock per queue. Deletes and sends take it. A receive is
 a loop of moto's own receive with no wait, each pass under the lock with the
 timed-out messages first taken out of the in-flight set, and the waiting done
@@ -64,6 +76,18 @@ from moto.server import main
 
 _MAX_WAIT_SECONDS = 0.25
 _locks_guard = threading.Lock()
+# The moment of the receive pass this thread is in (item 4), else None.
+_pass_moment = threading.local()
+
+
+def _now_millis():
+    moment = getattr(_pass_moment, "millis", None)
+    return moment if moment is not None else moto.sqs.models.unix_time_millis()
+
+
+# moto's own, but against the pass's moment: strictly after visible_at, as moto.
+moto.sqs.models.Message.visible = property(lambda message: _now_millis() > message.visible_at)
+moto.sqs.models.Message.delayed = property(lambda message: _now_millis() < message.delayed_until)
 
 
 def _changed_of(queue):
@@ -118,10 +142,14 @@ def _receive_message(self, queue_name, count, wait_seconds_timeout, visibility_t
     changed = _changed_of(queue)
     with changed:
         while True:
-            timed_out = [message for message in queue.pending_messages if message.visible]
-            queue.pending_messages.difference_update(timed_out)
-            result = _original_receive(self, queue_name, count, 0, visibility_timeout,
-                                       message_attribute_names)
+            _pass_moment.millis = moto.sqs.models.unix_time_millis()
+            try:
+                timed_out = [message for message in queue.pending_messages if message.visible]
+                queue.pending_messages.difference_update(timed_out)
+                result = _original_receive(self, queue_name, count, 0, visibility_timeout,
+                                           message_attribute_names)
+            finally:
+                _pass_moment.millis = None
             left = deadline - time.monotonic()
             if result or left <= 0:
                 return result

@@ -15,6 +15,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 runpy.run_path(os.path.join(ROOT, "scripts", "moto_server.py"), run_name="moto_server")
 
+import moto.sqs.models  # noqa: E402
 from moto.sqs.models import sqs_backends  # noqa: E402  (patched above)
 
 
@@ -103,6 +104,44 @@ class VisibilityOfMessagesNoLongerInFlight(unittest.TestCase):
         # went out alone while m0 was still hidden.
         again = backend.receive_message(name, 10, 0, 30)
         self.assertEqual([message.body for message in again], ["m0", "m1"])
+
+
+class ReceivePassesSeeOneMoment(unittest.TestCase):
+    def test_messages_of_a_group_timing_out_during_a_pass_keep_their_order(self):
+        backend = sqs_backends["123456789012"]["ap-south-1"]
+        name = "one-moment.fifo"
+        queue = backend.create_queue(name, FifoQueue="true")
+        for i in range(2):
+            backend.send_message(name, f"m{i}", group_id="g", deduplication_id=f"d{i}")
+        self.assertEqual([m.body for m in backend.receive_message(name, 10, 0, 30)], ["m0", "m1"])
+        m0, m1 = queue._messages
+
+        # m0 has timed out; m1, received with it, times out a moment later:
+        # during the next pass, once it has read which groups are in flight.
+        real_clock = moto.sqs.models.unix_time_millis
+        start = real_clock()
+        m0.visible_at, m1.visible_at = start - 10, start + 50
+        late = []
+        groups = moto.sqs.models.Queue.pending_message_groups
+
+        def read_groups(queue):
+            late.append(True)
+            return groups.fget(queue)
+
+        moto.sqs.models.unix_time_millis = lambda: start + 100 if late else start
+        moto.sqs.models.Queue.pending_message_groups = property(read_groups)
+        try:
+            during = backend.receive_message(name, 10, 0, 30)
+        finally:
+            moto.sqs.models.unix_time_millis = real_clock
+            moto.sqs.models.Queue.pending_message_groups = groups
+        self.assertTrue(late, "the pass did not read the groups in flight: the test is void")
+        # moto 5.2 skipped m0 (its group held by m1), then freed the group on
+        # meeting m1 timed out and handed m1 out alone, ahead of m0.
+        self.assertEqual([m.body for m in during], [])
+
+        m1.visible_at = real_clock() - 1
+        self.assertEqual([m.body for m in backend.receive_message(name, 10, 0, 30)], ["m0", "m1"])
 
 
 if __name__ == "__main__":
