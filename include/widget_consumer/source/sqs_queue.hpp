@@ -12,9 +12,10 @@
 // message id. A heartbeat thread extends the visibility of everything in
 // flight every visibility_timeout / 3, so slow work is not redelivered
 // meanwhile. A message received just after one extension waits a whole
-// interval plus two calls for the next; a third leaves room for slow calls,
-// and an extension that comes too late is refused (MessageNotInflight) and
-// counted: the message may then go to another consumer while still worked on.
+// interval plus a pass for the next; a third leaves room for slow calls
+// (detail/sqs_heartbeat.hpp: how a pass keeps within it under faults). An
+// extension that comes too late is refused (MessageNotInflight) and counted:
+// the message may then go to another consumer while still worked on.
 //
 // Duplicates: a standard queue may deliver a message again while it is in
 // flight (and moto's concurrent receives hand one message to two of them). A
@@ -63,6 +64,7 @@
 #include "detail/sqs_heartbeat.hpp"
 #include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
+#include "sqs_queue_options.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -85,31 +87,6 @@
 
 namespace widget_consumer {
 
-struct sqs_queue_options {
-  // WaitTimeSeconds of each ReceiveMessage, 0..20 (long polling when > 0).
-  std::chrono::seconds wait_time{20};
-  // VisibilityTimeout of each ReceiveMessage and of each heartbeat extension,
-  // 0..43200. 0 = the queue's VisibilityTimeout attribute.
-  std::chrono::seconds visibility_timeout{30};
-  // ReceiveMessage calls in flight at once, >= 1. On a FIFO queue AWS hands
-  // a message group to one receive at a time, so several keep the order
-  // (moto 5.2 does not; scripts/moto_server.py makes it).
-  std::size_t receivers = 3;
-  int max_messages = 10;  // per ReceiveMessage, 1..10
-  // Received messages waiting for poll(); 0 = receivers * max_messages.
-  std::size_t buffer_size = 0;
-  // Name or URL of the queue rejects are sent to; "" = none (see above).
-  std::string dead_letter_queue;
-  // With no dead-letter queue and no RedrivePolicy: accept rejects left in
-  // the queue (hidden for 12 h, reported by flush()) instead of refusing.
-  bool keep_rejected = false;
-  bool heartbeat = true;  // extend the visibility of messages in flight
-  // On destruction, receives still in progress are aborted once none brought
-  // anything for this long (see above): long enough for SQS to hand them the
-  // messages given back, short enough for a prompt stop.
-  std::chrono::milliseconds stop_grace{1000};
-};
-
 enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
 
 class sqs_queue_source {
@@ -117,11 +94,11 @@ class sqs_queue_source {
   using ticket_type = sqs_ticket;
 
   // SQS's limit on how long a message may stay hidden.
-  static constexpr int max_visibility_seconds = 43200;
+  static constexpr int max_visibility_seconds = sqs_max_visibility_seconds;
 
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
       : client_(std::move(client)), options_(std::move(options)) {
-    validate(options_);
+    validate_sqs_queue_options(options_);
     queue_url_ = client_.get_queue_url(queue);
     const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
     const auto attributes = client_.get_queue_attributes(queue_url_, names);
@@ -374,18 +351,6 @@ class sqs_queue_source {
     std::string body;
     std::string group_id;
   };
-
-  static void validate(const sqs_queue_options& options) {
-    if (options.wait_time.count() < 0 || options.wait_time.count() > 20)
-      throw std::invalid_argument("SQS wait time must be 0..20 s");
-    if (options.visibility_timeout.count() < 0 ||
-        options.visibility_timeout.count() > max_visibility_seconds)
-      throw std::invalid_argument("SQS visibility timeout must be 0..43200 s");
-    if (options.receivers == 0)
-      throw std::invalid_argument("SQS source needs at least one receiver");
-    if (options.max_messages < 1 || options.max_messages > 10)
-      throw std::invalid_argument("SQS max messages per receive must be 1..10");
-  }
 
   // Takes the ticket's delivery out of flight and points the ticket at the
   // newest receipt handle. A delivery settled already is reported and
