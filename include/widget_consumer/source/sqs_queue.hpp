@@ -451,9 +451,8 @@ class sqs_queue_source {
     return false;
   }
 
-  // Passes begin an interval apart, timed from when the last one began: a
-  // pass slowed by retries must not also push back the next one, or the gap
-  // between two extensions of a message outgrows the visibility timeout.
+  // A third of the visibility timeout (see the top of this file); when the
+  // passes begin: detail::heartbeat_schedule.
   std::chrono::milliseconds heartbeat_interval() const {
     return std::chrono::milliseconds{visibility_seconds_ * 1000 / 3};
   }
