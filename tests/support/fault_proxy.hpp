@@ -2,7 +2,9 @@
 // fault_proxy: tests/support/fault_proxy.py run for the length of one scope.
 // The constructor starts it (with the project's venv python) between the
 // caller and a local AWS server and waits, bounded, for its port; the
-// destructor stops it by its PID (SIGTERM, then SIGKILL) and reaps it.
+// destructor stops it by its PID (SIGTERM, then SIGKILL) and reaps it. A
+// test process killed before that takes the proxy with it (--parent-pid): so
+// construct it on a thread that lives as long as it does.
 //
 // The venv is $WIDGET_CONSUMER_VENV when set, else <source>/.venv, the one
 // scripts/setup makes.
@@ -94,6 +96,8 @@ class fault_proxy {
         std::to_string(options.slow_ms),
         "--late-ms",
         std::to_string(options.late_ms),
+        "--parent-pid",
+        std::to_string(::getpid()),
         "--verbose"};
     for (const auto& [kind, rate] : options.faults) {
       std::ostringstream fault;

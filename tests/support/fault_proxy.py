@@ -37,6 +37,11 @@ upstream connection, opened when first needed and reopened when the server
 closes it. Bodies are streamed, whatever their framing (Content-Length,
 chunked, or until the server closes).
 
+With --parent-pid PID the proxy ends (as on SIGTERM) when the thread that
+started it ends, the test's process killed included (Linux's parent-death
+signal), and at once if PID is no longer its parent: a killed test leaves no
+proxy behind.
+
 The listening port goes to --port-file (written atomically once listening);
 counts go to --stats-file as JSON every --stats-interval-ms and on SIGTERM or
 SIGINT, after which the proxy exits 0. Python 3.11 standard library only.
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import ipaddress
 import json
 import os
@@ -547,6 +553,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stats-file")
     parser.add_argument("--verbose", action="store_true", help="log upstream failures")
     parser.add_argument("--stats-interval-ms", type=float, default=1000.0)
+    parser.add_argument("--parent-pid", type=int, help="end when this parent ends")
     args = parser.parse_args(argv)
     args.faults = dict(args.fault)
     if sum(args.faults.values()) > 1.0:
@@ -556,8 +563,21 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def end_with_parent(parent_pid: int) -> None:
+    """SIGTERM when the parent (the thread that started us) ends; if it has
+    already, before this was set, end now."""
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        raise SystemExit(f"fault_proxy: prctl failed: {os.strerror(ctypes.get_errno())}")
+    if os.getppid() != parent_pid:
+        raise SystemExit("fault_proxy: the parent is gone")
+
+
 async def main(argv: list[str]) -> int:
     args = parse_arguments(argv)
+    if args.parent_pid is not None:
+        end_with_parent(args.parent_pid)
     proxy = Proxy(args)
     server = await asyncio.start_server(proxy.serve_client, "127.0.0.1", args.listen_port,
                                         limit=MAX_HEAD, backlog=256)
