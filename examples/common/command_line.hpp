@@ -19,10 +19,27 @@ namespace examples {
 
 namespace po = boost::program_options;
 
-// Bad usage: the program prints the message and the usage, and exits 2.
+// Bad usage: the program prints the message and where to find help, and
+// exits 2 (usage_error_exit).
 struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// One line that names the problem and one that says where help is, as GNU
+// tools do: the whole help would scroll the problem off the screen.
+inline int usage_error_exit(std::ostream& err, std::string_view program, const usage_error& error) {
+  err << program << ": " << error.what() << "\nTry '" << program
+      << " --help' for more information.\n";
+  return 2;
+}
+
+inline constexpr std::string_view exit_status_help =
+    "Exit status:\n"
+    "  0    finished: a stop condition was reached (-mrt, --max-idle) or a signal asked it to\n"
+    "  1    failed: what retrying cannot fix (no credentials, a missing bucket, queue or\n"
+    "       table, access denied), or too many failed polls in a row\n"
+    "  2    bad command line\n"
+    "  128+n  a second signal n (SIGINT, SIGTERM) ended it at once\n";
 
 struct consumer_options {
   std::string profile;
@@ -137,8 +154,7 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
       po::value(&o.queue_visibility_timeout_s)->default_value(o.queue_visibility_timeout_s),
       "SQS visibility timeout in seconds (-qvt)");
   run("queue-receivers", po::value(&o.queue_receivers)->default_value(o.queue_receivers),
-      "SQS receives in flight at once (1 against moto, whose concurrent receives can split a "
-      "FIFO group)");
+      "SQS receive calls in flight at once (each takes up to 10 messages)");
   run("max-receives", po::value(&o.max_receives)->default_value(o.max_receives),
       "standard SQS queue: receives of an update/delete whose widget is missing, then give up");
   run("dead-letter-queue", po::value(&o.dead_letter_queue),
@@ -167,7 +183,8 @@ inline void print_usage(std::ostream& out, std::string_view program,
       << "  " << program << " -rq cs5250-requests -dwt widgets --concurrency 32\n"
       << "  " << program << " --endpoint-url http://127.0.0.1:4566 -rq requests -wb widgets\n"
       << "  " << program << " --request-dir requests/ --widget-dir widgets/\n\n"
-      << descriptions << '\n';
+      << descriptions << '\n'
+      << exit_status_help;
 }
 
 // Parses and checks the combination. Returns nullopt when --help was shown.

@@ -187,7 +187,8 @@ std::optional<producer_options> parse_command_line(int argc, const char* const a
         << "Examples:\n"
         << "  widget_producer -rb usu-cs5250-requests -mwr 1000 -ird 100\n"
         << "  widget_producer --endpoint-url http://127.0.0.1:4566 -rq requests.fifo --create\n\n"
-        << descriptions << '\n';
+        << descriptions << '\n'
+        << "Exit status: 0 written, 1 failed, 2 bad command line.\n";
     return std::nullopt;
   }
   const int targets = !o.request_bucket.empty() + !o.request_queue.empty() + !o.request_dir.empty();
@@ -229,8 +230,7 @@ int main(int argc, char* argv[]) {
               << generator.expected_widgets().size() << " widgets expected\n";
     return 0;
   } catch (const examples::usage_error& error) {
-    std::cerr << "widget_producer: " << error.what() << " (see --help)\n";
-    return 2;
+    return examples::usage_error_exit(std::cerr, "widget_producer", error);
   } catch (const std::exception& error) {
     std::cerr << "widget_producer: " << error.what() << '\n';
     return 1;
