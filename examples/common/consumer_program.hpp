@@ -151,7 +151,9 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   program_log log(o);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
   const auto summary = consumer.run(stop);
-  return summary.reason == wc::stop_reason::poll_failures ? 1 : 0;
+  const bool failed = summary.reason == wc::stop_reason::poll_failures ||
+                      summary.reason == wc::stop_reason::unrecoverable;
+  return failed ? 1 : 0;
 }
 
 // widget_consumer picks the combination from the command line: all nine are
@@ -216,10 +218,7 @@ int program_main(int argc, const char* const argv[], std::string_view program, B
     const aws_context aws(*options);
     return body(*options, aws);
   } catch (const usage_error& error) {
-    std::cerr << program << ": " << error.what() << "\n\n";
-    consumer_options defaults;
-    print_usage(std::cerr, program, consumer_option_descriptions(defaults));
-    return 2;
+    return usage_error_exit(std::cerr, program, error);
   } catch (const std::exception& error) {
     std::cerr << program << ": " << error.what() << '\n';
     return 1;

@@ -110,6 +110,17 @@ concept stop_requesting = requires(S& source) {
   source.request_stop();
 };
 
+// Optional, for sources and stores alike: check_ready() checks, before the
+// first poll, what can be checked without changing anything (the bucket,
+// queue or table exists and these credentials may use it). It throws
+// unrecoverable_error (unrecoverable_error.hpp) for what retrying cannot
+// fix, and run() passes that on at once; any other exception may heal, so
+// the consumer logs it as a warning and starts anyway.
+template <class P>
+concept startup_checking = requires(P& policy) {
+  policy.check_ready();
+};
+
 // ---------------------------------------------------------------------------
 // Widget stores
 // ---------------------------------------------------------------------------
@@ -187,7 +198,9 @@ struct log_message {
   std::string_view text;
 };
 
-enum class stop_reason { stop_requested, max_runtime, max_idle, poll_failures };
+// unrecoverable: poll() threw unrecoverable_error (the source is gone or
+// refuses us), logged once; the program should end with a failure.
+enum class stop_reason { stop_requested, max_runtime, max_idle, poll_failures, unrecoverable };
 
 // Counts since run() began; the progress line and the summary.
 struct consumer_stats {
@@ -313,6 +326,8 @@ inline std::string_view to_string(stop_reason reason) noexcept {
       return "max idle time reached";
     case stop_reason::poll_failures:
       return "too many failed polls";
+    case stop_reason::unrecoverable:
+      return "unrecoverable error";
   }
   return "unknown";
 }

@@ -34,6 +34,7 @@
 #include "concepts.hpp"
 #include "log/console.hpp"
 #include "request.hpp"
+#include "unrecoverable_error.hpp"
 
 namespace widget_consumer {
 
@@ -207,7 +208,25 @@ class consumer {
     run_state& state_;
   };
 
+  // concepts.hpp, startup_checking: what cannot heal ends run() before any
+  // lane starts; anything else is said and polling begins as usual.
+  template <class Policy>
+  void check_ready(Policy& policy, std::string_view role) {
+    if constexpr (startup_checking<Policy>) {
+      try {
+        policy.check_ready();
+      } catch (const unrecoverable_error&) {
+        throw;
+      } catch (const std::exception& e) {
+        log_.warning("start-up check of the " + std::string(role) +
+                     " failed (retried while running): " + e.what());
+      }
+    }
+  }
+
   consumer_summary run_impl(const stop_flag* stop) {
+    check_ready(source_, "request source");
+    check_ready(destination_, "widget store");
     const auto start = clock::now();
     consumer_stats stats;
     run_state state;
@@ -261,6 +280,12 @@ class consumer {
             source_.poll(options_.poll_wait,
                          std::min(options_.max_batch, options_.max_in_flight - stats.in_flight));
         consecutive_poll_failures = 0;
+      } catch (const unrecoverable_error& e) {
+        // Polling again would meet the same error: said once, then stop.
+        ++stats.poll_failures;
+        log_.error(std::string("poll failed, stopping: ") + e.what());
+        reason = stop_reason::unrecoverable;
+        break;
       } catch (const std::exception& e) {
         ++stats.poll_failures;
         log_.error(std::string("poll failed: ") + e.what());

@@ -170,9 +170,11 @@ class Redaction(unittest.TestCase):
             code, texts = self.run_consumer(["-rq", "requests", "-dwt", "widgets"], env, False)
             self.assertEqual(code, 1, texts["stderr"])
             self.assertRegex(texts["stderr"], refused)
-            # The S3 source fails in its polls.
+            # The S3 source fails its start-up check (a listing), before the
+            # first log line.
             code, texts = self.run_consumer(["-rb", "requests", "-wb", "widgets", "--max-idle",
-                                             "1000", "--max-runtime", "4000"], env)
+                                             "1000", "--max-runtime", "4000"], env, False)
+            self.assertEqual(code, 1, texts["stderr"])
             self.assertRegex(texts["stderr"], refused)
             if not token:
                 self.assertIn("SignatureDoesNotMatch", texts["stderr"])

@@ -33,9 +33,16 @@ struct credentials {
   std::string secret_access_key;
   std::string session_token;  // empty for long-term keys
   std::optional<std::chrono::system_clock::time_point> expiration;
+  // Where they were found ("environment", "shared files", ...), for messages
+  // that must say which identity was used without showing it. Not part of
+  // the identity: two equal keys from two places are equal credentials.
+  std::string source = {};
 
   bool empty() const noexcept { return access_key_id.empty() || secret_access_key.empty(); }
-  bool operator==(const credentials&) const = default;
+  bool operator==(const credentials& other) const noexcept {
+    return access_key_id == other.access_key_id && secret_access_key == other.secret_access_key &&
+           session_token == other.session_token && expiration == other.expiration;
+  }
 };
 
 // "AKIDEXAMPLE (secret ****, session token ****, expires 2024-01-01T00:00:00Z)":
@@ -179,7 +186,8 @@ inline credentials parse_metadata_credentials(const std::string& body, const std
   if (const auto* code = object->if_contains("Code");
       code && code->is_string() && code->get_string() != "Success")
     throw std::runtime_error(source + " answered Code " + std::string(code->get_string()));
-  credentials creds{field("AccessKeyId"), field("SecretAccessKey"), field("Token"), std::nullopt};
+  credentials creds{field("AccessKeyId"), field("SecretAccessKey"), field("Token"), std::nullopt,
+                    source};
   if (creds.empty())
     throw std::runtime_error("credentials document from " + source +
                              " lacks AccessKeyId or SecretAccessKey");
@@ -202,7 +210,8 @@ inline provider_result environment_credentials() {
   if (!secret)
     return detail::not_found("AWS_ACCESS_KEY_ID set but AWS_SECRET_ACCESS_KEY not set");
   return {credentials{std::move(*key_id), std::move(*secret),
-                      detail::environment("AWS_SESSION_TOKEN").value_or(""), std::nullopt},
+                      detail::environment("AWS_SESSION_TOKEN").value_or(""), std::nullopt,
+                      "environment"},
           {}};
 }
 
@@ -251,7 +260,8 @@ inline provider_result shared_file_credentials(
     return it == section->end() ? std::string{} : it->second;
   };
   credentials creds{value("aws_access_key_id"), value("aws_secret_access_key"),
-                    value("aws_session_token"), std::nullopt};
+                    value("aws_session_token"), std::nullopt,
+                    "shared files, profile '" + profile + "'"};
   if (creds.secret_access_key.empty())
     return detail::not_found(
         "profile '" + profile + "' in " + where + " has no aws_secret_access_key", named);
@@ -381,6 +391,8 @@ class credentials_chain {
       auto result = provider.fetch();
       if (result.found) {
         cached = std::move(result.found);
+        if (cached->source.empty())
+          cached->source = provider.name;
         return *cached;
       }
       tried += (tried.empty() ? "" : "; ") + provider.name + ": " + result.reason;

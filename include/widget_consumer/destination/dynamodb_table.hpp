@@ -23,6 +23,7 @@
 #include "../request.hpp"
 #include "../widget.hpp"
 
+#include "../aws/access_check.hpp"
 #include "../aws/dynamodb.hpp"
 #include "../aws/error.hpp"
 
@@ -45,6 +46,25 @@ class dynamodb_table_store {
 
   dynamodb_table_store(aws::client_config config, std::string table)
       : dynamodb_table_store(aws::dynamodb_client(std::move(config)), std::move(table)) {}
+
+  // Before the first request (concepts.hpp, startup_checking): DescribeTable,
+  // which writes nothing: the table exists, these credentials may see it, and
+  // it is keyed by `id` (S) alone, as every item this store writes is.
+  void check_ready() {
+    const auto& config = client_.service().config();
+    const std::string action = "cannot use the DynamoDB table " + table_;
+    constexpr std::string_view advice =
+        "that the table exists in this region and that these credentials may read and write it";
+    const auto description = aws::with_access_check(config, action, advice,
+                                                    [&] { return client_.describe_table(table_); });
+    if (!description)
+      throw aws::unrecoverable(config, action,
+                               "400 ResourceNotFoundException: the table does not exist", advice);
+    if (const auto key = key_schema_of(*description); key != "id (S)")
+      throw aws::unrecoverable(config, action, "the table is keyed by " + key,
+                               "that the table's partition key is id, of type S, with no sort "
+                               "key: each widget is one item keyed by its widgetId");
+  }
 
   apply_outcome apply(const widget_request& request) {
     try {
@@ -100,6 +120,36 @@ class dynamodb_table_store {
                                               e.message().find("Size") != std::string::npos))
       return store_failure::bad_request;
     return store_failure::permanent;
+  }
+
+  // "id (S)", "id (N)", "id (S), sort key owner (S)": the key as a person
+  // would describe it.
+  static std::string key_schema_of(const boost::json::object& table) {
+    auto text_of = [](const boost::json::value* value) {
+      return value != nullptr && value->is_string() ? std::string(value->get_string())
+                                                    : std::string("?");
+    };
+    auto type_of = [&](const std::string& name) {
+      if (const auto* definitions = table.if_contains("AttributeDefinitions");
+          definitions != nullptr && definitions->is_array())
+        for (const auto& each : definitions->get_array())
+          if (each.is_object() && text_of(each.get_object().if_contains("AttributeName")) == name)
+            return text_of(each.get_object().if_contains("AttributeType"));
+      return std::string("?");
+    };
+    std::string hash, range;
+    if (const auto* schema = table.if_contains("KeySchema");
+        schema != nullptr && schema->is_array())
+      for (const auto& each : schema->get_array()) {
+        if (!each.is_object())
+          continue;
+        const auto name = text_of(each.get_object().if_contains("AttributeName"));
+        const auto described = name + " (" + type_of(name) + ")";
+        (text_of(each.get_object().if_contains("KeyType")) == "HASH" ? hash : range) = described;
+      }
+    if (hash.empty())
+      hash = "no partition key";
+    return range.empty() ? hash : hash + ", sort key " + range;
   }
 
   aws::dynamodb_client client_;

@@ -25,6 +25,7 @@
 #include "../request.hpp"
 #include "../widget.hpp"
 
+#include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
 
@@ -50,6 +51,21 @@ class s3_bucket_store {
 
   s3_bucket_store(aws::client_config config, std::string bucket, s3_layout layout = {})
       : s3_bucket_store(aws::s3_client(std::move(config)), std::move(bucket), std::move(layout)) {}
+
+  // Before the first request (concepts.hpp, startup_checking): HeadBucket,
+  // which writes nothing. Its answer has no body, so a refusal does not say
+  // whether the key or the permission is wrong: the advice names both.
+  void check_ready() {
+    const auto& config = client_.service().config();
+    const std::string action = "cannot use the widget bucket " + aws::detail::s3_resource(bucket_);
+    constexpr std::string_view advice =
+        "that the bucket exists in this region, and that the access key id and secret are valid "
+        "and may read, write and delete its objects";
+    if (!aws::with_access_check(config, action, advice,
+                                [&] { return client_.head_bucket(bucket_); }))
+      throw aws::unrecoverable(config, action, "404 NoSuchBucket: the bucket does not exist",
+                               advice);
+  }
 
   // Thread-safe: the client is, and nothing else here changes.
   apply_outcome apply(const widget_request& request) {

@@ -33,6 +33,7 @@
 
 #include "../concepts.hpp"
 
+#include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/client.hpp>
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
@@ -110,6 +111,15 @@ class s3_bucket_source {
 
   // Unflushed acks are not sent: those requests are delivered again.
   ~s3_bucket_source() { stop(); }
+
+  // Before the first poll (concepts.hpp, startup_checking): one key is listed,
+  // which needs the bucket to exist and these credentials to be let in.
+  void check_ready() {
+    aws::s3_list_options one_key;
+    one_key.prefix = options_.prefix;
+    one_key.max_keys = 1;
+    list_checked(one_key);
+  }
 
   // Never waits for new objects (S3 has no long poll), only for the oldest
   // listed body to arrive.
@@ -232,7 +242,7 @@ class s3_bucket_source {
       aws::s3_object_list page;
       std::exception_ptr error;
       try {
-        page = client_.list_objects_v2(bucket_, request);
+        page = list_checked(request);
       } catch (...) {
         error = std::current_exception();
       }
@@ -272,6 +282,17 @@ class s3_bucket_source {
       item->done = true;
       progress_.notify_all();
     }
+  }
+
+  // A listing that retrying cannot fix (no such bucket, access denied)
+  // becomes unrecoverable_error: the consumer stops at once and says why.
+  aws::s3_object_list list_checked(const aws::s3_list_options& request) {
+    return aws::with_access_check(
+        client_.service().config(),
+        "cannot list the request bucket " + aws::detail::s3_resource(bucket_),
+        "that the bucket exists in this region and that these credentials may list, read and "
+        "delete its objects",
+        [&] { return client_.list_objects_v2(bucket_, request); });
   }
 
   // ---- poll thread, under mutex_ ------------------------------------------

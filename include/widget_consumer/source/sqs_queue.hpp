@@ -59,6 +59,7 @@
 
 #include "../concepts.hpp"
 
+#include "../aws/access_check.hpp"
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
 #include "detail/sqs_heartbeat.hpp"
@@ -93,15 +94,25 @@ class sqs_queue_source {
  public:
   using ticket_type = sqs_ticket;
 
+  static constexpr std::string_view access_advice =
+      "that the queue (name or URL) exists in this region and that these credentials may "
+      "receive, delete and change the visibility of its messages";
+
   // SQS's limit on how long a message may stay hidden.
   static constexpr int max_visibility_seconds = sqs_max_visibility_seconds;
 
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
       : client_(std::move(client)), options_(std::move(options)) {
     validate_sqs_queue_options(options_);
-    queue_url_ = client_.get_queue_url(queue);
-    const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
-    const auto attributes = client_.get_queue_attributes(queue_url_, names);
+    // What retrying cannot fix (no such queue, credentials refused) comes out
+    // as unrecoverable_error, naming the queue, region, endpoint, identity.
+    const auto attributes = aws::with_access_check(
+        client_.service().config(), "cannot use the SQS queue " + std::string(queue), access_advice,
+        [&] {
+          queue_url_ = client_.get_queue_url(queue);
+          const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
+          return client_.get_queue_attributes(queue_url_, names);
+        });
     fifo_ = detail::sqs_is_fifo(queue_url_, attributes);
     visibility_seconds_ = static_cast<int>(options_.visibility_timeout.count());
     if (visibility_seconds_ == 0)
@@ -110,10 +121,15 @@ class sqs_queue_source {
                         visibility_seconds_);
     if (!options_.dead_letter_queue.empty()) {
       reject_mode_ = sqs_reject_mode::dead_letter_queue;
-      dead_letter_url_ = client_.get_queue_url(options_.dead_letter_queue);
-      const std::vector<std::string> fifo_name{"FifoQueue"};
-      dead_letter_fifo_ = detail::sqs_is_fifo(
-          dead_letter_url_, client_.get_queue_attributes(dead_letter_url_, fifo_name));
+      aws::with_access_check(
+          client_.service().config(),
+          "cannot use the dead-letter queue " + options_.dead_letter_queue,
+          "that the queue exists in this region and that these credentials may send to it", [&] {
+            dead_letter_url_ = client_.get_queue_url(options_.dead_letter_queue);
+            const std::vector<std::string> fifo_name{"FifoQueue"};
+            dead_letter_fifo_ = detail::sqs_is_fifo(
+                dead_letter_url_, client_.get_queue_attributes(dead_letter_url_, fifo_name));
+          });
     } else if (attributes.contains("RedrivePolicy")) {
       reject_mode_ = sqs_reject_mode::redrive_policy;
     } else if (options_.keep_rejected) {
@@ -187,13 +203,10 @@ class sqs_queue_source {
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
     std::unique_lock lock(mutex_);
     if (buffer_.empty() && wait.count() > 0)
-      arrived_.wait_for(lock, wait, [&] { return !buffer_.empty() || !receive_error_.empty(); });
+      arrived_.wait_for(lock, wait, [&] { return !buffer_.empty() || receive_error_; });
     std::vector<received_request<ticket_type>> batch;
-    if (buffer_.empty() && !receive_error_.empty()) {
-      const std::string error = std::move(receive_error_);
-      receive_error_.clear();
-      throw std::runtime_error(error);
-    }
+    if (buffer_.empty() && receive_error_)
+      std::rethrow_exception(std::exchange(receive_error_, nullptr));
     while (!buffer_.empty() && batch.size() < max) {
       batch.push_back(std::move(buffer_.front()));
       buffer_.pop_front();
@@ -404,7 +417,15 @@ class sqs_queue_source {
         if (gate_.cancelled())
           return;  // aborted by the destructor: no error of the queue's
         std::unique_lock lock(mutex_);
-        receive_error_ = std::string("SQS receive from ") + queue_url_ + ": " + e.what();
+        // One that retrying cannot fix (the queue deleted, the credentials
+        // expired for good) stops the consumer; any other is counted.
+        receive_error_ =
+            aws::retrying_cannot_fix(e)
+                ? std::make_exception_ptr(aws::unrecoverable(
+                      client_.service().config(), "cannot receive from the SQS queue " + queue_url_,
+                      e, access_advice))
+                : std::make_exception_ptr(
+                      std::runtime_error("SQS receive from " + queue_url_ + ": " + e.what()));
         arrived_.notify_all();
         // A queue that is gone or refuses us would otherwise be hammered.
         space_.wait_for(lock, backoff, [&] { return gate_.receiving_stopped(); });
@@ -594,7 +615,7 @@ class sqs_queue_source {
   detail::sqs_settled_memory settled_;
   std::vector<detail::sqs_settlement> duplicate_deletes_;  // copies of deleted messages
   std::uint64_t next_delivery_ = 0;
-  std::string receive_error_;
+  std::exception_ptr receive_error_;
   std::uint64_t heartbeat_failures_ = 0;
   std::uint64_t duplicates_ = 0;
   bool heartbeat_stopping_ = false;
