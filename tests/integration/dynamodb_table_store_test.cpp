@@ -90,6 +90,21 @@ TEST_P(dynamodb_table_store_test, create_stores_every_property_as_a_top_level_st
   EXPECT_EQ(stored("w1"), expected);
 }
 
+// DynamoDB accepts "" for attributes outside the key; a create's "" is data.
+TEST_P(dynamodb_table_store_test, a_create_keeps_empty_strings_as_data) {
+  dynamodb_table_store store(config_, table_);
+  auto empty = request(request_type::create, "w1");
+  empty.label = "";
+  empty.other_attributes = {{"color", ""}, {"size", std::nullopt}};
+  ASSERT_EQ(store.apply(empty), apply_outcome::applied);
+  auto item = dynamodb_.get_item(table_, {{"Key", {{"id", {{"S", "w1"}}}}}});
+  ASSERT_TRUE(item);
+  // json::object's == ignores the order of the keys, as DynamoDB does.
+  EXPECT_EQ(*item, json::parse(R"({"id":{"S":"w1"},"owner":{"S":"Sue Smith"},"label":{"S":""},)"
+                               R"("color":{"S":""}})")
+                       .as_object());
+}
+
 TEST_P(dynamodb_table_store_test, a_second_create_replaces_the_widget) {
   dynamodb_table_store store(config_, table_);
   EXPECT_EQ(store.apply(create("w1")), apply_outcome::applied);

@@ -162,6 +162,18 @@ TEST(directory_store, creates_updates_and_deletes_one_document_per_widget) {
   EXPECT_TRUE(fs::is_empty(path.parent_path()));
 }
 
+TEST(directory_store, a_create_keeps_empty_strings_as_data) {
+  scratch_folder folder;
+  directory_store store(folder.path());
+  auto create = make_request(request_type::create, "w1");
+  create.label = "";
+  create.other_attributes = {{"a", ""}, {"b", std::nullopt}};
+  ASSERT_EQ(store.apply(create), apply_outcome::applied);
+  EXPECT_EQ(read_file(folder.path() / "widgets" / "mary-jones" / "w1"),
+            R"({"widgetId":"w1","owner":"Mary Jones","label":"","description":null,)"
+            R"("otherAttributes":[{"name":"a","value":""}]})");
+}
+
 TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   scratch_folder folder;
   directory_store store(folder.path(), s3_layout{"", /*owner_in_key=*/false});

@@ -39,10 +39,12 @@ TEST(make_widget, stores_everything_but_type_and_request_id) {
   EXPECT_EQ(made, (widget{"w1", "Mary Jo", "L", "D", {{"b", "2"}, {"a", "1"}}}));
 }
 
-TEST(make_widget, empty_or_null_values_are_not_stored) {
+// DESIGN.md: a create stores the request's data exactly as given; "" is data
+// (only an update reads it as "remove"), null is no value.
+TEST(make_widget, empty_strings_are_stored_and_null_is_absent) {
   const auto made = make_widget(request(create_body(
       R"(,"label":"","description":null,"otherAttributes":[{"name":"a","value":""},{"name":"b","value":null},{"name":"c","value":"x"}])")));
-  EXPECT_EQ(made, (widget{"w1", "Mary Jo", std::nullopt, std::nullopt, {{"c", "x"}}}));
+  EXPECT_EQ(made, (widget{"w1", "Mary Jo", "", std::nullopt, {{"a", ""}, {"c", "x"}}}));
 }
 
 struct update_case {
