@@ -6,8 +6,9 @@
 // the request work (issue 4).
 //
 // Decisions:
-// - make_widget(): a create's label, description or attribute whose value is
-//   "" or null is not stored; "" means "no value" everywhere in this schema.
+// - make_widget(): a create stores its data exactly as given (DESIGN.md): ""
+//   is a value and is stored as "" (only an update reads "" as "remove");
+//   null, like a missing property, is no value.
 // - apply_update(): changes only what the request mentions (missing or null:
 //   left alone, "": removed); widget_id and owner never change. Attributes
 //   keep their position when set again; new ones are appended.
@@ -59,12 +60,6 @@ struct widget {
 
 namespace detail {
 
-inline std::optional<std::string> non_empty(const std::optional<std::string>& value) {
-  if (value && !value->empty())
-    return value;
-  return std::nullopt;
-}
-
 // nullopt: leave alone; "": remove; else set.
 inline void apply_property(std::optional<std::string>& target,
                            const std::optional<std::string>& change) {
@@ -84,10 +79,10 @@ inline widget make_widget(const widget_request& create) {
   widget result;
   result.widget_id = create.widget_id;
   result.owner = create.owner;
-  result.label = detail::non_empty(create.label);
-  result.description = detail::non_empty(create.description);
+  result.label = create.label;
+  result.description = create.description;
   for (const auto& attribute : create.other_attributes) {
-    if (!attribute.value || attribute.value->empty())
+    if (!attribute.value)
       continue;
     // A create that names an attribute twice (only possible when built by
     // hand; parse_request rejects it) keeps the last value, like an update.
