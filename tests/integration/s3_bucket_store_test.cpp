@@ -132,6 +132,19 @@ TEST_P(s3_bucket_store_test, delete_removes_and_reports_a_missing_widget) {
   EXPECT_EQ(store_.apply(remove("w-4", "Jane Doe")), apply_outcome::not_found);
 }
 
+// The key folds case ("SUE SMITH" and "Sue Smith" share one), so only the
+// stored document's owner can tell them apart; update and delete both ask it.
+TEST_P(s3_bucket_store_test, delete_by_an_owner_who_differs_only_in_case_is_not_found) {
+  ASSERT_EQ(store_.apply(create("w-8", "Sue Smith")), apply_outcome::applied);
+  EXPECT_EQ(store_.apply(remove("w-8", "SUE SMITH")), apply_outcome::not_found);
+  EXPECT_TRUE(store_.load("Sue Smith", "w-8"));
+
+  s3_bucket_store flat(s3_, bucket_, s3_layout{"flat/", false});
+  ASSERT_EQ(flat.apply(create("w-8", "Bob Builder")), apply_outcome::applied);
+  EXPECT_EQ(flat.apply(remove("w-8", "Henry Hops")), apply_outcome::not_found);
+  EXPECT_TRUE(s3_.get_object(bucket_, "flat/w-8"));
+}
+
 TEST_P(s3_bucket_store_test, awkward_ids_and_values_round_trip) {
   const std::vector<std::string> ids{
       "with space", "plus+sign",          "100%",        "a/b/c",     "...",    "question?hash#",

@@ -187,6 +187,21 @@ TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   EXPECT_TRUE(fs::exists(folder.path() / "w1"));
 }
 
+// Keys fold the owner's case (and here leave it out), so the stored owner
+// decides whose widget a delete may remove.
+TEST(directory_store, delete_by_another_owner_is_not_found) {
+  scratch_folder folder;
+  directory_store store(folder.path());
+  ASSERT_EQ(store.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
+  EXPECT_EQ(store.apply(make_request(request_type::remove, "w1", "ANN")), apply_outcome::not_found);
+  EXPECT_TRUE(store.load("Ann", "w1"));
+
+  directory_store flat(folder.path() / "flat", s3_layout{"", /*owner_in_key=*/false});
+  ASSERT_EQ(flat.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
+  EXPECT_EQ(flat.apply(make_request(request_type::remove, "w1", "Bob")), apply_outcome::not_found);
+  EXPECT_TRUE(fs::exists(folder.path() / "flat" / "w1"));
+}
+
 TEST(directory_store, refuses_keys_that_escape_the_folder) {
   scratch_folder folder;
   directory_store store(folder.path() / "store", s3_layout{"", false});
