@@ -219,8 +219,8 @@ TEST_P(s3_bucket_store_test, failures_are_classified) {
   } catch (const store_error& e) {
     EXPECT_EQ(e.failure(), store_failure::permanent) << e.what();
   }
-  // Also for a delete, whose existence check (HeadObject) answers a missing
-  // bucket with the same 404 as a missing key.
+  // Also for a delete, whose read must not take a missing bucket for a
+  // missing widget.
   try {
     missing.apply(remove("w-6", "Sue Smith"));
     FAIL() << "no error";
