@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -184,6 +185,40 @@ TEST_P(dynamodb_table_store_test, an_update_that_overflows_the_stored_item_is_a_
     EXPECT_EQ(e.failure(), store_failure::bad_request) << e.what();
   }
   EXPECT_EQ(stored("w1")->label, "Spinner");
+}
+
+// DynamoDB caps an UpdateExpression at 4 KB, far below its 400 KB item: an
+// update is bounded by the item it leaves, as a create is, and stays
+// conditional on the owner.
+TEST_P(dynamodb_table_store_test, an_update_whose_expression_would_pass_4_kb_is_applied) {
+  dynamodb_table_store store(config_, table_);
+  ASSERT_EQ(store.apply(create("w1")), apply_outcome::applied);
+  auto update = request(request_type::update, "w1");
+  update.label = "Renamed";
+  update.description = "";
+  update.other_attributes = {{"color", ""}, {"width", std::nullopt}, {"width-unit", "in"}};
+  widget expected{
+      "w1", "Sue Smith", "Renamed", std::nullopt, {{"width", "12"}, {"width-unit", "in"}}};
+  for (int i = 0; i < 600; ++i) {
+    // Not "a" + std::to_string(i): GCC 12 -O3 warns falsely (-Wrestrict, PR 105651).
+    std::string name = "attribute-";
+    name += std::to_string(i);
+    update.other_attributes.push_back({name, "value"});
+    expected.other_attributes.push_back({name, "value"});
+  }
+  EXPECT_EQ(store.apply(update), apply_outcome::applied);
+  std::ranges::sort(expected.other_attributes, {}, &widget_attribute::name);
+  EXPECT_EQ(stored("w1"), expected);
+
+  auto foreign = update;
+  foreign.owner = "Henry Hops";
+  foreign.label = "Stolen";
+  EXPECT_EQ(store.apply(foreign), apply_outcome::not_found);
+  EXPECT_EQ(stored("w1")->label, "Renamed");
+  auto missing = update;
+  missing.widget_id = "missing";
+  EXPECT_EQ(store.apply(missing), apply_outcome::not_found);
+  EXPECT_FALSE(stored("missing"));
 }
 
 TEST_P(dynamodb_table_store_test, a_missing_table_is_a_permanent_failure) {

@@ -277,7 +277,9 @@ TEST(dynamodb_update_item, refuses_an_update_that_alone_exceeds_the_item_limit) 
   EXPECT_THROW((void)dynamodb_update_item("t", update), item_too_large);
 }
 
-TEST(dynamodb_update_item, refuses_an_expression_over_4_kb) {
+// DynamoDB's 4 KB expression limit must not make an update fail that the
+// same attributes in a create (limited by the 400 KB item only) pass.
+TEST(dynamodb_update_item, an_update_past_4_kb_of_expression_is_not_refused) {
   auto update = request(update_body(""));
   for (int i = 0; i < 400; ++i) {
     // Not "a" + std::to_string(i): GCC 12 -O3 warns falsely (-Wrestrict, PR 105651).
@@ -285,13 +287,6 @@ TEST(dynamodb_update_item, refuses_an_expression_over_4_kb) {
     name += std::to_string(i);
     update.other_attributes.push_back({std::move(name), "v"});
   }
-  try {
-    (void)dynamodb_update_item("t", update);
-    ADD_FAILURE() << "no exception";
-  } catch (const item_too_large& error) {
-    EXPECT_EQ(error.limit(), dynamodb_expression_limit);
-  }
-  update.other_attributes.resize(200);
   EXPECT_NO_THROW((void)dynamodb_update_item("t", update));
 }
 
