@@ -221,6 +221,20 @@ TEST_P(dynamodb_table_store_test, an_update_whose_expression_would_pass_4_kb_is_
   EXPECT_FALSE(stored("missing"));
 }
 
+// A ValidationException (here: an empty key, which only a request built by
+// hand can have) can never succeed: the request is set aside with DynamoDB's
+// reason, not held back with its widget's later requests for good.
+TEST_P(dynamodb_table_store_test, a_request_dynamodb_finds_invalid_is_a_bad_request) {
+  dynamodb_table_store store(config_, table_);
+  try {
+    store.apply(create(""));
+    FAIL() << "no store_error";
+  } catch (const store_error& e) {
+    EXPECT_EQ(e.failure(), store_failure::bad_request) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ValidationException"), std::string::npos) << e.what();
+  }
+}
+
 TEST_P(dynamodb_table_store_test, a_missing_table_is_a_permanent_failure) {
   dynamodb_table_store store(config_, unique_name("no-such-table"));
   try {
