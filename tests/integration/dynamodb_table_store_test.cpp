@@ -235,6 +235,28 @@ TEST_P(dynamodb_table_store_test, a_request_dynamodb_finds_invalid_is_a_bad_requ
   }
 }
 
+// ...but a table keyed otherwise refuses every request alike: that is the
+// table's fault, and rejecting would set the whole stream aside.
+TEST_P(dynamodb_table_store_test, a_table_with_another_key_is_a_permanent_failure) {
+  const auto other = unique_name("other-key");
+  dynamodb_.create_table(
+      other,
+      {{"KeySchema", json::array{{{"AttributeName", "pk"}, {"KeyType", "HASH"}}}},
+       {"AttributeDefinitions", json::array{{{"AttributeName", "pk"}, {"AttributeType", "S"}}}},
+       {"BillingMode", "PAY_PER_REQUEST"}});
+  dynamodb_.wait_until_active(other, std::chrono::seconds(10));
+  dynamodb_table_store store(config_, other);
+  for (const auto& r : {create("w1"), request(request_type::remove, "w1")}) {
+    try {
+      store.apply(r);
+      FAIL() << "no store_error";
+    } catch (const store_error& e) {
+      EXPECT_EQ(e.failure(), store_failure::permanent) << e.what();
+      EXPECT_NE(std::string(e.what()).find("ValidationException"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_P(dynamodb_table_store_test, a_missing_table_is_a_permanent_failure) {
   dynamodb_table_store store(config_, unique_name("no-such-table"));
   try {
