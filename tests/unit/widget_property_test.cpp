@@ -1,3 +1,4 @@
+#include "widget_consumer/destination/detail/dynamodb_widget.hpp"
 #include "widget_consumer/widget.hpp"
 
 #include <gtest/gtest.h>

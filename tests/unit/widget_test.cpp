@@ -1,4 +1,5 @@
 #include "widget_consumer/widget.hpp"
+#include "widget_consumer/destination/detail/dynamodb_widget.hpp"
 
 #include <gtest/gtest.h>
 

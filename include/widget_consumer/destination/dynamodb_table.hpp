@@ -25,6 +25,7 @@
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"
+#include "detail/dynamodb_widget.hpp"
 
 #include "../aws/dynamodb.hpp"
 #include "../aws/error.hpp"
