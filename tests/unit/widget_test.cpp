@@ -288,7 +288,16 @@ TEST(dynamodb_update_item, an_update_past_4_kb_of_expression_is_not_refused) {
     name += std::to_string(i);
     update.other_attributes.push_back({std::move(name), "v"});
   }
-  EXPECT_NO_THROW((void)dynamodb_update_item("t", update));
+  update.label = "";
+  const auto body = dynamodb_update_item("t", update);
+  // The same one UpdateItem in its form without an expression.
+  EXPECT_FALSE(body.contains("UpdateExpression"));
+  EXPECT_EQ(json::serialize(body.at("Expected")),
+            R"({"owner":{"ComparisonOperator":"EQ","AttributeValueList":[{"S":"Mary Jo"}]}})");
+  const auto& updates = body.at("AttributeUpdates").as_object();
+  EXPECT_EQ(updates.size(), 401U);
+  EXPECT_EQ(json::serialize(updates.at("label")), R"({"Action":"DELETE"})");
+  EXPECT_EQ(json::serialize(updates.at("a399")), R"({"Action":"PUT","Value":{"S":"v"}})");
 }
 
 TEST(widget_from_dynamodb_item, reads_the_item_and_sorts_other_attributes) {

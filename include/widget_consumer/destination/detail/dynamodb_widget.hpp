@@ -8,10 +8,11 @@
 // - DynamoDB does not keep attribute order, so widget_from_dynamodb_item()
 //   returns other attributes sorted by name (bytewise).
 // - DynamoDB limits are checked before sending, as item_too_large: the full
-//   item for a create, the attributes an update sets (a lower bound of the
-//   new item: an update that only overflows together with the stored
-//   attributes fails in DynamoDB with a ValidationException), and the 4 KB
-//   expression limit.
+//   item for a create, and the attributes an update sets (a lower bound of
+//   the new item: an update that only overflows together with the stored
+//   attributes fails in DynamoDB with a ValidationException).
+// - An update whose expression would pass DynamoDB's 4 KB limit goes in the
+//   same one UpdateItem, written in its other form (see dynamodb_update_item).
 
 #include <boost/json.hpp>
 
@@ -32,8 +33,7 @@ namespace widget_consumer {
 
 // ---- DynamoDB ----------------------------------------------------------
 
-// DynamoDB would refuse the request: an item over 400 KB, or an update with
-// more attributes than fit in one 4 KB expression. Not retryable.
+// DynamoDB would refuse the request: an item over 400 KB. Not retryable.
 class item_too_large : public std::runtime_error {
  public:
   item_too_large(std::string widget_id, std::size_t size, std::size_t limit, std::string what)
@@ -124,8 +124,51 @@ inline boost::json::object dynamodb_put_item(std::string_view table, const widge
   return boost::json::object{{"TableName", table}, {"Item", dynamodb_item(w)}};
 }
 
+namespace detail {
+
+// The legacy form of the same UpdateItem: AttributeUpdates (PUT or DELETE per
+// attribute) under Expected (owner EQ the request's; false when there is no
+// item, so a missing widget fails the condition too). No expression, so only
+// the 400 KB item bounds it.
+inline boost::json::object dynamodb_update_item_without_expression(
+    std::string_view table, const widget_request& update,
+    const std::vector<std::pair<std::string, std::string>>& changes) {
+  boost::json::object updates;
+  for (const auto& [name, value] : changes) {
+    updates[name] = value.empty()
+                        ? boost::json::object{{"Action", "DELETE"}}
+                        : boost::json::object{{"Action", "PUT"}, {"Value", dynamodb_string(value)}};
+  }
+  boost::json::array owner_value{dynamodb_string(update.owner)};
+  return boost::json::object{
+      {"TableName", table},
+      {"Key", dynamodb_key(update.widget_id)},
+      {"Expected", boost::json::object{{"owner", boost::json::object{{"ComparisonOperator", "EQ"},
+                                                                     {"AttributeValueList",
+                                                                      std::move(owner_value)}}}}},
+      {"AttributeUpdates", std::move(updates)}};
+}
+
+}  // namespace detail
+
 // Update: one conditional UpdateItem. A request that changes nothing still
 // sets owner to itself, so a missing widget is still reported.
+//
+// DynamoDB refuses an UpdateExpression over 4 KB (about 300 attributes),
+// while a create of the same attributes is bounded by the 400 KB item only.
+// Such an update is sent as the same single UpdateItem in its legacy form
+// (detail::dynamodb_update_item_without_expression), which has no expression.
+// Not split into several UpdateItems: each part could carry the owner
+// condition, but a crash, a throttle or a size refusal between parts would
+// leave half an update stored (and a rejected request half applied for
+// good), and readers would see half updates. Not GetItem + PutItem of the
+// whole new item: without an expression-sized condition on every attribute
+// (itself capped at 4 KB) or a version attribute (which the item layout does
+// not have), two consumers on a standard queue could lose one another's
+// changes, which UpdateItem cannot. The legacy form keeps all that one call
+// gives: atomic, conditional on the owner, idempotent (fixed puts and
+// deletes). Updates that fit keep the expression form DESIGN.md names; the
+// two forms cannot be mixed in one request.
 inline boost::json::object dynamodb_update_item(std::string_view table,
                                                 const widget_request& update) {
   boost::json::object body{{"TableName", table}, {"Key", detail::dynamodb_key(update.widget_id)}};
@@ -180,10 +223,8 @@ inline boost::json::object dynamodb_update_item(std::string_view table,
     expression += (expression.empty() ? "" : " ") + remove_clause;
 
   detail::check_item_size(update.widget_id, set_size, "the updated attributes");
-  if (expression.size() > dynamodb_expression_limit) {
-    throw item_too_large(update.widget_id, expression.size(), dynamodb_expression_limit,
-                         "the UpdateExpression");
-  }
+  if (expression.size() > dynamodb_expression_limit)
+    return detail::dynamodb_update_item_without_expression(table, update, changes);
   body["UpdateExpression"] = std::move(expression);
   return body;
 }
