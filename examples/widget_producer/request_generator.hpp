@@ -5,11 +5,11 @@
 // like the course's. Seeded, so a run can be reproduced, and it keeps the state
 // the requests lead to, so a consumer's result can be checked against it.
 
-#include <widget_consumer/request.hpp>
 #include <widget_consumer/widget.hpp>
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -111,37 +111,80 @@ class request_generator {
 
   generated_request finish(boost::json::object request, std::string_view type,
                            const std::string& widget_id) {
-    auto body = boost::json::serialize(request);
-    apply(body);
-    return {std::move(body), widget_id, true, type};
+    apply(request);
+    return {boost::json::serialize(request), widget_id, true, type};
   }
 
-  // Keeps the expected state by applying the request through the library's
-  // own semantics, the same code the stores use.
-  void apply(const std::string& body) {
-    auto parsed = widget_consumer::parse_request(body);
-    const auto& request = std::get<widget_consumer::widget_request>(parsed);
-    switch (request.type) {
-      case widget_consumer::request_type::create:
-        live_.insert_or_assign(request.widget_id, widget_consumer::make_widget(request));
-        break;
-      case widget_consumer::request_type::update:
-        widget_consumer::apply_update(live_.at(request.widget_id), request);
-        break;
-      case widget_consumer::request_type::remove:
-        live_.erase(request.widget_id);
-        break;
+  // Keeps the expected state by applying DESIGN.md's semantics to the request
+  // as sent, in code of its own: the end-to-end checks compare the stores
+  // with this, so it must not share a mistake with make_widget() or
+  // apply_update() (it once did: creates dropped "").
+  void apply(const boost::json::object& request) {
+    const std::string type(request.at("type").as_string());
+    const std::string widget_id(request.at("widgetId").as_string());
+    auto text = [](const boost::json::value* value) -> std::optional<std::string> {
+      if (value == nullptr || value->is_null())
+        return std::nullopt;  // missing or null: no value
+      return std::string(value->as_string());
+    };
+    auto attributes = [&](auto&& each) {
+      if (const auto* list = request.if_contains("otherAttributes"))
+        for (const auto& entry : list->as_array())
+          each(std::string(entry.at("name").as_string()),
+               text(entry.as_object().if_contains("value")));
+    };
+    if (type == "create") {
+      // Everything but type and requestId, exactly as given: "" is a value.
+      widget_consumer::widget w{widget_id,
+                                std::string(request.at("owner").as_string()),
+                                text(request.if_contains("label")),
+                                text(request.if_contains("description")),
+                                {}};
+      attributes([&](std::string name, std::optional<std::string> value) {
+        if (value)
+          w.other_attributes.push_back({std::move(name), std::move(*value)});
+      });
+      live_.insert_or_assign(widget_id, std::move(w));
+    } else if (type == "update") {
+      // Only what the request mentions: null leaves alone, "" removes.
+      auto& w = live_.at(widget_id);
+      for (auto [property, key] :
+           {std::pair{&w.label, "label"}, std::pair{&w.description, "description"}}) {
+        if (auto value = text(request.if_contains(key)))
+          *property = value->empty() ? std::nullopt : std::move(value);
+      }
+      attributes([&](const std::string& name, std::optional<std::string> value) {
+        if (!value)
+          return;
+        auto& list = w.other_attributes;
+        auto at =
+            std::find_if(list.begin(), list.end(), [&](const auto& a) { return a.name == name; });
+        if (value->empty()) {
+          if (at != list.end())
+            list.erase(at);
+        } else if (at != list.end()) {
+          at->value = std::move(*value);
+        } else {
+          list.push_back({name, std::move(*value)});
+        }
+      });
+    } else {
+      live_.erase(widget_id);
     }
   }
 
   generated_request create() {
     const auto widget_id = uuid();
     auto request = envelope("create", widget_id, owners[index(owners.size())]);
-    request["label"] = letters(3, 10);
-    request["description"] = letters(20, 120);
+    // Some creates carry "" (data, stored as "") or null (no value), as
+    // real request streams do.
+    request["label"] = chance(0.08) ? "" : letters(3, 10);
+    request["description"] = chance(0.08)   ? boost::json::value("")
+                             : chance(0.05) ? boost::json::value(nullptr)
+                                            : boost::json::value(letters(20, 120));
     boost::json::array others;
     for (auto& [name, value] : attributes())
-      others.push_back({{"name", name}, {"value", value}});
+      others.push_back({{"name", name}, {"value", chance(0.03) ? std::string() : value}});
     request["otherAttributes"] = std::move(others);
     return finish(std::move(request), "create", widget_id);
   }

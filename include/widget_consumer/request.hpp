@@ -38,8 +38,9 @@ namespace widget_consumer {
 
 enum class request_type { create, update, remove };  // "delete" on the wire
 
-// One entry of otherAttributes. value: nullopt = null in the request (leave the
-// attribute alone on update), "" = remove it on update, else the new value.
+// One entry of otherAttributes. value: nullopt = null in the request (not
+// stored by a create, left alone by an update); "" = stored as "" by a create,
+// removes the attribute in an update; else the value.
 struct request_attribute {
   std::string name;
   std::optional<std::string> value;
@@ -52,7 +53,8 @@ struct widget_request {
   std::string request_id;
   std::string widget_id;
   std::string owner;
-  // nullopt = missing or null (left alone by an update); "" = remove.
+  // nullopt = missing or null (absent after a create, left alone by an
+  // update); "" = stored as "" by a create, removed by an update.
   std::optional<std::string> label;
   std::optional<std::string> description;
   std::vector<request_attribute> other_attributes;  // in request order

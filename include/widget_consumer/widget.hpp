@@ -1,33 +1,24 @@
 #pragma once
-// A widget as the stores hold it, and what requests do to it.
+// A widget as the stores hold it, and what requests do to it: the widget,
+// make_widget(), apply_update(), and the S3 key and JSON document. The
+// DynamoDB item and requests are in destination/detail/dynamodb_widget.hpp.
 //
-// CONTRACT (fixed): the types below. apply_update(), the S3 key and JSON
-// document, and the DynamoDB item and UpdateItem/DeleteItem are filled in by
-// the request work (issue 4).
+// CONTRACT (fixed): the types below.
 //
 // Decisions:
-// - make_widget(): a create's label, description or attribute whose value is
-//   "" or null is not stored; "" means "no value" everywhere in this schema.
+// - make_widget(): a create stores its data exactly as given (DESIGN.md): ""
+//   is a value and is stored as "" (only an update reads "" as "remove");
+//   null, like a missing property, is no value.
 // - apply_update(): changes only what the request mentions (missing or null:
 //   left alone, "": removed); widget_id and owner never change. Attributes
 //   keep their position when set again; new ones are appended.
 // - The S3 document always has all five keys; an unset label or description
 //   is null. widget_from_json() also accepts them missing.
-// - DynamoDB: every name in an expression is a #placeholder (attribute names
-//   such as width-unit or reserved words are not valid bare identifiers).
-//   DynamoDB does not keep attribute order, so widget_from_dynamodb_item()
-//   returns other attributes sorted by name (bytewise).
-// - DynamoDB limits are checked before sending, as item_too_large: the full
-//   item for a create, the attributes an update sets (a lower bound of the
-//   new item: an update that only overflows together with the stored
-//   attributes fails in DynamoDB with a ValidationException), and the 4 KB
-//   expression limit.
 
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <cstddef>
-#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -59,12 +50,6 @@ struct widget {
 
 namespace detail {
 
-inline std::optional<std::string> non_empty(const std::optional<std::string>& value) {
-  if (value && !value->empty())
-    return value;
-  return std::nullopt;
-}
-
 // nullopt: leave alone; "": remove; else set.
 inline void apply_property(std::optional<std::string>& target,
                            const std::optional<std::string>& change) {
@@ -84,10 +69,10 @@ inline widget make_widget(const widget_request& create) {
   widget result;
   result.widget_id = create.widget_id;
   result.owner = create.owner;
-  result.label = detail::non_empty(create.label);
-  result.description = detail::non_empty(create.description);
+  result.label = create.label;
+  result.description = create.description;
   for (const auto& attribute : create.other_attributes) {
-    if (!attribute.value || attribute.value->empty())
+    if (!attribute.value)
       continue;
     // A create that names an attribute twice (only possible when built by
     // hand; parse_request rejects it) keeps the last value, like an update.
@@ -234,214 +219,6 @@ inline widget widget_from_json(std::string_view document) {
                                          detail::document_string(entry, "value", path + ".value")});
     }
   }
-  return result;
-}
-
-// ---- DynamoDB ----------------------------------------------------------
-
-// DynamoDB would refuse the request: an item over 400 KB, or an update with
-// more attributes than fit in one 4 KB expression. Not retryable.
-class item_too_large : public std::runtime_error {
- public:
-  item_too_large(std::string widget_id, std::size_t size, std::size_t limit, std::string what)
-      : std::runtime_error("widget " + detail::quoted(widget_id) + ": " + what + " is " +
-                           std::to_string(size) + " bytes, over DynamoDB's limit of " +
-                           std::to_string(limit)),
-        widget_id_(std::move(widget_id)),
-        size_(size),
-        limit_(limit) {}
-
-  const std::string& widget_id() const noexcept { return widget_id_; }
-  std::size_t size() const noexcept { return size_; }
-  std::size_t limit() const noexcept { return limit_; }
-
- private:
-  std::string widget_id_;
-  std::size_t size_;
-  std::size_t limit_;
-};
-
-inline constexpr std::size_t dynamodb_item_limit = 400 * 1024;
-inline constexpr std::size_t dynamodb_expression_limit = 4 * 1024;
-
-namespace detail {
-
-inline boost::json::object dynamodb_string(std::string_view value) {
-  return boost::json::object{{"S", value}};
-}
-
-// DynamoDB's rule for string attributes: name bytes + value bytes (UTF-8).
-inline std::size_t dynamodb_attribute_size(std::string_view name, std::string_view value) {
-  return name.size() + value.size();
-}
-
-inline std::size_t dynamodb_item_size(const boost::json::object& item) {
-  std::size_t size = 0;
-  for (const auto& field : item) {
-    size += dynamodb_attribute_size(field.key(), field.value().at("S").get_string());
-  }
-  return size;
-}
-
-inline void check_item_size(const std::string& widget_id, std::size_t size, const char* what) {
-  if (size > dynamodb_item_limit)
-    throw item_too_large(widget_id, size, dynamodb_item_limit, what);
-}
-
-inline void check_attribute_name(std::string_view name) {
-  if (std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
-      reserved_attribute_names.end()) {
-    throw std::invalid_argument("attribute name " + detail::quoted(name) + " is reserved");
-  }
-}
-
-inline boost::json::object dynamodb_key(std::string_view widget_id) {
-  return boost::json::object{{"id", dynamodb_string(widget_id)}};
-}
-
-// The widget must exist and belong to the request's owner, so that a missing
-// widget or a foreign one fails with ConditionalCheckFailedException.
-inline void add_owner_condition(boost::json::object& body, std::string_view owner) {
-  body["ConditionExpression"] = "attribute_exists(#id) AND #owner = :owner";
-  body["ExpressionAttributeNames"] = boost::json::object{{"#id", "id"}, {"#owner", "owner"}};
-  body["ExpressionAttributeValues"] = boost::json::object{{":owner", dynamodb_string(owner)}};
-}
-
-}  // namespace detail
-
-// The item the table holds for w.
-inline boost::json::object dynamodb_item(const widget& w) {
-  boost::json::object item;
-  item["id"] = detail::dynamodb_string(w.widget_id);
-  item["owner"] = detail::dynamodb_string(w.owner);
-  if (w.label)
-    item["label"] = detail::dynamodb_string(*w.label);
-  if (w.description)
-    item["description"] = detail::dynamodb_string(*w.description);
-  for (const auto& attribute : w.other_attributes) {
-    detail::check_attribute_name(attribute.name);
-    item[attribute.name] = detail::dynamodb_string(attribute.value);
-  }
-  detail::check_item_size(w.widget_id, detail::dynamodb_item_size(item), "the item");
-  return item;
-}
-
-// Create: the full item, replacing any earlier one.
-inline boost::json::object dynamodb_put_item(std::string_view table, const widget& w) {
-  return boost::json::object{{"TableName", table}, {"Item", dynamodb_item(w)}};
-}
-
-// Update: one conditional UpdateItem. A request that changes nothing still
-// sets owner to itself, so a missing widget is still reported.
-inline boost::json::object dynamodb_update_item(std::string_view table,
-                                                const widget_request& update) {
-  boost::json::object body{{"TableName", table}, {"Key", detail::dynamodb_key(update.widget_id)}};
-  detail::add_owner_condition(body, update.owner);
-  auto& names = body["ExpressionAttributeNames"].get_object();
-  auto& values = body["ExpressionAttributeValues"].get_object();
-
-  // The last mention of a name wins, as in apply_update(); DynamoDB rejects
-  // two actions on one path.
-  std::vector<std::pair<std::string, std::string>> changes;  // name, value ("" = remove)
-  auto change = [&](const std::string& name, const std::optional<std::string>& value) {
-    if (!value)
-      return;
-    auto at = std::find_if(changes.begin(), changes.end(),
-                           [&](const auto& c) { return c.first == name; });
-    if (at != changes.end()) {
-      at->second = *value;
-    } else {
-      changes.emplace_back(name, *value);
-    }
-  };
-  change("label", update.label);
-  change("description", update.description);
-  for (const auto& attribute : update.other_attributes) {
-    detail::check_attribute_name(attribute.name);
-    change(attribute.name, attribute.value);
-  }
-
-  std::string set_clause;
-  std::string remove_clause;
-  std::size_t set_size = detail::dynamodb_attribute_size("id", update.widget_id) +
-                         detail::dynamodb_attribute_size("owner", update.owner);
-  std::size_t attribute_index = 0;
-  for (const auto& [name, value] : changes) {
-    const bool fixed = name == "label" || name == "description";
-    const std::string suffix = fixed ? name : std::to_string(attribute_index++);
-    const std::string placeholder = "#" + suffix;
-    names[placeholder] = name;
-    if (value.empty()) {
-      remove_clause += (remove_clause.empty() ? "REMOVE " : ", ") + placeholder;
-    } else {
-      const std::string value_placeholder = ":" + (fixed ? name : "v" + suffix);
-      set_clause += (set_clause.empty() ? "SET " : ", ") + placeholder + " = " + value_placeholder;
-      values[value_placeholder] = detail::dynamodb_string(value);
-      set_size += detail::dynamodb_attribute_size(name, value);
-    }
-  }
-  if (set_clause.empty() && remove_clause.empty())
-    set_clause = "SET #owner = :owner";
-  std::string expression = set_clause;
-  if (!remove_clause.empty())
-    expression += (expression.empty() ? "" : " ") + remove_clause;
-
-  detail::check_item_size(update.widget_id, set_size, "the updated attributes");
-  if (expression.size() > dynamodb_expression_limit) {
-    throw item_too_large(update.widget_id, expression.size(), dynamodb_expression_limit,
-                         "the UpdateExpression");
-  }
-  body["UpdateExpression"] = std::move(expression);
-  return body;
-}
-
-// Delete: one conditional DeleteItem; ALL_OLD tells what was removed.
-inline boost::json::object dynamodb_delete_item(std::string_view table,
-                                                const widget_request& remove) {
-  boost::json::object body{{"TableName", table}, {"Key", detail::dynamodb_key(remove.widget_id)}};
-  detail::add_owner_condition(body, remove.owner);
-  body["ReturnValues"] = "ALL_OLD";
-  return body;
-}
-
-// An item as GetItem/DeleteItem return it ({"id":{"S":"..."}, ...}).
-// Throws std::runtime_error("DynamoDB item: <attribute>: <problem>").
-inline widget widget_from_dynamodb_item(const boost::json::object& item) {
-  auto string_of = [](std::string_view name, const boost::json::value& value) {
-    const auto* typed = value.if_object();
-    const auto* text = typed && typed->size() == 1 ? typed->if_contains("S") : nullptr;
-    if (text == nullptr || !text->is_string()) {
-      throw std::runtime_error("DynamoDB item: " + detail::quoted(name) +
-                               ": expected a string attribute ({\"S\": ...})");
-    }
-    return std::string(text->get_string());
-  };
-  widget result;
-  bool has_id = false;
-  bool has_owner = false;
-  for (const auto& field : item) {
-    const std::string_view name = field.key();
-    std::string value = string_of(name, field.value());
-    if (name == "id") {
-      result.widget_id = std::move(value);
-      has_id = true;
-    } else if (name == "owner") {
-      result.owner = std::move(value);
-      has_owner = true;
-    } else if (name == "label") {
-      result.label = std::move(value);
-    } else if (name == "description") {
-      result.description = std::move(value);
-    } else {
-      result.other_attributes.push_back({std::string(name), std::move(value)});
-    }
-  }
-  if (!has_id)
-    throw std::runtime_error("DynamoDB item: \"id\": missing");
-  if (!has_owner)
-    throw std::runtime_error("DynamoDB item: \"owner\": missing");
-  std::sort(result.other_attributes.begin(), result.other_attributes.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
   return result;
 }
 

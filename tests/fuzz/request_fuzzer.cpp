@@ -1,11 +1,12 @@
 // libFuzzer target for parse_request(): no crash, no sanitizer report, and
 // the invariants a successful parse promises.
+#include "widget_consumer/destination/detail/dynamodb_widget.hpp"
 #include "widget_consumer/widget.hpp"
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 namespace {

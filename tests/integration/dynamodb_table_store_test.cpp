@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -90,6 +91,21 @@ TEST_P(dynamodb_table_store_test, create_stores_every_property_as_a_top_level_st
   EXPECT_EQ(stored("w1"), expected);
 }
 
+// DynamoDB accepts "" for attributes outside the key; a create's "" is data.
+TEST_P(dynamodb_table_store_test, a_create_keeps_empty_strings_as_data) {
+  dynamodb_table_store store(config_, table_);
+  auto empty = request(request_type::create, "w1");
+  empty.label = "";
+  empty.other_attributes = {{"color", ""}, {"size", std::nullopt}};
+  ASSERT_EQ(store.apply(empty), apply_outcome::applied);
+  auto item = dynamodb_.get_item(table_, {{"Key", {{"id", {{"S", "w1"}}}}}});
+  ASSERT_TRUE(item);
+  // json::object's == ignores the order of the keys, as DynamoDB does.
+  EXPECT_EQ(*item, json::parse(R"({"id":{"S":"w1"},"owner":{"S":"Sue Smith"},"label":{"S":""},)"
+                               R"("color":{"S":""}})")
+                       .as_object());
+}
+
 TEST_P(dynamodb_table_store_test, a_second_create_replaces_the_widget) {
   dynamodb_table_store store(config_, table_);
   EXPECT_EQ(store.apply(create("w1")), apply_outcome::applied);
@@ -169,6 +185,76 @@ TEST_P(dynamodb_table_store_test, an_update_that_overflows_the_stored_item_is_a_
     EXPECT_EQ(e.failure(), store_failure::bad_request) << e.what();
   }
   EXPECT_EQ(stored("w1")->label, "Spinner");
+}
+
+// DynamoDB caps an UpdateExpression at 4 KB, far below its 400 KB item: an
+// update is bounded by the item it leaves, as a create is, and stays
+// conditional on the owner.
+TEST_P(dynamodb_table_store_test, an_update_whose_expression_would_pass_4_kb_is_applied) {
+  dynamodb_table_store store(config_, table_);
+  ASSERT_EQ(store.apply(create("w1")), apply_outcome::applied);
+  auto update = request(request_type::update, "w1");
+  update.label = "Renamed";
+  update.description = "";
+  update.other_attributes = {{"color", ""}, {"width", std::nullopt}, {"width-unit", "in"}};
+  widget expected{
+      "w1", "Sue Smith", "Renamed", std::nullopt, {{"width", "12"}, {"width-unit", "in"}}};
+  for (int i = 0; i < 600; ++i) {
+    // Not "a" + std::to_string(i): GCC 12 -O3 warns falsely (-Wrestrict, PR 105651).
+    std::string name = "attribute-";
+    name += std::to_string(i);
+    update.other_attributes.push_back({name, "value"});
+    expected.other_attributes.push_back({name, "value"});
+  }
+  EXPECT_EQ(store.apply(update), apply_outcome::applied);
+  std::ranges::sort(expected.other_attributes, {}, &widget_attribute::name);
+  EXPECT_EQ(stored("w1"), expected);
+
+  auto foreign = update;
+  foreign.owner = "Henry Hops";
+  foreign.label = "Stolen";
+  EXPECT_EQ(store.apply(foreign), apply_outcome::not_found);
+  EXPECT_EQ(stored("w1")->label, "Renamed");
+  auto missing = update;
+  missing.widget_id = "missing";
+  EXPECT_EQ(store.apply(missing), apply_outcome::not_found);
+  EXPECT_FALSE(stored("missing"));
+}
+
+// A ValidationException (here: an empty key, which only a request built by
+// hand can have) can never succeed: the request is set aside with DynamoDB's
+// reason, not held back with its widget's later requests for good.
+TEST_P(dynamodb_table_store_test, a_request_dynamodb_finds_invalid_is_a_bad_request) {
+  dynamodb_table_store store(config_, table_);
+  try {
+    store.apply(create(""));
+    FAIL() << "no store_error";
+  } catch (const store_error& e) {
+    EXPECT_EQ(e.failure(), store_failure::bad_request) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ValidationException"), std::string::npos) << e.what();
+  }
+}
+
+// ...but a table keyed otherwise refuses every request alike: that is the
+// table's fault, and rejecting would set the whole stream aside.
+TEST_P(dynamodb_table_store_test, a_table_with_another_key_is_a_permanent_failure) {
+  const auto other = unique_name("other-key");
+  dynamodb_.create_table(
+      other,
+      {{"KeySchema", json::array{{{"AttributeName", "pk"}, {"KeyType", "HASH"}}}},
+       {"AttributeDefinitions", json::array{{{"AttributeName", "pk"}, {"AttributeType", "S"}}}},
+       {"BillingMode", "PAY_PER_REQUEST"}});
+  dynamodb_.wait_until_active(other, std::chrono::seconds(10));
+  dynamodb_table_store store(config_, other);
+  for (const auto& r : {create("w1"), request(request_type::remove, "w1")}) {
+    try {
+      store.apply(r);
+      FAIL() << "no store_error";
+    } catch (const store_error& e) {
+      EXPECT_EQ(e.failure(), store_failure::permanent) << e.what();
+      EXPECT_NE(std::string(e.what()).find("ValidationException"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST_P(dynamodb_table_store_test, a_missing_table_is_a_permanent_failure) {

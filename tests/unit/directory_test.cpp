@@ -162,6 +162,18 @@ TEST(directory_store, creates_updates_and_deletes_one_document_per_widget) {
   EXPECT_TRUE(fs::is_empty(path.parent_path()));
 }
 
+TEST(directory_store, a_create_keeps_empty_strings_as_data) {
+  scratch_folder folder;
+  directory_store store(folder.path());
+  auto create = make_request(request_type::create, "w1");
+  create.label = "";
+  create.other_attributes = {{"a", ""}, {"b", std::nullopt}};
+  ASSERT_EQ(store.apply(create), apply_outcome::applied);
+  EXPECT_EQ(read_file(folder.path() / "widgets" / "mary-jones" / "w1"),
+            R"({"widgetId":"w1","owner":"Mary Jones","label":"","description":null,)"
+            R"("otherAttributes":[{"name":"a","value":""}]})");
+}
+
 TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   scratch_folder folder;
   directory_store store(folder.path(), s3_layout{"", /*owner_in_key=*/false});
@@ -173,6 +185,21 @@ TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   EXPECT_EQ(store.apply(foreign), apply_outcome::not_found);
   EXPECT_EQ(store.load("Ann", "w1")->label, std::nullopt);
   EXPECT_TRUE(fs::exists(folder.path() / "w1"));
+}
+
+// Keys fold the owner's case (and here leave it out), so the stored owner
+// decides whose widget a delete may remove.
+TEST(directory_store, delete_by_another_owner_is_not_found) {
+  scratch_folder folder;
+  directory_store store(folder.path());
+  ASSERT_EQ(store.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
+  EXPECT_EQ(store.apply(make_request(request_type::remove, "w1", "ANN")), apply_outcome::not_found);
+  EXPECT_TRUE(store.load("Ann", "w1"));
+
+  directory_store flat(folder.path() / "flat", s3_layout{"", /*owner_in_key=*/false});
+  ASSERT_EQ(flat.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
+  EXPECT_EQ(flat.apply(make_request(request_type::remove, "w1", "Bob")), apply_outcome::not_found);
+  EXPECT_TRUE(fs::exists(folder.path() / "flat" / "w1"));
 }
 
 TEST(directory_store, refuses_keys_that_escape_the_folder) {

@@ -1,3 +1,4 @@
+#include "widget_consumer/destination/detail/dynamodb_widget.hpp"
 #include "widget_consumer/widget.hpp"
 
 #include <gtest/gtest.h>
@@ -13,7 +14,7 @@
 #include <vector>
 
 // Random request sequences applied three ways must give the same widgets:
-// a plain model (make_widget/apply_update on a map), the S3 form (documents
+// a plain model of DESIGN.md's semantics, the S3 form (documents
 // under s3_key(), read back with widget_from_json()), and the DynamoDB form
 // (the generated PutItem/UpdateItem/DeleteItem bodies run by a tiny evaluator
 // on an in-memory table, read back with widget_from_dynamodb_item()).
@@ -27,19 +28,58 @@ enum class outcome { applied, not_found };
 
 // ---- the reference model ----------------------------------------------------
 
+// Written from DESIGN.md's semantics, not with make_widget()/apply_update():
+// a model built from the code under test would share its mistakes (it once
+// hid that a create dropped empty strings).
 struct model_store {
   std::map<std::string, widget> widgets;
 
+  // create: all the request's data as given; "" is data, null is no value.
+  static widget created(const widget_request& r) {
+    widget w{r.widget_id, r.owner, r.label, r.description, {}};
+    for (const auto& attribute : r.other_attributes) {
+      if (attribute.value)
+        w.other_attributes.push_back({attribute.name, *attribute.value});
+    }
+    return w;
+  }
+
+  // update: missing or null leaves a property alone, "" removes it, anything
+  // else sets it (an attribute set anew keeps its place; a new one goes last).
+  static void updated(widget& w, const widget_request& r) {
+    for (auto [property, change] :
+         {std::pair{&w.label, &r.label}, std::pair{&w.description, &r.description}}) {
+      if (*change)
+        *property = (*change)->empty() ? std::nullopt : *change;
+    }
+    for (const auto& attribute : r.other_attributes) {
+      if (!attribute.value)
+        continue;
+      auto& list = w.other_attributes;
+      std::size_t at = 0;
+      while (at < list.size() && list[at].name != attribute.name)
+        ++at;
+      if (attribute.value->empty()) {
+        if (at < list.size())
+          list.erase(list.begin() + static_cast<std::ptrdiff_t>(at));
+      } else if (at < list.size()) {
+        list[at].value = *attribute.value;
+      } else {
+        list.push_back({attribute.name, *attribute.value});
+      }
+    }
+  }
+
   outcome apply(const widget_request& r) {
     if (r.type == request_type::create) {
-      widgets[r.widget_id] = make_widget(r);
+      widgets[r.widget_id] = created(r);
       return outcome::applied;
     }
     auto found = widgets.find(r.widget_id);
     if (found == widgets.end() || found->second.owner != r.owner)
       return outcome::not_found;
     if (r.type == request_type::update) {
-      apply_update(found->second, r);
+      updated(found->second, r);
     } else {
       widgets.erase(found);
     }

@@ -48,6 +48,11 @@ class directory_store {
         return apply_outcome::applied;
       }
       case request_type::remove: {
+        // The key folds the owner's case (or leaves it out), so the stored
+        // owner decides, as for update.
+        const std::optional<widget> stored = read(path);
+        if (!stored || stored->owner != request.owner)
+          return apply_outcome::not_found;
         std::error_code error;
         const bool removed = std::filesystem::remove(path, error);
         if (error)

@@ -10,8 +10,11 @@
 //
 // Failures, as concepts.hpp's store_failure:
 //   item_too_large, a reserved attribute name, and a ValidationException
-//   about item size (an update that only overflows together with the stored
-//   attributes)                                    -> bad_request (rejected)
+//   (DynamoDB refuses this request as it is: an update that only overflows
+//   together with the stored attributes, an empty key, ...; sending it again
+//   cannot help)                                   -> bad_request (rejected)
+//   a ValidationException about the table's key schema (the table is not
+//   keyed by a string `id`: every request would fail) -> permanent
 //   retryable service_error (throttling incl. ProvisionedThroughputExceeded,
 //   5xx) and retryable transport_error             -> transient
 //   anything else (access denied, missing table)   -> permanent
@@ -22,6 +25,7 @@
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"
+#include "detail/dynamodb_widget.hpp"
 
 #include "../aws/access_check.hpp"
 #include "../aws/dynamodb.hpp"
@@ -114,11 +118,19 @@ class dynamodb_table_store {
   static store_failure classify(const aws::service_error& e) {
     if (e.retryable())
       return store_failure::transient;
-    // DynamoDB says "Item size has exceeded the maximum allowed size" (or
-    // "... to update has exceeded ..."): the request can never be stored.
-    if (e.code() == "ValidationException" && (e.message().find("size") != std::string::npos ||
-                                              e.message().find("Size") != std::string::npos))
-      return store_failure::bad_request;
+    // A ValidationException refuses the request itself ("Item size has
+    // exceeded the maximum allowed size", an empty key, ...): held back as
+    // permanent, it would block its widget's later requests for good, so it
+    // is rejected with DynamoDB's reason. Except when the table's key is not
+    // what this store writes: that is the table's fault and would reject the
+    // whole stream, so it stays permanent.
+    if (e.code() == "ValidationException") {
+      const bool table_key_mismatch =
+          e.message().find("does not match the schema") != std::string::npos ||
+          e.message().find("Type mismatch for key") != std::string::npos ||
+          e.message().find("Missing the key") != std::string::npos;
+      return table_key_mismatch ? store_failure::permanent : store_failure::bad_request;
+    }
     return store_failure::permanent;
   }
 

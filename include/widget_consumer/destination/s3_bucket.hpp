@@ -6,13 +6,17 @@
 // - update is a read-modify-write (GetObject, apply_update, PutObject). The
 //   consumer never applies two requests for one widget at once, so no
 //   conditional write is needed between our own lanes.
-// - delete checks existence with HeadObject before DeleteObject, because
-//   S3's DeleteObject succeeds whether or not the key existed; the document
-//   itself is not needed. HEAD cannot tell a missing bucket from a missing
-//   key, so a miss is confirmed with HeadBucket: a missing bucket stays a
-//   permanent failure, as it is for every other request. Like the DynamoDB
-//   store, delete does not compare the owner: the key already names it
-//   (unless owner_in_key is off).
+// - delete reads the document (GetObject) before DeleteObject and compares
+//   its owner exactly, like update and like the DynamoDB store's condition:
+//   the key folds case and spaces ("SUE SMITH" and "Sue Smith" share one) or
+//   leaves the owner out (owner_in_key off), so only the document tells whose
+//   widget it is. The read also answers what S3's DeleteObject cannot (it
+//   succeeds whether or not the key existed): missing -> not_found, and
+//   NoSuchBucket stays a permanent failure. A delete retried after its first
+//   attempt removed the object finds nothing and says not_found: the bucket
+//   ends the same. Between the read and the delete no other request of the
+//   widget runs (one lane per widget; the S3 source's claims across
+//   processes), so the owner read is the owner deleted.
 // - Failures: a retryable service_error or transport_error is transient;
 //   a key longer than S3's 1,024 bytes can never be stored (bad_request);
 //   everything else, a stored document that does not parse included, is
@@ -90,15 +94,13 @@ class s3_bucket_store {
           put(key, *stored);
           return apply_outcome::applied;
         }
-        case request_type::remove:
-          if (!client_.head_object(bucket_, key)) {
-            if (!client_.head_bucket(bucket_))
-              throw store_error(store_failure::permanent,
-                                aws::detail::s3_resource(bucket_) + ": the bucket does not exist");
+        case request_type::remove: {
+          const auto stored = read(key);
+          if (!stored || stored->owner != request.owner)
             return apply_outcome::not_found;
-          }
           client_.delete_object(bucket_, key);
           return apply_outcome::applied;
+        }
       }
       throw store_error(store_failure::bad_request, "unknown request type");
     });
