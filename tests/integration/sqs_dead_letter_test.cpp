@@ -81,5 +81,24 @@ TEST_F(sqs_dead_letter_test, a_body_near_the_size_limit_reaches_the_dead_letter_
   EXPECT_EQ(moved->body, body);
 }
 
+// A body the dead-letter queue can never take: said once, as an error, and
+// kept in the queue (hidden, not looping through receive and reject).
+TEST_F(sqs_dead_letter_test, a_body_the_dead_letter_queue_never_takes_stays_in_the_queue) {
+  const auto url = sqs_.create_queue(unique_name("queue"), {});
+  const auto dead_letters = small_queue();
+  sqs_.send_message(url, std::string(1500, 'x'));
+  sqs_queue_source source(sqs_, url, options_for(dead_letters));
+
+  auto received = receive(source);
+  ASSERT_EQ(received.size(), 1u);
+  source.reject(std::move(received[0].ticket), "body: not JSON");
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_NE(failures[0].reason.find("for good"), std::string::npos) << failures[0].reason;
+  const std::vector<std::string> names{"ApproximateNumberOfMessagesNotVisible"};
+  EXPECT_EQ(sqs_.get_queue_attributes(url, names).at("ApproximateNumberOfMessagesNotVisible"), "1");
+  EXPECT_FALSE(receive_raw(dead_letters));
+}
+
 }  // namespace
 }  // namespace widget_consumer

@@ -61,6 +61,7 @@
 
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
+#include "detail/sqs_dead_letter.hpp"
 #include "detail/sqs_heartbeat.hpp"
 #include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
@@ -103,6 +104,7 @@ class sqs_queue_source {
     const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
     const auto attributes = client_.get_queue_attributes(queue_url_, names);
     fifo_ = detail::sqs_is_fifo(queue_url_, attributes);
+    redrive_ = attributes.contains("RedrivePolicy");
     visibility_seconds_ = static_cast<int>(options_.visibility_timeout.count());
     if (visibility_seconds_ == 0)
       if (const auto found = attributes.find("VisibilityTimeout"); found != attributes.end())
@@ -111,9 +113,12 @@ class sqs_queue_source {
     if (!options_.dead_letter_queue.empty()) {
       reject_mode_ = sqs_reject_mode::dead_letter_queue;
       dead_letter_url_ = client_.get_queue_url(options_.dead_letter_queue);
-      const std::vector<std::string> fifo_name{"FifoQueue"};
-      dead_letter_fifo_ = detail::sqs_is_fifo(
-          dead_letter_url_, client_.get_queue_attributes(dead_letter_url_, fifo_name));
+      const std::vector<std::string> dead_letter_names{"FifoQueue", "MaximumMessageSize"};
+      const auto dead_letter = client_.get_queue_attributes(dead_letter_url_, dead_letter_names);
+      dead_letter_fifo_ = detail::sqs_is_fifo(dead_letter_url_, dead_letter);
+      if (const auto size = dead_letter.find("MaximumMessageSize"); size != dead_letter.end())
+        std::from_chars(size->second.data(), size->second.data() + size->second.size(),
+                        dead_letter_size_);
     } else if (attributes.contains("RedrivePolicy")) {
       reject_mode_ = sqs_reject_mode::redrive_policy;
     } else if (options_.keep_rejected) {
@@ -239,27 +244,25 @@ class sqs_queue_source {
                            "unknown: nothing sent"});
       return;
     }
-    const auto entry = settle_entry(ticket, settle_action::reject, deletes);
+    // One the dead-letter queue refused for good is not sent again (said once).
+    const bool undeliverable = deletes && undeliverable_.contains(ticket.message_id);
+    const auto entry = settle_entry(ticket, settle_action::reject, deletes && !undeliverable);
     if (!entry)
       return;
+    if (undeliverable) {
+      keep_undeliverable(std::move(ticket), entry->sent_ms);
+      return;
+    }
     switch (reject_mode_) {
       case sqs_reject_mode::dead_letter_queue:
-        rejects_.push_back({std::move(ticket), detail::sqs_attribute_text(reason),
-                            std::move(entry->body), std::move(entry->group_id)});
+        rejects_.push_back({std::move(ticket), std::string(reason), std::move(entry->body),
+                            std::move(entry->group_id), entry->sent_ms});
         break;
       case sqs_reject_mode::redrive_policy:
         visibility_changes_.push_back({std::move(ticket), settle_action::reject, 0});
         break;
       case sqs_reject_mode::keep_in_queue: {
-        int hold = max_visibility_seconds;
-        if (entry->sent_ms > 0) {
-          const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
-          // SQS counts the 12 h from the send; a minute's margin for clocks.
-          hold -= static_cast<int>(
-              std::clamp<std::int64_t>((now_ms - entry->sent_ms) / 1000 + 60, 0, hold));
-        }
+        const int hold = detail::sqs_longest_hide(entry->sent_ms);
         failures_.push_back({settle_action::reject, ticket.message_id,
                              "no dead-letter queue nor RedrivePolicy: left in the queue, hidden "
                              "for " +
@@ -350,7 +353,17 @@ class sqs_queue_source {
     std::string reason;
     std::string body;
     std::string group_id;
+    std::int64_t sent_ms = 0;
   };
+
+  // A reject the dead-letter queue refused for good stays in the queue: to
+  // the RedrivePolicy if there is one (SQS moves messages itself, whatever
+  // their size), else hidden for as long as SQS allows, so it does not come
+  // back every few seconds to fail again.
+  void keep_undeliverable(ticket_type ticket, std::int64_t sent_ms) {
+    visibility_changes_.push_back({std::move(ticket), settle_action::reject,
+                                   redrive_ ? 0 : detail::sqs_longest_hide(sent_ms)});
+  }
 
   // Takes the ticket's delivery out of flight and points the ticket at the
   // newest receipt handle. A delivery settled already is reported and
@@ -543,31 +556,23 @@ class sqs_queue_source {
     auto rejects = std::move(rejects_);
     rejects_.clear();
     for (auto& item : rejects) {
-      aws::sqs_send_options send;
-      if (dead_letter_fifo_) {
-        send.message_group_id = item.group_id.empty() ? "rejected" : item.group_id;
-        // A retry after a lost answer is then not sent twice.
-        send.message_deduplication_id = item.ticket.message_id;
-      }
-      std::string error;
-      send.message_attributes = {{"RejectReason", item.reason},
-                                 {"SourceMessageId", item.ticket.message_id}};
-      for (int attempt = 0; attempt < detail::sqs_settle_attempts; ++attempt) {
-        try {
-          client_.send_message(dead_letter_url_, item.body, send);
-          error.clear();
-          break;
-        } catch (const std::exception& e) {
-          error = e.what();
-        }
-      }
+      const auto [error, for_good] = detail::sqs_send_dead_letter(
+          client_, dead_letter_url_, dead_letter_fifo_, dead_letter_size_, item.body,
+          item.ticket.message_id, item.group_id, item.reason);
       if (!error.empty()) {
         {
           std::lock_guard lock(mutex_);
           settled_.not_deleted(item.ticket.message_id);
         }
+        if (!for_good) {
+          failures.push_back({settle_action::reject, item.ticket.message_id,
+                              "sending to the dead-letter queue failed: " + error});
+          continue;
+        }
+        undeliverable_.add(item.ticket.message_id);
         failures.push_back({settle_action::reject, item.ticket.message_id,
-                            "sending to the dead-letter queue failed: " + error});
+                            detail::sqs_undeliverable_text(error, item.reason, redrive_)});
+        keep_undeliverable(std::move(item.ticket), item.sent_ms);
         continue;
       }
       deletes_.push_back({std::move(item.ticket), settle_action::reject, 0});
@@ -581,6 +586,8 @@ class sqs_queue_source {
   std::string dead_letter_url_;
   bool fifo_ = false;
   bool dead_letter_fifo_ = false;
+  std::size_t dead_letter_size_ = detail::sqs_default_message_size;
+  bool redrive_ = false;  // the queue has a RedrivePolicy
   int visibility_seconds_ = 0;
   sqs_reject_mode reject_mode_ = sqs_reject_mode::dead_letter_queue;
   std::size_t capacity_ = 0;
@@ -611,6 +618,7 @@ class sqs_queue_source {
   std::vector<detail::sqs_settlement> visibility_changes_;
   std::vector<rejected> rejects_;
   std::vector<settle_failure> failures_;
+  detail::sqs_undeliverable undeliverable_;
 
   std::vector<std::thread> receivers_;
   std::thread heartbeat_;
