@@ -79,6 +79,10 @@ TEST(sqs_redrive, releases_during_a_store_outage_send_nothing_to_the_dead_letter
   run.progress_interval = 0ms;
   consumer<sqs_queue_source, memory_store, capturing_log>(source, store, log, run).run();
 
+  EXPECT_GE(source.releases_kept(), 2u);  // given back to SQS, each would burn a receive
+  EXPECT_EQ(source.redrive_warning(run.max_receives), "");  // 2 receives are enough now
+  EXPECT_NE(detail::sqs_redrive_warning(1, true, 5, true), "");
+  EXPECT_NE(detail::sqs_redrive_warning(10, false, 5, true), "");  // releases go back to SQS
   EXPECT_EQ(messages_in(sqs, dead_letters), 0);
   EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2"}));
   EXPECT_EQ(messages_in(sqs, url), 0);

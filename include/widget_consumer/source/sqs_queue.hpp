@@ -63,6 +63,7 @@
 #include "../aws/sqs.hpp"
 #include "detail/sqs_dead_letter.hpp"
 #include "detail/sqs_heartbeat.hpp"
+#include "detail/sqs_local_release.hpp"
 #include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
 #include "sqs_queue_options.hpp"
@@ -104,7 +105,8 @@ class sqs_queue_source {
     const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
     const auto attributes = client_.get_queue_attributes(queue_url_, names);
     fifo_ = detail::sqs_is_fifo(queue_url_, attributes);
-    redrive_ = attributes.contains("RedrivePolicy");
+    if (const auto policy = attributes.find("RedrivePolicy"); policy != attributes.end())
+      max_receive_count_ = detail::sqs_max_receive_count(policy->second);
     visibility_seconds_ = static_cast<int>(options_.visibility_timeout.count());
     if (visibility_seconds_ == 0)
       if (const auto found = attributes.find("VisibilityTimeout"); found != attributes.end())
@@ -134,6 +136,8 @@ class sqs_queue_source {
                     ? options_.buffer_size
                     : options_.receivers * static_cast<std::size_t>(options_.max_messages);
     capacity_ = std::max(capacity_, static_cast<std::size_t>(options_.max_messages));
+    // Without a heartbeat a message kept in flight would time out anyway.
+    local_release_ = max_receive_count_ > 0 && options_.heartbeat && visibility_seconds_ > 0;
     try {
       for (std::size_t i = 0; i < options_.receivers; ++i)
         receivers_.emplace_back([this] { receive_loop(); });
@@ -191,9 +195,13 @@ class sqs_queue_source {
   // the buffer is empty, so the consumer logs and counts it.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
     std::unique_lock lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
     if (buffer_.empty() && wait.count() > 0)
-      arrived_.wait_for(lock, wait, [&] { return !buffer_.empty() || !receive_error_.empty(); });
-    std::vector<received_request<ticket_type>> batch;
+      arrived_.wait_until(lock, local_.next_due(now + wait),
+                          [&] { return !buffer_.empty() || !receive_error_.empty(); });
+    // Kept releases first: they were received before anything buffered.
+    std::vector<received_request<ticket_type>> batch =
+        local_.take_due(std::chrono::steady_clock::now(), max);
     if (buffer_.empty() && !receive_error_.empty()) {
       const std::string error = std::move(receive_error_);
       receive_error_.clear();
@@ -226,6 +234,8 @@ class sqs_queue_source {
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
+    if (local_release_ && release_locally(ticket, delay))
+      return;
     if (!settle_entry(ticket, settle_action::release, false))
       return;
     const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
@@ -324,6 +334,19 @@ class sqs_queue_source {
 
   bool ordered() const noexcept { return fifo_; }
 
+  // The queue's RedrivePolicy maxReceiveCount; 0 = none.
+  int max_receive_count() const noexcept { return max_receive_count_; }
+  // Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
+  std::uint64_t releases_kept() const {
+    std::lock_guard lock(mutex_);
+    return local_.kept();
+  }
+  // Said once at start-up: maxReceiveCount too low for the consumer's own
+  // receives (detail::sqs_redrive_warning). "" = none.
+  std::string redrive_warning(std::uint32_t max_receives) const {
+    return detail::sqs_redrive_warning(max_receive_count_, local_release_, max_receives, fifo_);
+  }
+
   const std::string& queue_url() const noexcept { return queue_url_; }
   const std::string& dead_letter_queue_url() const noexcept { return dead_letter_url_; }
   sqs_reject_mode reject_mode() const noexcept { return reject_mode_; }
@@ -362,7 +385,28 @@ class sqs_queue_source {
   // back every few seconds to fail again.
   void keep_undeliverable(ticket_type ticket, std::int64_t sent_ms) {
     visibility_changes_.push_back({std::move(ticket), settle_action::reject,
-                                   redrive_ ? 0 : detail::sqs_longest_hide(sent_ms)});
+                                   redrive() ? 0 : detail::sqs_longest_hide(sent_ms)});
+  }
+
+  bool redrive() const noexcept { return max_receive_count_ > 0; }
+
+  // Keeps the delivery in flight and hands it out again after `delay` with a
+  // new ticket; false when the ticket is not the delivery in flight.
+  bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
+    std::lock_guard lock(mutex_);
+    const auto found = in_flight_.find(ticket.message_id);
+    if (ticket.delivery == 0 || found == in_flight_.end() ||
+        found->second.delivery != ticket.delivery)
+      return false;
+    auto& entry = found->second;
+    entry.delivery = ++next_delivery_;
+    received_request<ticket_type> again{entry.body,
+                                        {entry.receipt_handle, ticket.message_id, entry.delivery},
+                                        ticket.message_id,
+                                        entry.group_id,
+                                        local_.count_of(ticket.message_id) + 1};
+    local_.hold(std::move(again), std::chrono::steady_clock::now() + delay);
+    return true;
   }
 
   // Takes the ticket's delivery out of flight and points the ticket at the
@@ -376,6 +420,7 @@ class sqs_queue_source {
     if (found != in_flight_.end() && found->second.delivery == ticket.delivery) {
       auto entry = std::move(found->second);
       in_flight_.erase(found);
+      local_.forget(ticket.message_id);
       ticket.receipt_handle = entry.receipt_handle;
       settled_.remember(ticket.message_id, ticket.delivery, deletes);
       return entry;
@@ -432,9 +477,11 @@ class sqs_queue_source {
         for (auto& message : messages) {
           if (duplicate(message))
             continue;
-          auto [entry, request] =
-              detail::sqs_hand_out(std::move(message), ++next_delivery_,
-                                   reject_mode_ == sqs_reject_mode::dead_letter_queue);
+          auto [entry, request] = detail::sqs_hand_out(
+              std::move(message), ++next_delivery_,
+              reject_mode_ == sqs_reject_mode::dead_letter_queue || local_release_);
+          if (local_release_)
+            local_.handed(request.name, request.receive_count);
           in_flight_.insert_or_assign(request.name, std::move(entry));
           buffer_.push_back(std::move(request));
         }
@@ -542,6 +589,7 @@ class sqs_queue_source {
           changes.push_back({entry.receipt_handle, 0});
         in_flight_.clear();
         buffer_.clear();
+        local_.clear();
       }
       if (!changes.empty())
         client_.change_message_visibility_batch(queue_url_, changes);
@@ -571,7 +619,7 @@ class sqs_queue_source {
         }
         undeliverable_.add(item.ticket.message_id);
         failures.push_back({settle_action::reject, item.ticket.message_id,
-                            detail::sqs_undeliverable_text(error, item.reason, redrive_)});
+                            detail::sqs_undeliverable_text(error, item.reason, redrive())});
         keep_undeliverable(std::move(item.ticket), item.sent_ms);
         continue;
       }
@@ -587,7 +635,8 @@ class sqs_queue_source {
   bool fifo_ = false;
   bool dead_letter_fifo_ = false;
   std::size_t dead_letter_size_ = detail::sqs_default_message_size;
-  bool redrive_ = false;  // the queue has a RedrivePolicy
+  int max_receive_count_ = 0;  // of the queue's RedrivePolicy; 0 = none
+  bool local_release_ = false;
   int visibility_seconds_ = 0;
   sqs_reject_mode reject_mode_ = sqs_reject_mode::dead_letter_queue;
   std::size_t capacity_ = 0;
@@ -605,7 +654,8 @@ class sqs_queue_source {
   std::uint64_t heartbeat_failures_ = 0;
   std::uint64_t duplicates_ = 0;
   bool heartbeat_stopping_ = false;
-  detail::sqs_receive_gate gate_;  // the receivers' stop (its own lock, taken after mutex_)
+  detail::sqs_local_releases local_;  // releases kept in flight
+  detail::sqs_receive_gate gate_;     // the receivers' stop (its own lock, taken after mutex_)
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
