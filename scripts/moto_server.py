@@ -46,6 +46,14 @@ make its SQS keep guarantees real AWS keeps.
    saw exactly that: a widget's later update applied before the earlier one,
    each once. Here every receive pass sees one moment.
 
+5. SendMessage checks what AWS checks: the message's size is its body plus
+   each message attribute's name, data type and value, against the queue's
+   MaximumMessageSize, and the body and attribute values may hold only
+   #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. moto 5.2
+   counts the body alone and checks no characters, so a dead-letter send that
+   AWS refuses for good (a reject reason quoting U+FFFF, a body near the limit
+   once the reason is added) went through here.
+
 1 and 2 are fixed by one lock per queue. Deletes and sends take it. A receive is
 a loop of moto's own receive with no wait, each pass under the lock with the
 timed-out messages first taken out of the in-flight set, and the waiting done
@@ -202,6 +210,47 @@ def _change_message_visibility_batch(self, queue_name, entries):
 
 moto.sqs.models.SQSBackend.change_message_visibility = _change_message_visibility
 moto.sqs.models.SQSBackend.change_message_visibility_batch = _change_message_visibility_batch
+
+_original_send = moto.sqs.models.SQSBackend.send_message
+
+
+def _not_sqs_text(text):
+    """The first character SQS refuses in a message, or None."""
+    for character in text:
+        point = ord(character)
+        if not (point in (0x9, 0xA, 0xD) or 0x20 <= point <= 0xD7FF
+                or 0xE000 <= point <= 0xFFFD or 0x10000 <= point <= 0x10FFFF):
+            return point
+    return None
+
+
+def _send_message(self, queue_name, message_body, message_attributes=None, *arguments,
+                  **keywords):
+    queue = self.get_queue(queue_name)
+    size = len(message_body.encode("utf-8"))
+    texts = [message_body]
+    for name, attribute in (message_attributes or {}).items():
+        value = attribute.get("string_value", attribute.get("StringValue")) or ""
+        data_type = attribute.get("data_type", attribute.get("DataType")) or ""
+        size += len(name.encode("utf-8")) + len(data_type.encode("utf-8")) + len(
+            value.encode("utf-8"))
+        texts.append(value)
+    if size > queue.maximum_message_size:
+        raise moto.sqs.exceptions.InvalidParameterValue(
+            "One or more parameters are invalid. Reason: Message must be shorter than "
+            f"{queue.maximum_message_size} bytes.")
+    for text in texts:
+        point = _not_sqs_text(text)
+        if point is not None:
+            raise moto.sqs.exceptions.InvalidParameterValue(
+                f"Invalid binary character '#x{point:X}' was found in the message body or "
+                "a message attribute, the set of allowed characters is #x9 | #xA | #xD | "
+                "#x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
+    return _original_send(self, queue_name, message_body, message_attributes, *arguments,
+                          **keywords)
+
+
+moto.sqs.models.SQSBackend.send_message = _send_message
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -150,6 +150,10 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   auto store = make_store(std::type_identity<Store>{}, o, aws);
   program_log log(o);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
+  if constexpr (std::is_same_v<Source, wc::sqs_queue_source>)
+    if (const auto warning = source->redrive_warning(consumer.options().max_receives);
+        !warning.empty())
+      log.warning(warning);  // once, before anything is received
   const auto summary = consumer.run(stop);
   const bool failed = summary.reason == wc::stop_reason::poll_failures ||
                       summary.reason == wc::stop_reason::unrecoverable;

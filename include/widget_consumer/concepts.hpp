@@ -121,6 +121,19 @@ concept startup_checking = requires(P& policy) {
   policy.check_ready();
 };
 
+// Optional, not part of request_source: releases_locally() is true when a
+// released request can only come back to this source object (S3 and
+// directory sources keep their releases; an SQS release may go to another
+// consumer). It decides whether the consumer's hold of a widget behind a
+// failed request may expire (consumer_options::max_hold): a local release
+// always comes back, however late, so its hold waits for it and nothing of
+// the widget overtakes it. Without the member, releases are taken as not
+// local.
+template <class S>
+concept local_releasing = requires(const S& source) {
+  { source.releases_locally() } -> std::convertible_to<bool>;
+};
+
 // ---------------------------------------------------------------------------
 // Widget stores
 // ---------------------------------------------------------------------------

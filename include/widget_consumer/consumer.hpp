@@ -26,12 +26,12 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "concepts.hpp"
+#include "detail/widget_holds.hpp"
 #include "log/console.hpp"
 #include "request.hpp"
 #include "unrecoverable_error.hpp"
@@ -54,8 +54,10 @@ struct consumer_options {
   std::chrono::milliseconds retry_backoff{50};      // doubles per attempt
   std::chrono::milliseconds release_delay{1000};    // before a released request comes back
   // After a store failure releases a request, the widget's later requests are
-  // released too until that request comes back, or for at most this long (it
-  // may have gone to another consumer).
+  // released too until that request comes back, in order
+  // (detail/widget_holds.hpp). When the source's releases may go to another
+  // consumer, a hold ends after this long without progress; when they stay
+  // with us (concepts.hpp, local_releasing), it waits however long it takes.
   std::chrono::milliseconds max_hold{30000};
   // On an unordered source, an update/delete that finds no widget is released
   // (its create may come later) until it has been received this many times.
@@ -149,22 +151,19 @@ class consumer {
     request_outcome outcome = request_outcome::applied;
     std::uint32_t attempts = 0;
     std::string detail;
+    bool holds_widget = false;  // a store failure released it: its widget waits for it
   };
 
   // One lane: a queue and the thread that drains it, in order.
   struct lane {
+    lane(std::chrono::milliseconds max_hold, bool local_release) : holds(max_hold, local_release) {}
     std::mutex mutex;
     std::condition_variable ready;
     std::deque<work> queue;
     bool closing = false;
-    // Widgets with a request released after a store failure, and that
-    // request's name: the widget's other requests are released until it comes
-    // back (or max_hold passes), so none overtakes it.
-    struct hold {
-      std::string released;
-      clock::time_point until;
-    };
-    std::unordered_map<std::string, hold> held;
+    // The lane thread's own: widgets waiting for a request a store failure
+    // released, and the order their other requests go in meanwhile.
+    detail::widget_holds holds;
     std::thread thread;
   };
 
@@ -231,9 +230,12 @@ class consumer {
     consumer_stats stats;
     run_state state;
     state.ordered = static_cast<bool>(source_.ordered());
+    bool local_release = false;
+    if constexpr (local_releasing<Source>)
+      local_release = static_cast<bool>(source_.releases_locally());
     lanes_guard guard(state);
     for (std::size_t i = 0; i < options_.concurrency; ++i) {
-      state.lanes.push_back(std::make_unique<lane>());
+      state.lanes.push_back(std::make_unique<lane>(options_.max_hold, local_release));
       lane& each = *state.lanes.back();
       each.thread = std::thread([this, &state, &each] { drain_lane(state, each); });
     }
@@ -397,23 +399,25 @@ class consumer {
     }
   }
 
-  // Runs on a lane thread: only the store, the lane's own map and options.
+  // Runs on a lane thread: only the store, the lane's own holds and options.
   result apply(const run_state& state, lane& self, work item) {
-    result done{std::move(item), settle_action::ack, request_outcome::applied, 0, {}};
-    const widget_request& request = done.item.request;
-    const auto now = clock::now();
-    std::erase_if(self.held, [&](const auto& entry) { return entry.second.until <= now; });
-    if (const auto found = self.held.find(request.widget_id); found != self.held.end()) {
-      if (found->second.released != done.item.name) {
-        done.action = settle_action::release;
-        done.outcome = request_outcome::released;
-        done.detail = "an earlier request for this widget (" + found->second.released +
-                      ") is waiting for a retry";
-        return done;
-      }
-      self.held.erase(found);  // the released request is back, and goes first
+    result done{std::move(item), settle_action::ack, request_outcome::applied, 0, {}, false};
+    const std::string& widget = done.item.request.widget_id;
+    if (std::string waits_for = self.holds.admit(widget, done.item.name, clock::now());
+        !waits_for.empty()) {
+      done.action = settle_action::release;
+      done.outcome = request_outcome::released;
+      done.detail = "an earlier request for this widget (" + std::move(waits_for) +
+                    ") is waiting for a retry";
+      return done;
     }
+    call_store(state, done);
+    self.holds.settled(widget, done.item.name, done.holds_widget, clock::now());
+    return done;
+  }
 
+  void call_store(const run_state& state, result& done) {
+    const widget_request& request = done.item.request;
     auto backoff = options_.retry_backoff;
     for (;;) {
       ++done.attempts;
@@ -421,10 +425,10 @@ class consumer {
         if (destination_.apply(request) == apply_outcome::applied) {
           done.action = settle_action::ack;
           done.outcome = request_outcome::applied;
-          return done;
+          return;
         }
         not_found(state, done);
-        return done;
+        return;
       } catch (const store_error& e) {
         if (e.failure() == store_failure::transient && done.attempts < options_.max_attempts) {
           std::this_thread::sleep_for(backoff);
@@ -435,26 +439,26 @@ class consumer {
           done.action = settle_action::reject;
           done.outcome = request_outcome::rejected;
         } else {
-          block(self, done, e.failure() == store_failure::transient);
+          block(done, e.failure() == store_failure::transient);
         }
         done.detail = e.what();
-        return done;
+        return;
       } catch (const std::exception& e) {
-        block(self, done, false);
+        block(done, false);
         done.detail = e.what();
-        return done;
+        return;
       } catch (...) {
-        block(self, done, false);
+        block(done, false);
         done.detail = "the store threw something that is not a std::exception";
-        return done;
+        return;
       }
     }
   }
 
-  void block(lane& self, result& done, bool transient) {
+  static void block(result& done, bool transient) {
     done.action = settle_action::release;
     done.outcome = transient ? request_outcome::released : request_outcome::failed;
-    self.held[done.item.request.widget_id] = {done.item.name, clock::now() + options_.max_hold};
+    done.holds_widget = true;
   }
 
   void not_found(const run_state& state, result& done) const {

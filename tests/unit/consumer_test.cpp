@@ -181,11 +181,14 @@ TEST(consumer, a_permanent_failure_holds_back_the_widgets_later_requests) {
 
 // A source that brings a released request back much later than asked, as
 // the S3 source does when the release falls in the middle of a listing pass.
+// Its releases stay here (no other consumer can take them), as the S3 and
+// directory sources' do.
 class late_release_source : public memory_source {
  public:
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
     memory_source::release(ticket, delay * 40);
   }
+  bool releases_locally() const { return true; }
 };
 
 TEST(consumer, a_released_request_is_not_overtaken_by_a_later_one_however_late_it_returns) {
@@ -211,6 +214,62 @@ TEST(consumer, a_released_request_is_not_overtaken_by_a_later_one_however_late_i
   late_arrival.join();
 
   EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2"}));
+  EXPECT_EQ(source.remaining(), 0u);
+}
+
+// A hold must outlast max_hold when the released request can only come back
+// to this consumer: otherwise r2 goes first and r1 lands on top of it.
+TEST(consumer, a_local_release_is_not_overtaken_when_its_hold_outlives_max_hold) {
+  late_release_source source;
+  memory_store store;
+  std::atomic<bool> failed_once{false};
+  store.before_apply = [&](const widget_request& r) {
+    if (r.request_id == "r1" && !failed_once.exchange(true))
+      throw store_error(store_failure::transient, "throttled");
+  };
+  capturing_log log;
+  source.push(request("create", "r1", "w1"));
+  consumer_options options = fast(1);
+  options.max_attempts = 1;
+  options.max_idle = 400ms;
+  options.max_hold = 50ms;  // r1 is back only after 200 ms
+  std::thread late_arrival([&] {
+    std::this_thread::sleep_for(100ms);
+    source.push(request("update", "r2", "w1"));
+  });
+  consumer<late_release_source, memory_store, capturing_log>(source, store, log, options).run();
+  late_arrival.join();
+
+  EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2"}));
+  EXPECT_EQ(source.remaining(), 0u);
+}
+
+// Requests released because of a hold keep their order too: r2, held back
+// behind r1, must not be overtaken by r3, which arrives after r1 is back.
+TEST(consumer, requests_held_back_behind_a_failure_keep_their_order) {
+  memory_source source;
+  memory_store store;
+  std::atomic<bool> failed_once{false};
+  store.before_apply = [&](const widget_request& r) {
+    if (r.request_id == "r1" && !failed_once.exchange(true))
+      throw store_error(store_failure::transient, "throttled");
+  };
+  capturing_log log;
+  source.push(request("create", "r1", "w1"));
+  consumer_options options = fast(1);
+  options.max_attempts = 1;
+  options.release_delay = 200ms;
+  options.max_idle = 400ms;
+  std::thread late_arrivals([&] {
+    std::this_thread::sleep_for(100ms);
+    source.push(request("update", "r2", "w1"));  // held: back at ~300 ms
+    std::this_thread::sleep_for(150ms);
+    source.push(request("update", "r3", "w1"));  // r1 applied at ~200 ms
+  });
+  test_consumer(source, store, log, options).run();
+  late_arrivals.join();
+
+  EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2", "r3"}));
   EXPECT_EQ(source.remaining(), 0u);
 }
 

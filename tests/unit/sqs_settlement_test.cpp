@@ -180,3 +180,24 @@ TEST(sqs_group_fence, holds_the_deliveries_handed_out_before_the_failure_only) {
   fence.forget_settled(in_flight);
   EXPECT_TRUE(fence.empty());
 }
+
+// SQS refuses a message whose attribute holds a character outside
+// #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF: a reason
+// quoting such a character would make the dead-letter send fail every time.
+TEST(sqs_attribute_text, keeps_only_the_characters_sqs_accepts) {
+  EXPECT_EQ(detail::sqs_attribute_text("a\xEF\xBF\xBF"
+                                       "b\xEF\xBF\xBE"
+                                       "c"),
+            "a?b?c");                                                // U+FFFF, U+FFFE
+  EXPECT_EQ(detail::sqs_attribute_text("x\x01y\x7Fz"), "x?y\x7Fz");  // C0 control; DEL is allowed
+  EXPECT_EQ(detail::sqs_attribute_text("bad \xFF\xC0\x80 utf-8"), "bad ??? utf-8");
+  EXPECT_EQ(detail::sqs_attribute_text("surrogate \xED\xA0\x80."), "surrogate ???.");
+  const std::string allowed =
+      "tab\tnl\ncr\r \xEF\xBF\xBD \xED\x9F\xBF \xEE\x80\x80 \xF0\x9F\x98\x80";
+  EXPECT_EQ(detail::sqs_attribute_text(allowed), allowed);  // U+FFFD, U+D7FF, U+E000, U+1F600
+}
+
+TEST(sqs_attribute_text, is_cut_at_a_character_boundary) {
+  EXPECT_EQ(detail::sqs_attribute_text("ab\xC3\xA9", 3), "ab");
+  EXPECT_EQ(detail::sqs_attribute_text("", 10), "(no reason given)");
+}

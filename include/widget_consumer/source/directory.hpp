@@ -105,6 +105,8 @@ class directory_source {
   std::vector<settle_failure> flush() { return std::exchange(failures_, {}); }
 
   bool ordered() const noexcept { return true; }
+  // A released file is handed out again by this source only (concepts.hpp).
+  bool releases_locally() const noexcept { return true; }
 
   const std::filesystem::path& folder() const noexcept { return folder_; }
 

@@ -187,6 +187,8 @@ class s3_bucket_source {
   }
 
   bool ordered() const noexcept { return true; }
+  // A released key is listed again by this source only (concepts.hpp).
+  bool releases_locally() const noexcept { return true; }
 
   const std::string& bucket() const noexcept { return bucket_; }
   const s3_bucket_source_options& options() const noexcept { return options_; }

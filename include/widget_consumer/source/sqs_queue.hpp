@@ -62,7 +62,9 @@
 #include "../aws/access_check.hpp"
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
+#include "detail/sqs_dead_letter.hpp"
 #include "detail/sqs_heartbeat.hpp"
+#include "detail/sqs_local_release.hpp"
 #include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
 #include "sqs_queue_options.hpp"
@@ -114,6 +116,8 @@ class sqs_queue_source {
           return client_.get_queue_attributes(queue_url_, names);
         });
     fifo_ = detail::sqs_is_fifo(queue_url_, attributes);
+    if (const auto policy = attributes.find("RedrivePolicy"); policy != attributes.end())
+      max_receive_count_ = detail::sqs_max_receive_count(policy->second);
     visibility_seconds_ = static_cast<int>(options_.visibility_timeout.count());
     if (visibility_seconds_ == 0)
       if (const auto found = attributes.find("VisibilityTimeout"); found != attributes.end())
@@ -126,9 +130,13 @@ class sqs_queue_source {
           "cannot use the dead-letter queue " + options_.dead_letter_queue,
           "that the queue exists in this region and that these credentials may send to it", [&] {
             dead_letter_url_ = client_.get_queue_url(options_.dead_letter_queue);
-            const std::vector<std::string> fifo_name{"FifoQueue"};
-            dead_letter_fifo_ = detail::sqs_is_fifo(
-                dead_letter_url_, client_.get_queue_attributes(dead_letter_url_, fifo_name));
+            const std::vector<std::string> dead_letter_names{"FifoQueue", "MaximumMessageSize"};
+            const auto dead_letter =
+                client_.get_queue_attributes(dead_letter_url_, dead_letter_names);
+            dead_letter_fifo_ = detail::sqs_is_fifo(dead_letter_url_, dead_letter);
+            if (const auto size = dead_letter.find("MaximumMessageSize"); size != dead_letter.end())
+              std::from_chars(size->second.data(), size->second.data() + size->second.size(),
+                              dead_letter_size_);
           });
     } else if (attributes.contains("RedrivePolicy")) {
       reject_mode_ = sqs_reject_mode::redrive_policy;
@@ -145,6 +153,8 @@ class sqs_queue_source {
                     ? options_.buffer_size
                     : options_.receivers * static_cast<std::size_t>(options_.max_messages);
     capacity_ = std::max(capacity_, static_cast<std::size_t>(options_.max_messages));
+    // Without a heartbeat a message kept in flight would time out anyway.
+    local_release_ = max_receive_count_ > 0 && options_.heartbeat && visibility_seconds_ > 0;
     try {
       for (std::size_t i = 0; i < options_.receivers; ++i)
         receivers_.emplace_back([this] { receive_loop(); });
@@ -202,10 +212,16 @@ class sqs_queue_source {
   // the buffer is empty, so the consumer logs and counts it.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
     std::unique_lock lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
     if (buffer_.empty() && wait.count() > 0)
-      arrived_.wait_for(lock, wait, [&] { return !buffer_.empty() || receive_error_; });
-    std::vector<received_request<ticket_type>> batch;
-    if (buffer_.empty() && receive_error_)
+      arrived_.wait_until(lock, local_.next_due(now + wait),
+                          [&] { return !buffer_.empty() || receive_error_; });
+    // Kept releases first: they were received before anything buffered.
+    std::vector<received_request<ticket_type>> batch =
+        local_.take_due(std::chrono::steady_clock::now(), max);
+    // The error waits while there is anything to hand out: thrown now, what
+    // was taken above would be lost.
+    if (batch.empty() && buffer_.empty() && receive_error_)
       std::rethrow_exception(std::exchange(receive_error_, nullptr));
     while (!buffer_.empty() && batch.size() < max) {
       batch.push_back(std::move(buffer_.front()));
@@ -234,6 +250,8 @@ class sqs_queue_source {
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
+    if (local_release_ && release_locally(ticket, delay))
+      return;
     if (!settle_entry(ticket, settle_action::release, false))
       return;
     const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
@@ -252,27 +270,25 @@ class sqs_queue_source {
                            "unknown: nothing sent"});
       return;
     }
-    const auto entry = settle_entry(ticket, settle_action::reject, deletes);
+    // One the dead-letter queue refused for good is not sent again (said once).
+    const bool undeliverable = deletes && undeliverable_.contains(ticket.message_id);
+    const auto entry = settle_entry(ticket, settle_action::reject, deletes && !undeliverable);
     if (!entry)
       return;
+    if (undeliverable) {
+      keep_undeliverable(std::move(ticket), entry->sent_ms);
+      return;
+    }
     switch (reject_mode_) {
       case sqs_reject_mode::dead_letter_queue:
-        rejects_.push_back({std::move(ticket), detail::sqs_attribute_text(reason),
-                            std::move(entry->body), std::move(entry->group_id)});
+        rejects_.push_back({std::move(ticket), std::string(reason), std::move(entry->body),
+                            std::move(entry->group_id), entry->sent_ms});
         break;
       case sqs_reject_mode::redrive_policy:
         visibility_changes_.push_back({std::move(ticket), settle_action::reject, 0});
         break;
       case sqs_reject_mode::keep_in_queue: {
-        int hold = max_visibility_seconds;
-        if (entry->sent_ms > 0) {
-          const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
-          // SQS counts the 12 h from the send; a minute's margin for clocks.
-          hold -= static_cast<int>(
-              std::clamp<std::int64_t>((now_ms - entry->sent_ms) / 1000 + 60, 0, hold));
-        }
+        const int hold = detail::sqs_longest_hide(entry->sent_ms);
         failures_.push_back({settle_action::reject, ticket.message_id,
                              "no dead-letter queue nor RedrivePolicy: left in the queue, hidden "
                              "for " +
@@ -334,6 +350,19 @@ class sqs_queue_source {
 
   bool ordered() const noexcept { return fifo_; }
 
+  // The queue's RedrivePolicy maxReceiveCount; 0 = none.
+  int max_receive_count() const noexcept { return max_receive_count_; }
+  // Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
+  std::uint64_t releases_kept() const {
+    std::lock_guard lock(mutex_);
+    return local_.kept();
+  }
+  // Said once at start-up: maxReceiveCount too low for the consumer's own
+  // receives (detail::sqs_redrive_warning). "" = none.
+  std::string redrive_warning(std::uint32_t max_receives) const {
+    return detail::sqs_redrive_warning(max_receive_count_, local_release_, max_receives, fifo_);
+  }
+
   const std::string& queue_url() const noexcept { return queue_url_; }
   const std::string& dead_letter_queue_url() const noexcept { return dead_letter_url_; }
   sqs_reject_mode reject_mode() const noexcept { return reject_mode_; }
@@ -363,7 +392,38 @@ class sqs_queue_source {
     std::string reason;
     std::string body;
     std::string group_id;
+    std::int64_t sent_ms = 0;
   };
+
+  // A reject the dead-letter queue refused for good stays in the queue: to
+  // the RedrivePolicy if there is one (SQS moves messages itself, whatever
+  // their size), else hidden for as long as SQS allows, so it does not come
+  // back every few seconds to fail again.
+  void keep_undeliverable(ticket_type ticket, std::int64_t sent_ms) {
+    visibility_changes_.push_back({std::move(ticket), settle_action::reject,
+                                   redrive() ? 0 : detail::sqs_longest_hide(sent_ms)});
+  }
+
+  bool redrive() const noexcept { return max_receive_count_ > 0; }
+
+  // Keeps the delivery in flight and hands it out again after `delay` with a
+  // new ticket; false when the ticket is not the delivery in flight.
+  bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
+    std::lock_guard lock(mutex_);
+    const auto found = in_flight_.find(ticket.message_id);
+    if (ticket.delivery == 0 || found == in_flight_.end() ||
+        found->second.delivery != ticket.delivery)
+      return false;
+    auto& entry = found->second;
+    entry.delivery = ++next_delivery_;
+    received_request<ticket_type> again{entry.body,
+                                        {entry.receipt_handle, ticket.message_id, entry.delivery},
+                                        ticket.message_id,
+                                        entry.group_id,
+                                        local_.count_of(ticket.message_id) + 1};
+    local_.hold(std::move(again), std::chrono::steady_clock::now() + delay);
+    return true;
+  }
 
   // Takes the ticket's delivery out of flight and points the ticket at the
   // newest receipt handle. A delivery settled already is reported and
@@ -376,6 +436,7 @@ class sqs_queue_source {
     if (found != in_flight_.end() && found->second.delivery == ticket.delivery) {
       auto entry = std::move(found->second);
       in_flight_.erase(found);
+      local_.forget(ticket.message_id);
       ticket.receipt_handle = entry.receipt_handle;
       settled_.remember(ticket.message_id, ticket.delivery, deletes);
       return entry;
@@ -440,9 +501,11 @@ class sqs_queue_source {
         for (auto& message : messages) {
           if (duplicate(message))
             continue;
-          auto [entry, request] =
-              detail::sqs_hand_out(std::move(message), ++next_delivery_,
-                                   reject_mode_ == sqs_reject_mode::dead_letter_queue);
+          auto [entry, request] = detail::sqs_hand_out(
+              std::move(message), ++next_delivery_,
+              reject_mode_ == sqs_reject_mode::dead_letter_queue || local_release_);
+          if (local_release_)
+            local_.handed(request.name, request.receive_count);
           in_flight_.insert_or_assign(request.name, std::move(entry));
           buffer_.push_back(std::move(request));
         }
@@ -550,6 +613,7 @@ class sqs_queue_source {
           changes.push_back({entry.receipt_handle, 0});
         in_flight_.clear();
         buffer_.clear();
+        local_.clear();
       }
       if (!changes.empty())
         client_.change_message_visibility_batch(queue_url_, changes);
@@ -564,31 +628,23 @@ class sqs_queue_source {
     auto rejects = std::move(rejects_);
     rejects_.clear();
     for (auto& item : rejects) {
-      aws::sqs_send_options send;
-      if (dead_letter_fifo_) {
-        send.message_group_id = item.group_id.empty() ? "rejected" : item.group_id;
-        // A retry after a lost answer is then not sent twice.
-        send.message_deduplication_id = item.ticket.message_id;
-      }
-      std::string error;
-      send.message_attributes = {{"RejectReason", item.reason},
-                                 {"SourceMessageId", item.ticket.message_id}};
-      for (int attempt = 0; attempt < detail::sqs_settle_attempts; ++attempt) {
-        try {
-          client_.send_message(dead_letter_url_, item.body, send);
-          error.clear();
-          break;
-        } catch (const std::exception& e) {
-          error = e.what();
-        }
-      }
+      const auto [error, for_good] = detail::sqs_send_dead_letter(
+          client_, dead_letter_url_, dead_letter_fifo_, dead_letter_size_, item.body,
+          item.ticket.message_id, item.group_id, item.reason);
       if (!error.empty()) {
         {
           std::lock_guard lock(mutex_);
           settled_.not_deleted(item.ticket.message_id);
         }
+        if (!for_good) {
+          failures.push_back({settle_action::reject, item.ticket.message_id,
+                              "sending to the dead-letter queue failed: " + error});
+          continue;
+        }
+        undeliverable_.add(item.ticket.message_id);
         failures.push_back({settle_action::reject, item.ticket.message_id,
-                            "sending to the dead-letter queue failed: " + error});
+                            detail::sqs_undeliverable_text(error, item.reason, redrive())});
+        keep_undeliverable(std::move(item.ticket), item.sent_ms);
         continue;
       }
       deletes_.push_back({std::move(item.ticket), settle_action::reject, 0});
@@ -602,6 +658,9 @@ class sqs_queue_source {
   std::string dead_letter_url_;
   bool fifo_ = false;
   bool dead_letter_fifo_ = false;
+  std::size_t dead_letter_size_ = detail::sqs_default_message_size;
+  int max_receive_count_ = 0;  // of the queue's RedrivePolicy; 0 = none
+  bool local_release_ = false;
   int visibility_seconds_ = 0;
   sqs_reject_mode reject_mode_ = sqs_reject_mode::dead_letter_queue;
   std::size_t capacity_ = 0;
@@ -619,7 +678,8 @@ class sqs_queue_source {
   std::uint64_t heartbeat_failures_ = 0;
   std::uint64_t duplicates_ = 0;
   bool heartbeat_stopping_ = false;
-  detail::sqs_receive_gate gate_;  // the receivers' stop (its own lock, taken after mutex_)
+  detail::sqs_local_releases local_;  // releases kept in flight
+  detail::sqs_receive_gate gate_;     // the receivers' stop (its own lock, taken after mutex_)
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
@@ -632,6 +692,7 @@ class sqs_queue_source {
   std::vector<detail::sqs_settlement> visibility_changes_;
   std::vector<rejected> rejects_;
   std::vector<settle_failure> failures_;
+  detail::sqs_undeliverable undeliverable_;
 
   std::vector<std::thread> receivers_;
   std::thread heartbeat_;

@@ -40,21 +40,62 @@ struct sqs_ticket {
 
 namespace detail {
 
-// SQS limits message attribute values to XML-safe characters; reasons quote
-// request bodies, so control characters become '?' and the length is capped
-// at a UTF-8 boundary.
+// The length of the well-formed UTF-8 sequence at the start of `text` and
+// its code point, or {0, 0}: the rules of RFC 3629 (detail/utf8.hpp).
+inline std::pair<std::size_t, char32_t> sqs_decode_utf8(std::string_view text) noexcept {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const unsigned char lead = bytes[0];
+  if (lead < 0x80)
+    return {1, lead};
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  char32_t point = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+    point = lead & 0x1Fu;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    point = lead & 0x0Fu;
+    low = lead == 0xE0 ? 0xA0 : low;    // overlong
+    high = lead == 0xED ? 0x9F : high;  // UTF-16 surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    point = lead & 0x07u;
+    low = lead == 0xF0 ? 0x90 : low;    // overlong
+    high = lead == 0xF4 ? 0x8F : high;  // above U+10FFFF
+  } else {
+    return {0, 0};
+  }
+  if (text.size() < length || bytes[1] < low || bytes[1] > high)
+    return {0, 0};
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((bytes[k] & 0xC0) != 0x80)
+      return {0, 0};
+    point = (point << 6) | (bytes[k] & 0x3Fu);
+  }
+  return {length, point};
+}
+
+// SQS refuses a message whose body or attribute holds anything outside
+// #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF, so a reject
+// reason quoting such a character (reasons quote request bodies) would make
+// its dead-letter send fail every time. Each refused character, and each
+// byte of malformed UTF-8, becomes '?'; the result is cut to at most `limit`
+// bytes at a character boundary.
 inline std::string sqs_attribute_text(std::string_view text, std::size_t limit = 1024) {
   std::string result;
   result.reserve(std::min(text.size(), limit));
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    result.push_back(byte < 0x20 && c != '\t' && c != '\n' && c != '\r' ? '?' : c);
-  }
-  if (result.size() > limit) {
-    std::size_t cut = limit;
-    while (cut > 0 && (static_cast<unsigned char>(result[cut]) & 0xC0) == 0x80)
-      --cut;
-    result.resize(cut);
+  for (std::size_t i = 0; i < text.size();) {
+    const auto [length, point] = sqs_decode_utf8(text.substr(i));
+    const bool allowed = length > 0 && (point == 0x9 || point == 0xA || point == 0xD ||
+                                        (point >= 0x20 && point <= 0xD7FF) ||
+                                        (point >= 0xE000 && point <= 0xFFFD) || point >= 0x10000);
+    const std::string_view piece = allowed ? text.substr(i, length) : std::string_view("?");
+    if (result.size() + piece.size() > limit)
+      break;
+    result += piece;
+    i += length > 0 ? length : 1;
   }
   return result.empty() ? std::string("(no reason given)") : result;
 }

@@ -1,0 +1,150 @@
+#pragma once
+// What sqs_queue_source sends to its dead-letter queue, so that SQS can take
+// it: SQS counts a message's size as its body plus each attribute's name,
+// data type and value, against the queue's MaximumMessageSize, and refuses
+// the whole message if they do not fit. A body that SQS took into the source
+// queue may be within a few hundred bytes of the limit; the reason we add
+// would then make every send fail, and the reject would come back forever
+// (on a FIFO queue, holding its group). So the reason gives way first: cut
+// to what is left, or left out.
+
+#include "../../aws/error.hpp"
+#include "../../aws/sqs.hpp"
+#include "../sqs_queue_options.hpp"
+#include "sqs_settlement.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+namespace widget_consumer::detail {
+
+// SQS's default and largest MaximumMessageSize before 2025 (256 KiB).
+inline constexpr std::size_t sqs_default_message_size = 262144;
+
+inline std::size_t sqs_attribute_size(std::string_view name, std::string_view value) {
+  return name.size() + std::string_view("String").size() + value.size();
+}
+
+// The attributes of a dead letter for `body`: SourceMessageId, and the
+// reason, sanitised and cut so the message fits `max_size`; the reason is left
+// out when nothing of it fits, and so is the id when even that does not. A
+// body over the limit on its own cannot be sent at all (the caller finds out).
+inline std::map<std::string, std::string, std::less<>> sqs_dead_letter_attributes(
+    std::string_view body, std::string_view message_id, std::string_view reason,
+    std::size_t max_size) {
+  std::map<std::string, std::string, std::less<>> attributes;
+  std::size_t used = body.size();
+  if (used + sqs_attribute_size("SourceMessageId", message_id) > max_size)
+    return attributes;
+  used += sqs_attribute_size("SourceMessageId", message_id);
+  attributes.emplace("SourceMessageId", message_id);
+  const std::size_t overhead = sqs_attribute_size("RejectReason", "");
+  if (used + overhead >= max_size)
+    return attributes;
+  // 1,024 bytes of reason are plenty for a log reader.
+  const std::size_t room = std::min<std::size_t>(max_size - used - overhead, 1024);
+  std::string text = sqs_attribute_text(reason, room);
+  if (text.size() <= room)  // "(no reason given)" may not fit
+    attributes.emplace("RejectReason", std::move(text));
+  return attributes;
+}
+
+// True when SQS refused the send for what it holds (a 4xx other than
+// throttling: too large, a character it does not accept): sending it again
+// can only fail again.
+inline bool sqs_send_refused_for_good(const std::exception& error) {
+  const auto* refused = dynamic_cast<const aws::service_error*>(&error);
+  if (refused == nullptr || refused->status() != 400)
+    return false;
+  const std::string_view code = refused->code();
+  // The JSON protocol's codes carry a namespace ("AWS.SimpleQueueService.X").
+  for (const std::string_view name : {"InvalidParameterValue", "InvalidMessageContents",
+                                      "MessageTooLong", "InvalidAttributeValue"})
+    if (code == name || code.ends_with(std::string(".") + std::string(name)) ||
+        code.ends_with(std::string("#") + std::string(name)))
+      return true;
+  return false;
+}
+
+// How long a message sent at `sent_ms` (epoch ms; 0 = unknown) may still be
+// hidden: SQS allows 12 h since the send; a minute's margin for clocks.
+inline int sqs_longest_hide(std::int64_t sent_ms) {
+  int hide = sqs_max_visibility_seconds;
+  if (sent_ms > 0) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    hide -= static_cast<int>(std::clamp<std::int64_t>((now_ms - sent_ms) / 1000 + 60, 0, hide));
+  }
+  return hide;
+}
+
+struct sqs_dead_letter_sent {
+  std::string error;      // "" = sent
+  bool for_good = false;  // sending it again can only fail again
+};
+
+// Sends one reject, tried up to sqs_settle_attempts times unless SQS refuses
+// it for what it holds.
+template <class Client>
+sqs_dead_letter_sent sqs_send_dead_letter(Client& client, const std::string& url, bool fifo,
+                                          std::size_t max_size, std::string_view body,
+                                          const std::string& message_id, std::string_view group_id,
+                                          std::string_view reason) {
+  aws::sqs_send_options send;
+  if (fifo) {
+    send.message_group_id = group_id.empty() ? "rejected" : std::string(group_id);
+    // A retry after a lost answer is then not sent twice.
+    send.message_deduplication_id = message_id;
+  }
+  send.message_attributes = sqs_dead_letter_attributes(body, message_id, reason, max_size);
+  sqs_dead_letter_sent result;
+  for (int attempt = 0; attempt < sqs_settle_attempts && !result.for_good; ++attempt) {
+    try {
+      client.send_message(url, body, send);
+      return {};
+    } catch (const std::exception& e) {
+      result.error = e.what();
+      result.for_good = sqs_send_refused_for_good(e);
+    }
+  }
+  return result;
+}
+
+// The one error said for a reject the dead-letter queue refuses for good.
+inline std::string sqs_undeliverable_text(std::string_view error, std::string_view reason,
+                                          bool redrive) {
+  return "the dead-letter queue refuses this message for good, so it stays in the queue (" +
+         std::string(redrive ? "left to its RedrivePolicy" : "hidden for as long as SQS allows") +
+         "; said once, not sent again): " + std::string(error) +
+         " (reject reason: " + sqs_attribute_text(reason, 200) + ")";
+}
+
+// Messages whose dead-letter send was refused for good: their reject is
+// said once, as an error, then they are left in the queue (to its
+// RedrivePolicy, or hidden for as long as SQS allows) without another try.
+// Bounded: a consumer that meets more than `limit` of them forgets the
+// oldest half and says those again.
+class sqs_undeliverable {
+ public:
+  bool contains(const std::string& message_id) const { return ids_.contains(message_id); }
+  void add(const std::string& message_id) {
+    if (ids_.size() >= limit)
+      ids_.clear();
+    ids_.insert(message_id);
+  }
+
+  static constexpr std::size_t limit = 10000;
+
+ private:
+  std::unordered_set<std::string> ids_;
+};
+
+}  // namespace widget_consumer::detail
