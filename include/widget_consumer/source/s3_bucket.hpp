@@ -178,6 +178,15 @@ class s3_bucket_source {
 
   bool ordered() const noexcept { return true; }
 
+  // Listed and not delivered yet (being fetched, waiting behind the oldest,
+  // on a page not taken yet, or a listing under way), or released and not
+  // yet due: the consumer does not count such time as idle.
+  bool has_pending() {
+    std::lock_guard lock(mutex_);
+    return !window_.empty() || !pages_.empty() || (pass_active_ && !pass_done_) ||
+           !delayed_.empty();
+  }
+
   const std::string& bucket() const noexcept { return bucket_; }
   const s3_bucket_source_options& options() const noexcept { return options_; }
   // Listed keys that were gone when their body was fetched.
