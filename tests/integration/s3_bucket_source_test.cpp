@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-// Against both local servers ("plain" and "iam", which verifies every
-// signature), except the delete-failure test, which needs "iam" to refuse
-// a bad key.
+// Against every local S3 server ("plain" moto, "iam" moto, which verifies
+// every signature, and s3rver, a second implementation), except the
+// delete-failure test, which needs "iam" to refuse a bad key.
 
 namespace widget_consumer {
 namespace {
@@ -112,11 +112,18 @@ std::vector<std::string> names_of(const batch_type& batch) {
   return names;
 }
 
-class s3_bucket_source_test : public ::testing::TestWithParam<bool> {
+emulator server_named(const std::string& name) {
+  if (name == "iam")
+    return widget_consumer::testing::iam_emulator();
+  if (name == "s3rver")
+    return widget_consumer::testing::s3rver_emulator();
+  return widget_consumer::testing::plain_emulator();
+}
+
+class s3_bucket_source_test : public ::testing::TestWithParam<std::string> {
  protected:
   s3_bucket_source_test()
-      : server_(GetParam() ? widget_consumer::testing::iam_emulator()
-                           : widget_consumer::testing::plain_emulator()),
+      : server_(server_named(GetParam())),
         s3_(config_for(server_)),
         bucket_(unique_name("requests")) {
     s3_.create_bucket(bucket_);
@@ -306,8 +313,9 @@ TEST_P(s3_bucket_source_test, poll_throws_when_the_bucket_is_missing) {
   EXPECT_THROW(source.poll(0ms, 10), aws::service_error);  // and again, not stuck
 }
 
-INSTANTIATE_TEST_SUITE_P(servers, s3_bucket_source_test, ::testing::Bool(),
-                         [](const auto& param) { return param.param ? "iam" : "plain"; });
+INSTANTIATE_TEST_SUITE_P(servers, s3_bucket_source_test,
+                         ::testing::Values("plain", "iam", "s3rver"),
+                         [](const auto& param) { return param.param; });
 
 // S3 refuses the deletes (a wrong secret, which only the IAM server checks):
 // the batch fails as a whole, each key is tried on its own, and every one is
