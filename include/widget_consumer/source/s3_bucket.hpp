@@ -22,7 +22,8 @@
 // - ack and reject queue the delete; flush() sends DeleteObjects (1,000 keys
 //   per call, Quiet) and reports each key S3 did not delete. When the batch
 //   call fails as a whole, every key is deleted on its own; a server that
-//   does not implement DeleteObjects (501/405) is not asked again.
+//   does not implement DeleteObjects (501/405) is not asked again, one that
+//   refuses it while the single deletes succeed not for a minute.
 // - reject writes the reason to "{rejected_prefix}{key}.reason" (text/plain),
 //   then copies the request to "{rejected_prefix}{key}", then queues the
 //   delete. Reason first: a failure part-way leaves the request in place, to
@@ -416,7 +417,8 @@ class s3_bucket_source {
     }
     std::unordered_set<std::string> failed;
     bool deleted = false;
-    if (batch_delete_) {
+    bool batch_refused = false;  // the server answered DeleteObjects with an error
+    if (batch_delete_ && clock::now() >= batch_delete_paused_until_) {
       try {
         for (auto& failure : client_.delete_objects(bucket_, keys)) {
           const auto action = actions.find(failure.key);
@@ -428,6 +430,7 @@ class s3_bucket_source {
         deleted = true;
       } catch (const aws::service_error& e) {
         batch_delete_ = !batch_delete_unsupported(e);
+        batch_refused = true;
       } catch (const std::exception&) {
         // Whatever it was, the single deletes below will say it per key.
       }
@@ -441,6 +444,14 @@ class s3_bucket_source {
           failed.insert(each.key);
         }
       }
+      // DeleteObjects refused while every key deletes fine on its own: a
+      // server that cannot do the batch for these keys (s3rver 3.7.1 answers
+      // 500 to any key that looks like a number, i.e. every producer key).
+      // Asking it again at each flush costs the call and its retries every
+      // time (seconds per flush, and a 1,200-request drain ran at 11/s):
+      // delete one by one for a while, then try the batch again.
+      if (batch_refused && failed.empty())
+        batch_delete_paused_until_ = clock::now() + batch_delete_pause;
     }
     // Deleted or not, they may be listed again: a failed delete means the
     // request is still there and is delivered again, counted as such.
@@ -482,6 +493,8 @@ class s3_bucket_source {
   std::vector<pending_delete> pending_deletes_;
   std::vector<settle_failure> failures_;
   bool batch_delete_ = true;
+  static constexpr std::chrono::seconds batch_delete_pause{60};
+  clock::time_point batch_delete_paused_until_{};
   std::uint64_t vanished_ = 0;
 
   std::thread lister_;
