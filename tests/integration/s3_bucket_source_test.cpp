@@ -313,6 +313,48 @@ TEST_P(s3_bucket_source_test, poll_throws_when_the_bucket_is_missing) {
   EXPECT_THROW(source.poll(0ms, 10), aws::service_error);  // and again, not stuck
 }
 
+// An object the source can never read (here one over a lowered response
+// cap; on AWS also a 403 from KMS or an ACL, or InvalidObjectState) fails
+// its pass a few times, then is set aside like an invalid request: copied
+// under rejected/ with its reason and deleted. The keys after it go on.
+TEST_P(s3_bucket_source_test, an_unreadable_object_is_set_aside_and_the_rest_go_on) {
+  const auto keys = request_keys(3);
+  put_requests(keys);
+  const std::string too_large(8192, 'x');
+  s3_.put_object(bucket_, keys[1], too_large, "application/json");
+  aws::client_config config = config_for(server_);
+  config.http.max_response_bytes = 4096;  // above any listing of two keys
+  s3_bucket_source_options options;
+  options.page_size = 2;
+  s3_bucket_source source(aws::s3_client(config), bucket_, options);
+
+  batch_type delivered;
+  int poll_failures = 0;
+  for (int polls = 0; polls < 20 && delivered.size() < 2; ++polls) {
+    try {
+      for (auto& each : source.poll(0ms, 10))
+        delivered.push_back(std::move(each));
+    } catch (const aws::transport_error& e) {
+      ++poll_failures;
+      EXPECT_NE(std::string(e.what()).find("larger than"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(names_of(delivered), (std::vector<std::string>{keys[0], keys[2]}));
+  EXPECT_GE(poll_failures, 1);
+  EXPECT_LE(poll_failures, 5);
+  for (auto& each : delivered)
+    source.ack(std::move(each.ticket));
+  EXPECT_TRUE(source.flush().empty());
+
+  const std::string target = "rejected/" + keys[1];
+  EXPECT_EQ(list_all(s3_, bucket_), (std::vector<std::string>{target, target + ".reason"}));
+  EXPECT_EQ(s3_.get_object(bucket_, target), too_large);
+  const auto reason = s3_.get_object(bucket_, target + ".reason");
+  ASSERT_TRUE(reason);
+  EXPECT_NE(reason->find("larger than"), std::string::npos) << *reason;
+  EXPECT_TRUE(source.poll(0ms, 10).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(servers, s3_bucket_source_test,
                          ::testing::Values("plain", "iam", "s3rver"),
                          [](const auto& param) { return param.param; });
