@@ -31,6 +31,12 @@
 //   When the rejected objects live in the request bucket, keys under the
 //   rejected prefix are never requests.
 // - Keys ending in '/' (folder markers made by consoles) are not requests.
+// - An object that cannot be read (over the response cap, AccessDenied from
+//   KMS or an ACL, InvalidObjectState) fails its pass like any failed GET,
+//   and after unreadable_tries such passes it is set aside like an invalid
+//   request: reason, copy under the rejected prefix, delete. When even the
+//   copy fails the original stays where it is (nothing lost), its .reason
+//   says so, this source skips it from then on, and flush() reports it.
 
 #include "../concepts.hpp"
 
@@ -194,6 +200,8 @@ class s3_bucket_source {
   std::uint64_t vanished() const noexcept { return vanished_; }
   // Delivered and not yet settled.
   std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  // Objects set aside because they could not be read (see the top).
+  std::uint64_t unreadable() const noexcept { return unreadable_; }
 
  private:
   struct slot {
@@ -333,7 +341,8 @@ class s3_bucket_source {
       return false;
     if (rejects_here_ && key.starts_with(options_.rejected_prefix))
       return false;
-    if (in_flight_.contains(key) || windowed_.contains(key) || deleting_.contains(key))
+    if (in_flight_.contains(key) || windowed_.contains(key) || deleting_.contains(key) ||
+        skipped_.contains(key))
       return false;
     if (const auto due = delayed_.find(key); due != delayed_.end()) {
       if (due->second > now)
@@ -374,6 +383,14 @@ class s3_bucket_source {
       if (item->error) {
         if (!batch.empty())
           return;  // hand out what came before it; the next poll throws
+        if (const auto why = unreadable_reason(item->error);
+            why && ++read_failures_[item->key] >= unreadable_tries) {
+          read_failures_.erase(item->key);
+          window_.pop_front();
+          windowed_.erase(item->key);
+          set_aside(item->key, *why);
+          continue;
+        }
         abandon_pass();
         std::rethrow_exception(item->error);
       }
@@ -384,9 +401,53 @@ class s3_bucket_source {
         receive_counts_.erase(item->key);
         continue;
       }
+      read_failures_.erase(item->key);
       in_flight_.insert(item->key);
       const std::uint32_t receives = ++receive_counts_[item->key];
       batch.push_back({std::move(*item->body), item->key, item->key, "", receives});
+    }
+  }
+
+  // Why GetObject can never succeed for this one key, or nullopt when the
+  // failure may heal or concerns more than the key (credentials, network).
+  static std::optional<std::string> unreadable_reason(const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const aws::transport_error& e) {
+      if (e.failure() == aws::transport_error::kind::too_large)
+        return std::string(e.what());
+    } catch (const aws::service_error& e) {
+      if (e.code() == "AccessDenied" || e.code() == "InvalidObjectState" ||
+          e.code().starts_with("KMS."))
+        return std::string(e.what());
+    } catch (...) {
+    }
+    return std::nullopt;
+  }
+
+  // Under mutex_, on the poll thread: a rare event, so the fetchers may wait.
+  void set_aside(const std::string& key, const std::string& why) {
+    ++unreadable_;
+    const std::string target = options_.rejected_prefix + key;
+    const std::string reason = "unreadable: " + why;
+    try {
+      client_.put_object(options_.rejected_bucket, target + ".reason", reason,
+                         "text/plain; charset=utf-8");
+      client_.copy_object(bucket_, key, options_.rejected_bucket, target);
+      queue_delete(key, settle_action::reject);
+      return;
+    } catch (const std::exception& e) {
+      // No copy, so no delete: the original stays, skipped by this source.
+      skipped_.insert(key);
+      const std::string in_place =
+          reason + "; it could not be copied either (" + e.what() + "), so it is left in place";
+      try {
+        client_.put_object(options_.rejected_bucket, target + ".reason", in_place,
+                           "text/plain; charset=utf-8");
+      } catch (const std::exception&) {
+        // flush() reports it all the same.
+      }
+      failures_.push_back({settle_action::reject, key, in_place});
     }
   }
 
@@ -493,6 +554,10 @@ class s3_bucket_source {
   std::vector<pending_delete> pending_deletes_;
   std::vector<settle_failure> failures_;
   bool batch_delete_ = true;
+  static constexpr std::uint32_t unreadable_tries = 3;  // failed passes before a set-aside
+  std::unordered_map<std::string, std::uint32_t> read_failures_;
+  std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
+  std::uint64_t unreadable_ = 0;
   static constexpr std::chrono::seconds batch_delete_pause{60};
   clock::time_point batch_delete_paused_until_{};
   std::uint64_t vanished_ = 0;
