@@ -134,6 +134,17 @@ concept local_releasing = requires(const S& source) {
   { source.releases_locally() } -> std::convertible_to<bool>;
 };
 
+// Optional, not part of request_source: has_pending() is true while the
+// source holds requests it has not delivered yet (listed and being fetched,
+// waiting behind the oldest, released and not yet due), even when poll()
+// just returned nothing. The consumer's max_idle then does not run: idle
+// means nothing to do, not nothing handed out lately. Must not block for
+// long; called from the poll thread.
+template <class S>
+concept pending_reporting = requires(S& source) {
+  { source.has_pending() } -> std::convertible_to<bool>;
+};
+
 // ---------------------------------------------------------------------------
 // Widget stores
 // ---------------------------------------------------------------------------

@@ -173,6 +173,7 @@ class consumer {
     std::deque<result> results;
     std::vector<std::unique_ptr<lane>> lanes;
     bool ordered = true;
+    clock::time_point last_settled{};  // poll thread only: the end of the last settle_ready
   };
 
   static consumer_options normalised(consumer_options options) {
@@ -262,10 +263,16 @@ class consumer {
         reason = stop_reason::max_runtime;
         break;
       }
+      // Idle time starts once everything is settled (settling can take
+      // longer than max_idle), and not while the source says it still holds
+      // undelivered requests (concepts.hpp, pending_reporting).
       if (options_.max_idle.count() > 0 && stats.in_flight == 0 &&
-          now - last_activity >= options_.max_idle) {
-        reason = stop_reason::max_idle;
-        break;
+          now - std::max(last_activity, state.last_settled) >= options_.max_idle) {
+        if (!source_pending()) {
+          reason = stop_reason::max_idle;
+          break;
+        }
+        last_activity = now;
       }
       if (options_.progress_interval.count() > 0 && now >= next_progress) {
         log_.progress(progress_event{log_clock::now(), snapshot(stats, start)});
@@ -511,6 +518,20 @@ class consumer {
     for (auto& done : ready)
       settle(stats, done);
     flush_source(stats);
+    state.last_settled = clock::now();
+  }
+
+  bool source_pending() {
+    if constexpr (pending_reporting<Source>) {
+      try {
+        return static_cast<bool>(source_.has_pending());
+      } catch (const std::exception& e) {
+        log_.error(std::string("asking the source for pending requests failed: ") + e.what());
+        return false;
+      }
+    } else {
+      return false;
+    }
   }
 
   void settle(consumer_stats& stats, result& done) {

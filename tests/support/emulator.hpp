@@ -1,7 +1,8 @@
 #pragma once
 // Where the integration tests find the local AWS servers that the CTest
 // fixtures (scripts/emulators) started: WIDGET_CONSUMER_EMULATOR_STATE names
-// the state folder holding moto.url, moto-iam.url and moto-iam.credentials.
+// the state folder holding moto.url, moto-iam.url, moto-iam.credentials and
+// s3rver.url.
 
 #include <widget_consumer/aws/client.hpp>
 
@@ -65,6 +66,12 @@ inline emulator iam_emulator() {
   if (result.access_key_id.empty())
     throw std::runtime_error("no IAM credentials in " + dir);
   return result;
+}
+
+// s3rver (S3 only), a second S3 implementation: it knows the one key
+// S3RVER / S3RVER and checks signatures made with it.
+inline emulator s3rver_emulator() {
+  return {read_first_line(emulator_state_dir() + "/s3rver.url"), "S3RVER", "S3RVER"};
 }
 
 // A client configuration that signs with the server's key.

@@ -22,7 +22,8 @@
 // - ack and reject queue the delete; flush() sends DeleteObjects (1,000 keys
 //   per call, Quiet) and reports each key S3 did not delete. When the batch
 //   call fails as a whole, every key is deleted on its own; a server that
-//   does not implement DeleteObjects (501/405) is not asked again.
+//   does not implement DeleteObjects (501/405) is not asked again, one that
+//   refuses it while the single deletes succeed not for a minute.
 // - reject writes the reason to "{rejected_prefix}{key}.reason" (text/plain),
 //   then copies the request to "{rejected_prefix}{key}", then queues the
 //   delete. Reason first: a failure part-way leaves the request in place, to
@@ -30,6 +31,12 @@
 //   When the rejected objects live in the request bucket, keys under the
 //   rejected prefix are never requests.
 // - Keys ending in '/' (folder markers made by consoles) are not requests.
+// - An object that cannot be read (over the response cap, AccessDenied from
+//   KMS or an ACL, InvalidObjectState) fails its pass like any failed GET,
+//   and after unreadable_tries such passes it is set aside like an invalid
+//   request: reason, copy under the rejected prefix, delete. When even the
+//   copy fails the original stays where it is (nothing lost), its .reason
+//   says so, this source skips it from then on, and flush() reports it.
 
 #include "../concepts.hpp"
 
@@ -190,12 +197,23 @@ class s3_bucket_source {
   // A released key is listed again by this source only (concepts.hpp).
   bool releases_locally() const noexcept { return true; }
 
+  // Listed and not delivered yet (being fetched, waiting behind the oldest,
+  // on a page not taken yet, or a listing under way), or released and not
+  // yet due: the consumer does not count such time as idle.
+  bool has_pending() {
+    std::lock_guard lock(mutex_);
+    return !window_.empty() || !pages_.empty() || (pass_active_ && !pass_done_) ||
+           !delayed_.empty();
+  }
+
   const std::string& bucket() const noexcept { return bucket_; }
   const s3_bucket_source_options& options() const noexcept { return options_; }
   // Listed keys that were gone when their body was fetched.
   std::uint64_t vanished() const noexcept { return vanished_; }
   // Delivered and not yet settled.
   std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  // Objects set aside because they could not be read (see the top).
+  std::uint64_t unreadable() const noexcept { return unreadable_; }
 
  private:
   struct slot {
@@ -346,7 +364,8 @@ class s3_bucket_source {
       return false;
     if (rejects_here_ && key.starts_with(options_.rejected_prefix))
       return false;
-    if (in_flight_.contains(key) || windowed_.contains(key) || deleting_.contains(key))
+    if (in_flight_.contains(key) || windowed_.contains(key) || deleting_.contains(key) ||
+        skipped_.contains(key))
       return false;
     if (const auto due = delayed_.find(key); due != delayed_.end()) {
       if (due->second > now)
@@ -387,6 +406,14 @@ class s3_bucket_source {
       if (item->error) {
         if (!batch.empty())
           return;  // hand out what came before it; the next poll throws
+        if (const auto why = unreadable_reason(item->error);
+            why && ++read_failures_[item->key] >= unreadable_tries) {
+          read_failures_.erase(item->key);
+          window_.pop_front();
+          windowed_.erase(item->key);
+          set_aside(item->key, *why);
+          continue;
+        }
         abandon_pass();
         std::rethrow_exception(item->error);
       }
@@ -397,9 +424,53 @@ class s3_bucket_source {
         receive_counts_.erase(item->key);
         continue;
       }
+      read_failures_.erase(item->key);
       in_flight_.insert(item->key);
       const std::uint32_t receives = ++receive_counts_[item->key];
       batch.push_back({std::move(*item->body), item->key, item->key, "", receives});
+    }
+  }
+
+  // Why GetObject can never succeed for this one key, or nullopt when the
+  // failure may heal or concerns more than the key (credentials, network).
+  static std::optional<std::string> unreadable_reason(const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const aws::transport_error& e) {
+      if (e.failure() == aws::transport_error::kind::too_large)
+        return std::string(e.what());
+    } catch (const aws::service_error& e) {
+      if (e.code() == "AccessDenied" || e.code() == "InvalidObjectState" ||
+          e.code().starts_with("KMS."))
+        return std::string(e.what());
+    } catch (...) {
+    }
+    return std::nullopt;
+  }
+
+  // Under mutex_, on the poll thread: a rare event, so the fetchers may wait.
+  void set_aside(const std::string& key, const std::string& why) {
+    ++unreadable_;
+    const std::string target = options_.rejected_prefix + key;
+    const std::string reason = "unreadable: " + why;
+    try {
+      client_.put_object(options_.rejected_bucket, target + ".reason", reason,
+                         "text/plain; charset=utf-8");
+      client_.copy_object(bucket_, key, options_.rejected_bucket, target);
+      queue_delete(key, settle_action::reject);
+      return;
+    } catch (const std::exception& e) {
+      // No copy, so no delete: the original stays, skipped by this source.
+      skipped_.insert(key);
+      const std::string in_place =
+          reason + "; it could not be copied either (" + e.what() + "), so it is left in place";
+      try {
+        client_.put_object(options_.rejected_bucket, target + ".reason", in_place,
+                           "text/plain; charset=utf-8");
+      } catch (const std::exception&) {
+        // flush() reports it all the same.
+      }
+      failures_.push_back({settle_action::reject, key, in_place});
     }
   }
 
@@ -430,7 +501,8 @@ class s3_bucket_source {
     }
     std::unordered_set<std::string> failed;
     bool deleted = false;
-    if (batch_delete_) {
+    bool batch_refused = false;  // the server answered DeleteObjects with an error
+    if (batch_delete_ && clock::now() >= batch_delete_paused_until_) {
       try {
         for (auto& failure : client_.delete_objects(bucket_, keys)) {
           const auto action = actions.find(failure.key);
@@ -442,6 +514,7 @@ class s3_bucket_source {
         deleted = true;
       } catch (const aws::service_error& e) {
         batch_delete_ = !batch_delete_unsupported(e);
+        batch_refused = true;
       } catch (const std::exception&) {
         // Whatever it was, the single deletes below will say it per key.
       }
@@ -455,6 +528,14 @@ class s3_bucket_source {
           failed.insert(each.key);
         }
       }
+      // DeleteObjects refused while every key deletes fine on its own: a
+      // server that cannot do the batch for these keys (s3rver 3.7.1 answers
+      // 500 to any key that looks like a number, i.e. every producer key).
+      // Asking it again at each flush costs the call and its retries every
+      // time (seconds per flush, and a 1,200-request drain ran at 11/s):
+      // delete one by one for a while, then try the batch again.
+      if (batch_refused && failed.empty())
+        batch_delete_paused_until_ = clock::now() + batch_delete_pause;
     }
     // Deleted or not, they may be listed again: a failed delete means the
     // request is still there and is delivered again, counted as such.
@@ -496,6 +577,12 @@ class s3_bucket_source {
   std::vector<pending_delete> pending_deletes_;
   std::vector<settle_failure> failures_;
   bool batch_delete_ = true;
+  static constexpr std::uint32_t unreadable_tries = 3;  // failed passes before a set-aside
+  std::unordered_map<std::string, std::uint32_t> read_failures_;
+  std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
+  std::uint64_t unreadable_ = 0;
+  static constexpr std::chrono::seconds batch_delete_pause{60};
+  clock::time_point batch_delete_paused_until_{};
   std::uint64_t vanished_ = 0;
 
   std::thread lister_;
