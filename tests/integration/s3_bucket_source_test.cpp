@@ -307,10 +307,21 @@ TEST_P(s3_bucket_source_test, refuses_a_ticket_that_is_not_in_flight) {
   EXPECT_THROW(source.release("1700000000000", 0ms), std::logic_error);
 }
 
-TEST_P(s3_bucket_source_test, poll_throws_when_the_bucket_is_missing) {
-  s3_bucket_source source(s3_, unique_name("missing"));
-  EXPECT_THROW(source.poll(0ms, 10), aws::service_error);
-  EXPECT_THROW(source.poll(0ms, 10), aws::service_error);  // and again, not stuck
+// A missing bucket cannot heal by polling again: unrecoverable_error, which
+// ends the consumer's run at once, naming the bucket and what was seen.
+TEST_P(s3_bucket_source_test, poll_throws_unrecoverable_when_the_bucket_is_missing) {
+  const auto missing = unique_name("missing");
+  s3_bucket_source source(s3_, missing);
+  for (int i = 0; i < 2; ++i) {  // and again, not stuck
+    try {
+      source.poll(0ms, 10);
+      ADD_FAILURE() << "poll of a missing bucket returned";
+    } catch (const unrecoverable_error& e) {
+      EXPECT_NE(std::string(e.what()).find("s3://" + missing), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("NoSuchBucket"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(source.check_ready(), unrecoverable_error);
 }
 
 // An object the source can never read (here one over a lowered response
