@@ -69,15 +69,16 @@ def parse(body):
 
 
 def new_widget(request):
-    """What a create stores: "" or null values are not stored."""
+    """What a create stores: the request's data as given, "" included (only an
+    update reads "" as "remove"); null values are not stored."""
     return {
         "widgetId": request["widgetId"],
         "owner": request["owner"],
-        "label": request.get("label") or None,
-        "description": request.get("description") or None,
+        "label": request.get("label"),
+        "description": request.get("description"),
         "otherAttributes": [
             {"name": a["name"], "value": a["value"]}
-            for a in request.get("otherAttributes") or [] if a.get("value")
+            for a in request.get("otherAttributes") or [] if a.get("value") is not None
         ],
     }
 
@@ -140,7 +141,7 @@ class DynamoDBStore:
     def put(self, widget):
         item = {"id": {"S": widget["widgetId"]}, "owner": {"S": widget["owner"]}}
         for field in ("label", "description"):
-            if widget.get(field):
+            if widget.get(field) is not None:
                 item[field] = {"S": widget[field]}
         for a in widget["otherAttributes"]:
             item[a["name"]] = {"S": a["value"]}

@@ -1,6 +1,9 @@
 """The end-to-end drain benchmark; run it through benchmarks/drain, which builds
 the programs first. See benchmarks/drain --help and BENCHMARKS.md.
 
+Servers: by default the fast local ones (benchmarks/servers: versitygw for S3,
+ElasticMQ for SQS, dynalite for DynamoDB), each program reaching each through
+AWS_ENDPOINT_URL_S3/_SQS/_DYNAMODB; --servers moto uses one moto for all three.
 For each round-trip time and each combination, on fresh resources each time:
 fill the source with widget_producer, drain it with one consumer, check the
 store with scripts/check_store.py (boto3), and time it. Consumers: ours
@@ -25,6 +28,11 @@ PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 PRODUCER = os.path.join(BUILD, "examples", "widget_producer")
 CONSUMER = os.path.join(BUILD, "examples", "widget_consumer")
 LIMIT = os.path.join(BUILD, "tools", "limit_client")
+DELAY_PROXY = os.path.join(BUILD, "tools", "delay_proxy")
+SERVICES = ("s3", "sqs", "dynamodb")
+# One key pair for every server: versitygw checks signatures against its root
+# keys (benchmarks/servers starts it with these), the others accept any.
+ACCESS_KEY, SECRET_KEY = "bench", "bench"
 COMBINATIONS = ("s3-s3", "s3-dynamodb", "sqs-s3", "sqs-dynamodb")
 MAX_IDLE_MS = 1000
 # Against moto, a FIFO receive can come back empty for over a second while the
@@ -97,55 +105,77 @@ class Bench:
         self.args = args
         self.state = os.path.join(BUILD, "drain-state")
         os.makedirs(self.state, exist_ok=True)
-        self.moto_url = None
+        self.urls = {}  # service -> the server's own URL
         self.proxy = None
-        self.proxy_url = None
+        self.proxy_urls = {}  # service -> the delay proxy's URL in front of it
         self.serial = 0
         self.results = []
         self.failures = []
-        self.env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
                         AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3",
-                     "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"):
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
             self.env.pop(name, None)
 
     # --- servers -------------------------------------------------------------
-    def start_moto(self):
-        subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "start", "--port", "auto",
-                        "--state-dir", self.state], check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(self.state, "moto.url")) as f:
-            self.moto_url = f.read().strip()
-        self.env["AWS_ENDPOINT_URL"] = self.moto_url
-        import boto3  # noqa: E402 (the venv's; only once moto is up)
-        session = boto3.session.Session(aws_access_key_id="bench", aws_secret_access_key="bench",
-                                        region_name="us-east-1")
-        self.s3 = session.client("s3", endpoint_url=self.moto_url)
-        self.sqs = session.client("sqs", endpoint_url=self.moto_url)
-        self.dynamodb = session.client("dynamodb", endpoint_url=self.moto_url)
+    def endpoints(self, urls):
+        """The environment that sends each service's calls to urls[service]."""
+        return dict(self.env, **{f"AWS_ENDPOINT_URL_{service.upper()}": urls[service]
+                                 for service in SERVICES})
 
-    def stop_moto(self):
-        subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "stop", "--state-dir",
-                        self.state], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start_servers(self):
+        if self.args.servers == "moto":
+            subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "start", "--port", "auto",
+                            "--state-dir", self.state], check=True, stdout=subprocess.DEVNULL)
+            with open(os.path.join(self.state, "moto.url")) as f:
+                url = f.read().strip()
+            self.urls = {service: url for service in SERVICES}
+        else:
+            subprocess.run([os.path.join(ROOT, "benchmarks", "servers"), "start", "--state-dir",
+                            os.path.join(self.state, "servers"), "--access-key", ACCESS_KEY,
+                            "--secret-key", SECRET_KEY], check=True, stdout=subprocess.DEVNULL)
+            for service in SERVICES:
+                with open(os.path.join(self.state, "servers", f"{service}.url")) as f:
+                    self.urls[service] = f.read().strip()
+        import boto3  # noqa: E402 (the venv's; only once the servers are up)
+        from botocore.config import Config
+        session = boto3.session.Session(aws_access_key_id=ACCESS_KEY,
+                                        aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
+        self.s3 = session.client("s3", endpoint_url=self.urls["s3"],
+                                 config=Config(s3={"addressing_style": "path"}))
+        self.sqs = session.client("sqs", endpoint_url=self.urls["sqs"])
+        self.dynamodb = session.client("dynamodb", endpoint_url=self.urls["dynamodb"])
+
+    def stop_servers(self):
+        if self.args.servers == "moto":
+            subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "stop", "--state-dir",
+                            self.state], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            subprocess.run([os.path.join(ROOT, "benchmarks", "servers"), "stop", "--state-dir",
+                            os.path.join(self.state, "servers")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start_proxy(self, rtt_ms):
+        """benchmarks/delay_proxy.cpp in front of each server, rtt_ms added."""
         self.stop_proxy()
-        port_file = os.path.join(self.state, "proxy.port")
+        port_file = os.path.join(self.state, "proxy.ports")
         if os.path.exists(port_file):
             os.remove(port_file)
-        upstream_port = self.moto_url.rsplit(":", 1)[1]
+        upstream_ports = ",".join(self.urls[service].rsplit(":", 1)[1] for service in SERVICES)
         self.proxy = subprocess.Popen(
-            [PYTHON, os.path.join(ROOT, "benchmarks", "delay_proxy.py"), "--upstream-port",
-             upstream_port, "--rtt-ms", str(rtt_ms), "--port-file", port_file],
+            [DELAY_PROXY, "--upstream-port", upstream_ports, "--rtt-ms", str(rtt_ms),
+             "--port-file", port_file, "--threads", str(self.args.proxy_threads)],
             stdin=subprocess.DEVNULL)
         for _ in range(200):
             if os.path.exists(port_file):
                 with open(port_file) as f:
-                    self.proxy_url = f"http://127.0.0.1:{f.read().strip()}"
+                    ports = f.read().split()
+                self.proxy_urls = {service: f"http://127.0.0.1:{port}"
+                                   for service, port in zip(SERVICES, ports)}
                 return
             if self.proxy.poll() is not None:
-                raise Failed("delay_proxy.py exited at start")
+                raise Failed("delay_proxy exited at start")
             time.sleep(0.05)
-        raise Failed("delay_proxy.py did not start listening")
+        raise Failed("delay_proxy did not start listening")
 
     def stop_proxy(self):
         if self.proxy is not None:
@@ -157,7 +187,7 @@ class Bench:
                     self.proxy.kill()
                     self.proxy.wait()
             self.proxy = None
-            self.proxy_url = None
+            self.proxy_urls = {}
 
     # --- one run -------------------------------------------------------------
     def fresh(self, combination, requests, seed):
@@ -187,7 +217,7 @@ class Bench:
             names["dlq"] = f"{base}-rejected.fifo"
             self.sqs.create_queue(QueueName=f"{base}-requests.fifo", Attributes=fifo)
             self.sqs.create_queue(QueueName=names["dlq"], Attributes=fifo)
-        fill_env = dict(self.env, AWS_ENDPOINT_URL=self.moto_url)
+        fill_env = self.endpoints(self.urls)
         started = time.monotonic()
         subprocess.run([PRODUCER, *names["source"], "-mwr", str(requests), "--seed", str(seed),
                         "--invalid-ratio", str(self.args.invalid_ratio), "--expected-state",
@@ -198,19 +228,20 @@ class Bench:
     def check(self, names):
         result = subprocess.run([PYTHON, os.path.join(ROOT, "scripts", "check_store.py"),
                                  names["expected"], *names["check"]],
-                                env=dict(self.env, AWS_ENDPOINT_URL=self.moto_url),
+                                env=self.endpoints(self.urls),
                                 capture_output=True, text=True)
         return result.returncode == 0, (result.stdout + result.stderr).strip()
 
-    def drain(self, combination, rtt, consumer, concurrency, requests):
+    def drain(self, combination, rtt, consumer, concurrency, requests, proxied=None):
+        """One drain; proxied (default: rtt > 0) sends its calls through the delay proxy."""
         names = self.fresh(combination, requests, seed=1000 + self.serial)
-        endpoint = self.proxy_url if rtt > 0 else self.moto_url
-        env = dict(self.env, AWS_ENDPOINT_URL=endpoint)
+        proxied = rtt > 0 if proxied is None else proxied
+        env = self.endpoints(self.proxy_urls if proxied else self.urls)
         source_flag, source_name = names["source"]
         store_flag, store_name = names["store"]
         timeout = self.args.timeout
         record = {"combination": combination, "rtt_ms": rtt, "consumer": consumer,
-                  "concurrency": concurrency, "requests": requests}
+                  "concurrency": concurrency, "requests": requests, "proxied": proxied}
         if consumer == "ours":
             idle_ms = MAX_IDLE_MS if source_flag == "-rb" else SQS_MAX_IDLE_MS
             command = [CONSUMER, *names["source"], *names["store"], "--concurrency",
@@ -223,7 +254,7 @@ class Bench:
                        source_name,
                        "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
         else:
-            command = [LIMIT, "--endpoint-url", endpoint, "--threads", str(concurrency),
+            command = [LIMIT, "--threads", str(concurrency),
                        "--expect", str(requests),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
                        source_name,
@@ -258,7 +289,7 @@ class Bench:
             record["rate"] = round(requests / max(seconds, 1e-3), 1)
             record["cpu_ms_per_request"] = round(cpu * 1000 / requests, 3)
             record["ok"] = True
-        if consumer != "limit":
+        if not consumer.startswith("limit"):
             ok, message = self.check(names)
             record["check"] = message.splitlines()[0] if message else ""
             if not ok:
@@ -267,7 +298,7 @@ class Bench:
                                      f"{message}")
         self.results.append(record)
         shown = f"{record.get('rate', 0):9.1f} req/s" if "rate" in record else "   FAILED     "
-        print(f"  {combination:13} rtt {rtt:>3} ms  {consumer:8} c={concurrency:<3} "
+        print(f"  {combination:13} rtt {rtt:>3} ms  {consumer:11} c={concurrency:<3} "
               f"n={requests:<6} {shown}  cpu {record['cpu_seconds']:7.2f} s  "
               f"rss {record['peak_rss_mb']:6.1f} MB  fill {names['fill_seconds']:.1f} s  "
               f"{record.get('check', '')}", flush=True)
@@ -306,7 +337,8 @@ def summarise(bench, args):
           "peak RSS of the consumer process)")
     header = (f"{'combination':13} {'RTT':>4} {'baseline':>9} {'ours c=1':>9} {'ours best':>14} "
               f"{'limit':>9} {'best/base':>9} {'best/limit':>10} {'CPU ms/req ours':>15} "
-              f"{'CPU ms/req base':>15} {'CPU ratio':>9} {'RSS ours':>8} {'RSS base':>8}")
+              f"{'CPU ms/req base':>15} {'CPU ratio':>9} {'RSS ours':>8} {'RSS base':>8} "
+              f"{'proxy/direct':>12}")
     print(header)
     rows = []
     for rtt in args.rtt_ms:
@@ -315,11 +347,14 @@ def summarise(bench, args):
                     and r["rtt_ms"] == rtt and r.get("ok")]
             base = next((r for r in runs if r["consumer"] == "baseline"), None)
             limit = next((r for r in runs if r["consumer"] == "limit"), None)
+            # The delay proxy's own ceiling: the limit client through it with
+            # nothing added, against the same client straight to the servers.
+            through = next((r for r in runs if r["consumer"] == "limit-proxy"), None)
             ours = [r for r in runs if r["consumer"] == "ours"]
             one = next((r for r in ours if r["concurrency"] == 1), None)
             best = max(ours, key=lambda r: r["rate"], default=None)
             row = {"combination": combination, "rtt_ms": rtt, "baseline": base, "one": one,
-                   "best": best, "limit": limit}
+                   "best": best, "limit": limit, "limit_proxy": through}
             rows.append(row)
 
             def rate(r):
@@ -328,6 +363,8 @@ def summarise(bench, args):
             cpu_ratio = (f"1/{base['cpu_ms_per_request'] / best['cpu_ms_per_request']:.0f}"
                          if base and best and best["cpu_ms_per_request"] else "-")
             share = f"{100 * best['rate'] / limit['rate']:.0f}%" if best and limit else "-"
+            ceiling = (f"{100 * through['rate'] / limit['rate']:.0f}%" if through and limit
+                       else "-")
             print(f"{combination:13} {rtt:>4} {rate(base):>9} {rate(one):>9} "
                   f"{(rate(best) + ' (c=' + str(best['concurrency']) + ')') if best else '-':>14} "
                   f"{rate(limit):>9} {ratio(best, base):>9} "
@@ -335,7 +372,8 @@ def summarise(bench, args):
                   f"{(best['cpu_ms_per_request'] if best else '-')!s:>15} "
                   f"{(base['cpu_ms_per_request'] if base else '-')!s:>15} {cpu_ratio:>9} "
                   f"{(str(best['peak_rss_mb']) if best else '-'):>8} "
-                  f"{(str(base['peak_rss_mb']) if base else '-'):>8}")
+                  f"{(str(base['peak_rss_mb']) if base else '-'):>8} "
+                  f"{ceiling:>12}")
     return rows
 
 
@@ -397,6 +435,9 @@ def write_plot(bench, args):
 
 def main():
     parser = argparse.ArgumentParser(prog="benchmarks/drain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", choices=("fast", "moto"), default="fast",
+                        help="fast: versitygw, ElasticMQ and dynalite (benchmarks/servers, "
+                             "installed by benchmarks/setup); moto: one moto for all three")
     parser.add_argument("--requests", type=int, default=5000, help="requests per drain (5000)")
     parser.add_argument("--slow-requests", type=int, default=0,
                         help="requests for the baseline and ours at concurrency 1 (they are slow; "
@@ -410,6 +451,11 @@ def main():
     parser.add_argument("--limit-threads", type=int, default=64, help="limit_client threads")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-limit", action="store_true")
+    parser.add_argument("--no-proxy-ceiling", action="store_true",
+                        help="skip the limit client through the delay proxy at 0 ms added (run "
+                             "on the RTT 0 rows when an RTT above 0 is asked for)")
+    parser.add_argument("--proxy-threads", type=int, default=1,
+                        help="the delay proxy's event loops (1)")
     parser.add_argument("--invalid-ratio", type=float, default=0.02)
     parser.add_argument("--queue-wait", type=int, default=1,
                         help="our consumer's -qwt on SQS: a short long poll, so an empty queue "
@@ -422,11 +468,12 @@ def main():
     parser.add_argument("--json", help="write every run's record here")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny: 60 requests, S3->S3 and SQS->DynamoDB, concurrency 8, "
-                             "loopback only (scripts/test)")
+                             "loopback only, moto (scripts/test)")
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.combinations, args.rtt_ms = 60, "s3-s3,sqs-dynamodb", "0"
         args.concurrency, args.limit_threads, args.timeout = "8", 8, 120
+        args.servers = "moto"
     args.combinations = [c for c in args.combinations.split(",") if c]
     for c in args.combinations:
         if c not in COMBINATIONS:
@@ -443,15 +490,23 @@ def main():
     bench = Bench(args)
     started = time.monotonic()
     try:
-        bench.start_moto()
-        print(f"drain: moto at {bench.moto_url}; {args.requests} requests per drain "
+        bench.start_servers()
+        servers = (f"moto at {bench.urls['s3']}" if args.servers == "moto" else
+                   f"versitygw at {bench.urls['s3']}, ElasticMQ at {bench.urls['sqs']}, "
+                   f"dynalite at {bench.urls['dynamodb']}")
+        print(f"drain: {servers}; {args.requests} requests per drain "
               f"({args.invalid_ratio:.0%} invalid), combinations {','.join(args.combinations)}, "
               f"RTT {args.rtt_ms} ms, ours at concurrency {args.concurrency}\n", flush=True)
         for rtt in args.rtt_ms:
             if rtt > 0:
                 bench.start_proxy(rtt)
-                print(f"drain: RTT {rtt} ms through benchmarks/delay_proxy.py at "
-                      f"{bench.proxy_url} (fill and check go to moto directly)", flush=True)
+                print(f"drain: RTT {rtt} ms through benchmarks/delay_proxy.cpp at "
+                      f"{', '.join(bench.proxy_urls.values())} (fill and check go to the "
+                      f"servers directly)", flush=True)
+            ceiling = (rtt == 0 and any(r > 0 for r in args.rtt_ms) and not args.no_limit
+                       and not args.no_proxy_ceiling)
+            if ceiling:
+                bench.start_proxy(0)
             for combination in args.combinations:
                 if not args.no_baseline:
                     bench.drain(combination, rtt, "baseline", 1, slow(rtt))
@@ -460,6 +515,9 @@ def main():
                     bench.drain(combination, rtt, "ours", concurrency, n)
                 if not args.no_limit:
                     bench.drain(combination, rtt, "limit", args.limit_threads, args.requests)
+                if ceiling:
+                    bench.drain(combination, rtt, "limit-proxy", args.limit_threads,
+                                args.requests, proxied=True)
             bench.stop_proxy()
         if args.memory_requests:
             bench.memory_run(args.memory_requests)
@@ -474,7 +532,7 @@ def main():
         bench.failures.append(f"{type(e).__name__}: {e}")
     finally:
         bench.stop_proxy()
-        bench.stop_moto()
+        bench.stop_servers()
     print(f"\ndrain: {time.monotonic() - started:.0f} s")
     if bench.failures:
         print("drain: FAILED:")

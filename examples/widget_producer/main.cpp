@@ -88,7 +88,8 @@ class request_sink {
     if (s3_) {
       s3_->put_object(options_.request_bucket, keys_.next(), request.body, "application/json");
     } else if (sqs_) {
-      aws::sqs_send_entry entry{request.body, {}};
+      // SQS refuses an empty message body; a blank one is just as invalid a request.
+      aws::sqs_send_entry entry{request.body.empty() ? std::string(" ") : request.body, {}};
       if (fifo_) {
         // Invalid requests may carry no widget id; they still need a group.
         entry.options.message_group_id = request.widget_id.empty() ? "invalid" : request.widget_id;
