@@ -61,7 +61,7 @@ class s3_bucket_store {
   // whether the key or the permission is wrong: the advice names both.
   void check_ready() {
     const auto& config = client_.service().config();
-    const std::string action = "cannot use the widget bucket " + aws::detail::s3_resource(bucket_);
+    const std::string action = "cannot use the widget bucket " + aws::s3_resource(bucket_);
     constexpr std::string_view advice =
         "that the bucket exists in this region, and that the access key id and secret are valid "
         "and may read, write and delete its objects";
@@ -126,8 +126,7 @@ class s3_bucket_store {
     try {
       return widget_from_json(*body);
     } catch (const std::exception& e) {
-      throw store_error(store_failure::permanent,
-                        aws::detail::s3_resource(bucket_, key) + ": " + e.what());
+      throw store_error(store_failure::permanent, aws::s3_resource(bucket_, key) + ": " + e.what());
     }
   }
 
