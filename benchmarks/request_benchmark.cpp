@@ -5,6 +5,7 @@
 #include <string>
 
 #include "widget_consumer/destination/detail/dynamodb_widget.hpp"
+#include "widget_consumer/destination/detail/widget_document.hpp"
 #include "widget_consumer/widget.hpp"
 
 namespace {

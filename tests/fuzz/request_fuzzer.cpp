@@ -1,6 +1,7 @@
 // libFuzzer target for parse_request(): no crash, no sanitizer report, and
 // the invariants a successful parse promises.
 #include "widget_consumer/destination/detail/dynamodb_widget.hpp"
+#include "widget_consumer/destination/detail/widget_document.hpp"
 #include "widget_consumer/widget.hpp"
 
 #include <cstddef>

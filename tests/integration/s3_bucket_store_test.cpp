@@ -139,7 +139,7 @@ TEST_P(s3_bucket_store_test, delete_by_an_owner_who_differs_only_in_case_is_not_
   EXPECT_EQ(store_.apply(remove("w-8", "SUE SMITH")), apply_outcome::not_found);
   EXPECT_TRUE(store_.load("Sue Smith", "w-8"));
 
-  s3_bucket_store flat(s3_, bucket_, s3_layout{"flat/", false});
+  s3_bucket_store flat(s3_, bucket_, widget_key_layout{.prefix = "flat/", .owner_in_key = false});
   ASSERT_EQ(flat.apply(create("w-8", "Bob Builder")), apply_outcome::applied);
   EXPECT_EQ(flat.apply(remove("w-8", "Henry Hops")), apply_outcome::not_found);
   EXPECT_TRUE(s3_.get_object(bucket_, "flat/w-8"));
@@ -167,7 +167,7 @@ TEST_P(s3_bucket_store_test, awkward_ids_and_values_round_trip) {
 }
 
 TEST_P(s3_bucket_store_test, layout_without_owner_and_another_prefix) {
-  s3_bucket_store flat(s3_, bucket_, s3_layout{"flat/", false});
+  s3_bucket_store flat(s3_, bucket_, widget_key_layout{.prefix = "flat/", .owner_in_key = false});
   ASSERT_EQ(flat.apply(create("w-5", "Bob Builder")), apply_outcome::applied);
   EXPECT_TRUE(s3_.get_object(bucket_, "flat/w-5"));
   // The owner is not in the key, so the document's owner decides.

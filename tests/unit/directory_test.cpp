@@ -176,7 +176,7 @@ TEST(directory_store, a_create_keeps_empty_strings_as_data) {
 
 TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   scratch_folder folder;
-  directory_store store(folder.path(), s3_layout{"", /*owner_in_key=*/false});
+  directory_store store(folder.path(), widget_key_layout{.prefix = "", .owner_in_key = false});
   EXPECT_EQ(store.apply(make_request(request_type::update, "w1")), apply_outcome::not_found);
 
   ASSERT_EQ(store.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
@@ -196,7 +196,8 @@ TEST(directory_store, delete_by_another_owner_is_not_found) {
   EXPECT_EQ(store.apply(make_request(request_type::remove, "w1", "ANN")), apply_outcome::not_found);
   EXPECT_TRUE(store.load("Ann", "w1"));
 
-  directory_store flat(folder.path() / "flat", s3_layout{"", /*owner_in_key=*/false});
+  directory_store flat(folder.path() / "flat",
+                       widget_key_layout{.prefix = "", .owner_in_key = false});
   ASSERT_EQ(flat.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
   EXPECT_EQ(flat.apply(make_request(request_type::remove, "w1", "Bob")), apply_outcome::not_found);
   EXPECT_TRUE(fs::exists(folder.path() / "flat" / "w1"));
@@ -204,7 +205,8 @@ TEST(directory_store, delete_by_another_owner_is_not_found) {
 
 TEST(directory_store, refuses_keys_that_escape_the_folder) {
   scratch_folder folder;
-  directory_store store(folder.path() / "store", s3_layout{"", false});
+  directory_store store(folder.path() / "store",
+                        widget_key_layout{.prefix = "", .owner_in_key = false});
   for (const char* id : {"../outside", "..", "a/../../b", "/etc/passwd"}) {
     try {
       store.apply(make_request(request_type::create, id));

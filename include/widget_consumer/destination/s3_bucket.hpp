@@ -1,6 +1,6 @@
 #pragma once
 // s3_bucket_store: one JSON document per widget in an S3 bucket, at
-// s3_key(owner, widgetId, layout) (widgets/{owner}/{widgetId} by default).
+// widget_key(owner, widgetId, layout) (widgets/{owner}/{widgetId} by default).
 //
 // Decisions:
 // - update is a read-modify-write (GetObject, apply_update, PutObject). The
@@ -28,6 +28,7 @@
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"
+#include "detail/widget_document.hpp"
 
 #include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/error.hpp>
@@ -47,13 +48,13 @@ class s3_bucket_store {
  public:
   static constexpr std::size_t max_key_bytes = 1024;  // S3's limit
 
-  s3_bucket_store(aws::s3_client client, std::string bucket, s3_layout layout = {})
+  s3_bucket_store(aws::s3_client client, std::string bucket, widget_key_layout layout = {})
       : client_(std::move(client)), bucket_(std::move(bucket)), layout_(std::move(layout)) {
     if (bucket_.empty())
       throw std::invalid_argument("s3_bucket_store: the widget bucket name is empty");
   }
 
-  s3_bucket_store(aws::client_config config, std::string bucket, s3_layout layout = {})
+  s3_bucket_store(aws::client_config config, std::string bucket, widget_key_layout layout = {})
       : s3_bucket_store(aws::s3_client(std::move(config)), std::move(bucket), std::move(layout)) {}
 
   // Before the first request (concepts.hpp, startup_checking): HeadBucket,
@@ -112,11 +113,11 @@ class s3_bucket_store {
   }
 
   std::string key_of(std::string_view owner, std::string_view widget_id) const {
-    return s3_key(owner, widget_id, layout_);
+    return widget_key(owner, widget_id, layout_);
   }
 
   const std::string& bucket() const noexcept { return bucket_; }
-  const s3_layout& layout() const noexcept { return layout_; }
+  const widget_key_layout& layout() const noexcept { return layout_; }
 
  private:
   std::optional<widget> read(const std::string& key) {
@@ -153,7 +154,7 @@ class s3_bucket_store {
 
   aws::s3_client client_;
   std::string bucket_;
-  s3_layout layout_;
+  widget_key_layout layout_;
 };
 
 }  // namespace widget_consumer
