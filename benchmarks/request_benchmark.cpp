@@ -59,7 +59,7 @@ void parse_validate_dynamodb_update(benchmark::State& state) {
   for (auto _ : state) {
     auto result = parse_request(body);
     benchmark::DoNotOptimize(
-        boost::json::serialize(dynamodb_update_item("widgets", std::get<widget_request>(result))));
+        boost::json::serialize(dynamodb_update_item(std::get<widget_request>(result))));
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -91,6 +91,17 @@ TEST_P(s3_bucket_store_test, create_writes_the_document_at_the_widget_key) {
   EXPECT_EQ(store_.load("Mary Anne Miller", "w-1"), make_widget(again));
 }
 
+// "id" is reserved by the DynamoDB layout only; here it is an attribute like
+// any other.
+TEST_P(s3_bucket_store_test, an_attribute_named_id_is_stored) {
+  const auto request =
+      create("w-9", "Sue Smith", R"("otherAttributes":[{"name":"id","value":"x"}])");
+  EXPECT_EQ(store_.apply(request), apply_outcome::applied);
+  EXPECT_EQ(s3_.get_object(bucket_, "widgets/sue-smith/w-9"),
+            R"({"widgetId":"w-9","owner":"Sue Smith","label":null,"description":null,)"
+            R"("otherAttributes":[{"name":"id","value":"x"}]})");
+}
+
 TEST_P(s3_bucket_store_test, update_changes_only_what_it_mentions) {
   const auto original = create(
       "w-2", "Sue Smith",

@@ -174,6 +174,19 @@ TEST(directory_store, a_create_keeps_empty_strings_as_data) {
             R"("otherAttributes":[{"name":"a","value":""}]})");
 }
 
+// "id" is reserved by the DynamoDB layout only; here it is an attribute like
+// any other.
+TEST(directory_store, an_attribute_named_id_is_stored) {
+  scratch_folder folder;
+  directory_store store(folder.path());
+  auto create = make_request(request_type::create, "w1");
+  create.other_attributes = {{.name = "id", .value = "x"}};
+  ASSERT_EQ(store.apply(create), apply_outcome::applied);
+  EXPECT_EQ(read_file(folder.path() / "widgets" / "mary-jones" / "w1"),
+            R"({"widgetId":"w1","owner":"Mary Jones","label":null,"description":null,)"
+            R"("otherAttributes":[{"name":"id","value":"x"}]})");
+}
+
 TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   scratch_folder folder;
   directory_store store(folder.path(), widget_key_layout{.prefix = "", .owner_in_key = false});

@@ -19,12 +19,12 @@ using namespace widget_samples;
 namespace json = boost::json;
 
 TEST(dynamodb_put_item, writes_the_full_item) {
-  EXPECT_EQ(json::serialize(dynamodb_put_item("widgets", sample())),
-            R"({"TableName":"widgets","Item":{"id":{"S":"w1"},"owner":{"S":"Mary Jo"},)"
+  EXPECT_EQ(json::serialize(dynamodb_put_item(sample())),
+            R"({"Item":{"id":{"S":"w1"},"owner":{"S":"Mary Jo"},)"
             R"("label":{"S":"label"},"description":{"S":"description"},)"
             R"("color":{"S":"red"},"size":{"S":"3"}}})");
-  EXPECT_EQ(json::serialize(dynamodb_put_item("t", widget{"w", "Ann", {}, {}, {}})),
-            R"({"TableName":"t","Item":{"id":{"S":"w"},"owner":{"S":"Ann"}}})");
+  EXPECT_EQ(json::serialize(dynamodb_put_item(widget{"w", "Ann", {}, {}, {}})),
+            R"({"Item":{"id":{"S":"w"},"owner":{"S":"Ann"}}})");
 }
 
 constexpr std::string_view owner_condition =
@@ -34,8 +34,8 @@ TEST(dynamodb_update_item, uses_placeholders_for_every_name) {
   const auto update = request(update_body(
       R"(,"label":"L","description":"","otherAttributes":[{"name":"width-unit","value":"cm"},)"
       R"({"name":"skip","value":null},{"name":"size","value":""}])"));
-  EXPECT_EQ(json::serialize(dynamodb_update_item("t", update)),
-            R"({"TableName":"t","Key":{"id":{"S":"w1"}},)" + std::string(owner_condition) +
+  EXPECT_EQ(json::serialize(dynamodb_update_item(update)),
+            R"({"Key":{"id":{"S":"w1"}},)" + std::string(owner_condition) +
                 R"("ExpressionAttributeNames":{"#id":"id","#owner":"owner","#label":"label",)"
                 R"("#description":"description","#0":"width-unit","#1":"size"},)"
                 R"("ExpressionAttributeValues":{":owner":{"S":"Mary Jo"},":label":{"S":"L"},)"
@@ -44,15 +44,15 @@ TEST(dynamodb_update_item, uses_placeholders_for_every_name) {
 }
 
 TEST(dynamodb_update_item, only_removals_give_a_remove_clause) {
-  const auto body = dynamodb_update_item("t", request(update_body(R"(,"label":"")")));
+  const auto body = dynamodb_update_item(request(update_body(R"(,"label":"")")));
   EXPECT_EQ(body.at("UpdateExpression"), "REMOVE #label");
 }
 
 TEST(dynamodb_update_item, an_empty_update_still_checks_the_widget) {
   const auto body = dynamodb_update_item(
-      "t", request(update_body(R"(,"label":null,"otherAttributes":[{"name":"a","value":null}])")));
+      request(update_body(R"(,"label":null,"otherAttributes":[{"name":"a","value":null}])")));
   EXPECT_EQ(json::serialize(body),
-            R"({"TableName":"t","Key":{"id":{"S":"w1"}},)" + std::string(owner_condition) +
+            R"({"Key":{"id":{"S":"w1"}},)" + std::string(owner_condition) +
                 R"("ExpressionAttributeNames":{"#id":"id","#owner":"owner"},)"
                 R"("ExpressionAttributeValues":{":owner":{"S":"Mary Jo"}},)"
                 R"("UpdateExpression":"SET #owner = :owner"})");
@@ -61,19 +61,36 @@ TEST(dynamodb_update_item, an_empty_update_still_checks_the_widget) {
 TEST(dynamodb_update_item, a_name_mentioned_twice_by_hand_keeps_the_last_change) {
   auto update = request(update_body(""));
   update.other_attributes = {{"a", "1"}, {"a", ""}};
-  EXPECT_EQ(dynamodb_update_item("t", update).at("UpdateExpression"), "REMOVE #0");
+  EXPECT_EQ(dynamodb_update_item(update).at("UpdateExpression"), "REMOVE #0");
 }
 
 TEST(dynamodb_update_item, a_reserved_name_built_by_hand_is_refused) {
   auto update = request(update_body(""));
   update.other_attributes = {{"owner", "x"}};
-  EXPECT_THROW((void)dynamodb_update_item("t", update), std::invalid_argument);
+  EXPECT_THROW((void)dynamodb_update_item(update), reserved_attribute_name);
+}
+
+// The table is keyed by id: an attribute of that name would overwrite the
+// key. parse_request() accepts the name, so only this layout refuses it.
+TEST(dynamodb_item, an_attribute_named_id_is_refused_with_the_reason) {
+  const auto create = request(create_body(R"(,"otherAttributes":[{"name":"id","value":"x"}])"));
+  try {
+    (void)dynamodb_put_item(make_widget(create));
+    ADD_FAILURE() << "no exception";
+  } catch (const reserved_attribute_name& error) {
+    EXPECT_EQ(error.name(), "id");
+    EXPECT_EQ(std::string(error.what()),
+              "attribute name \"id\" cannot be stored in DynamoDB: it is the table's key, the "
+              "widget's id");
+  }
+  const auto update = request(update_body(R"(,"otherAttributes":[{"name":"id","value":"x"}])"));
+  EXPECT_THROW((void)dynamodb_update_item(update), reserved_attribute_name);
 }
 
 TEST(dynamodb_delete_item, is_conditional_and_returns_the_old_item) {
   const auto remove = request(R"({"type":"delete","requestId":"r","widgetId":"w1","owner":"Ann"})");
-  EXPECT_EQ(json::serialize(dynamodb_delete_item("t", remove)),
-            R"({"TableName":"t","Key":{"id":{"S":"w1"}},)" + std::string(owner_condition) +
+  EXPECT_EQ(json::serialize(dynamodb_delete_item(remove)),
+            R"({"Key":{"id":{"S":"w1"}},)" + std::string(owner_condition) +
                 R"("ExpressionAttributeNames":{"#id":"id","#owner":"owner"},)"
                 R"("ExpressionAttributeValues":{":owner":{"S":"Ann"}},"ReturnValues":"ALL_OLD"})");
 }
@@ -83,10 +100,10 @@ TEST(dynamodb_item_size, counts_name_and_value_utf8_bytes) {
   widget w{"w", "Ann", std::nullopt, std::nullopt, {}};
   const std::size_t fixed = 2 + 1 + 5 + 3 + 1;  // id w owner Ann, attribute name "x"
   w.other_attributes = {{"x", std::string(dynamodb_item_limit - fixed, 'v')}};
-  EXPECT_NO_THROW((void)dynamodb_put_item("t", w));
+  EXPECT_NO_THROW((void)dynamodb_put_item(w));
   w.other_attributes[0].value += "v";
   try {
-    (void)dynamodb_put_item("t", w);
+    (void)dynamodb_put_item(w);
     ADD_FAILURE() << "no exception";
   } catch (const item_too_large& error) {
     EXPECT_EQ(error.widget_id(), "w");
@@ -97,13 +114,13 @@ TEST(dynamodb_item_size, counts_name_and_value_utf8_bytes) {
   // Multi-byte characters count as their UTF-8 bytes.
   w.other_attributes = {
       {"x", std::string("\xc3\xa9") + std::string(dynamodb_item_limit - fixed - 1, 'v')}};
-  EXPECT_THROW((void)dynamodb_put_item("t", w), item_too_large);
+  EXPECT_THROW((void)dynamodb_put_item(w), item_too_large);
 }
 
 TEST(dynamodb_update_item, refuses_an_update_that_alone_exceeds_the_item_limit) {
   auto update = request(update_body(""));
   update.label = std::string(dynamodb_item_limit, 'x');
-  EXPECT_THROW((void)dynamodb_update_item("t", update), item_too_large);
+  EXPECT_THROW((void)dynamodb_update_item(update), item_too_large);
 }
 
 // DynamoDB's 4 KB expression limit must not make an update fail that the
@@ -117,7 +134,7 @@ TEST(dynamodb_update_item, an_update_past_4_kb_of_expression_is_not_refused) {
     update.other_attributes.push_back({std::move(name), "v"});
   }
   update.label = "";
-  const auto body = dynamodb_update_item("t", update);
+  const auto body = dynamodb_update_item(update);
   // The same one UpdateItem in its form without an expression.
   EXPECT_FALSE(body.contains("UpdateExpression"));
   EXPECT_EQ(json::serialize(body.at("Expected")),
@@ -135,7 +152,7 @@ TEST(widget_from_dynamodb_item, reads_the_item_and_sorts_other_attributes) {
           R"("owner":{"S":"Mary Jo"},"label":{"S":"label"},"description":{"S":"description"}})")
           .as_object();
   EXPECT_EQ(widget_from_dynamodb_item(item), sample());
-  EXPECT_EQ(widget_from_dynamodb_item(dynamodb_put_item("t", sample()).at("Item").as_object()),
+  EXPECT_EQ(widget_from_dynamodb_item(dynamodb_put_item(sample()).at("Item").as_object()),
             sample());
 }
 

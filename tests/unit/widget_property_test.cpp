@@ -197,13 +197,13 @@ struct dynamodb_form {
 
   outcome apply(const widget_request& r) {
     if (r.type == request_type::create) {
-      const auto body = dynamodb_put_item("widgets", make_widget(r));
+      const auto body = dynamodb_put_item(make_widget(r));
       const auto& item = body.at("Item").as_object();
       table[std::string(item.at("id").at("S").as_string())] = item;
       return outcome::applied;
     }
-    const auto body = r.type == request_type::update ? dynamodb_update_item("widgets", r)
-                                                     : dynamodb_delete_item("widgets", r);
+    const auto body =
+        r.type == request_type::update ? dynamodb_update_item(r) : dynamodb_delete_item(r);
     placeholders p{&body.at("ExpressionAttributeNames").as_object(),
                    &body.at("ExpressionAttributeValues").as_object(),
                    {}};

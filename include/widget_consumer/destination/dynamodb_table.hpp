@@ -1,7 +1,7 @@
 #pragma once
 // dynamodb_table_store: widgets as items of one DynamoDB table keyed by `id`
-// (widget.hpp's layout). One call per request, so each request is applied
-// atomically and a redelivered one gives the same item:
+// (the layout of detail/dynamodb_widget.hpp). One call per request, so each
+// request is applied atomically and a redelivered one gives the same item:
 //   create -> PutItem (replaces any earlier item)
 //   update -> UpdateItem conditioned on the id existing with the request's
 //             owner; a failed condition is not_found
@@ -9,7 +9,9 @@
 //             old item) is not_found
 //
 // Failures, as concepts.hpp's store_failure:
-//   item_too_large, a reserved attribute name, and a ValidationException
+//   item_too_large; an attribute named id (the table's key; parse_request()
+//   accepts it, the S3 and directory stores store it) or like the widget's
+//   own properties (only in a request built by hand); a ValidationException
 //   (DynamoDB refuses this request as it is: an update that only overflows
 //   together with the stored attributes, an empty key, ...; sending it again
 //   cannot help)                                   -> bad_request (rejected)
@@ -74,15 +76,14 @@ class dynamodb_table_store {
     try {
       switch (request.type) {
         case request_type::create:
-          client_.put_item(table_, dynamodb_put_item(table_, make_widget(request)));
+          client_.put_item(table_, dynamodb_put_item(make_widget(request)));
           return apply_outcome::applied;
         case request_type::update:
-          return client_.update_item(table_, dynamodb_update_item(table_, request))
-                         .condition_failed()
+          return client_.update_item(table_, dynamodb_update_item(request)).condition_failed()
                      ? apply_outcome::not_found
                      : apply_outcome::applied;
         case request_type::remove: {
-          const auto result = client_.delete_item(table_, dynamodb_delete_item(table_, request));
+          const auto result = client_.delete_item(table_, dynamodb_delete_item(request));
           if (result.condition_failed())
             return apply_outcome::not_found;
           // ALL_OLD: no Attributes means there was nothing to delete.
@@ -97,9 +98,7 @@ class dynamodb_table_store {
       throw;
     } catch (const item_too_large& e) {
       throw store_error(store_failure::bad_request, e.what());
-    } catch (const std::invalid_argument& e) {
-      // widget.hpp refuses reserved attribute names; parse_request() already
-      // does, so this is a request built by hand.
+    } catch (const reserved_attribute_name& e) {
       throw store_error(store_failure::bad_request, e.what());
     } catch (const aws::service_error& e) {
       throw store_error(classify(e), e.what());
