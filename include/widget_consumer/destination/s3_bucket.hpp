@@ -17,10 +17,9 @@
 //   ends the same. Between the read and the delete no other request of the
 //   widget runs (one lane per widget; the S3 source's claims across
 //   processes), so the owner read is the owner deleted.
-// - Failures: a retryable service_error or transport_error is transient;
-//   a key longer than S3's 1,024 bytes can never be stored (bad_request);
-//   everything else, a stored document that does not parse included, is
-//   permanent.
+// - Failures: a key longer than S3's 1,024 bytes can never be stored
+//   (bad_request); AWS errors as detail/store_failure.hpp says; a stored
+//   document that does not parse is permanent.
 // - A widget id such as "../x" is an ordinary S3 key ("widgets/sue/../x"):
 //   the transport sends dot segments as they are (aws/config.hpp,
 //   encode_s3_key), so the object lands under exactly that key.
@@ -28,10 +27,10 @@
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"
+#include "detail/store_failure.hpp"
 #include "detail/widget_document.hpp"
 
 #include <widget_consumer/aws/access_check.hpp>
-#include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
 
 #include <cstddef>
@@ -137,19 +136,8 @@ class s3_bucket_store {
 
   template <class Operation>
   static auto guarded(Operation&& operation) -> decltype(operation()) {
-    try {
-      return operation();
-    } catch (const store_error&) {
-      throw;
-    } catch (const aws::service_error& e) {
-      if (e.code() == "KeyTooLongError")
-        throw store_error(store_failure::bad_request, e.what());
-      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
-                        e.what());
-    } catch (const aws::transport_error& e) {
-      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
-                        e.what());
-    }
+    return detail::with_store_failures(detail::s3_store_failure,
+                                       std::forward<Operation>(operation));
   }
 
   aws::s3_client client_;
