@@ -5,6 +5,7 @@
 #include <string>
 
 #include "widget_consumer/destination/detail/dynamodb_widget.hpp"
+#include "widget_consumer/destination/detail/widget_document.hpp"
 #include "widget_consumer/widget.hpp"
 
 namespace {
@@ -58,7 +59,7 @@ void parse_validate_dynamodb_update(benchmark::State& state) {
   for (auto _ : state) {
     auto result = parse_request(body);
     benchmark::DoNotOptimize(
-        boost::json::serialize(dynamodb_update_item("widgets", std::get<widget_request>(result))));
+        boost::json::serialize(dynamodb_update_item(std::get<widget_request>(result))));
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -59,8 +59,8 @@ class aws_context {
   wc::aws::credentials_chain credentials_;
 };
 
-inline wc::s3_layout layout_of(const consumer_options& o) {
-  wc::s3_layout layout;
+inline wc::widget_key_layout layout_of(const consumer_options& o) {
+  wc::widget_key_layout layout;
   layout.prefix = o.widget_key_prefix;
   layout.owner_in_key = o.use_owner_in_prefix;
   return layout;

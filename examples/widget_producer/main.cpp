@@ -9,6 +9,7 @@
 #include <widget_consumer/aws/client_settings.hpp>
 #include <widget_consumer/aws/s3.hpp>
 #include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/destination/detail/widget_document.hpp>
 #include <widget_consumer/widget.hpp>
 
 #include <boost/json.hpp>

@@ -2,9 +2,6 @@
 // A widget request as the producer writes it, and parse_request(), which
 // turns raw bytes into one or into a validation_error that names the field.
 //
-// CONTRACT (fixed; the consumer and the stores are written against it): the
-// types below. The functions are filled in by the request work (issue 4).
-//
 // Decisions the schema leaves open:
 // - Unknown fields (top level, or inside an otherAttributes entry) are not
 //   errors: they are kept out of the widget and listed in unknown_fields as
@@ -12,8 +9,10 @@
 // - otherAttributes: null is the same as missing. Each entry needs a non-empty
 //   string name and a value that is a string or null (a missing value is an
 //   error, so a typo such as "vlaue" does not pass as "leave alone").
-// - An attribute name equal to id, widgetId, owner, label or description is
-//   invalid: in DynamoDB it would overwrite the widget's own attribute.
+// - An attribute name equal to widgetId, owner, label or description is
+//   invalid: it would stand for the widget's own property. "id" is an
+//   ordinary name here; the DynamoDB store, whose table is keyed by id,
+//   refuses it (destination/detail/dynamodb_widget.hpp).
 // - The same attribute name twice in one request is invalid
 //   ("otherAttributes[3].name: duplicate \"color\" (first at [1])"): a silent
 //   last-wins would drop one of the producer's values without telling anyone.
@@ -96,8 +95,13 @@ inline std::string_view to_string(request_type type) noexcept {
 }
 
 // Attribute names that would collide with the widget's own properties.
-inline constexpr std::array<std::string_view, 5> reserved_attribute_names = {
-    "id", "widgetId", "owner", "label", "description"};
+inline constexpr std::array<std::string_view, 4> reserved_attribute_names = {
+    "widgetId", "owner", "label", "description"};
+
+inline bool is_reserved_attribute_name(std::string_view name) noexcept {
+  return std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
+         reserved_attribute_names.end();
+}
 
 inline bool is_valid_owner(std::string_view owner) noexcept {
   return !owner.empty() && std::all_of(owner.begin(), owner.end(), [](char c) {
@@ -177,17 +181,15 @@ inline void parse_attributes(const boost::json::value& list, widget_request& req
     const auto& object = entry.get_object();
     const std::string name_path = path + ".name";
     std::string name = required_string(object, "name", name_path);
-    if (std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
-        reserved_attribute_names.end()) {
+    if (is_reserved_attribute_name(name))
       fail(name_path, detail::quoted(name) + " is reserved for the widget's own property");
-    }
     // Keys of the JSON object outlive this loop, so views into them are safe.
     std::string_view key = std::string_view(object.find("name")->value().get_string());
     auto at = std::lower_bound(seen.begin(), seen.end(), key,
                                [](const auto& item, std::string_view k) { return item.first < k; });
     if (at != seen.end() && at->first == key) {
-      fail(name_path,
-           "duplicate " + detail::quoted(name) + " (first at [" + std::to_string(at->second) + "])");
+      fail(name_path, "duplicate " + detail::quoted(name) + " (first at [" +
+                          std::to_string(at->second) + "])");
     }
     seen.insert(at, {key, index});
     if (!object.contains("value"))

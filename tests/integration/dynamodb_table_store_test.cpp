@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 // Every test runs against both local servers: "plain" accepts any signature,
@@ -167,6 +168,39 @@ TEST_P(dynamodb_table_store_test, an_item_over_the_size_limit_is_a_bad_request) 
     EXPECT_NE(std::string(e.what()).find("limit of 409600"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(stored("big"));
+}
+
+// The table is keyed by id, so an other attribute of that name would
+// overwrite the key: parse_request() accepts the name (the S3 and directory
+// stores keep it), this store sets the request aside with the reason.
+TEST_P(dynamodb_table_store_test, an_attribute_named_id_is_a_bad_request) {
+  dynamodb_table_store store(config_, table_);
+  auto parsed =
+      parse_request(R"({"type":"create","requestId":"r","widgetId":"w1","owner":"Sue Smith",)"
+                    R"("otherAttributes":[{"name":"id","value":"w2"}]})");
+  ASSERT_TRUE(std::holds_alternative<widget_request>(parsed));
+  auto with_id = std::get<widget_request>(parsed);
+  try {
+    store.apply(with_id);
+    FAIL() << "no store_error";
+  } catch (const store_error& e) {
+    EXPECT_EQ(e.failure(), store_failure::bad_request);
+    EXPECT_EQ(std::string(e.what()),
+              "attribute name \"id\" cannot be stored in DynamoDB: it is the table's key, the "
+              "widget's id");
+  }
+  EXPECT_FALSE(stored("w1"));
+  EXPECT_FALSE(stored("w2"));
+
+  ASSERT_EQ(store.apply(create("w1")), apply_outcome::applied);
+  with_id.type = request_type::update;
+  try {
+    store.apply(with_id);
+    FAIL() << "no store_error";
+  } catch (const store_error& e) {
+    EXPECT_EQ(e.failure(), store_failure::bad_request);
+  }
+  EXPECT_EQ(stored("w1")->other_attributes.size(), 3U);
 }
 
 // Only DynamoDB knows the stored item: an update that overflows together

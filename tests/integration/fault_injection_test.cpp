@@ -406,7 +406,7 @@ class fault_run {
         continue;
       }
       auto each = widget_from_json(*body);
-      EXPECT_EQ(key, s3_key(each.owner, each.widget_id)) << "widget stored under the wrong key";
+      EXPECT_EQ(key, widget_key(each.owner, each.widget_id)) << "widget stored under the wrong key";
       stored.emplace(each.widget_id, std::move(each));
     }
     return stored;

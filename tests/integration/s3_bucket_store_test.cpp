@@ -91,6 +91,17 @@ TEST_P(s3_bucket_store_test, create_writes_the_document_at_the_widget_key) {
   EXPECT_EQ(store_.load("Mary Anne Miller", "w-1"), make_widget(again));
 }
 
+// "id" is reserved by the DynamoDB layout only; here it is an attribute like
+// any other.
+TEST_P(s3_bucket_store_test, an_attribute_named_id_is_stored) {
+  const auto request =
+      create("w-9", "Sue Smith", R"("otherAttributes":[{"name":"id","value":"x"}])");
+  EXPECT_EQ(store_.apply(request), apply_outcome::applied);
+  EXPECT_EQ(s3_.get_object(bucket_, "widgets/sue-smith/w-9"),
+            R"({"widgetId":"w-9","owner":"Sue Smith","label":null,"description":null,)"
+            R"("otherAttributes":[{"name":"id","value":"x"}]})");
+}
+
 TEST_P(s3_bucket_store_test, update_changes_only_what_it_mentions) {
   const auto original = create(
       "w-2", "Sue Smith",
@@ -139,7 +150,7 @@ TEST_P(s3_bucket_store_test, delete_by_an_owner_who_differs_only_in_case_is_not_
   EXPECT_EQ(store_.apply(remove("w-8", "SUE SMITH")), apply_outcome::not_found);
   EXPECT_TRUE(store_.load("Sue Smith", "w-8"));
 
-  s3_bucket_store flat(s3_, bucket_, s3_layout{"flat/", false});
+  s3_bucket_store flat(s3_, bucket_, widget_key_layout{.prefix = "flat/", .owner_in_key = false});
   ASSERT_EQ(flat.apply(create("w-8", "Bob Builder")), apply_outcome::applied);
   EXPECT_EQ(flat.apply(remove("w-8", "Henry Hops")), apply_outcome::not_found);
   EXPECT_TRUE(s3_.get_object(bucket_, "flat/w-8"));
@@ -167,7 +178,7 @@ TEST_P(s3_bucket_store_test, awkward_ids_and_values_round_trip) {
 }
 
 TEST_P(s3_bucket_store_test, layout_without_owner_and_another_prefix) {
-  s3_bucket_store flat(s3_, bucket_, s3_layout{"flat/", false});
+  s3_bucket_store flat(s3_, bucket_, widget_key_layout{.prefix = "flat/", .owner_in_key = false});
   ASSERT_EQ(flat.apply(create("w-5", "Bob Builder")), apply_outcome::applied);
   EXPECT_TRUE(s3_.get_object(bucket_, "flat/w-5"));
   // The owner is not in the key, so the document's owner decides.

@@ -140,7 +140,7 @@ void drain_and_check(const emulator& server, const drain_case& test) {
   const auto& expected = generator.expected_widgets();
   std::map<std::string, widget> expected_by_key;
   for (const auto& [id, w] : expected)
-    expected_by_key.emplace(s3_key(w.owner, w.widget_id), w);
+    expected_by_key.emplace(widget_key(w.owner, w.widget_id), w);
   const auto stored_keys = list_all(s3, widgets);
   EXPECT_EQ(stored_keys.size(), expected_by_key.size());
   for (const auto& key : stored_keys) {

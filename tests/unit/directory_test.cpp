@@ -174,9 +174,22 @@ TEST(directory_store, a_create_keeps_empty_strings_as_data) {
             R"("otherAttributes":[{"name":"a","value":""}]})");
 }
 
+// "id" is reserved by the DynamoDB layout only; here it is an attribute like
+// any other.
+TEST(directory_store, an_attribute_named_id_is_stored) {
+  scratch_folder folder;
+  directory_store store(folder.path());
+  auto create = make_request(request_type::create, "w1");
+  create.other_attributes = {{.name = "id", .value = "x"}};
+  ASSERT_EQ(store.apply(create), apply_outcome::applied);
+  EXPECT_EQ(read_file(folder.path() / "widgets" / "mary-jones" / "w1"),
+            R"({"widgetId":"w1","owner":"Mary Jones","label":null,"description":null,)"
+            R"("otherAttributes":[{"name":"id","value":"x"}]})");
+}
+
 TEST(directory_store, update_of_a_missing_or_foreign_widget_is_not_found) {
   scratch_folder folder;
-  directory_store store(folder.path(), s3_layout{"", /*owner_in_key=*/false});
+  directory_store store(folder.path(), widget_key_layout{.prefix = "", .owner_in_key = false});
   EXPECT_EQ(store.apply(make_request(request_type::update, "w1")), apply_outcome::not_found);
 
   ASSERT_EQ(store.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
@@ -196,7 +209,8 @@ TEST(directory_store, delete_by_another_owner_is_not_found) {
   EXPECT_EQ(store.apply(make_request(request_type::remove, "w1", "ANN")), apply_outcome::not_found);
   EXPECT_TRUE(store.load("Ann", "w1"));
 
-  directory_store flat(folder.path() / "flat", s3_layout{"", /*owner_in_key=*/false});
+  directory_store flat(folder.path() / "flat",
+                       widget_key_layout{.prefix = "", .owner_in_key = false});
   ASSERT_EQ(flat.apply(make_request(request_type::create, "w1", "Ann")), apply_outcome::applied);
   EXPECT_EQ(flat.apply(make_request(request_type::remove, "w1", "Bob")), apply_outcome::not_found);
   EXPECT_TRUE(fs::exists(folder.path() / "flat" / "w1"));
@@ -204,7 +218,8 @@ TEST(directory_store, delete_by_another_owner_is_not_found) {
 
 TEST(directory_store, refuses_keys_that_escape_the_folder) {
   scratch_folder folder;
-  directory_store store(folder.path() / "store", s3_layout{"", false});
+  directory_store store(folder.path() / "store",
+                        widget_key_layout{.prefix = "", .owner_in_key = false});
   for (const char* id : {"../outside", "..", "a/../../b", "/etc/passwd"}) {
     try {
       store.apply(make_request(request_type::create, id));

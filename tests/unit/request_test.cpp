@@ -133,9 +133,6 @@ INSTANTIATE_TEST_SUITE_P(
             request_with(
                 R"(,"otherAttributes":[{"name":"color","value":null},{"name":"color","value":""}])"),
             "otherAttributes[1].name: duplicate \"color\" (first at [0])"},
-        rejection{"attribute_reserved_id",
-                  request_with(R"(,"otherAttributes":[{"name":"id","value":"x"}])"),
-                  "otherAttributes[0].name: \"id\" is reserved for the widget's own property"},
         rejection{
             "attribute_reserved_widget_id",
             request_with(R"(,"otherAttributes":[{"name":"widgetId","value":"x"}])"),
@@ -217,6 +214,14 @@ TEST(parse_request, preserves_utf8_and_escapes_byte_for_byte) {
             "gr\xc3\xb6\xc3\x9f"
             "e");
   EXPECT_EQ(request.other_attributes[0].value, std::optional<std::string>(std::string("\0x", 2)));
+}
+
+// "id" is a property of no widget: only the DynamoDB store, whose key it
+// names, refuses it (dynamodb_widget_test.cpp).
+TEST(parse_request, an_attribute_named_id_is_ordinary) {
+  EXPECT_EQ(
+      parsed(request_with(R"(,"otherAttributes":[{"name":"id","value":"x"}])")).other_attributes,
+      (std::vector<request_attribute>{{.name = "id", .value = "x"}}));
 }
 
 TEST(parse_request, duplicate_json_keys_last_wins) {

@@ -1,4 +1,5 @@
 #include "widget_consumer/destination/detail/dynamodb_widget.hpp"
+#include "widget_consumer/destination/detail/widget_document.hpp"
 #include "widget_consumer/widget.hpp"
 
 #include <gtest/gtest.h>
@@ -15,7 +16,7 @@
 
 // Random request sequences applied three ways must give the same widgets:
 // a plain model of DESIGN.md's semantics, the S3 form (documents
-// under s3_key(), read back with widget_from_json()), and the DynamoDB form
+// under widget_key(), read back with widget_from_json()), and the DynamoDB form
 // (the generated PutItem/UpdateItem/DeleteItem bodies run by a tiny evaluator
 // on an in-memory table, read back with widget_from_dynamodb_item()).
 
@@ -93,7 +94,7 @@ struct s3_form {
   std::map<std::string, std::string> objects;
 
   outcome apply(const widget_request& r) {
-    const std::string key = s3_key(r.owner, r.widget_id);
+    const std::string key = widget_key(r.owner, r.widget_id);
     if (r.type == request_type::create) {
       objects[key] = to_json(make_widget(r));
       return outcome::applied;
@@ -196,13 +197,13 @@ struct dynamodb_form {
 
   outcome apply(const widget_request& r) {
     if (r.type == request_type::create) {
-      const auto body = dynamodb_put_item("widgets", make_widget(r));
+      const auto body = dynamodb_put_item(make_widget(r));
       const auto& item = body.at("Item").as_object();
       table[std::string(item.at("id").at("S").as_string())] = item;
       return outcome::applied;
     }
-    const auto body = r.type == request_type::update ? dynamodb_update_item("widgets", r)
-                                                     : dynamodb_delete_item("widgets", r);
+    const auto body =
+        r.type == request_type::update ? dynamodb_update_item(r) : dynamodb_delete_item(r);
     placeholders p{&body.at("ExpressionAttributeNames").as_object(),
                    &body.at("ExpressionAttributeValues").as_object(),
                    {}};
@@ -231,7 +232,7 @@ void expect_same(const model_store& model, const s3_form& s3, const dynamodb_for
   ASSERT_EQ(s3.objects.size(), model.widgets.size());
   ASSERT_EQ(dynamodb.table.size(), model.widgets.size());
   for (const auto& [id, expected] : model.widgets) {
-    const auto object = s3.objects.find(s3_key(expected.owner, id));
+    const auto object = s3.objects.find(widget_key(expected.owner, id));
     ASSERT_NE(object, s3.objects.end()) << id;
     EXPECT_EQ(widget_from_json(object->second), expected);
     EXPECT_EQ(widget_from_dynamodb_item(dynamodb.table.at(id)), sorted(expected));

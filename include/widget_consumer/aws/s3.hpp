@@ -70,7 +70,22 @@ struct s3_delete_failure {
   std::string message;
 };
 
+// "s3://bucket" or "s3://bucket/key": how error messages and logs name an
+// S3 bucket or object.
+inline std::string s3_resource(std::string_view bucket, std::string_view key = {}) {
+  std::string text = "s3://";
+  text += bucket;
+  if (!key.empty()) {
+    text += '/';
+    text += key;
+  }
+  return text;
+}
+
 namespace detail {
+
+// For source/, which still names it here.
+using aws::s3_resource;
 
 // ListObjectsV2 with encoding-type=url form-encodes keys ('+' for a space,
 // %2B for '+'); decoding it lets keys that XML 1.0 cannot carry (control
@@ -126,16 +141,6 @@ inline std::string s3_xml_escape(std::string_view text) {
     }
   }
   return out;
-}
-
-inline std::string s3_resource(std::string_view bucket, std::string_view key = {}) {
-  std::string text = "s3://";
-  text += bucket;
-  if (!key.empty()) {
-    text += '/';
-    text += key;
-  }
-  return text;
 }
 
 // The readers of the XML answers, pure functions of the response so that
@@ -244,7 +249,7 @@ class s3_client {
     if (!options.start_after.empty())
       query.emplace_back("start-after", options.start_after);
 
-    const auto resource = detail::s3_resource(bucket, options.prefix);
+    const auto resource = s3_resource(bucket, options.prefix);
     return send(
         "GET", bucket, {}, make_query(query), {}, {}, "ListObjectsV2", resource,
         [&](const http_response& response) {
@@ -257,7 +262,7 @@ class s3_client {
   std::optional<std::string> get_object(std::string_view bucket, std::string_view key) {
     try {
       return send("GET", bucket, require_key(key, "GetObject"), {}, {}, {}, "GetObject",
-                  detail::s3_resource(bucket, key))
+                  s3_resource(bucket, key))
           .body;
     } catch (const service_error& error) {
       if (error.code() == "NoSuchKey")
@@ -271,7 +276,7 @@ class s3_client {
   // NoSuchBucket, so a missing bucket reads as absent too: callers to whom
   // that matters ask head_bucket.
   std::optional<s3_object_info> head_object(std::string_view bucket, std::string_view key) {
-    const auto resource = detail::s3_resource(bucket, key);
+    const auto resource = s3_resource(bucket, key);
     try {
       return send("HEAD", bucket, require_key(key, "HeadObject"), {}, {}, {}, "HeadObject",
                   resource, [&](const http_response& response) {
@@ -290,13 +295,13 @@ class s3_client {
     std::vector<http_header> headers{{"Content-Type", std::string(content_type)},
                                      {"Content-MD5", base64_encode(md5(body))}};
     send("PUT", bucket, require_key(key, "PutObject"), {}, std::move(headers), std::move(body),
-         "PutObject", detail::s3_resource(bucket, key));
+         "PutObject", s3_resource(bucket, key));
   }
 
   // Succeeds whether or not the key existed (S3's DeleteObject is idempotent).
   void delete_object(std::string_view bucket, std::string_view key) {
     send("DELETE", bucket, require_key(key, "DeleteObject"), {}, {}, {}, "DeleteObject",
-         detail::s3_resource(bucket, key));
+         s3_resource(bucket, key));
   }
 
   // Deletes in batches of 1,000 (Quiet mode: S3 reports only failures) and
@@ -338,7 +343,7 @@ class s3_client {
     source += encode_s3_key(source_key);
     // S3 may answer 200 and then report a failure in the body: only a
     // CopyObjectResult means the copy exists.
-    const auto resource = detail::s3_resource(bucket, key);
+    const auto resource = s3_resource(bucket, key);
     send("PUT", bucket, key, {}, {{"x-amz-copy-source", std::move(source)}}, {}, "CopyObject",
          resource, [&](const http_response& response) {
            detail::s3_read_copy_result({"s3", "CopyObject", resource, response});
@@ -350,7 +355,7 @@ class s3_client {
   // exist. Throws on anything else (403: it exists but is not ours).
   bool head_bucket(std::string_view bucket) {
     try {
-      send("HEAD", bucket, {}, {}, {}, {}, "HeadBucket", detail::s3_resource(bucket));
+      send("HEAD", bucket, {}, {}, {}, {}, "HeadBucket", s3_resource(bucket));
       return true;
     } catch (const service_error& error) {
       if (error.status() == 404)
@@ -372,7 +377,7 @@ class s3_client {
       headers.push_back({"Content-Type", "application/xml"});
     }
     send("PUT", bucket, {}, {}, std::move(headers), std::move(body), "CreateBucket",
-         detail::s3_resource(bucket));
+         s3_resource(bucket));
   }
 
  private:
@@ -416,7 +421,7 @@ class s3_client {
     // S3 refuses DeleteObjects without a body checksum.
     std::vector<http_header> headers{{"Content-Type", "application/xml"},
                                      {"Content-MD5", base64_encode(md5(body))}};
-    const auto resource = detail::s3_resource(bucket);
+    const auto resource = s3_resource(bucket);
     auto failed =
         send("POST", bucket, {}, "delete=", std::move(headers), std::move(body), "DeleteObjects",
              resource, [&](const http_response& response) {

@@ -1,11 +1,12 @@
 #pragma once
-// directory_store: one JSON document per widget at {root}/{s3_key(...)}, the
+// directory_store: one JSON document per widget at {root}/{widget_key(...)}, the
 // layout of the S3 store on a local disk. Writes are atomic (a hidden
 // temporary, fsync, rename), so a reader or a crash never sees half a widget.
 
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"
+#include "detail/widget_document.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -27,7 +28,7 @@ namespace widget_consumer {
 
 class directory_store {
  public:
-  explicit directory_store(std::filesystem::path root, s3_layout layout = {})
+  explicit directory_store(std::filesystem::path root, widget_key_layout layout = {})
       : root_(std::move(root)), layout_(std::move(layout)) {
     std::filesystem::create_directories(root_);
   }
@@ -72,7 +73,7 @@ class directory_store {
   // {root}/{key}; refuses a key that would leave root ("..", an absolute
   // path, a NUL): widgetId comes from the request, so it is untrusted.
   std::filesystem::path path_of(std::string_view owner, std::string_view widget_id) const {
-    const std::string key = s3_key(owner, widget_id, layout_);
+    const std::string key = widget_key(owner, widget_id, layout_);
     const std::filesystem::path relative(key);
     bool safe = !key.empty() && key.find('\0') == std::string::npos && relative.is_relative() &&
                 key.back() != '/';
@@ -155,7 +156,7 @@ class directory_store {
   }
 
   std::filesystem::path root_;
-  s3_layout layout_;
+  widget_key_layout layout_;
   std::atomic<std::uint64_t> next_temporary_{0};
 };
 

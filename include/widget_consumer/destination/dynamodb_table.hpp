@@ -1,23 +1,19 @@
 #pragma once
 // dynamodb_table_store: widgets as items of one DynamoDB table keyed by `id`
-// (widget.hpp's layout). One call per request, so each request is applied
-// atomically and a redelivered one gives the same item:
+// (the layout of detail/dynamodb_widget.hpp). One call per request, so each
+// request is applied atomically and a redelivered one gives the same item:
 //   create -> PutItem (replaces any earlier item)
 //   update -> UpdateItem conditioned on the id existing with the request's
 //             owner; a failed condition is not_found
 //   delete -> DeleteItem with the same condition; a failed condition (or no
 //             old item) is not_found
 //
-// Failures, as concepts.hpp's store_failure:
-//   item_too_large, a reserved attribute name, and a ValidationException
-//   (DynamoDB refuses this request as it is: an update that only overflows
-//   together with the stored attributes, an empty key, ...; sending it again
-//   cannot help)                                   -> bad_request (rejected)
-//   a ValidationException about the table's key schema (the table is not
-//   keyed by a string `id`: every request would fail) -> permanent
-//   retryable service_error (throttling incl. ProvisionedThroughputExceeded,
-//   5xx) and retryable transport_error             -> transient
-//   anything else (access denied, missing table)   -> permanent
+// Failures, as concepts.hpp's store_failure: item_too_large, and an
+// attribute named id (the table's key; parse_request() accepts it, the S3 and
+// directory stores store it) or like the widget's own properties (only in a
+// request built by hand), are bad_request (rejected); AWS errors as
+// detail/store_failure.hpp says (a ValidationException is bad_request unless
+// it is about the table's key schema); anything else is permanent.
 //
 // Thread-safe: the lanes call apply() concurrently; the client is (see
 // aws/client.hpp) and the store keeps no other state.
@@ -26,10 +22,10 @@
 #include "../request.hpp"
 #include "../widget.hpp"
 #include "detail/dynamodb_widget.hpp"
+#include "detail/store_failure.hpp"
 
 #include "../aws/access_check.hpp"
 #include "../aws/dynamodb.hpp"
-#include "../aws/error.hpp"
 
 #include <boost/json.hpp>
 
@@ -72,40 +68,14 @@ class dynamodb_table_store {
 
   apply_outcome apply(const widget_request& request) {
     try {
-      switch (request.type) {
-        case request_type::create:
-          client_.put_item(table_, dynamodb_put_item(table_, make_widget(request)));
-          return apply_outcome::applied;
-        case request_type::update:
-          return client_.update_item(table_, dynamodb_update_item(table_, request))
-                         .condition_failed()
-                     ? apply_outcome::not_found
-                     : apply_outcome::applied;
-        case request_type::remove: {
-          const auto result = client_.delete_item(table_, dynamodb_delete_item(table_, request));
-          if (result.condition_failed())
-            return apply_outcome::not_found;
-          // ALL_OLD: no Attributes means there was nothing to delete.
-          const auto* old = result.response.if_contains("Attributes");
-          return old != nullptr && old->is_object() && !old->get_object().empty()
-                     ? apply_outcome::applied
-                     : apply_outcome::not_found;
-        }
-      }
-      throw store_error(store_failure::bad_request, "unknown request type");
+      return detail::with_store_failures(detail::dynamodb_store_failure,
+                                         [&] { return write(request); });
     } catch (const store_error&) {
       throw;
     } catch (const item_too_large& e) {
       throw store_error(store_failure::bad_request, e.what());
-    } catch (const std::invalid_argument& e) {
-      // widget.hpp refuses reserved attribute names; parse_request() already
-      // does, so this is a request built by hand.
+    } catch (const reserved_attribute_name& e) {
       throw store_error(store_failure::bad_request, e.what());
-    } catch (const aws::service_error& e) {
-      throw store_error(classify(e), e.what());
-    } catch (const aws::transport_error& e) {
-      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
-                        e.what());
     } catch (const std::exception& e) {
       throw store_error(store_failure::permanent, e.what());
     }
@@ -115,23 +85,28 @@ class dynamodb_table_store {
   aws::dynamodb_client& client() noexcept { return client_; }
 
  private:
-  static store_failure classify(const aws::service_error& e) {
-    if (e.retryable())
-      return store_failure::transient;
-    // A ValidationException refuses the request itself ("Item size has
-    // exceeded the maximum allowed size", an empty key, ...): held back as
-    // permanent, it would block its widget's later requests for good, so it
-    // is rejected with DynamoDB's reason. Except when the table's key is not
-    // what this store writes: that is the table's fault and would reject the
-    // whole stream, so it stays permanent.
-    if (e.code() == "ValidationException") {
-      const bool table_key_mismatch =
-          e.message().find("does not match the schema") != std::string::npos ||
-          e.message().find("Type mismatch for key") != std::string::npos ||
-          e.message().find("Missing the key") != std::string::npos;
-      return table_key_mismatch ? store_failure::permanent : store_failure::bad_request;
+  // One call per request type; what DynamoDB's answer means for the widget.
+  apply_outcome write(const widget_request& request) {
+    switch (request.type) {
+      case request_type::create:
+        client_.put_item(table_, dynamodb_put_item(make_widget(request)));
+        return apply_outcome::applied;
+      case request_type::update:
+        return client_.update_item(table_, dynamodb_update_item(request)).condition_failed()
+                   ? apply_outcome::not_found
+                   : apply_outcome::applied;
+      case request_type::remove: {
+        const auto result = client_.delete_item(table_, dynamodb_delete_item(request));
+        if (result.condition_failed())
+          return apply_outcome::not_found;
+        // ALL_OLD: no Attributes means there was nothing to delete.
+        const auto* old = result.response.if_contains("Attributes");
+        return old != nullptr && old->is_object() && !old->get_object().empty()
+                   ? apply_outcome::applied
+                   : apply_outcome::not_found;
+      }
     }
-    return store_failure::permanent;
+    throw store_error(store_failure::bad_request, "unknown request type");
   }
 
   // "id (S)", "id (N)", "id (S), sort key owner (S)": the key as a person

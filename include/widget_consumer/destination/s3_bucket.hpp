@@ -1,6 +1,6 @@
 #pragma once
 // s3_bucket_store: one JSON document per widget in an S3 bucket, at
-// s3_key(owner, widgetId, layout) (widgets/{owner}/{widgetId} by default).
+// widget_key(owner, widgetId, layout) (widgets/{owner}/{widgetId} by default).
 //
 // Decisions:
 // - update is a read-modify-write (GetObject, apply_update, PutObject). The
@@ -17,10 +17,9 @@
 //   ends the same. Between the read and the delete no other request of the
 //   widget runs (one lane per widget; the S3 source's claims across
 //   processes), so the owner read is the owner deleted.
-// - Failures: a retryable service_error or transport_error is transient;
-//   a key longer than S3's 1,024 bytes can never be stored (bad_request);
-//   everything else, a stored document that does not parse included, is
-//   permanent.
+// - Failures: a key longer than S3's 1,024 bytes can never be stored
+//   (bad_request); AWS errors as detail/store_failure.hpp says; a stored
+//   document that does not parse is permanent.
 // - A widget id such as "../x" is an ordinary S3 key ("widgets/sue/../x"):
 //   the transport sends dot segments as they are (aws/config.hpp,
 //   encode_s3_key), so the object lands under exactly that key.
@@ -28,9 +27,10 @@
 #include "../concepts.hpp"
 #include "../request.hpp"
 #include "../widget.hpp"
+#include "detail/store_failure.hpp"
+#include "detail/widget_document.hpp"
 
 #include <widget_consumer/aws/access_check.hpp>
-#include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
 
 #include <cstddef>
@@ -47,13 +47,13 @@ class s3_bucket_store {
  public:
   static constexpr std::size_t max_key_bytes = 1024;  // S3's limit
 
-  s3_bucket_store(aws::s3_client client, std::string bucket, s3_layout layout = {})
+  s3_bucket_store(aws::s3_client client, std::string bucket, widget_key_layout layout = {})
       : client_(std::move(client)), bucket_(std::move(bucket)), layout_(std::move(layout)) {
     if (bucket_.empty())
       throw std::invalid_argument("s3_bucket_store: the widget bucket name is empty");
   }
 
-  s3_bucket_store(aws::client_config config, std::string bucket, s3_layout layout = {})
+  s3_bucket_store(aws::client_config config, std::string bucket, widget_key_layout layout = {})
       : s3_bucket_store(aws::s3_client(std::move(config)), std::move(bucket), std::move(layout)) {}
 
   // Before the first request (concepts.hpp, startup_checking): HeadBucket,
@@ -61,7 +61,7 @@ class s3_bucket_store {
   // whether the key or the permission is wrong: the advice names both.
   void check_ready() {
     const auto& config = client_.service().config();
-    const std::string action = "cannot use the widget bucket " + aws::detail::s3_resource(bucket_);
+    const std::string action = "cannot use the widget bucket " + aws::s3_resource(bucket_);
     constexpr std::string_view advice =
         "that the bucket exists in this region, and that the access key id and secret are valid "
         "and may read, write and delete its objects";
@@ -112,11 +112,11 @@ class s3_bucket_store {
   }
 
   std::string key_of(std::string_view owner, std::string_view widget_id) const {
-    return s3_key(owner, widget_id, layout_);
+    return widget_key(owner, widget_id, layout_);
   }
 
   const std::string& bucket() const noexcept { return bucket_; }
-  const s3_layout& layout() const noexcept { return layout_; }
+  const widget_key_layout& layout() const noexcept { return layout_; }
 
  private:
   std::optional<widget> read(const std::string& key) {
@@ -126,8 +126,7 @@ class s3_bucket_store {
     try {
       return widget_from_json(*body);
     } catch (const std::exception& e) {
-      throw store_error(store_failure::permanent,
-                        aws::detail::s3_resource(bucket_, key) + ": " + e.what());
+      throw store_error(store_failure::permanent, aws::s3_resource(bucket_, key) + ": " + e.what());
     }
   }
 
@@ -137,24 +136,13 @@ class s3_bucket_store {
 
   template <class Operation>
   static auto guarded(Operation&& operation) -> decltype(operation()) {
-    try {
-      return operation();
-    } catch (const store_error&) {
-      throw;
-    } catch (const aws::service_error& e) {
-      if (e.code() == "KeyTooLongError")
-        throw store_error(store_failure::bad_request, e.what());
-      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
-                        e.what());
-    } catch (const aws::transport_error& e) {
-      throw store_error(e.retryable() ? store_failure::transient : store_failure::permanent,
-                        e.what());
-    }
+    return detail::with_store_failures(detail::s3_store_failure,
+                                       std::forward<Operation>(operation));
   }
 
   aws::s3_client client_;
   std::string bucket_;
-  s3_layout layout_;
+  widget_key_layout layout_;
 };
 
 }  // namespace widget_consumer

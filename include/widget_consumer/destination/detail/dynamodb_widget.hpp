@@ -1,8 +1,13 @@
 #pragma once
 // The DynamoDB form of a widget (DESIGN.md): the item, and the PutItem,
-// UpdateItem and DeleteItem bodies the DynamoDB store sends.
+// UpdateItem and DeleteItem bodies the DynamoDB store sends. The bodies hold
+// everything but TableName, which aws::dynamodb_client adds to every call.
 //
 // Decisions:
+// - An other attribute is a top-level attribute of the item, so it cannot be
+//   named id (the table's key) nor like the widget's own properties:
+//   reserved_attribute_name, which the store rejects. parse_request() lets
+//   "id" through (only this layout needs it) and refuses the others.
 // - Every name in an expression is a #placeholder (attribute names such as
 //   width-unit or reserved words are not valid bare identifiers).
 // - DynamoDB does not keep attribute order, so widget_from_dynamodb_item()
@@ -31,8 +36,6 @@
 
 namespace widget_consumer {
 
-// ---- DynamoDB ----------------------------------------------------------
-
 // DynamoDB would refuse the request: an item over 400 KB. Not retryable.
 class item_too_large : public std::runtime_error {
  public:
@@ -52,6 +55,22 @@ class item_too_large : public std::runtime_error {
   std::string widget_id_;
   std::size_t size_;
   std::size_t limit_;
+};
+
+// An other attribute named like an attribute the item holds for the widget
+// itself (or like a property of the widget) would overwrite it. Not
+// retryable.
+class reserved_attribute_name : public std::invalid_argument {
+ public:
+  reserved_attribute_name(std::string name, std::string_view why)
+      : std::invalid_argument("attribute name " + detail::quoted(name) +
+                              " cannot be stored in DynamoDB: it is " + std::string(why)),
+        name_(std::move(name)) {}
+
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
 };
 
 inline constexpr std::size_t dynamodb_item_limit = 400 * 1024;
@@ -82,10 +101,10 @@ inline void check_item_size(const std::string& widget_id, std::size_t size, cons
 }
 
 inline void check_attribute_name(std::string_view name) {
-  if (std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
-      reserved_attribute_names.end()) {
-    throw std::invalid_argument("attribute name " + detail::quoted(name) + " is reserved");
-  }
+  if (name == "id")
+    throw reserved_attribute_name(std::string(name), "the table's key, the widget's id");
+  if (is_reserved_attribute_name(name))
+    throw reserved_attribute_name(std::string(name), "the widget's own property");
 }
 
 inline boost::json::object dynamodb_key(std::string_view widget_id) {
@@ -120,8 +139,8 @@ inline boost::json::object dynamodb_item(const widget& w) {
 }
 
 // Create: the full item, replacing any earlier one.
-inline boost::json::object dynamodb_put_item(std::string_view table, const widget& w) {
-  return boost::json::object{{"TableName", table}, {"Item", dynamodb_item(w)}};
+inline boost::json::object dynamodb_put_item(const widget& w) {
+  return boost::json::object{{"Item", dynamodb_item(w)}};
 }
 
 namespace detail {
@@ -131,8 +150,7 @@ namespace detail {
 // item, so a missing widget fails the condition too). No expression, so only
 // the 400 KB item bounds it.
 inline boost::json::object dynamodb_update_item_without_expression(
-    std::string_view table, const widget_request& update,
-    const std::vector<std::pair<std::string, std::string>>& changes) {
+    const widget_request& update, const std::vector<std::pair<std::string, std::string>>& changes) {
   boost::json::object updates;
   for (const auto& [name, value] : changes) {
     updates[name] = value.empty()
@@ -141,7 +159,6 @@ inline boost::json::object dynamodb_update_item_without_expression(
   }
   boost::json::array owner_value{dynamodb_string(update.owner)};
   return boost::json::object{
-      {"TableName", table},
       {"Key", dynamodb_key(update.widget_id)},
       {"Expected", boost::json::object{{"owner", boost::json::object{{"ComparisonOperator", "EQ"},
                                                                      {"AttributeValueList",
@@ -169,9 +186,8 @@ inline boost::json::object dynamodb_update_item_without_expression(
 // gives: atomic, conditional on the owner, idempotent (fixed puts and
 // deletes). Updates that fit keep the expression form DESIGN.md names; the
 // two forms cannot be mixed in one request.
-inline boost::json::object dynamodb_update_item(std::string_view table,
-                                                const widget_request& update) {
-  boost::json::object body{{"TableName", table}, {"Key", detail::dynamodb_key(update.widget_id)}};
+inline boost::json::object dynamodb_update_item(const widget_request& update) {
+  boost::json::object body{{"Key", detail::dynamodb_key(update.widget_id)}};
   detail::add_owner_condition(body, update.owner);
   auto& names = body["ExpressionAttributeNames"].get_object();
   auto& values = body["ExpressionAttributeValues"].get_object();
@@ -224,15 +240,14 @@ inline boost::json::object dynamodb_update_item(std::string_view table,
 
   detail::check_item_size(update.widget_id, set_size, "the updated attributes");
   if (expression.size() > dynamodb_expression_limit)
-    return detail::dynamodb_update_item_without_expression(table, update, changes);
+    return detail::dynamodb_update_item_without_expression(update, changes);
   body["UpdateExpression"] = std::move(expression);
   return body;
 }
 
 // Delete: one conditional DeleteItem; ALL_OLD tells what was removed.
-inline boost::json::object dynamodb_delete_item(std::string_view table,
-                                                const widget_request& remove) {
-  boost::json::object body{{"TableName", table}, {"Key", detail::dynamodb_key(remove.widget_id)}};
+inline boost::json::object dynamodb_delete_item(const widget_request& remove) {
+  boost::json::object body{{"Key", detail::dynamodb_key(remove.widget_id)}};
   detail::add_owner_condition(body, remove.owner);
   body["ReturnValues"] = "ALL_OLD";
   return body;
