@@ -9,11 +9,16 @@
   against the server that accepts any signature and once against the one that
   refuses ours (wrong secret); neither string is in stdout, stderr or any log
   file;
+- nor do the secrets of the other credential sources: a credential_process
+  whose output holds the secret (accepted, and malformed), a web identity
+  token, an SSO access token and the keys the SSO portal hands out, each in
+  a --verbose run with --log-dir;
 - awkward S3 keys round-trip exactly through the S3 source and store: request
   keys and widget ids with "..", spaces, UTF-8 and "%2F".
 """
 
 import glob
+import hashlib
 import http.server
 import json
 import os
@@ -178,6 +183,117 @@ class Redaction(unittest.TestCase):
             self.assertRegex(texts["stderr"], refused)
             if not token:
                 self.assertIn("SignatureDoesNotMatch", texts["stderr"])
+
+
+class PortalHandler(http.server.BaseHTTPRequestHandler):
+    """An SSO portal stub: GetRoleCredentials answers SECRET and TOKEN to the
+    bearer of SSO_TOKEN."""
+    answered = 0
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        type(self).answered += 1
+        if self.headers.get("x-amz-sso_bearer_token") != SSO_TOKEN:
+            body, status = b"{}", 401
+        else:
+            body, status = json.dumps({"roleCredentials": {
+                "accessKeyId": "ASIASSOPORTAL", "secretAccessKey": SECRET,
+                "sessionToken": TOKEN, "expiration": 4102444800000}}).encode(), 200
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+SSO_TOKEN = "aoaAAAAAGSSOACCESSTOKENzzQ9secretbearer"
+WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.WEBIDENTITYTOKENzzQ9.signature"
+
+
+class CredentialSourceRedaction(unittest.TestCase):
+    """Every credential source's secrets stay out of stdout, stderr and logs."""
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="wc-credential-sources-")
+        self.config = os.path.join(self.home, "config")
+        s3 = p.client("s3")
+        self.requests, self.widgets = p.unique("cred-req"), p.unique("cred-widgets")
+        s3.create_bucket(Bucket=self.requests)
+        s3.create_bucket(Bucket=self.widgets)
+
+    def environment(self, config, **extra):
+        env = p.aws_environment(HOME=self.home, AWS_CONFIG_FILE=self.config,
+                                AWS_ENDPOINT_URL_STS=p.moto_url(), **extra)
+        del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        with open(self.config, "w") as f:
+            f.write(config)
+        return env
+
+    def run_and_check(self, env, secrets, profile=None):
+        logs = tempfile.mkdtemp(prefix="wc-credential-logs-")
+        arguments = ["-rb", self.requests, "-wb", self.widgets, "--max-idle", "500", "--verbose",
+                     "--log-dir", logs] + (["-p", profile] if profile else [])
+        with p.consumer(arguments, env, "credential-sources") as run:
+            code = run.wait(120)
+            texts = {"stdout": run.stdout(), "stderr": run.stderr()}
+        for path in glob.glob(os.path.join(logs, "**", "*"), recursive=True):
+            if os.path.isfile(path):
+                texts[path] = p.read_text(path)
+        for name, text in texts.items():
+            for secret in secrets:
+                self.assertNotIn(secret, text, f"{name} holds a credential")
+        return code, texts
+
+    def process_config(self, output):
+        script = os.path.join(self.home, "helper.py")
+        with open(script, "w") as f:
+            f.write(f"print({output!r})\n")
+        return f"[default]\ncredential_process = {sys.executable} {script}\n"
+
+    def test_credential_process_output_is_never_shown(self):
+        document = json.dumps({"Version": 1, "AccessKeyId": "AKIDPROCESS",
+                               "SecretAccessKey": SECRET, "SessionToken": TOKEN})
+        code, texts = self.run_and_check(self.environment(self.process_config(document)),
+                                         [SECRET, TOKEN, SECRET[:20], TOKEN[:20]])
+        self.assertEqual(code, 0, texts["stderr"])
+        code, texts = self.run_and_check(self.environment(self.process_config(document[:60])),
+                                         [SECRET[:20], TOKEN[:20]])
+        self.assertEqual(code, 1, texts["stderr"])
+        self.assertIn("credential_process of profile 'default'", texts["stderr"])
+
+    def test_web_identity_token_is_never_shown(self):
+        token_file = os.path.join(self.home, "web-token")
+        with open(token_file, "w") as f:
+            f.write(WEB_TOKEN)
+        env = self.environment("", AWS_WEB_IDENTITY_TOKEN_FILE=token_file,
+                               AWS_ROLE_ARN="arn:aws:iam::123456789012:role/pod")
+        code, texts = self.run_and_check(env, [WEB_TOKEN, WEB_TOKEN[:24]])
+        self.assertEqual(code, 0, texts["stderr"])
+
+    def test_sso_token_and_portal_keys_are_never_shown(self):
+        portal = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PortalHandler)
+        thread = threading.Thread(target=portal.serve_forever, daemon=True)
+        thread.start()
+        try:
+            cache = os.path.join(self.home, ".aws", "sso", "cache")
+            os.makedirs(cache)
+            name = hashlib.sha1(b"corp").hexdigest() + ".json"
+            with open(os.path.join(cache, name), "w") as f:
+                json.dump({"accessToken": SSO_TOKEN, "expiresAt": "2099-01-01T00:00:00Z"}, f)
+            env = self.environment(
+                "[profile dev]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = R\n"
+                "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"
+                "sso_region = us-east-1\n",
+                AWS_ENDPOINT_URL_SSO=f"http://127.0.0.1:{portal.server_address[1]}")
+            code, texts = self.run_and_check(env, [SSO_TOKEN, SSO_TOKEN[:20], SECRET, TOKEN,
+                                                   SECRET[:20], TOKEN[:20]], "dev")
+            self.assertEqual(code, 0, texts["stderr"])
+            self.assertGreater(PortalHandler.answered, 0, "the portal was never asked")
+        finally:
+            portal.shutdown()
+            portal.server_close()
+            thread.join(10)
 
 
 class AwkwardKeys(unittest.TestCase):

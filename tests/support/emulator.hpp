@@ -23,6 +23,7 @@ struct emulator {
   std::string access_key_id;      // "testing" for the plain instance
   std::string secret_access_key;  // the IAM user's key for the IAM instance
   std::string region = "us-east-1";
+  std::string role_arn = {};  // IAM instance: a role the user (and the role) may assume
 };
 
 inline std::string emulator_state_dir() {
@@ -62,6 +63,8 @@ inline emulator iam_emulator() {
       result.access_key_id = line.substr(eq + 1);
     if (key == "AWS_SECRET_ACCESS_KEY")
       result.secret_access_key = line.substr(eq + 1);
+    if (key == "ROLE_ARN")
+      result.role_arn = line.substr(eq + 1);
   }
   if (result.access_key_id.empty())
     throw std::runtime_error("no IAM credentials in " + dir);

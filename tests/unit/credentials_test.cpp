@@ -1,4 +1,6 @@
 #include "widget_consumer/aws/credentials.hpp"
+#include "widget_consumer/aws/credential_providers.hpp"
+#include "widget_consumer/aws/default_credentials.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -189,13 +191,13 @@ TEST_F(credentials_test, shared_credentials_file_default_and_named_profiles) {
   write("credentials",
         "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n"
         "[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key=s2\naws_session_token=t2\n");
-  EXPECT_EQ(shared_file_credentials().found->access_key_id, "AKIDDEFAULT");
-  const auto work = shared_file_credentials("work").found;
+  EXPECT_EQ(profile_credentials().found->access_key_id, "AKIDDEFAULT");
+  const auto work = profile_credentials({.profile = "work"}).found;
   ASSERT_TRUE(work);
   EXPECT_EQ(*work, (credentials{"AKIDWORK", "s2", "t2", std::nullopt}));
   set("AWS_PROFILE", "work");
-  EXPECT_EQ(shared_file_credentials().found->access_key_id, "AKIDWORK");
-  EXPECT_EQ(shared_file_credentials("default").found->access_key_id, "AKIDDEFAULT");
+  EXPECT_EQ(profile_credentials().found->access_key_id, "AKIDWORK");
+  EXPECT_EQ(profile_credentials({.profile = "default"}).found->access_key_id, "AKIDDEFAULT");
 }
 
 TEST_F(credentials_test, config_file_profile_and_precedence_of_credentials_file) {
@@ -203,8 +205,8 @@ TEST_F(credentials_test, config_file_profile_and_precedence_of_credentials_file)
         "[profile cfg]\naws_access_key_id = AKIDCONFIG\naws_secret_access_key = s\n"
         "[profile both]\naws_access_key_id = AKIDCONFIGBOTH\naws_secret_access_key = s\n");
   write("credentials", "[both]\naws_access_key_id = AKIDCREDSBOTH\naws_secret_access_key = s\n");
-  EXPECT_EQ(shared_file_credentials("cfg").found->access_key_id, "AKIDCONFIG");
-  EXPECT_EQ(shared_file_credentials("both").found->access_key_id, "AKIDCREDSBOTH");
+  EXPECT_EQ(profile_credentials({.profile = "cfg"}).found->access_key_id, "AKIDCONFIG");
+  EXPECT_EQ(profile_credentials({.profile = "both"}).found->access_key_id, "AKIDCREDSBOTH");
 }
 
 TEST_F(credentials_test, file_locations_from_environment) {
@@ -214,23 +216,21 @@ TEST_F(credentials_test, file_locations_from_environment) {
       << "[profile p]\naws_access_key_id=AKIDMOVEDCFG\naws_secret_access_key=s\n";
   set("AWS_SHARED_CREDENTIALS_FILE", (home_ / "c.ini").string());
   set("AWS_CONFIG_FILE", (home_ / "k.ini").string());
-  EXPECT_EQ(shared_file_credentials().found->access_key_id, "AKIDMOVED");
-  EXPECT_EQ(shared_file_credentials("p").found->access_key_id, "AKIDMOVEDCFG");
+  EXPECT_EQ(profile_credentials().found->access_key_id, "AKIDMOVED");
+  EXPECT_EQ(profile_credentials({.profile = "p"}).found->access_key_id, "AKIDMOVEDCFG");
 }
 
 TEST_F(credentials_test, shared_file_reasons_never_quote_secrets) {
-  const auto missing = shared_file_credentials();
+  const auto missing = profile_credentials();
   EXPECT_EQ(missing.reason, "no profile 'default' in " + (home_ / ".aws/credentials").string() +
                                 " (not found) or " + (home_ / ".aws/config").string() +
                                 " (not found)");
   EXPECT_FALSE(missing.final);
-  EXPECT_TRUE(shared_file_credentials("nope").final);  // named: never substitute another identity
+  EXPECT_TRUE(
+      profile_credentials({.profile = "nope"}).final);  // named: never substitute another identity
   write("credentials", "[default]\naws_secret_access_key = " + std::string(secret) + "\n");
-  EXPECT_THAT(shared_file_credentials().reason, HasSubstr("has no aws_access_key_id"));
-  EXPECT_THAT(shared_file_credentials().reason, Not(HasSubstr(secret)));
-  write("config", "[profile role]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = default\n");
-  EXPECT_EQ(shared_file_credentials("role").reason,
-            "profile 'role' uses role_arn, which is not supported");
+  EXPECT_THAT(profile_credentials().reason, HasSubstr("has no aws_access_key_id"));
+  EXPECT_THAT(profile_credentials().reason, Not(HasSubstr(secret)));
 }
 
 // --- container -----------------------------------------------------------------
@@ -330,11 +330,12 @@ TEST_F(credentials_test, imds_without_token_or_role) {
 
 TEST_F(credentials_test, chain_lists_everything_it_tried) {
   try {
-    credentials_chain{}();
+    default_credentials_chain()();
     FAIL() << "expected credentials_error";
   } catch (const credentials_error& error) {
     EXPECT_EQ(std::string(error.what()),
-              "no AWS credentials: environment: AWS_ACCESS_KEY_ID not set; shared files: no "
+              "no AWS credentials: environment: AWS_ACCESS_KEY_ID not set; web identity: "
+              "AWS_WEB_IDENTITY_TOKEN_FILE not set; shared files: no "
               "profile 'default' in " +
                   (home_ / ".aws/credentials").string() + " (not found) or " +
                   (home_ / ".aws/config").string() +
@@ -347,17 +348,18 @@ TEST_F(credentials_test, chain_precedence) {
     return canned_response{200, credentials_json()};
   });
   set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
-  EXPECT_EQ(credentials_chain{}().access_key_id, "ASIAMETADATA");
+  EXPECT_EQ(default_credentials_chain()().access_key_id, "ASIAMETADATA");
   write("credentials",
         "[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n"
         "[p]\naws_access_key_id=AKIDPROFILE\naws_secret_access_key=s\n");
-  EXPECT_EQ(credentials_chain{}().access_key_id, "AKIDFILE");
+  EXPECT_EQ(default_credentials_chain()().access_key_id, "AKIDFILE");
   set("AWS_ACCESS_KEY_ID", "AKIDENV");
   set("AWS_SECRET_ACCESS_KEY", "s");
-  EXPECT_EQ(credentials_chain{}().access_key_id, "AKIDENV");
-  EXPECT_EQ(credentials_chain{"p"}().access_key_id, "AKIDPROFILE");  // like aws --profile p
+  EXPECT_EQ(default_credentials_chain()().access_key_id, "AKIDENV");
+  EXPECT_EQ(default_credentials_chain({.profile = "p"})().access_key_id,
+            "AKIDPROFILE");  // like aws --profile p
   // A named profile that does not exist stops the chain before the container.
-  EXPECT_THROW(credentials_chain{"missing"}(), credentials_error);
+  EXPECT_THROW(default_credentials_chain({.profile = "missing"})(), credentials_error);
 }
 
 struct fake_clock {

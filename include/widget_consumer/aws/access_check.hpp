@@ -112,7 +112,8 @@ inline unrecoverable_error unrecoverable(const client_config& config, std::strin
   if (dynamic_cast<const credentials_error*>(&cause) != nullptr)
     return unrecoverable(config, action, cause.what(),
                          "that AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set, or that the "
-                         "profile named by -p or AWS_PROFILE has keys in ~/.aws/credentials",
+                         "profile named by -p or AWS_PROFILE is complete in ~/.aws/config and "
+                         "~/.aws/credentials (for an SSO profile, run `aws sso login`)",
                          false);
   const auto* service = dynamic_cast<const service_error*>(&cause);
   const bool refused_identity =

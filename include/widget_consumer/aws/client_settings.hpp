@@ -7,6 +7,7 @@
 #include "widget_consumer/aws/client.hpp"
 #include "widget_consumer/aws/config.hpp"
 #include "widget_consumer/aws/credentials.hpp"
+#include "widget_consumer/aws/default_credentials.hpp"
 #include "widget_consumer/aws/retry.hpp"
 
 #include <optional>
@@ -25,10 +26,13 @@ struct client_settings {
 };
 
 // One credentials chain serves every client of a program, so credentials are
-// looked up (and refreshed) once, not once per service.
+// looked up (and refreshed) once, not once per service. STS, when a role is
+// assumed, is reached like the other services: same region, endpoint and CA.
 inline credentials_chain make_credentials(const client_settings& settings) {
-  return credentials_chain(settings.profile.empty() ? std::nullopt
-                                                    : std::optional<std::string>(settings.profile));
+  return default_credentials_chain({.profile = settings.profile,
+                                    .region = settings.region,
+                                    .endpoint_url = settings.endpoint_url,
+                                    .ca_bundle = settings.ca_bundle});
 }
 
 // Empty strings mean "not stated": config.hpp's resolvers skip them.

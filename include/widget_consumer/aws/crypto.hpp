@@ -95,6 +95,11 @@ inline std::string sha256_hex(std::string_view data) {
   return to_hex(sha256(data));
 }
 
+// The AWS CLI names its SSO token cache files by this (sso.hpp).
+inline std::string sha1_hex(std::string_view data) {
+  return to_hex(detail::digest<20>(EVP_sha1(), data, "SHA-1"));
+}
+
 inline std::string base64_encode(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3), '\0');
   if (out.empty())

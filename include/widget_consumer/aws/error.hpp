@@ -85,6 +85,10 @@ inline std::string display_service_name(std::string_view service) {
     return "SQS";
   if (service == "dynamodb")
     return "DynamoDB";
+  if (service == "sts")
+    return "STS";
+  if (service == "sso")
+    return "SSO";
   return std::string(service);
 }
 

@@ -1,0 +1,167 @@
+#pragma once
+// A profile's credential_process, run the way the AWS SDKs' process provider
+// runs it: the setting is a command line for the shell (/bin/sh -c), its
+// standard output is a JSON document of Version 1 (AccessKeyId,
+// SecretAccessKey, optional SessionToken and Expiration), its standard error
+// goes where ours goes, so the user sees the helper's own messages.
+//
+// The output is a secret: no message quotes it, only says what is wrong with
+// it. A helper that does not finish within the timeout is killed, and one
+// that writes more than max_output bytes is not read further.
+
+#include "widget_consumer/aws/credentials.hpp"
+
+#include <boost/json.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+extern char** environ;
+
+namespace widget_consumer::aws {
+
+struct credential_process_options {
+  std::chrono::milliseconds timeout = std::chrono::seconds{60};
+  std::size_t max_output = 64 * 1024;
+};
+
+namespace detail {
+
+struct process_output {
+  std::string text;
+  int exit_status = 0;  // the exit code, or 128 + the signal that ended it
+};
+
+// Closes a file descriptor once, whichever way the scope is left.
+struct fd_guard {
+  int fd = -1;
+  ~fd_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+// Reads `fd` until end of file, the deadline or max bytes; false on timeout.
+inline bool read_until_eof(int fd, std::string& out, std::size_t max,
+                           std::chrono::steady_clock::time_point deadline) {
+  char buffer[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return false;
+    pollfd ready{fd, POLLIN, 0};
+    const int polled = ::poll(&ready, 1, static_cast<int>(left.count()));
+    if (polled < 0 && errno == EINTR)
+      continue;
+    if (polled <= 0)
+      return false;
+    const auto n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return true;
+    if (out.size() < max)
+      out.append(buffer, std::min(static_cast<std::size_t>(n), max - out.size()));
+  }
+}
+
+// /bin/sh -c command, stdout captured, stdin and stderr shared with us.
+inline process_output run_shell_command(const std::string& command,
+                                        const credential_process_options& options) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string("cannot create a pipe: ") + std::strerror(errno));
+  fd_guard read_end{pipe_fds[0]};
+  fd_guard write_end{pipe_fds[1]};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, write_end.fd, STDOUT_FILENO);
+  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+  pid_t pid = 0;
+  const int spawned =
+      ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char* const*>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0)
+    throw std::runtime_error(std::string("cannot start /bin/sh: ") + std::strerror(spawned));
+  ::close(write_end.fd);
+  write_end.fd = -1;
+  process_output result;
+  const bool finished = read_until_eof(read_end.fd, result.text, options.max_output,
+                                       std::chrono::steady_clock::now() + options.timeout);
+  if (!finished)
+    ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!finished)
+    throw std::runtime_error("did not finish within " + std::to_string(options.timeout.count()) +
+                             " ms and was stopped");
+  result.exit_status =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return result;
+}
+
+// The document of Version 1; messages say what is wrong, never what is there.
+inline credentials parse_process_credentials(const std::string& output) {
+  boost::system::error_code error;
+  const auto document = boost::json::parse(output, error);
+  const auto* object = error ? nullptr : document.if_object();
+  if (object == nullptr)
+    throw std::runtime_error("its output is not a JSON object");
+  const auto* version = object->if_contains("Version");
+  if (version == nullptr || !version->is_int64() || version->as_int64() != 1)
+    throw std::runtime_error("its output lacks \"Version\": 1");
+  auto field = [&](const char* name) {
+    const auto* value = object->if_contains(name);
+    if (value != nullptr && !value->is_string() && !value->is_null())
+      throw std::runtime_error(std::string("its output's ") + name + " is not a string");
+    return value != nullptr && value->is_string() ? std::string(value->get_string())
+                                                  : std::string{};
+  };
+  credentials creds{.access_key_id = field("AccessKeyId"),
+                    .secret_access_key = field("SecretAccessKey"),
+                    .session_token = field("SessionToken"),
+                    .expiration = std::nullopt,
+                    .source = {}};
+  if (creds.empty())
+    throw std::runtime_error("its output lacks AccessKeyId or SecretAccessKey");
+  if (const auto expiration = field("Expiration"); !expiration.empty()) {
+    creds.expiration = parse_iso8601(expiration);
+    if (!creds.expiration)
+      throw std::runtime_error("its output's Expiration is not an ISO 8601 time");
+  }
+  return creds;
+}
+
+}  // namespace detail
+
+// Runs `command` and reads its credentials. Throws credentials_error naming
+// `what` ("credential_process of profile 'dev'") and the failure.
+inline credentials run_credential_process(const std::string& command, const std::string& what,
+                                          const credential_process_options& options = {}) {
+  try {
+    const auto output = detail::run_shell_command(command, options);
+    if (output.exit_status != 0)
+      throw std::runtime_error("exited with status " + std::to_string(output.exit_status) +
+                               " (its standard error, if any, is above)");
+    auto creds = detail::parse_process_credentials(output.text);
+    creds.source = what;
+    return creds;
+  } catch (const std::runtime_error& error) {
+    throw credentials_error(what + ": " + error.what());
+  }
+}
+
+}  // namespace widget_consumer::aws
