@@ -17,15 +17,12 @@
 #include <algorithm>
 #include <chrono>
 #include <concepts>
-#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -36,6 +33,7 @@
 #include "detail/lane_pool.hpp"
 #include "detail/optional_capabilities.hpp"
 #include "detail/settle_decision.hpp"
+#include "detail/source_settling.hpp"
 #include "detail/store_call.hpp"
 #include "detail/widget_holds.hpp"
 #include "log/console.hpp"
@@ -77,8 +75,10 @@ class consumer {
  private:
   using clock = std::chrono::steady_clock;
 
+  using ticket_type = typename Source::ticket_type;
+
   struct work {
-    typename Source::ticket_type ticket;
+    ticket_type ticket;
     std::string name{};
     widget_request request{};
     std::uint32_t receive_count = 1;
@@ -87,8 +87,7 @@ class consumer {
 
   struct result {
     work item;
-    std::uint32_t attempts = 0;
-    detail::settle_decision decision{};
+    detail::store_result stored{};
   };
 
   using lanes = detail::lane_pool<work, result, detail::widget_holds>;
@@ -131,7 +130,7 @@ class consumer {
       pool.wait_for_results(std::chrono::milliseconds{50});
       settle_ready(run);
     }
-    flush_source(run.stats);
+    settling_.flush(run.stats);
     consumer_summary summary{.time = log_clock::now(), .stats = elapsed(run), .reason = reason};
     log_.summary(summary);
     log_.flush();
@@ -173,7 +172,7 @@ class consumer {
   }
 
   std::optional<stop_reason> poll_and_dispatch(run_state& run) {
-    std::vector<received_request<typename Source::ticket_type>> batch;
+    std::vector<received_request<ticket_type>> batch;
     try {
       batch =
           source_.poll(options_.poll_wait,
@@ -200,24 +199,21 @@ class consumer {
     run.last_activity = clock::now();
     for (auto& received : batch)
       dispatch(run, std::move(received));
-    flush_source(run.stats);
+    settling_.flush(run.stats);
     return std::nullopt;
   }
 
   // Parses on the poll thread: the lane is chosen by widgetId, so the body
   // must be parsed before it can be queued.
-  void dispatch(run_state& run, received_request<typename Source::ticket_type> received) {
+  void dispatch(run_state& run, received_request<ticket_type> received) {
     parse_result parsed = parse_request(received.body, options_.parsing);
     if (const auto* invalid = std::get_if<validation_error>(&parsed)) {
       const std::string reason = invalid->message();
       const request_event event =
           detail::unparsed_event(received.name, reason, since(run.last_activity));
-      try {
-        source_.reject(std::move(received.ticket), reason);
+      if (settling_.settle(run.stats, std::move(received.ticket), settle_action::reject,
+                           received.name, reason))
         ++run.stats.rejected;
-      } catch (const std::exception& e) {
-        settle_failed(run.stats, settle_action::reject, received.name, e.what());
-      }
       log_.request(event);
       return;
     }
@@ -244,14 +240,12 @@ class consumer {
     const std::string& widget = item.request.widget_id;
     if (std::string waits_for = holds.admit(widget, item.name, clock::now()); !waits_for.empty()) {
       facts.lane = detail::held_behind{std::move(waits_for)};
-      return {.item = std::move(item), .decision = detail::decide_settlement(facts)};
+      return {.item = std::move(item), .stored = {.decision = detail::decide_settlement(facts)}};
     }
     detail::store_result stored = detail::call_store_with_retries(
         destination_, item.request, std::move(facts), options_.retry_backoff);
     holds.settled(widget, item.name, stored.decision.holds_widget, clock::now());
-    return {.item = std::move(item),
-            .attempts = stored.attempts,
-            .decision = std::move(stored.decision)};
+    return {.item = std::move(item), .stored = std::move(stored)};
   }
 
   void settle_ready(run_state& run) {
@@ -260,46 +254,19 @@ class consumer {
       return;
     for (auto& done : ready)
       settle(run.stats, done);
-    flush_source(run.stats);
+    settling_.flush(run.stats);
     run.last_settled = clock::now();
   }
 
   void settle(consumer_stats& stats, result& done) {
     --stats.in_flight;
-    const detail::settle_decision& decision = done.decision;
-    try {
-      switch (decision.action) {
-        case settle_action::ack:
-          source_.ack(std::move(done.item.ticket));
-          break;
-        case settle_action::release:
-          source_.release(std::move(done.item.ticket), options_.release_delay);
-          break;
-        case settle_action::reject:
-          source_.reject(std::move(done.item.ticket), decision.detail);
-          break;
-      }
-    } catch (const std::exception& e) {
-      settle_failed(stats, decision.action, done.item.name, e.what());
-    }
+    const detail::settle_decision& decision = done.stored.decision;
+    settling_.settle(stats, std::move(done.item.ticket), decision.action, done.item.name,
+                     decision.detail);
     detail::count_settled(stats, done.item.request.type, decision.outcome);
     log_.request(detail::settled_event(done.item.name, done.item.request, decision.outcome,
-                                       since(done.item.received), done.attempts, decision.detail));
-  }
-
-  void flush_source(consumer_stats& stats) {
-    try {
-      for (const settle_failure& failure : source_.flush())
-        settle_failed(stats, failure.action, failure.name, failure.reason);
-    } catch (const std::exception& e) {
-      settle_failed(stats, settle_action::ack, "(flush)", e.what());
-    }
-  }
-
-  void settle_failed(consumer_stats& stats, settle_action action, std::string_view name,
-                     std::string_view reason) {
-    ++stats.settle_failures;
-    log_.error(detail::settle_failed_message(action, name, reason));
+                                       since(done.item.received), done.stored.attempts,
+                                       decision.detail));
   }
 
   // Sleeps for delay, settling results as they come and waking on stop.
@@ -334,6 +301,7 @@ class consumer {
   std::unique_ptr<Log> owned_log_;
   Log& log_;
   consumer_options options_;
+  detail::source_settling<Source, Log> settling_{source_, log_, options_.release_delay};
 };
 
 // The AWS combinations (s3_to_s3_consumer, s3_to_dynamodb_consumer,
