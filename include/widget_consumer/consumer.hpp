@@ -32,6 +32,7 @@
 #include "detail/consumer_report.hpp"
 #include "detail/lane_pool.hpp"
 #include "detail/optional_capabilities.hpp"
+#include "detail/run_clock.hpp"
 #include "detail/settle_decision.hpp"
 #include "detail/source_settling.hpp"
 #include "detail/store_call.hpp"
@@ -96,10 +97,7 @@ class consumer {
   struct run_state {
     const stop_flag* stop = nullptr;
     lanes& pool;
-    clock::time_point start{};
-    clock::time_point last_activity{};  // the last poll that returned requests
-    clock::time_point last_settled{};   // the end of the last settle_ready
-    clock::time_point next_progress{};
+    detail::run_clock times;
     std::uint32_t poll_failures_in_a_row = 0;
     consumer_stats stats{};
 
@@ -115,12 +113,7 @@ class consumer {
                [this, ordered](detail::widget_holds& holds, work item) {
                  return apply(holds, std::move(item), ordered);
                });
-    const auto start = clock::now();
-    run_state run{.stop = stop,
-                  .pool = pool,
-                  .start = start,
-                  .last_activity = start,
-                  .next_progress = start + options_.progress_interval};
+    run_state run{.stop = stop, .pool = pool, .times = {clock::now(), options_}};
     const stop_reason reason = poll_until_stopped(run);
     // Stop polling; let the lanes finish and settle everything in flight. A
     // source that fetches ahead is told first (concepts.hpp, stop_requesting).
@@ -142,7 +135,8 @@ class consumer {
       settle_ready(run);
       if (const auto reason = stop_condition(run))
         return *reason;
-      report_progress(run);
+      if (run.times.progress_due(clock::now()))
+        log_.progress(progress_event{.time = log_clock::now(), .stats = elapsed(run)});
       if (run.stats.in_flight >= options_.max_in_flight)
         run.pool.wait_for_results(std::chrono::milliseconds{10});
       else if (const auto reason = poll_and_dispatch(run))
@@ -151,24 +145,13 @@ class consumer {
   }
 
   std::optional<stop_reason> stop_condition(run_state& run) {
-    const auto now = clock::now();
     if (run.stopping()) {
       log_.info(detail::stop_requested_message(run.stats.in_flight));
       log_.flush();
       return stop_reason::stop_requested;
     }
-    if (options_.max_runtime.count() > 0 && now - run.start >= options_.max_runtime)
-      return stop_reason::max_runtime;
-    // Idle time starts once everything is settled (settling can take longer
-    // than max_idle), and not while the source says it still holds
-    // undelivered requests (concepts.hpp, pending_reporting).
-    if (options_.max_idle.count() > 0 && run.stats.in_flight == 0 &&
-        now - std::max(run.last_activity, run.last_settled) >= options_.max_idle) {
-      if (!detail::has_pending(source_, log_))
-        return stop_reason::max_idle;
-      run.last_activity = now;
-    }
-    return std::nullopt;
+    return run.times.limit_reached(clock::now(), run.stats.in_flight,
+                                   [&] { return detail::has_pending(source_, log_); });
   }
 
   std::optional<stop_reason> poll_and_dispatch(run_state& run) {
@@ -196,7 +179,7 @@ class consumer {
       pause(run, options_.empty_poll_delay);
       return std::nullopt;
     }
-    run.last_activity = clock::now();
+    run.times.polled_requests(clock::now());
     for (auto& received : batch)
       dispatch(run, std::move(received));
     settling_.flush(run.stats);
@@ -210,7 +193,7 @@ class consumer {
     if (const auto* invalid = std::get_if<validation_error>(&parsed)) {
       const std::string reason = invalid->message();
       const request_event event =
-          detail::unparsed_event(received.name, reason, since(run.last_activity));
+          detail::unparsed_event(received.name, reason, since(run.times.last_activity()));
       if (settling_.settle(run.stats, std::move(received.ticket), settle_action::reject,
                            received.name, reason))
         ++run.stats.rejected;
@@ -221,11 +204,11 @@ class consumer {
               .name = std::move(received.name),
               .request = std::move(std::get<widget_request>(parsed)),
               .receive_count = received.receive_count,
-              .received = run.last_activity};
+              .received = run.times.last_activity()};
     if (const std::string unknown = detail::unknown_fields_message(item.request, item.name);
         !unknown.empty())
       log_.debug(unknown);
-    const std::string widget = item.request.widget_id;
+    const std::string widget = item.request.widget_id;  // the key outlives the move
     run.pool.push(widget, std::move(item));
     ++run.stats.in_flight;
   }
@@ -255,7 +238,7 @@ class consumer {
     for (auto& done : ready)
       settle(run.stats, done);
     settling_.flush(run.stats);
-    run.last_settled = clock::now();
+    run.times.settled(clock::now());
   }
 
   void settle(consumer_stats& stats, result& done) {
@@ -280,16 +263,8 @@ class consumer {
     }
   }
 
-  void report_progress(run_state& run) {
-    const auto now = clock::now();
-    if (options_.progress_interval.count() <= 0 || now < run.next_progress)
-      return;
-    log_.progress(progress_event{.time = log_clock::now(), .stats = elapsed(run)});
-    run.next_progress = now + options_.progress_interval;
-  }
-
   static consumer_stats elapsed(const run_state& run) {
-    return detail::with_elapsed(run.stats, clock::now() - run.start);
+    return detail::with_elapsed(run.stats, clock::now() - run.times.start());
   }
 
   static std::chrono::microseconds since(clock::time_point then) {
