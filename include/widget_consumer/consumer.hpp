@@ -5,9 +5,10 @@
 //
 // The data flow, one member each: poll (poll_and_dispatch) -> parse
 // (dispatch) -> lane (detail/lane_pool.hpp) -> store (apply, on a lane
-// thread) -> settle (settle_ready, back on the poll thread). What to do with
-// a request once its lane is done is decided by detail/settle_decision.hpp;
-// what is counted and logged is built by detail/consumer_report.hpp.
+// thread) -> settle (settle_ready, back on the poll thread). The rules live
+// in detail/: what to do with a request once its lane is done
+// (settle_decision.hpp), when a run ends by time (run_clock.hpp), what is
+// counted and logged (consumer_report.hpp).
 //
 // Threads: run() is the poll thread; it alone touches the source (sources
 // need not be thread-safe) and the counters. N lane threads, started once per
