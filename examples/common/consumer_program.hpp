@@ -8,6 +8,7 @@
 #include "common/program_log.hpp"
 
 #include <widget_consumer/aws/client_settings.hpp>
+#include <widget_consumer/stop.hpp>
 #include <widget_consumer/widget_consumer.hpp>
 
 #include <algorithm>

@@ -1,55 +1,29 @@
 #pragma once
-// The three policy concepts of consumer<Source, Destination, Log>, and the
-// vocabulary types they exchange. Each concept is a conjunction of small
-// capabilities, one `requires` expression each, so a compiler error names the
-// capability a policy lacks. docs/concepts.md holds the full tables, the
-// exemplars and the models we ship.
+// The three policy concepts of consumer<Source, Destination, Log>. Each
+// concept is a conjunction of small capabilities, one `requires` expression
+// each, so a compiler error names the capability a policy lacks.
+// docs/concepts.md holds the full tables, the exemplars and the models we
+// ship. The types they exchange live in headers of their own, included here:
+// delivery.hpp (what a source delivers and reports), store_error.hpp (what a
+// store returns and throws), events.hpp (what the consumer logs).
 
-#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
-#include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "delivery.hpp"
+#include "events.hpp"
 #include "request.hpp"
+#include "store_error.hpp"
 
 namespace widget_consumer {
 
 // ---------------------------------------------------------------------------
 // Request sources
 // ---------------------------------------------------------------------------
-
-// One request as a source delivers it. The ticket is opaque to the consumer:
-// it only moves it back into ack/release/reject.
-template <class Ticket>
-struct received_request {
-  std::string body;
-  Ticket ticket;
-  // For logs: the S3 key, the SQS message id, the file name.
-  std::string name;
-  // The source's own ordering key if it has one (SQS FIFO MessageGroupId);
-  // "" = none. Informational: the consumer orders by widgetId.
-  std::string ordering_key;
-  // How many times this request has been delivered, this one included
-  // (SQS ApproximateReceiveCount). Sources that cannot tell count their own
-  // deliveries or say 1.
-  std::uint32_t receive_count = 1;
-};
-
-enum class settle_action { ack, release, reject };
-
-// An ack, release or reject that did not take effect. The request is still
-// in the source (at-least-once), so it will be delivered again.
-struct settle_failure {
-  settle_action action = settle_action::ack;
-  std::string name;    // received_request::name
-  std::string reason;  // never holds credentials
-};
 
 // poll(wait, max): up to max requests, in source order. May block up to wait
 // for requests to arrive (SQS long polling); a source that cannot wait
@@ -149,30 +123,6 @@ concept pending_reporting = requires(S& source) {
 // Widget stores
 // ---------------------------------------------------------------------------
 
-enum class apply_outcome { applied, not_found };
-
-// How a store failed, which decides what the consumer does with the request.
-enum class store_failure {
-  transient,    // throttling, 5xx, network: retried, then released
-  permanent,    // access denied, missing table: released and counted failed
-  bad_request,  // this request can never be stored (a key that escapes the
-                // store, an item too large): rejected with the message
-};
-
-// The one error type a store throws for a failure it understands. Anything
-// else derived from std::exception counts as store_failure::permanent.
-class store_error : public std::runtime_error {
- public:
-  store_error(store_failure failure, const std::string& message)
-      : std::runtime_error(message), failure_(failure) {}
-
-  store_failure failure() const noexcept { return failure_; }
-  bool retryable() const noexcept { return failure_ == store_failure::transient; }
-
- private:
-  store_failure failure_;
-};
-
 // apply(request): create (replaces), update (not_found if the widget is
 // missing or its owner differs, no change), delete (not_found if missing).
 // Returns only once the change is durable; idempotent, because a request
@@ -189,78 +139,6 @@ concept widget_store = request_applying<D>;
 // ---------------------------------------------------------------------------
 // Logs
 // ---------------------------------------------------------------------------
-
-using log_clock = std::chrono::system_clock;
-
-enum class request_outcome {
-  applied,    // acked
-  not_found,  // acked, with a warning
-  released,   // left in the source for a later attempt
-  rejected,   // moved aside as invalid
-  failed,     // the store failed permanently; released
-};
-
-// One request's outcome. Views are valid only during the call.
-struct request_event {
-  log_clock::time_point time;
-  std::string_view name;        // received_request::name
-  std::string_view request_id;  // "" when the body did not parse
-  std::string_view widget_id;   // "" when the body did not parse
-  request_type type = request_type::create;
-  bool parsed = false;  // false: type, request_id and widget_id are unknown
-  request_outcome outcome = request_outcome::applied;
-  std::chrono::microseconds latency{0};  // received to settled
-  std::uint32_t attempts = 0;            // store calls made
-  std::string_view detail;               // why: rejection, failure, warning
-};
-
-enum class log_level { debug, info, warning, error };
-
-struct log_message {
-  log_clock::time_point time;
-  log_level level = log_level::info;
-  std::string_view text;
-};
-
-// unrecoverable: poll() threw unrecoverable_error (the source is gone or
-// refuses us), logged once; the program should end with a failure.
-enum class stop_reason { stop_requested, max_runtime, max_idle, poll_failures, unrecoverable };
-
-// Counts since run() began; the progress line and the summary.
-struct consumer_stats {
-  std::array<std::uint64_t, 3> processed{};  // acked, indexed by request_type
-  std::uint64_t not_found = 0;               // acked with a warning (in processed too)
-  std::uint64_t rejected = 0;                // invalid or refused by the store
-  std::uint64_t retried = 0;                 // released for a later attempt
-  std::uint64_t failed = 0;                  // permanent store failures (released)
-  std::uint64_t settle_failures = 0;         // ack/release/reject that failed
-  std::uint64_t poll_failures = 0;
-  std::uint64_t in_flight = 0;  // polled and not yet settled
-  std::chrono::milliseconds elapsed{0};
-
-  std::uint64_t processed_total() const noexcept {
-    return processed[0] + processed[1] + processed[2];
-  }
-  std::uint64_t processed_of(request_type type) const noexcept {
-    return processed[static_cast<std::size_t>(type)];
-  }
-  // Processed requests per second of elapsed time.
-  double rate() const noexcept {
-    const auto seconds = static_cast<double>(elapsed.count()) / 1000.0;
-    return seconds > 0 ? static_cast<double>(processed_total()) / seconds : 0.0;
-  }
-};
-
-struct progress_event {
-  log_clock::time_point time;
-  consumer_stats stats;
-};
-
-struct consumer_summary {
-  log_clock::time_point time;
-  consumer_stats stats;
-  stop_reason reason = stop_reason::stop_requested;
-};
 
 // The hooks the consumer calls. Called concurrently from several threads:
 // a log either locks itself or, better, is a basic_log<Sink> (log/basic_log.hpp),
@@ -305,67 +183,5 @@ concept log_sink = requires(S& sink, const request_event& event, const log_messa
   sink.write(summary);
   sink.flush();
 };
-
-// ---------------------------------------------------------------------------
-// Names, for logs and the summary
-// ---------------------------------------------------------------------------
-
-inline std::string_view to_string(request_outcome outcome) noexcept {
-  switch (outcome) {
-    case request_outcome::applied:
-      return "applied";
-    case request_outcome::not_found:
-      return "not_found";
-    case request_outcome::released:
-      return "released";
-    case request_outcome::rejected:
-      return "rejected";
-    case request_outcome::failed:
-      return "failed";
-  }
-  return "unknown";
-}
-
-inline std::string_view to_string(log_level level) noexcept {
-  switch (level) {
-    case log_level::debug:
-      return "debug";
-    case log_level::info:
-      return "info";
-    case log_level::warning:
-      return "warning";
-    case log_level::error:
-      return "error";
-  }
-  return "unknown";
-}
-
-inline std::string_view to_string(stop_reason reason) noexcept {
-  switch (reason) {
-    case stop_reason::stop_requested:
-      return "stop requested";
-    case stop_reason::max_runtime:
-      return "max runtime reached";
-    case stop_reason::max_idle:
-      return "max idle time reached";
-    case stop_reason::poll_failures:
-      return "too many failed polls";
-    case stop_reason::unrecoverable:
-      return "unrecoverable error";
-  }
-  return "unknown";
-}
-
-inline std::string_view to_string(settle_action action) noexcept {
-  switch (action) {
-    case settle_action::ack:
-      return "ack";
-    case settle_action::release:
-      return "release";
-    case settle_action::reject:
-      return "reject";
-  }
-  return "unknown";
-}
 
 }  // namespace widget_consumer

@@ -6,9 +6,12 @@
 
 #include "concepts.hpp"
 #include "consumer.hpp"
+#include "consumer_options.hpp"
+#include "delivery.hpp"
 #include "destination/directory.hpp"
 #include "destination/dynamodb_table.hpp"
 #include "destination/s3_bucket.hpp"
+#include "events.hpp"
 #include "log/basic_log.hpp"
 #include "log/console.hpp"
 #include "log/daily_file.hpp"
@@ -18,6 +21,8 @@
 #include "source/directory.hpp"
 #include "source/s3_bucket.hpp"
 #include "source/sqs_queue.hpp"
+#include "stop.hpp"
+#include "store_error.hpp"
 
 namespace widget_consumer {
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <random>
 #include <string>
 #include <thread>
@@ -527,18 +526,6 @@ TEST(consumer, gives_up_after_consecutive_poll_failures) {
 
   EXPECT_EQ(summary.reason, stop_reason::poll_failures);
   EXPECT_EQ(summary.stats.poll_failures, 3u);
-}
-
-}  // namespace
-
-namespace {
-
-TEST(stop_on_signals, the_first_signal_requests_a_stop) {
-  static widget_consumer::stop_flag flag;  // the handler keeps pointing at it
-  widget_consumer::stop_on_signals(flag);
-  std::raise(SIGTERM);  // a second one would end the test process
-  EXPECT_TRUE(flag.stop_requested());
-  EXPECT_EQ(flag.requests(), 1);
 }
 
 }  // namespace

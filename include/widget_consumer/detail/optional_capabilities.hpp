@@ -1,0 +1,66 @@
+#pragma once
+// The optional capabilities of concepts.hpp (startup_checking,
+// local_releasing, pending_reporting, stop_requesting), each as the consumer
+// uses it: the member's answer when a policy has it, the documented default
+// when it has not, and what a failure of the member means. Called from the
+// poll thread only.
+
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "../concepts.hpp"
+#include "../unrecoverable_error.hpp"
+
+namespace widget_consumer::detail {
+
+// What cannot heal ends run() before any lane starts; anything else is said
+// and polling begins as usual.
+template <class Policy, class Log>
+void check_ready(Policy& policy, std::string_view role, Log& log) {
+  if constexpr (startup_checking<Policy>) {
+    try {
+      policy.check_ready();
+    } catch (const unrecoverable_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      log.warning("start-up check of the " + std::string(role) +
+                  " failed (retried while running): " + e.what());
+    }
+  }
+}
+
+// Without the member, releases are taken as not local.
+template <class Source>
+bool releases_locally(const Source& source) {
+  if constexpr (local_releasing<Source>)
+    return static_cast<bool>(source.releases_locally());
+  return false;
+}
+
+// Without the member, or when asking fails, nothing is pending: max_idle runs.
+template <class Source, class Log>
+bool has_pending(Source& source, Log& log) {
+  if constexpr (pending_reporting<Source>) {
+    try {
+      return static_cast<bool>(source.has_pending());
+    } catch (const std::exception& e) {
+      log.error(std::string("asking the source for pending requests failed: ") + e.what());
+    }
+  }
+  return false;
+}
+
+// A source that fetches ahead stops fetching what would only be given back.
+template <class Source, class Log>
+void request_stop(Source& source, Log& log) {
+  if constexpr (stop_requesting<Source>) {
+    try {
+      source.request_stop();
+    } catch (const std::exception& e) {
+      log.error(std::string("stopping the source failed: ") + e.what());
+    }
+  }
+}
+
+}  // namespace widget_consumer::detail

@@ -1,0 +1,64 @@
+#pragma once
+// The poll thread's side of settling: one ack, release or reject handed to
+// the source, and the source's flush(). A settlement that fails, thrown or
+// reported by flush(), is counted and said; the request stays in the source
+// and comes again (at-least-once), so nothing else is done about it.
+
+#include <chrono>
+#include <exception>
+#include <string_view>
+#include <utility>
+
+#include "../delivery.hpp"
+#include "../events.hpp"
+#include "consumer_report.hpp"
+
+namespace widget_consumer::detail {
+
+template <class Source, class Log>
+class source_settling {
+ public:
+  using ticket_type = typename Source::ticket_type;
+
+  source_settling(Source& source, Log& log, std::chrono::milliseconds release_delay)
+      : source_(source), log_(log), release_delay_(release_delay) {}
+
+  // False when it failed.
+  bool settle(consumer_stats& stats, ticket_type ticket, settle_action action,
+              std::string_view name, std::string_view reason) {
+    try {
+      if (action == settle_action::ack)
+        source_.ack(std::move(ticket));
+      else if (action == settle_action::release)
+        source_.release(std::move(ticket), release_delay_);
+      else
+        source_.reject(std::move(ticket), reason);
+      return true;
+    } catch (const std::exception& e) {
+      failed(stats, action, name, e.what());
+      return false;
+    }
+  }
+
+  void flush(consumer_stats& stats) {
+    try {
+      for (const settle_failure& failure : source_.flush())
+        failed(stats, failure.action, failure.name, failure.reason);
+    } catch (const std::exception& e) {
+      failed(stats, settle_action::ack, "(flush)", e.what());
+    }
+  }
+
+ private:
+  void failed(consumer_stats& stats, settle_action action, std::string_view name,
+              std::string_view reason) {
+    ++stats.settle_failures;
+    log_.error(settle_failed_message(action, name, reason));
+  }
+
+  Source& source_;
+  Log& log_;
+  std::chrono::milliseconds release_delay_;
+};
+
+}  // namespace widget_consumer::detail

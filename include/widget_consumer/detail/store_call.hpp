@@ -1,0 +1,50 @@
+#pragma once
+// One request through the store, on a lane thread: the store's answer or its
+// failure as a lane_outcome, and the calls repeated with a doubling backoff
+// for as long as settle_decision says to retry.
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <thread>
+#include <utility>
+
+#include "../request.hpp"
+#include "../store_error.hpp"
+#include "settle_decision.hpp"
+
+namespace widget_consumer::detail {
+
+template <class Store>
+lane_outcome call_store(Store& store, const widget_request& request) {
+  try {
+    return store.apply(request);
+  } catch (const store_error& e) {
+    return store_fault{.failure = e.failure(), .message = e.what()};
+  } catch (const std::exception& e) {
+    return store_fault{.failure = store_failure::permanent, .message = e.what()};
+  } catch (...) {
+    return store_fault{.failure = store_failure::permanent,
+                       .message = "the store threw something that is not a std::exception"};
+  }
+}
+
+struct store_result {
+  std::uint32_t attempts = 0;  // store calls made
+  settle_decision decision{};
+};
+
+// facts: all but lane and attempts, which the calls fill in.
+template <class Store>
+store_result call_store_with_retries(Store& store, const widget_request& request,
+                                     settle_inputs facts, std::chrono::milliseconds backoff) {
+  for (facts.attempts = 1;; ++facts.attempts, backoff *= 2) {
+    facts.lane = call_store(store, request);
+    settle_decision decision = decide_settlement(facts);
+    if (!decision.retry)
+      return {.attempts = facts.attempts, .decision = std::move(decision)};
+    std::this_thread::sleep_for(backoff);
+  }
+}
+
+}  // namespace widget_consumer::detail

@@ -1,0 +1,134 @@
+#pragma once
+// What the consumer reports to its log (concepts.hpp, log_policy): one event
+// per request, free-text messages, progress, and the summary with its counts
+// and the reason run() stopped; their names for logs.
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "request.hpp"
+
+namespace widget_consumer {
+
+using log_clock = std::chrono::system_clock;
+
+enum class request_outcome {
+  applied,    // acked
+  not_found,  // acked, with a warning
+  released,   // left in the source for a later attempt
+  rejected,   // moved aside as invalid
+  failed,     // the store failed permanently; released
+};
+
+// One request's outcome. Views are valid only during the call.
+struct request_event {
+  log_clock::time_point time;
+  std::string_view name;        // received_request::name
+  std::string_view request_id;  // "" when the body did not parse
+  std::string_view widget_id;   // "" when the body did not parse
+  request_type type = request_type::create;
+  bool parsed = false;  // false: type, request_id and widget_id are unknown
+  request_outcome outcome = request_outcome::applied;
+  std::chrono::microseconds latency{0};  // received to settled
+  std::uint32_t attempts = 0;            // store calls made
+  std::string_view detail;               // why: rejection, failure, warning
+};
+
+enum class log_level { debug, info, warning, error };
+
+struct log_message {
+  log_clock::time_point time;
+  log_level level = log_level::info;
+  std::string_view text;
+};
+
+// unrecoverable: poll() threw unrecoverable_error (the source is gone or
+// refuses us), logged once; the program should end with a failure.
+enum class stop_reason { stop_requested, max_runtime, max_idle, poll_failures, unrecoverable };
+
+// Counts since run() began; the progress line and the summary.
+struct consumer_stats {
+  std::array<std::uint64_t, 3> processed{};  // acked, indexed by request_type
+  std::uint64_t not_found = 0;               // acked with a warning (in processed too)
+  std::uint64_t rejected = 0;                // invalid or refused by the store
+  std::uint64_t retried = 0;                 // released for a later attempt
+  std::uint64_t failed = 0;                  // permanent store failures (released)
+  std::uint64_t settle_failures = 0;         // ack/release/reject that failed
+  std::uint64_t poll_failures = 0;
+  std::uint64_t in_flight = 0;  // polled and not yet settled
+  std::chrono::milliseconds elapsed{0};
+
+  std::uint64_t processed_total() const noexcept {
+    return processed[0] + processed[1] + processed[2];
+  }
+  std::uint64_t processed_of(request_type type) const noexcept {
+    return processed[static_cast<std::size_t>(type)];
+  }
+  // Processed requests per second of elapsed time.
+  double rate() const noexcept {
+    const auto seconds = static_cast<double>(elapsed.count()) / 1000.0;
+    return seconds > 0 ? static_cast<double>(processed_total()) / seconds : 0.0;
+  }
+};
+
+struct progress_event {
+  log_clock::time_point time;
+  consumer_stats stats;
+};
+
+struct consumer_summary {
+  log_clock::time_point time;
+  consumer_stats stats;
+  stop_reason reason = stop_reason::stop_requested;
+};
+
+inline std::string_view to_string(request_outcome outcome) noexcept {
+  switch (outcome) {
+    case request_outcome::applied:
+      return "applied";
+    case request_outcome::not_found:
+      return "not_found";
+    case request_outcome::released:
+      return "released";
+    case request_outcome::rejected:
+      return "rejected";
+    case request_outcome::failed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+inline std::string_view to_string(log_level level) noexcept {
+  switch (level) {
+    case log_level::debug:
+      return "debug";
+    case log_level::info:
+      return "info";
+    case log_level::warning:
+      return "warning";
+    case log_level::error:
+      return "error";
+  }
+  return "unknown";
+}
+
+inline std::string_view to_string(stop_reason reason) noexcept {
+  switch (reason) {
+    case stop_reason::stop_requested:
+      return "stop requested";
+    case stop_reason::max_runtime:
+      return "max runtime reached";
+    case stop_reason::max_idle:
+      return "max idle time reached";
+    case stop_reason::poll_failures:
+      return "too many failed polls";
+    case stop_reason::unrecoverable:
+      return "unrecoverable error";
+  }
+  return "unknown";
+}
+
+}  // namespace widget_consumer
