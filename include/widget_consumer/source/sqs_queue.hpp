@@ -9,24 +9,24 @@
 // cannot reorder a group.
 //
 // In flight = received and not yet settled, buffered ones included, by
-// message id. A heartbeat thread extends the visibility of everything in
-// flight every visibility_timeout / 3, so slow work is not redelivered
-// meanwhile. A message received just after one extension waits a whole
-// interval plus a pass for the next; a third leaves room for slow calls
-// (detail/sqs_heartbeat.hpp: how a pass keeps within it under faults). An
-// extension that comes too late is refused (MessageNotInflight) and counted:
-// the message may then go to another consumer while still worked on.
+// message id (detail/settlement_ledger.hpp). A heartbeat thread extends the
+// visibility of everything in flight every visibility_timeout / 3, so slow
+// work is not redelivered meanwhile (detail/sqs_heartbeat.hpp: why a third,
+// and how a pass keeps within it under faults). An extension that comes too
+// late is refused (MessageNotInflight) and counted: the message may then go
+// to another consumer while still worked on.
 //
 // Duplicates: a standard queue may deliver a message again while it is in
-// flight (and moto's concurrent receives hand one message to two of them). A
+// flight, and concurrent receives may each be handed the same message. A
 // copy of a message in flight is not handed out again: its receipt handle
 // replaces the one we hold, since SQS deletes only with the newest. A copy of
 // a message we deleted lately is deleted again, silently. Settling a ticket
-// whose delivery was already settled is a bug of the caller: reported by
-// flush(), nothing sent.
+// whose delivery was already settled is reported by flush(), nothing sent
+// (concepts.hpp, the settlement contract).
 //
-// Settling is queued and done by flush(), which reports every entry that did
-// not take effect after two more tries:
+// Settling is queued and done by flush(), through the shared batch runner
+// (detail/batch_runner.hpp) in FIFO group order (detail/sqs_settlement.hpp),
+// which reports every entry that did not take effect after two more tries:
 //   ack      -> DeleteMessageBatch
 //   release  -> ChangeMessageVisibilityBatch to the delay
 //   reject   -> with a dead_letter_queue: SendMessage of the body to it (with
@@ -62,12 +62,16 @@
 #include "../aws/access_check.hpp"
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
+#include "detail/settlement_ledger.hpp"
 #include "detail/sqs_dead_letter.hpp"
 #include "detail/sqs_heartbeat.hpp"
 #include "detail/sqs_local_release.hpp"
+#include "detail/sqs_queue_setup.hpp"
 #include "detail/sqs_receive_gate.hpp"
 #include "detail/sqs_settlement.hpp"
+#include "detail/worker_threads.hpp"
 #include "sqs_queue_options.hpp"
+#include "sqs_ticket.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -83,14 +87,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace widget_consumer {
-
-enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
 
 class sqs_queue_source {
  public:
@@ -106,74 +106,30 @@ class sqs_queue_source {
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
       : client_(std::move(client)), options_(std::move(options)) {
     validate_sqs_queue_options(options_);
-    // What retrying cannot fix (no such queue, credentials refused) comes out
-    // as unrecoverable_error, naming the queue, region, endpoint, identity.
-    const auto attributes = aws::with_access_check(
-        client_.service().config(), "cannot use the SQS queue " + std::string(queue), access_advice,
-        [&] {
-          queue_url_ = client_.get_queue_url(queue);
-          const std::vector<std::string> names{"FifoQueue", "RedrivePolicy", "VisibilityTimeout"};
-          return client_.get_queue_attributes(queue_url_, names);
-        });
-    fifo_ = detail::sqs_is_fifo(queue_url_, attributes);
-    if (const auto policy = attributes.find("RedrivePolicy"); policy != attributes.end())
-      max_receive_count_ = detail::sqs_max_receive_count(policy->second);
-    visibility_seconds_ = static_cast<int>(options_.visibility_timeout.count());
-    if (visibility_seconds_ == 0)
-      if (const auto found = attributes.find("VisibilityTimeout"); found != attributes.end())
-        std::from_chars(found->second.data(), found->second.data() + found->second.size(),
-                        visibility_seconds_);
-    if (!options_.dead_letter_queue.empty()) {
-      reject_mode_ = sqs_reject_mode::dead_letter_queue;
-      aws::with_access_check(
-          client_.service().config(),
-          "cannot use the dead-letter queue " + options_.dead_letter_queue,
-          "that the queue exists in this region and that these credentials may send to it", [&] {
-            dead_letter_url_ = client_.get_queue_url(options_.dead_letter_queue);
-            const std::vector<std::string> dead_letter_names{"FifoQueue", "MaximumMessageSize"};
-            const auto dead_letter =
-                client_.get_queue_attributes(dead_letter_url_, dead_letter_names);
-            dead_letter_fifo_ = detail::sqs_is_fifo(dead_letter_url_, dead_letter);
-            if (const auto size = dead_letter.find("MaximumMessageSize"); size != dead_letter.end())
-              std::from_chars(size->second.data(), size->second.data() + size->second.size(),
-                              dead_letter_size_);
-          });
-    } else if (attributes.contains("RedrivePolicy")) {
-      reject_mode_ = sqs_reject_mode::redrive_policy;
-    } else if (options_.keep_rejected) {
-      reject_mode_ = sqs_reject_mode::keep_in_queue;
-    } else {
-      throw std::invalid_argument(
-          "SQS queue " + queue_url_ +
-          " has no RedrivePolicy and no dead-letter queue was given, so an invalid request "
-          "could not be moved aside: give a dead-letter queue, add a RedrivePolicy to the "
-          "queue, or allow rejects to stay in the queue (keep_rejected)");
-    }
+    auto facts = detail::sqs_open_queue(client_, queue, options_, access_advice);
+    queue_url_ = std::move(facts.url);
+    fifo_ = facts.fifo;
+    max_receive_count_ = facts.max_receive_count;
+    visibility_seconds_ = facts.visibility_seconds;
+    reject_mode_ = facts.reject_mode;
+    dead_letters_.url = std::move(facts.dead_letter_url);
+    dead_letters_.fifo = facts.dead_letter_fifo;
+    dead_letters_.max_size = facts.dead_letter_size;
     capacity_ = options_.buffer_size != 0
                     ? options_.buffer_size
                     : options_.receivers * static_cast<std::size_t>(options_.max_messages);
     capacity_ = std::max(capacity_, static_cast<std::size_t>(options_.max_messages));
     // Without a heartbeat a message kept in flight would time out anyway.
     local_release_ = max_receive_count_ > 0 && options_.heartbeat && visibility_seconds_ > 0;
-    try {
-      for (std::size_t i = 0; i < options_.receivers; ++i)
-        receivers_.emplace_back([this] { receive_loop(); });
-      if (options_.heartbeat && visibility_seconds_ > 0) {
-        // The heartbeat's own client, whose calls give up after an interval
-        // (5 s at least: a slow server is not a hung one, and retries would
-        // only load it more) and are not retried there: one that hangs or
-        // fails is made again while its messages are still hidden.
-        auto config = client_.service().config();
-        config.max_attempts = 1;
-        config.http.total_timeout =
-            std::min(config.http.total_timeout,
-                     std::max(heartbeat_interval(), std::chrono::milliseconds{5000}));
-        heartbeat_client_.emplace(std::move(config));
-        heartbeat_ = std::thread([this] { heartbeat_loop(); });
+    receivers_.start(
+        options_.receivers, [this] { receive_loop(); }, [this] { stop_threads(); });
+    if (options_.heartbeat && visibility_seconds_ > 0) {
+      try {
+        start_heartbeat();
+      } catch (...) {
+        stop_threads();
+        throw;
       }
-    } catch (...) {
-      stop_threads();
-      throw;
     }
   }
 
@@ -186,7 +142,7 @@ class sqs_queue_source {
 
   ~sqs_queue_source() {
     request_stop();
-    stop_heartbeat();
+    heartbeat_.reset();
     try {
       flush();
     } catch (...) {  // nothing is lost: unsettled messages come back
@@ -200,11 +156,8 @@ class sqs_queue_source {
   // messages are settled or given back like any). poll() still hands out
   // what was received. Does not block; the heartbeat goes on.
   void request_stop() noexcept {
-    {
-      std::lock_guard lock(mutex_);
-      gate_.stop_receiving();
-    }
-    space_.notify_all();
+    detail::change_and_notify(
+        mutex_, [this] { gate_.stop_receiving(); }, space_);
   }
 
   // Takes what the receivers buffered; waits up to `wait` when there is
@@ -240,13 +193,14 @@ class sqs_queue_source {
     if (!fifo_)
       entry->group_id.clear();  // a standard queue has no order to keep
     if (fence_.holds(entry->group_id, ticket.delivery)) {
-      failures_.push_back({settle_action::ack, ticket.message_id,
-                           "not deleted: an earlier message of its FIFO group could not be "
-                           "deleted, so this one comes back after it and is applied again"});
+      ledger_.fail(settle_action::ack, ticket.message_id,
+                   "not deleted: an earlier message of its FIFO group could not be deleted, so "
+                   "this one comes back after it and is applied again");
       return;
     }
-    deletes_.push_back(
-        {std::move(ticket), settle_action::ack, 0, false, std::move(entry->group_id)});
+    deletes_.push_back({.ticket = std::move(ticket),
+                        .action = settle_action::ack,
+                        .group_id = std::move(entry->group_id)});
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
@@ -256,8 +210,9 @@ class sqs_queue_source {
       return;
     const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
     visibility_changes_.push_back(
-        {std::move(ticket), settle_action::release,
-         static_cast<int>(std::min<std::int64_t>(seconds, max_visibility_seconds))});
+        {.ticket = std::move(ticket),
+         .action = settle_action::release,
+         .visibility = static_cast<int>(std::min<std::int64_t>(seconds, max_visibility_seconds))});
   }
 
   void reject(ticket_type ticket, std::string_view reason) {
@@ -265,13 +220,13 @@ class sqs_queue_source {
     // not handed out again; send_rejects() undoes that if the send fails.
     const bool deletes = reject_mode_ == sqs_reject_mode::dead_letter_queue;
     if (ticket.delivery == 0 && deletes) {
-      failures_.push_back({settle_action::reject, ticket.message_id,
-                           "the message was not received by this source, so its body is "
-                           "unknown: nothing sent"});
+      ledger_.fail(settle_action::reject, ticket.message_id,
+                   "the message was not received by this source, so its body is unknown: "
+                   "nothing sent");
       return;
     }
     // One the dead-letter queue refused for good is not sent again (said once).
-    const bool undeliverable = deletes && undeliverable_.contains(ticket.message_id);
+    const bool undeliverable = deletes && dead_letters_.refused_for_good(ticket.message_id);
     const auto entry = settle_entry(ticket, settle_action::reject, deletes && !undeliverable);
     if (!entry)
       return;
@@ -281,28 +236,30 @@ class sqs_queue_source {
     }
     switch (reject_mode_) {
       case sqs_reject_mode::dead_letter_queue:
-        rejects_.push_back({std::move(ticket), std::string(reason), std::move(entry->body),
-                            std::move(entry->group_id), entry->sent_ms});
+        dead_letters_.queue({.ticket = std::move(ticket),
+                             .reason = std::string(reason),
+                             .body = std::move(entry->body),
+                             .group_id = std::move(entry->group_id),
+                             .sent_ms = entry->sent_ms});
         break;
       case sqs_reject_mode::redrive_policy:
-        visibility_changes_.push_back({std::move(ticket), settle_action::reject, 0});
+        visibility_changes_.push_back(
+            {.ticket = std::move(ticket), .action = settle_action::reject});
         break;
       case sqs_reject_mode::keep_in_queue: {
         const int hold = detail::sqs_longest_hide(entry->sent_ms);
-        failures_.push_back({settle_action::reject, ticket.message_id,
-                             "no dead-letter queue nor RedrivePolicy: left in the queue, hidden "
-                             "for " +
-                                 std::to_string(hold) + " s (" +
-                                 detail::sqs_attribute_text(reason) + ")"});
-        visibility_changes_.push_back({std::move(ticket), settle_action::reject, hold});
+        ledger_.fail(settle_action::reject, ticket.message_id,
+                     "no dead-letter queue nor RedrivePolicy: left in the queue, hidden for " +
+                         std::to_string(hold) + " s (" + detail::sqs_attribute_text(reason) + ")");
+        visibility_changes_.push_back(
+            {.ticket = std::move(ticket), .action = settle_action::reject, .visibility = hold});
         break;
       }
     }
   }
 
   std::vector<settle_failure> flush() {
-    std::vector<settle_failure> failures = std::move(failures_);
-    failures_.clear();
+    std::vector<settle_failure> failures = ledger_.take_failures();
     send_rejects(failures);
     {
       // After send_rejects(): a copy of a reject whose send failed must stay.
@@ -328,7 +285,7 @@ class sqs_queue_source {
       std::lock_guard lock(mutex_);
       for (const auto& group : undeleted_groups)
         fence_.hold(group, next_delivery_);
-      fence_.forget_settled(in_flight_);
+      fence_.forget_settled(ledger_.entries());
     }
     auto changes = std::move(visibility_changes_);
     visibility_changes_.clear();
@@ -364,13 +321,13 @@ class sqs_queue_source {
   }
 
   const std::string& queue_url() const noexcept { return queue_url_; }
-  const std::string& dead_letter_queue_url() const noexcept { return dead_letter_url_; }
+  const std::string& dead_letter_queue_url() const noexcept { return dead_letters_.url; }
   sqs_reject_mode reject_mode() const noexcept { return reject_mode_; }
   int visibility_timeout_seconds() const noexcept { return visibility_seconds_; }
   // Received and not yet settled (buffered included).
   std::size_t in_flight() const {
     std::lock_guard lock(mutex_);
-    return in_flight_.size();
+    return ledger_.size();
   }
   // Visibility extensions SQS refused for messages still in flight (they
   // may be delivered again meanwhile). Calls that failed are made again.
@@ -387,21 +344,15 @@ class sqs_queue_source {
  private:
   using in_flight_entry = detail::sqs_in_flight;
 
-  struct rejected {
-    ticket_type ticket;
-    std::string reason;
-    std::string body;
-    std::string group_id;
-    std::int64_t sent_ms = 0;
-  };
-
   // A reject the dead-letter queue refused for good stays in the queue: to
   // the RedrivePolicy if there is one (SQS moves messages itself, whatever
   // their size), else hidden for as long as SQS allows, so it does not come
   // back every few seconds to fail again.
   void keep_undeliverable(ticket_type ticket, std::int64_t sent_ms) {
-    visibility_changes_.push_back({std::move(ticket), settle_action::reject,
-                                   redrive() ? 0 : detail::sqs_longest_hide(sent_ms)});
+    visibility_changes_.push_back(
+        {.ticket = std::move(ticket),
+         .action = settle_action::reject,
+         .visibility = redrive() ? 0 : detail::sqs_longest_hide(sent_ms)});
   }
 
   bool redrive() const noexcept { return max_receive_count_ > 0; }
@@ -410,44 +361,39 @@ class sqs_queue_source {
   // new ticket; false when the ticket is not the delivery in flight.
   bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
     std::lock_guard lock(mutex_);
-    const auto found = in_flight_.find(ticket.message_id);
-    if (ticket.delivery == 0 || found == in_flight_.end() ||
-        found->second.delivery != ticket.delivery)
+    auto* entry = ledger_.find(ticket.message_id);
+    if (ticket.delivery == 0 || entry == nullptr || entry->delivery != ticket.delivery)
       return false;
-    auto& entry = found->second;
-    entry.delivery = ++next_delivery_;
-    received_request<ticket_type> again{entry.body,
-                                        {entry.receipt_handle, ticket.message_id, entry.delivery},
-                                        ticket.message_id,
-                                        entry.group_id,
-                                        local_.count_of(ticket.message_id) + 1};
+    entry->delivery = ++next_delivery_;
+    received_request<ticket_type> again{.body = entry->body,
+                                        .ticket = {.receipt_handle = entry->receipt_handle,
+                                                   .message_id = ticket.message_id,
+                                                   .delivery = entry->delivery},
+                                        .name = ticket.message_id,
+                                        .receive_count = local_.count_of(ticket.message_id) + 1};
     local_.hold(std::move(again), std::chrono::steady_clock::now() + delay);
     return true;
   }
 
   // Takes the ticket's delivery out of flight and points the ticket at the
-  // newest receipt handle. A delivery settled already is reported and
-  // nullopt returned, so nothing is sent; a ticket this source did not hand
-  // out keeps its own handle and SQS decides.
+  // newest receipt handle. A delivery not in flight (only settling takes one
+  // out, so: settled already) is reported by the ledger and nullopt
+  // returned, so nothing is sent; a ticket this source did not hand out
+  // keeps its own handle and SQS decides.
   std::optional<in_flight_entry> settle_entry(ticket_type& ticket, settle_action action,
                                               bool deletes) {
+    if (ticket.delivery == 0)
+      return in_flight_entry{.receipt_handle = ticket.receipt_handle};
     std::lock_guard lock(mutex_);
-    const auto found = in_flight_.find(ticket.message_id);
-    if (found != in_flight_.end() && found->second.delivery == ticket.delivery) {
-      auto entry = std::move(found->second);
-      in_flight_.erase(found);
+    auto entry = ledger_.settle(ticket.message_id, action, [&](const in_flight_entry& held) {
+      return held.delivery == ticket.delivery;
+    });
+    if (entry) {
       local_.forget(ticket.message_id);
-      ticket.receipt_handle = entry.receipt_handle;
+      ticket.receipt_handle = entry->receipt_handle;
       settled_.remember(ticket.message_id, ticket.delivery, deletes);
-      return entry;
     }
-    // Only settling takes a delivery out of flight.
-    if (ticket.delivery != 0) {
-      failures_.push_back({action, ticket.message_id,
-                           "this delivery was settled already (settled twice?): nothing sent"});
-      return std::nullopt;
-    }
-    return in_flight_entry{ticket.receipt_handle, ticket.delivery, {}, {}, 0};
+    return entry;
   }
 
   void receive_loop() {
@@ -477,128 +423,98 @@ class sqs_queue_source {
         receiving.reset();
         if (gate_.cancelled())
           return;  // aborted by the destructor: no error of the queue's
-        std::unique_lock lock(mutex_);
-        // One that retrying cannot fix (the queue deleted, the credentials
-        // expired for good) stops the consumer; any other is counted.
-        receive_error_ =
-            aws::retrying_cannot_fix(e)
-                ? std::make_exception_ptr(aws::unrecoverable(
-                      client_.service().config(), "cannot receive from the SQS queue " + queue_url_,
-                      e, access_advice))
-                : std::make_exception_ptr(
-                      std::runtime_error("SQS receive from " + queue_url_ + ": " + e.what()));
-        arrived_.notify_all();
-        // A queue that is gone or refuses us would otherwise be hammered.
-        space_.wait_for(lock, backoff, [&] { return gate_.receiving_stopped(); });
-        backoff = std::min(backoff * 2, std::chrono::milliseconds{10000});
+        receive_failed(e, backoff);
         continue;
       }
-      if (messages.empty())
-        continue;
-      {
-        // Registered even when stopping, so the destructor gives them back.
-        std::lock_guard lock(mutex_);
-        for (auto& message : messages) {
-          if (duplicate(message))
-            continue;
-          auto [entry, request] = detail::sqs_hand_out(
-              std::move(message), ++next_delivery_,
-              reject_mode_ == sqs_reject_mode::dead_letter_queue || local_release_);
-          if (local_release_)
-            local_.handed(request.name, request.receive_count);
-          in_flight_.insert_or_assign(request.name, std::move(entry));
-          buffer_.push_back(std::move(request));
-        }
-      }
-      arrived_.notify_all();
+      if (!messages.empty())
+        hand_out(messages);
     }
+  }
+
+  // One that retrying cannot fix (the queue deleted, the credentials expired
+  // for good) stops the consumer; any other is counted. Either way poll()
+  // throws it, and this receiver waits before the next try.
+  void receive_failed(const std::exception& e, std::chrono::milliseconds& backoff) {
+    std::unique_lock lock(mutex_);
+    receive_error_ = aws::retrying_cannot_fix(e)
+                         ? std::make_exception_ptr(aws::unrecoverable(
+                               client_.service().config(),
+                               "cannot receive from the SQS queue " + queue_url_, e, access_advice))
+                         : std::make_exception_ptr(std::runtime_error(
+                               "SQS receive from " + queue_url_ + ": " + e.what()));
+    arrived_.notify_all();
+    // A queue that is gone or refuses us would otherwise be hammered.
+    space_.wait_for(lock, backoff, [&] { return gate_.receiving_stopped(); });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds{10000});
+  }
+
+  // Registered even when stopping, so the destructor gives them back.
+  void hand_out(std::vector<aws::sqs_message>& messages) {
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& message : messages) {
+        if (duplicate(message))
+          continue;
+        auto [entry, request] = detail::sqs_hand_out(
+            std::move(message), ++next_delivery_,
+            reject_mode_ == sqs_reject_mode::dead_letter_queue || local_release_);
+        if (local_release_)
+          local_.handed(request.name, request.receive_count);
+        ledger_.hand_out(request.name, std::move(entry));
+        buffer_.push_back(std::move(request));
+      }
+    }
+    arrived_.notify_all();
   }
 
   // A copy of a message in flight or deleted lately (under mutex_): keeps
   // its receipt handle, the newest, for the delete, and is not handed out.
   bool duplicate(const aws::sqs_message& message) {
-    if (const auto found = in_flight_.find(message.message_id); found != in_flight_.end()) {
-      found->second.receipt_handle = message.receipt_handle;
+    if (auto* held = ledger_.find(message.message_id)) {
+      held->receipt_handle = message.receipt_handle;
       ++duplicates_;
       return true;
     }
     if (const auto* settled = settled_.find(message.message_id); settled && settled->deleted) {
       const auto group = fifo_ ? message.attribute("MessageGroupId") : std::nullopt;
-      duplicate_deletes_.push_back({{message.receipt_handle, message.message_id, 0},
-                                    settle_action::ack,
-                                    0,
-                                    true,
-                                    std::string(group.value_or(""))});
+      duplicate_deletes_.push_back(
+          {.ticket = {.receipt_handle = message.receipt_handle, .message_id = message.message_id},
+           .action = settle_action::ack,
+           .duplicate = true,
+           .group_id = std::string(group.value_or(""))});
       ++duplicates_;
       return true;
     }
     return false;
   }
 
-  // A third of the visibility timeout (see the top of this file); when the
-  // passes begin: detail::heartbeat_schedule.
-  std::chrono::milliseconds heartbeat_interval() const {
-    return std::chrono::milliseconds{visibility_seconds_ * 1000 / 3};
-  }
-
-  void heartbeat_loop() {
-    detail::heartbeat_schedule schedule(heartbeat_interval(), std::chrono::steady_clock::now());
-    for (;;) {
-      {
-        std::unique_lock lock(mutex_);
-        if (space_.wait_until(lock, schedule.next(), [&] { return heartbeat_stopping_; }))
-          return;
-      }
-      schedule.began(std::chrono::steady_clock::now());
-      std::lock_guard visibility(visibility_mutex_);
-      std::vector<aws::sqs_visibility_change> changes;
-      std::vector<std::string> ids;
-      {
-        std::lock_guard lock(mutex_);
-        for (const auto& [id, entry] : in_flight_) {
-          changes.push_back({entry.receipt_handle, visibility_seconds_});
-          ids.push_back(id);
-        }
-      }
-      const auto failed = detail::extend_visibility(*heartbeat_client_, queue_url_, changes);
-      bool calls_failed = false;
-      std::lock_guard lock(mutex_);
-      for (const auto& failure : failed) {
-        calls_failed = calls_failed || !failure.sender_fault;
-        // Counted are refusals. One settled meanwhile (deleted), or received
-        // again with a newer handle, is no failure of ours.
-        if (!failure.sender_fault || failure.index >= changes.size())
-          continue;
-        const auto found = in_flight_.find(ids[failure.index]);
-        if (found != in_flight_.end() &&
-            found->second.receipt_handle == changes[failure.index].receipt_handle)
-          ++heartbeat_failures_;
-      }
-      schedule.ended(calls_failed, std::chrono::steady_clock::now());
-    }
-  }
-
-  void stop_heartbeat() noexcept {
-    {
-      std::lock_guard lock(mutex_);
-      heartbeat_stopping_ = true;
-    }
-    space_.notify_all();
-    if (heartbeat_.joinable())
-      heartbeat_.join();
+  // One pass per third of the visibility timeout over what is in flight
+  // (detail/sqs_heartbeat.hpp).
+  void start_heartbeat() {
+    heartbeat_.emplace(
+        client_.service().config(), queue_url_, visibility_seconds_, visibility_mutex_,
+        [this] {
+          std::vector<detail::sqs_heartbeat::message> messages;
+          std::lock_guard lock(mutex_);
+          for (const auto& [id, entry] : ledger_.entries())
+            messages.push_back({.id = id, .receipt_handle = entry.receipt_handle});
+          return messages;
+        },
+        [this](const std::vector<detail::sqs_heartbeat::message>& refused) {
+          std::lock_guard lock(mutex_);
+          for (const auto& each : refused)
+            if (const auto* held = ledger_.find(each.id);
+                held != nullptr && held->receipt_handle == each.receipt_handle)
+              ++heartbeat_failures_;
+        });
   }
 
   // Aborts the receives in progress and joins every thread of ours.
   void stop_threads() noexcept {
-    {
-      std::lock_guard lock(mutex_);
-      gate_.cancel();
-    }
-    space_.notify_all();
-    for (auto& receiver : receivers_)
-      if (receiver.joinable())
-        receiver.join();
-    stop_heartbeat();
+    detail::change_and_notify(
+        mutex_, [this] { gate_.cancel(); }, space_);
+    receivers_.join();
+    heartbeat_.reset();
   }
 
   // Makes every message received and not settled visible at once. Receivers
@@ -609,9 +525,9 @@ class sqs_queue_source {
       std::vector<aws::sqs_visibility_change> changes;
       {
         std::lock_guard lock(mutex_);
-        for (const auto& [id, entry] : in_flight_)
-          changes.push_back({entry.receipt_handle, 0});
-        in_flight_.clear();
+        for (const auto& [id, entry] : ledger_.entries())
+          changes.push_back({.receipt_handle = entry.receipt_handle});
+        ledger_.clear();
         buffer_.clear();
         local_.clear();
       }
@@ -624,41 +540,27 @@ class sqs_queue_source {
   // Sends each reject to the dead-letter queue; those sent are deleted with
   // the acks, those not sent are reported (and reappear when their
   // visibility times out).
+  // Those sent are deleted with the acks; those not sent are reported (and
+  // reappear when their visibility times out).
   void send_rejects(std::vector<settle_failure>& failures) {
-    auto rejects = std::move(rejects_);
-    rejects_.clear();
-    for (auto& item : rejects) {
-      const auto [error, for_good] = detail::sqs_send_dead_letter(
-          client_, dead_letter_url_, dead_letter_fifo_, dead_letter_size_, item.body,
-          item.ticket.message_id, item.group_id, item.reason);
-      if (!error.empty()) {
-        {
+    dead_letters_.send_all(
+        client_, redrive(), failures,
+        [this](ticket_type ticket) {
+          deletes_.push_back({.ticket = std::move(ticket), .action = settle_action::reject});
+        },
+        [this](const std::string& message_id) {
           std::lock_guard lock(mutex_);
-          settled_.not_deleted(item.ticket.message_id);
-        }
-        if (!for_good) {
-          failures.push_back({settle_action::reject, item.ticket.message_id,
-                              "sending to the dead-letter queue failed: " + error});
-          continue;
-        }
-        undeliverable_.add(item.ticket.message_id);
-        failures.push_back({settle_action::reject, item.ticket.message_id,
-                            detail::sqs_undeliverable_text(error, item.reason, redrive())});
-        keep_undeliverable(std::move(item.ticket), item.sent_ms);
-        continue;
-      }
-      deletes_.push_back({std::move(item.ticket), settle_action::reject, 0});
-    }
+          settled_.not_deleted(message_id);
+        },
+        [this](ticket_type ticket, std::int64_t sent_ms) {
+          keep_undeliverable(std::move(ticket), sent_ms);
+        });
   }
 
   aws::sqs_client client_;
-  std::optional<aws::sqs_client> heartbeat_client_;
   sqs_queue_options options_;
   std::string queue_url_;
-  std::string dead_letter_url_;
   bool fifo_ = false;
-  bool dead_letter_fifo_ = false;
-  std::size_t dead_letter_size_ = detail::sqs_default_message_size;
   int max_receive_count_ = 0;  // of the queue's RedrivePolicy; 0 = none
   bool local_release_ = false;
   int visibility_seconds_ = 0;
@@ -670,32 +572,31 @@ class sqs_queue_source {
   std::condition_variable arrived_;  // buffer got messages, or a receive failed
   std::condition_variable space_;    // buffer has room, or stopping
   std::deque<received_request<ticket_type>> buffer_;
-  std::unordered_map<std::string, in_flight_entry> in_flight_;  // by message id
+  // In flight by message id; its failures are the poll thread's alone.
+  detail::settlement_ledger<in_flight_entry> ledger_;
   detail::sqs_settled_memory settled_;
   std::vector<detail::sqs_settlement> duplicate_deletes_;  // copies of deleted messages
   std::uint64_t next_delivery_ = 0;
   std::exception_ptr receive_error_;
   std::uint64_t heartbeat_failures_ = 0;
   std::uint64_t duplicates_ = 0;
-  bool heartbeat_stopping_ = false;
   detail::sqs_local_releases local_;  // releases kept in flight
   detail::sqs_receive_gate gate_;     // the receivers' stop (its own lock, taken after mutex_)
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
 
-  // The poll thread's; changed under mutex_, as it reads in_flight_ then.
+  // The poll thread's; changed under mutex_, as it reads the ledger then.
   detail::sqs_group_fence fence_;
 
   // The poll thread's own.
   std::vector<detail::sqs_settlement> deletes_;
   std::vector<detail::sqs_settlement> visibility_changes_;
-  std::vector<rejected> rejects_;
-  std::vector<settle_failure> failures_;
-  detail::sqs_undeliverable undeliverable_;
+  detail::sqs_dead_letters dead_letters_;
 
-  std::vector<std::thread> receivers_;
-  std::thread heartbeat_;
+  // Last: joined before what they use goes.
+  detail::worker_threads receivers_;
+  std::optional<detail::sqs_heartbeat> heartbeat_;
 };
 
 }  // namespace widget_consumer
