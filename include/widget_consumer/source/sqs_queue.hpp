@@ -16,13 +16,10 @@
 // late is refused (MessageNotInflight) and counted: the message may then go
 // to another consumer while still worked on.
 //
-// Duplicates: a standard queue may deliver a message again while it is in
-// flight, and concurrent receives may each be handed the same message. A
-// copy of a message in flight is not handed out again: its receipt handle
-// replaces the one we hold, since SQS deletes only with the newest. A copy of
-// a message we deleted lately is deleted again, silently. Settling a ticket
-// whose delivery was already settled is reported by flush(), nothing sent
-// (concepts.hpp, the settlement contract).
+// A copy SQS delivers again of a message in flight or deleted lately is not
+// handed out (detail/sqs_deliveries.hpp). Settling a ticket whose delivery
+// was settled already is reported by flush(), nothing sent (concepts.hpp,
+// the settlement contract).
 //
 // Settling is queued and done by flush(), through the shared batch runner
 // (detail/batch_runner.hpp) in FIFO group order (detail/sqs_settlement.hpp),
@@ -46,24 +43,18 @@
 // Threads: poll/ack/release/reject/flush/request_stop from one thread (the
 // concept's poll thread). The receivers and the heartbeat are ours.
 //
-// Stopping (detail/sqs_receive_gate.hpp says why in two steps): request_stop()
-// (the consumer calls it when a stop is requested) lets no new receive begin;
-// the heartbeat goes on while the work in flight is settled. Destruction then
-// flushes what is queued and makes every unsettled message visible at once, so
-// another consumer gets it without waiting out its visibility timeout; it does
-// so again for what receives still in progress bring, until they stay quiet
-// for stop_grace, then aborts them. It does not wait out a long poll: a stop
-// takes about stop_grace plus a round trip. At-least-once: a message SQS hands
-// to an aborted poll after it was aborted stays hidden for its visibility
-// timeout, then comes back.
+// Stopping: request_stop() lets no new receive begin (the heartbeat goes on
+// while the work in flight is settled); destruction flushes, gives every
+// unsettled message back at once and aborts the long polls after stop_grace
+// of quiet, so a stop takes about stop_grace plus a round trip
+// (detail/sqs_receive_gate.hpp says how, and why in two steps).
 
 #include "../concepts.hpp"
 
-#include "../aws/access_check.hpp"
 #include "../aws/client.hpp"
 #include "../aws/sqs.hpp"
-#include "detail/settlement_ledger.hpp"
 #include "detail/sqs_dead_letter.hpp"
+#include "detail/sqs_deliveries.hpp"
 #include "detail/sqs_heartbeat.hpp"
 #include "detail/sqs_local_release.hpp"
 #include "detail/sqs_queue_setup.hpp"
@@ -74,7 +65,6 @@
 #include "sqs_ticket.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -106,24 +96,20 @@ class sqs_queue_source {
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
       : client_(std::move(client)), options_(std::move(options)) {
     validate_sqs_queue_options(options_);
-    auto facts = detail::sqs_open_queue(client_, queue, options_, access_advice);
-    queue_url_ = std::move(facts.url);
-    fifo_ = facts.fifo;
-    max_receive_count_ = facts.max_receive_count;
-    visibility_seconds_ = facts.visibility_seconds;
-    reject_mode_ = facts.reject_mode;
-    dead_letters_.url = std::move(facts.dead_letter_url);
-    dead_letters_.fifo = facts.dead_letter_fifo;
-    dead_letters_.max_size = facts.dead_letter_size;
-    capacity_ = options_.buffer_size != 0
-                    ? options_.buffer_size
-                    : options_.receivers * static_cast<std::size_t>(options_.max_messages);
-    capacity_ = std::max(capacity_, static_cast<std::size_t>(options_.max_messages));
+    queue_ = detail::sqs_open_queue(client_, queue, options_, access_advice);
+    dead_letters_.url = queue_.dead_letter_url;
+    dead_letters_.fifo = queue_.dead_letter_fifo;
+    dead_letters_.max_size = queue_.dead_letter_size;
+    capacity_ = detail::sqs_buffer_capacity(options_);
     // Without a heartbeat a message kept in flight would time out anyway.
-    local_release_ = max_receive_count_ > 0 && options_.heartbeat && visibility_seconds_ > 0;
+    local_release_ =
+        queue_.max_receive_count > 0 && options_.heartbeat && queue_.visibility_seconds > 0;
+    deliveries_ = detail::sqs_deliveries(
+        queue_.fifo, queue_.reject_mode == sqs_reject_mode::dead_letter_queue || local_release_,
+        local_release_);
     receivers_.start(
         options_.receivers, [this] { receive_loop(); }, [this] { stop_threads(); });
-    if (options_.heartbeat && visibility_seconds_ > 0) {
+    if (options_.heartbeat && queue_.visibility_seconds > 0) {
       try {
         start_heartbeat();
       } catch (...) {
@@ -167,11 +153,11 @@ class sqs_queue_source {
     std::unique_lock lock(mutex_);
     const auto now = std::chrono::steady_clock::now();
     if (buffer_.empty() && wait.count() > 0)
-      arrived_.wait_until(lock, local_.next_due(now + wait),
+      arrived_.wait_until(lock, deliveries_.local().next_due(now + wait),
                           [&] { return !buffer_.empty() || receive_error_; });
     // Kept releases first: they were received before anything buffered.
     std::vector<received_request<ticket_type>> batch =
-        local_.take_due(std::chrono::steady_clock::now(), max);
+        deliveries_.local().take_due(std::chrono::steady_clock::now(), max);
     // The error waits while there is anything to hand out: thrown now, what
     // was taken above would be lost.
     if (batch.empty() && buffer_.empty() && receive_error_)
@@ -190,12 +176,12 @@ class sqs_queue_source {
     auto entry = settle_entry(ticket, settle_action::ack, true);
     if (!entry)
       return;
-    if (!fifo_)
+    if (!queue_.fifo)
       entry->group_id.clear();  // a standard queue has no order to keep
     if (fence_.holds(entry->group_id, ticket.delivery)) {
-      ledger_.fail(settle_action::ack, ticket.message_id,
-                   "not deleted: an earlier message of its FIFO group could not be deleted, so "
-                   "this one comes back after it and is applied again");
+      fail(settle_action::ack, ticket.message_id,
+           "not deleted: an earlier message of its FIFO group could not be deleted, so "
+           "this one comes back after it and is applied again");
       return;
     }
     deletes_.push_back({.ticket = std::move(ticket),
@@ -218,11 +204,11 @@ class sqs_queue_source {
   void reject(ticket_type ticket, std::string_view reason) {
     // Remembered as deleted at once, so a copy received before the delete is
     // not handed out again; send_rejects() undoes that if the send fails.
-    const bool deletes = reject_mode_ == sqs_reject_mode::dead_letter_queue;
+    const bool deletes = queue_.reject_mode == sqs_reject_mode::dead_letter_queue;
     if (ticket.delivery == 0 && deletes) {
-      ledger_.fail(settle_action::reject, ticket.message_id,
-                   "the message was not received by this source, so its body is unknown: "
-                   "nothing sent");
+      fail(settle_action::reject, ticket.message_id,
+           "the message was not received by this source, so its body is unknown: "
+           "nothing sent");
       return;
     }
     // One the dead-letter queue refused for good is not sent again (said once).
@@ -234,7 +220,7 @@ class sqs_queue_source {
       keep_undeliverable(std::move(ticket), entry->sent_ms);
       return;
     }
-    switch (reject_mode_) {
+    switch (queue_.reject_mode) {
       case sqs_reject_mode::dead_letter_queue:
         dead_letters_.queue({.ticket = std::move(ticket),
                              .reason = std::string(reason),
@@ -248,9 +234,9 @@ class sqs_queue_source {
         break;
       case sqs_reject_mode::keep_in_queue: {
         const int hold = detail::sqs_longest_hide(entry->sent_ms);
-        ledger_.fail(settle_action::reject, ticket.message_id,
-                     "no dead-letter queue nor RedrivePolicy: left in the queue, hidden for " +
-                         std::to_string(hold) + " s (" + detail::sqs_attribute_text(reason) + ")");
+        fail(settle_action::reject, ticket.message_id,
+             "no dead-letter queue nor RedrivePolicy: left in the queue, hidden for " +
+                 std::to_string(hold) + " s (" + detail::sqs_attribute_text(reason) + ")");
         visibility_changes_.push_back(
             {.ticket = std::move(ticket), .action = settle_action::reject, .visibility = hold});
         break;
@@ -259,75 +245,63 @@ class sqs_queue_source {
   }
 
   std::vector<settle_failure> flush() {
-    std::vector<settle_failure> failures = ledger_.take_failures();
+    std::vector<settle_failure> failures;
+    {
+      std::lock_guard lock(mutex_);
+      failures = deliveries_.ledger().take_failures();
+    }
     send_rejects(failures);
     {
       // After send_rejects(): a copy of a reject whose send failed must stay.
       std::lock_guard lock(mutex_);
-      for (auto& copy : duplicate_deletes_)
-        if (const auto* settled = settled_.find(copy.ticket.message_id);
-            settled && settled->deleted)
-          deletes_.push_back(std::move(copy));
-      duplicate_deletes_.clear();
+      for (auto& copy : deliveries_.take_copy_deletes())
+        deletes_.push_back(std::move(copy));
     }
     auto deletes = std::move(deletes_);
     deletes_.clear();
     const auto undeleted_groups = detail::run_sqs_batches(
-        deletes,
-        [this](std::span<const detail::sqs_settlement> chunk) {
-          std::vector<std::string> handles;
-          for (const auto& each : chunk)
-            handles.push_back(each.ticket.receipt_handle);
-          return client_.delete_message_batch(queue_url_, handles);
-        },
-        "DeleteMessageBatch", failures);
+        deletes, detail::sqs_delete_call(client_, queue_.url), "DeleteMessageBatch", failures);
     if (!undeleted_groups.empty() || !fence_.empty()) {
       std::lock_guard lock(mutex_);
       for (const auto& group : undeleted_groups)
-        fence_.hold(group, next_delivery_);
-      fence_.forget_settled(ledger_.entries());
+        fence_.hold(group, deliveries_.last_delivery());
+      fence_.forget_settled(deliveries_.ledger().entries());
     }
     auto changes = std::move(visibility_changes_);
     visibility_changes_.clear();
     {
       // Not while a heartbeat may be extending the same messages.
       std::lock_guard visibility(visibility_mutex_);
-      detail::run_sqs_batches(
-          changes,
-          [this](std::span<const detail::sqs_settlement> chunk) {
-            std::vector<aws::sqs_visibility_change> entries;
-            for (const auto& each : chunk)
-              entries.push_back({each.ticket.receipt_handle, each.visibility});
-            return client_.change_message_visibility_batch(queue_url_, entries);
-          },
-          "ChangeMessageVisibilityBatch", failures);
+      detail::run_sqs_batches(changes, detail::sqs_visibility_call(client_, queue_.url),
+                              "ChangeMessageVisibilityBatch", failures);
     }
     return failures;
   }
 
-  bool ordered() const noexcept { return fifo_; }
+  bool ordered() const noexcept { return queue_.fifo; }
 
   // The queue's RedrivePolicy maxReceiveCount; 0 = none.
-  int max_receive_count() const noexcept { return max_receive_count_; }
+  int max_receive_count() const noexcept { return queue_.max_receive_count; }
   // Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
   std::uint64_t releases_kept() const {
     std::lock_guard lock(mutex_);
-    return local_.kept();
+    return deliveries_.local().kept();
   }
   // Said once at start-up: maxReceiveCount too low for the consumer's own
   // receives (detail::sqs_redrive_warning). "" = none.
   std::string redrive_warning(std::uint32_t max_receives) const {
-    return detail::sqs_redrive_warning(max_receive_count_, local_release_, max_receives, fifo_);
+    return detail::sqs_redrive_warning(queue_.max_receive_count, local_release_, max_receives,
+                                       queue_.fifo);
   }
 
-  const std::string& queue_url() const noexcept { return queue_url_; }
+  const std::string& queue_url() const noexcept { return queue_.url; }
   const std::string& dead_letter_queue_url() const noexcept { return dead_letters_.url; }
-  sqs_reject_mode reject_mode() const noexcept { return reject_mode_; }
-  int visibility_timeout_seconds() const noexcept { return visibility_seconds_; }
+  sqs_reject_mode reject_mode() const noexcept { return queue_.reject_mode; }
+  int visibility_timeout_seconds() const noexcept { return queue_.visibility_seconds; }
   // Received and not yet settled (buffered included).
   std::size_t in_flight() const {
     std::lock_guard lock(mutex_);
-    return ledger_.size();
+    return deliveries_.ledger().size();
   }
   // Visibility extensions SQS refused for messages still in flight (they
   // may be delivered again meanwhile). Calls that failed are made again.
@@ -338,7 +312,7 @@ class sqs_queue_source {
   // Copies received of messages in flight or deleted lately: not handed out.
   std::uint64_t duplicates() const {
     std::lock_guard lock(mutex_);
-    return duplicates_;
+    return deliveries_.duplicates();
   }
 
  private:
@@ -355,53 +329,27 @@ class sqs_queue_source {
          .visibility = redrive() ? 0 : detail::sqs_longest_hide(sent_ms)});
   }
 
-  bool redrive() const noexcept { return max_receive_count_ > 0; }
+  bool redrive() const noexcept { return queue_.max_receive_count > 0; }
 
-  // Keeps the delivery in flight and hands it out again after `delay` with a
-  // new ticket; false when the ticket is not the delivery in flight.
+  // Kept in flight and handed out again after `delay` (detail/sqs_deliveries.hpp).
   bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
     std::lock_guard lock(mutex_);
-    auto* entry = ledger_.find(ticket.message_id);
-    if (ticket.delivery == 0 || entry == nullptr || entry->delivery != ticket.delivery)
-      return false;
-    entry->delivery = ++next_delivery_;
-    received_request<ticket_type> again{.body = entry->body,
-                                        .ticket = {.receipt_handle = entry->receipt_handle,
-                                                   .message_id = ticket.message_id,
-                                                   .delivery = entry->delivery},
-                                        .name = ticket.message_id,
-                                        .receive_count = local_.count_of(ticket.message_id) + 1};
-    local_.hold(std::move(again), std::chrono::steady_clock::now() + delay);
-    return true;
+    return deliveries_.release_locally(ticket, std::chrono::steady_clock::now() + delay);
   }
 
-  // Takes the ticket's delivery out of flight and points the ticket at the
-  // newest receipt handle. A delivery not in flight (only settling takes one
-  // out, so: settled already) is reported by the ledger and nullopt
-  // returned, so nothing is sent; a ticket this source did not hand out
-  // keeps its own handle and SQS decides.
   std::optional<in_flight_entry> settle_entry(ticket_type& ticket, settle_action action,
                                               bool deletes) {
-    if (ticket.delivery == 0)
-      return in_flight_entry{.receipt_handle = ticket.receipt_handle};
     std::lock_guard lock(mutex_);
-    auto entry = ledger_.settle(ticket.message_id, action, [&](const in_flight_entry& held) {
-      return held.delivery == ticket.delivery;
-    });
-    if (entry) {
-      local_.forget(ticket.message_id);
-      ticket.receipt_handle = entry->receipt_handle;
-      settled_.remember(ticket.message_id, ticket.delivery, deletes);
-    }
-    return entry;
+    return deliveries_.settle(ticket, action, deletes);
+  }
+
+  void fail(settle_action action, const std::string& message_id, std::string reason) {
+    std::lock_guard lock(mutex_);
+    deliveries_.ledger().fail(action, message_id, std::move(reason));
   }
 
   void receive_loop() {
-    aws::sqs_receive_options receive;
-    receive.max_messages = options_.max_messages;
-    receive.wait_time_seconds = static_cast<int>(options_.wait_time.count());
-    if (visibility_seconds_ > 0)
-      receive.visibility_timeout = visibility_seconds_;
+    const auto receive = detail::sqs_receive_options_for(options_, queue_.visibility_seconds);
     auto backoff = std::chrono::milliseconds{500};
     for (;;) {
       {
@@ -417,7 +365,7 @@ class sqs_queue_source {
       std::optional<detail::sqs_receive_gate::ending> receiving(std::in_place, gate_);
       std::vector<aws::sqs_message> messages;
       try {
-        messages = client_.receive_message(queue_url_, receive, gate_.token());
+        messages = client_.receive_message(queue_.url, receive, gate_.token());
         backoff = std::chrono::milliseconds{500};
       } catch (const std::exception& e) {
         receiving.reset();
@@ -436,12 +384,8 @@ class sqs_queue_source {
   // throws it, and this receiver waits before the next try.
   void receive_failed(const std::exception& e, std::chrono::milliseconds& backoff) {
     std::unique_lock lock(mutex_);
-    receive_error_ = aws::retrying_cannot_fix(e)
-                         ? std::make_exception_ptr(aws::unrecoverable(
-                               client_.service().config(),
-                               "cannot receive from the SQS queue " + queue_url_, e, access_advice))
-                         : std::make_exception_ptr(std::runtime_error(
-                               "SQS receive from " + queue_url_ + ": " + e.what()));
+    receive_error_ =
+        detail::sqs_receive_error(client_.service().config(), queue_.url, e, access_advice);
     arrived_.notify_all();
     // A queue that is gone or refuses us would otherwise be hammered.
     space_.wait_for(lock, backoff, [&] { return gate_.receiving_stopped(); });
@@ -452,60 +396,25 @@ class sqs_queue_source {
   void hand_out(std::vector<aws::sqs_message>& messages) {
     {
       std::lock_guard lock(mutex_);
-      for (auto& message : messages) {
-        if (duplicate(message))
-          continue;
-        auto [entry, request] = detail::sqs_hand_out(
-            std::move(message), ++next_delivery_,
-            reject_mode_ == sqs_reject_mode::dead_letter_queue || local_release_);
-        if (local_release_)
-          local_.handed(request.name, request.receive_count);
-        ledger_.hand_out(request.name, std::move(entry));
-        buffer_.push_back(std::move(request));
-      }
+      for (auto& message : messages)
+        if (auto request = deliveries_.receive(std::move(message)))
+          buffer_.push_back(std::move(*request));
     }
     arrived_.notify_all();
-  }
-
-  // A copy of a message in flight or deleted lately (under mutex_): keeps
-  // its receipt handle, the newest, for the delete, and is not handed out.
-  bool duplicate(const aws::sqs_message& message) {
-    if (auto* held = ledger_.find(message.message_id)) {
-      held->receipt_handle = message.receipt_handle;
-      ++duplicates_;
-      return true;
-    }
-    if (const auto* settled = settled_.find(message.message_id); settled && settled->deleted) {
-      const auto group = fifo_ ? message.attribute("MessageGroupId") : std::nullopt;
-      duplicate_deletes_.push_back(
-          {.ticket = {.receipt_handle = message.receipt_handle, .message_id = message.message_id},
-           .action = settle_action::ack,
-           .duplicate = true,
-           .group_id = std::string(group.value_or(""))});
-      ++duplicates_;
-      return true;
-    }
-    return false;
   }
 
   // One pass per third of the visibility timeout over what is in flight
   // (detail/sqs_heartbeat.hpp).
   void start_heartbeat() {
     heartbeat_.emplace(
-        client_.service().config(), queue_url_, visibility_seconds_, visibility_mutex_,
+        client_.service().config(), queue_.url, queue_.visibility_seconds, visibility_mutex_,
         [this] {
-          std::vector<detail::sqs_heartbeat::message> messages;
           std::lock_guard lock(mutex_);
-          for (const auto& [id, entry] : ledger_.entries())
-            messages.push_back({.id = id, .receipt_handle = entry.receipt_handle});
-          return messages;
+          return deliveries_.in_flight_handles();
         },
         [this](const std::vector<detail::sqs_heartbeat::message>& refused) {
           std::lock_guard lock(mutex_);
-          for (const auto& each : refused)
-            if (const auto* held = ledger_.find(each.id);
-                held != nullptr && held->receipt_handle == each.receipt_handle)
-              ++heartbeat_failures_;
+          heartbeat_failures_ += deliveries_.still_held(refused);
         });
   }
 
@@ -525,14 +434,11 @@ class sqs_queue_source {
       std::vector<aws::sqs_visibility_change> changes;
       {
         std::lock_guard lock(mutex_);
-        for (const auto& [id, entry] : ledger_.entries())
-          changes.push_back({.receipt_handle = entry.receipt_handle});
-        ledger_.clear();
+        changes = deliveries_.give_back_all();
         buffer_.clear();
-        local_.clear();
       }
       if (!changes.empty())
-        client_.change_message_visibility_batch(queue_url_, changes);
+        client_.change_message_visibility_batch(queue_.url, changes);
     } catch (...) {  // they come back after their visibility timeout anyway
     }
   }
@@ -550,7 +456,7 @@ class sqs_queue_source {
         },
         [this](const std::string& message_id) {
           std::lock_guard lock(mutex_);
-          settled_.not_deleted(message_id);
+          deliveries_.not_deleted(message_id);
         },
         [this](ticket_type ticket, std::int64_t sent_ms) {
           keep_undeliverable(std::move(ticket), sent_ms);
@@ -559,12 +465,8 @@ class sqs_queue_source {
 
   aws::sqs_client client_;
   sqs_queue_options options_;
-  std::string queue_url_;
-  bool fifo_ = false;
-  int max_receive_count_ = 0;  // of the queue's RedrivePolicy; 0 = none
+  detail::sqs_queue_facts queue_;
   bool local_release_ = false;
-  int visibility_seconds_ = 0;
-  sqs_reject_mode reject_mode_ = sqs_reject_mode::dead_letter_queue;
   std::size_t capacity_ = 0;
 
   // Shared with the receivers and the heartbeat.
@@ -572,21 +474,15 @@ class sqs_queue_source {
   std::condition_variable arrived_;  // buffer got messages, or a receive failed
   std::condition_variable space_;    // buffer has room, or stopping
   std::deque<received_request<ticket_type>> buffer_;
-  // In flight by message id; its failures are the poll thread's alone.
-  detail::settlement_ledger<in_flight_entry> ledger_;
-  detail::sqs_settled_memory settled_;
-  std::vector<detail::sqs_settlement> duplicate_deletes_;  // copies of deleted messages
-  std::uint64_t next_delivery_ = 0;
+  detail::sqs_deliveries deliveries_;  // in flight, and what was settled lately
   std::exception_ptr receive_error_;
   std::uint64_t heartbeat_failures_ = 0;
-  std::uint64_t duplicates_ = 0;
-  detail::sqs_local_releases local_;  // releases kept in flight
-  detail::sqs_receive_gate gate_;     // the receivers' stop (its own lock, taken after mutex_)
+  detail::sqs_receive_gate gate_;  // the receivers' stop (its own lock, taken after mutex_)
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
 
-  // The poll thread's; changed under mutex_, as it reads the ledger then.
+  // The poll thread's; changed under mutex_, as it reads the deliveries then.
   detail::sqs_group_fence fence_;
 
   // The poll thread's own.

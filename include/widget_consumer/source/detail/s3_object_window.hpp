@@ -49,8 +49,8 @@ class s3_object_window {
     std::size_t read_ahead = 64;
   };
 
-  s3_object_window(limits limits, list_function list, get_function get)
-      : limits_(std::move(limits)), list_(std::move(list)), get_(std::move(get)) {
+  s3_object_window(limits window_limits, list_function list, get_function get)
+      : limits_(std::move(window_limits)), list_(std::move(list)), get_(std::move(get)) {
     auto stop = [this] { this->stop(); };
     threads_.start(
         1, [this] { list_loop(); }, stop);

@@ -11,8 +11,10 @@
 #include "sqs_local_release.hpp"
 #include "sqs_settlement.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -86,6 +88,37 @@ inline sqs_queue_facts sqs_open_queue(aws::sqs_client& client, std::string_view 
         "queue, or allow rejects to stay in the queue (keep_rejected)");
   }
   return facts;
+}
+
+// Received messages waiting for poll(): options.buffer_size, or one full
+// receive per receiver; at least one full receive.
+inline std::size_t sqs_buffer_capacity(const sqs_queue_options& options) {
+  const auto per_receive = static_cast<std::size_t>(options.max_messages);
+  return std::max(options.buffer_size != 0 ? options.buffer_size : options.receivers * per_receive,
+                  per_receive);
+}
+
+inline aws::sqs_receive_options sqs_receive_options_for(const sqs_queue_options& options,
+                                                        int visibility_seconds) {
+  aws::sqs_receive_options receive;
+  receive.max_messages = options.max_messages;
+  receive.wait_time_seconds = static_cast<int>(options.wait_time.count());
+  if (visibility_seconds > 0)
+    receive.visibility_timeout = visibility_seconds;
+  return receive;
+}
+
+// What poll() throws for a failed receive: unrecoverable_error for what
+// retrying cannot fix (the queue deleted, the credentials expired for good),
+// which stops the consumer; any other is counted.
+inline std::exception_ptr sqs_receive_error(const aws::client_config& config,
+                                            const std::string& queue_url, const std::exception& e,
+                                            std::string_view access_advice) {
+  if (aws::retrying_cannot_fix(e))
+    return std::make_exception_ptr(aws::unrecoverable(
+        config, "cannot receive from the SQS queue " + queue_url, e, access_advice));
+  return std::make_exception_ptr(
+      std::runtime_error("SQS receive from " + queue_url + ": " + e.what()));
 }
 
 }  // namespace widget_consumer::detail

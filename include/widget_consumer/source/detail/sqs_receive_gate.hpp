@@ -14,6 +14,13 @@
 // still connected, so a receive that takes a message given back returns it to
 // us instead of hiding it; it cancels only those that stay quiet for a grace
 // period, which found nothing to take.
+//
+// sqs_queue_source's destructor thus flushes what is queued and makes every
+// unsettled message visible at once, so another consumer gets it without
+// waiting out its visibility timeout; it does so again for what receives
+// still in progress bring, until they stay quiet for stop_grace, then aborts
+// them. At-least-once: a message SQS hands to a poll after it was aborted
+// stays hidden for its visibility timeout, then comes back.
 
 #include <chrono>
 #include <condition_variable>

@@ -226,6 +226,29 @@ std::vector<std::string> run_sqs_batches(std::vector<sqs_settlement>& entries, C
   return order.broken();
 }
 
+// The batch calls run_sqs_batches makes for flush(): DeleteMessageBatch and
+// ChangeMessageVisibilityBatch (to each entry's visibility).
+template <class Client>
+auto sqs_delete_call(Client& client, const std::string& queue_url) {
+  return [&client, &queue_url](std::span<const sqs_settlement> chunk) {
+    std::vector<std::string> handles;
+    for (const auto& each : chunk)
+      handles.push_back(each.ticket.receipt_handle);
+    return client.delete_message_batch(queue_url, handles);
+  };
+}
+
+template <class Client>
+auto sqs_visibility_call(Client& client, const std::string& queue_url) {
+  return [&client, &queue_url](std::span<const sqs_settlement> chunk) {
+    std::vector<aws::sqs_visibility_change> entries;
+    for (const auto& each : chunk)
+      entries.push_back(
+          {.receipt_handle = each.ticket.receipt_handle, .visibility_timeout = each.visibility});
+    return client.change_message_visibility_batch(queue_url, entries);
+  };
+}
+
 // FIFO groups with a message acked but not deleted (run_sqs_batches gave up).
 // That message comes back after its visibility timeout and is applied again,
 // so no later message of its group may be deleted before it: the acks of the
