@@ -1,8 +1,8 @@
 #pragma once
 // How sqs_queue_source stops its receivers, apart from the rest of it.
 //
-// A ReceiveMessage cut short is not free: SQS (and moto) go on with a long
-// poll whose caller hung up and may still hand it messages, which then stay
+// A ReceiveMessage cut short is not free: SQS goes on with a long poll
+// whose caller hung up and may still hand it messages, which then stay
 // hidden for their visibility timeout (aws-sdk-java-v2#1395,
 // aws-sdk-go-v2#2068). On a FIFO queue that also blocks their groups. So a
 // stop is in two steps:
