@@ -43,6 +43,17 @@ concept request_polling = requires(S& source, std::chrono::milliseconds wait, st
 // Each may act at once or queue the operation for flush() (S3 DeleteObjects,
 // SQS DeleteMessageBatch). Failures are reported by flush(); an exception
 // thrown from these calls is treated the same way.
+//
+// The settlement contract, which every source we ship keeps: a ticket is
+// settled once per delivery. Settling one that is not in flight (its
+// delivery settled already, or a name this source never handed out) does
+// nothing to the request and is reported by the next flush() as a
+// settle_failure naming the ticket; it is never thrown. A mistake of the
+// caller thus reaches the log and the settle_failures count like any other
+// settlement that did not take effect, and the request is still settled by
+// its own delivery or comes back. (An SQS ticket built by hand from a
+// receipt handle is the one exception: the service, not the source, decides
+// it, and flush() reports what the service refuses.)
 template <class S>
 concept request_settling = requires(S& source, typename S::ticket_type ticket,
                                     std::chrono::milliseconds delay, std::string_view reason) {

@@ -17,9 +17,6 @@ struct received_request {
   Ticket ticket;
   // For logs: the S3 key, the SQS message id, the file name.
   std::string name;
-  // The source's own ordering key if it has one (SQS FIFO MessageGroupId);
-  // "" = none. Informational: the consumer orders by widgetId.
-  std::string ordering_key;
   // How many times this request has been delivered, this one included
   // (SQS ApproximateReceiveCount). Sources that cannot tell count their own
   // deliveries or say 1.

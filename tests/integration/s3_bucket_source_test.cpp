@@ -301,10 +301,55 @@ TEST_P(s3_bucket_source_test, skips_a_key_that_vanished_between_list_and_get) {
   EXPECT_EQ(source.vanished(), 1u);
 }
 
-TEST_P(s3_bucket_source_test, refuses_a_ticket_that_is_not_in_flight) {
+// The settlement contract (concepts.hpp): a ticket that is not in flight is
+// reported by flush(), never thrown, and nothing happens to the object.
+TEST_P(s3_bucket_source_test, a_ticket_not_in_flight_is_reported_and_nothing_deleted) {
+  const auto keys = request_keys(1);
+  put_requests(keys);
   s3_bucket_source source(s3_, bucket_);
-  EXPECT_THROW(source.ack("1700000000000"), std::logic_error);
-  EXPECT_THROW(source.release("1700000000000", 0ms), std::logic_error);
+  EXPECT_NO_THROW(source.ack(keys[0]));
+  EXPECT_NO_THROW(source.release(keys[0], 0ms));
+  EXPECT_NO_THROW(source.reject(keys[0], "never handed out"));
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 3u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[1].action, settle_action::release);
+  EXPECT_EQ(failures[2].action, settle_action::reject);
+  for (const auto& failure : failures) {
+    EXPECT_EQ(failure.name, keys[0]);
+    EXPECT_NE(failure.reason.find("not in flight"), std::string::npos) << failure.reason;
+  }
+  EXPECT_TRUE(source.flush().empty());  // reported once
+  EXPECT_EQ(list_all(s3_, bucket_), keys);
+  // Still a request, delivered as usual.
+  const auto delivered = drain(source, 10);
+  EXPECT_EQ(names_of(delivered), keys);
+}
+
+TEST_P(s3_bucket_source_test, a_ticket_settled_twice_is_reported_and_nothing_more_done) {
+  const auto keys = request_keys(2);
+  put_requests(keys);
+  s3_bucket_source source(s3_, bucket_);
+  auto delivered = drain(source, 10);
+  ASSERT_EQ(delivered.size(), 2u);
+  source.ack(keys[0]);
+  source.release(keys[1], 0ms);
+  EXPECT_TRUE(source.flush().empty());
+
+  source.ack(keys[0]);
+  source.reject(keys[1], "settled twice");
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[0].name, keys[0]);
+  EXPECT_EQ(failures[1].action, settle_action::reject);
+  EXPECT_EQ(failures[1].name, keys[1]);
+  // The released one was neither copied aside nor deleted: it comes back.
+  EXPECT_EQ(list_all(s3_, bucket_), std::vector<std::string>{keys[1]});
+  const auto again = drain(source, 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].name, keys[1]);
+  EXPECT_EQ(again[0].receive_count, 2u);
 }
 
 // A missing bucket cannot heal by polling again: unrecoverable_error, which

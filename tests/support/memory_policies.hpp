@@ -54,7 +54,10 @@ class memory_source {
         continue;
       each.in_flight = true;
       ++each.receive_count;
-      batch.push_back({each.body, id, each.name, "", each.receive_count});
+      batch.push_back({.body = each.body,
+                       .ticket = id,
+                       .name = each.name,
+                       .receive_count = each.receive_count});
     }
     in_flight_ += batch.size();
     max_in_flight_ = std::max(max_in_flight_, in_flight_);

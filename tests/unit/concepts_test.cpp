@@ -28,7 +28,8 @@ class vector_source {
                                                   std::size_t max) {
     std::vector<received_request<ticket_type>> batch;
     for (; next_ < bodies_.size() && batch.size() < max; ++next_)
-      batch.push_back({bodies_[next_], next_, "request-" + std::to_string(next_), "", 1});
+      batch.push_back(
+          {.body = bodies_[next_], .ticket = next_, .name = "request-" + std::to_string(next_)});
     return batch;
   }
   void ack(ticket_type /*ticket*/) {}

@@ -125,15 +125,59 @@ TEST(directory_source, a_released_file_comes_back_after_its_delay_and_before_lat
   EXPECT_EQ(again[1].body, "third");
 }
 
-TEST(directory_source, refuses_names_that_escape_the_folder) {
+// The settlement contract (concepts.hpp): a ticket that is not in flight is
+// reported by flush(), never thrown, and nothing happens to any file.
+TEST(directory_source, a_name_outside_the_folder_is_reported_and_touches_nothing) {
   scratch_folder folder;
   write_file(folder.path() / "inside" / "x", "x");
+  write_file(folder.path() / "x", "outside");
   directory_source source(folder.path() / "inside");
-  EXPECT_THROW(source.ack("../x"), std::invalid_argument);
-  EXPECT_THROW(source.reject("..", "r"), std::invalid_argument);
-  EXPECT_THROW(source.release("a/b", 0ms), std::invalid_argument);
-  EXPECT_THROW(directory_source(folder.path(), {"../elsewhere"}), std::invalid_argument);
+  EXPECT_NO_THROW(source.ack("../x"));
+  EXPECT_NO_THROW(source.reject("..", "r"));
+  EXPECT_NO_THROW(source.release("a/b", 0ms));
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 3u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[0].name, "../x");
+  EXPECT_EQ(failures[1].action, settle_action::reject);
+  EXPECT_EQ(failures[2].action, settle_action::release);
+  for (const auto& failure : failures)
+    EXPECT_NE(failure.reason.find("not in flight"), std::string::npos) << failure.reason;
+  EXPECT_TRUE(source.flush().empty());  // reported once
+  EXPECT_EQ(read_file(folder.path() / "x"), "outside");
   EXPECT_TRUE(fs::exists(folder.path() / "inside" / "x"));
+  EXPECT_FALSE(fs::exists(folder.path() / "inside" / "rejected"));
+  EXPECT_THROW(directory_source(folder.path(), {"../elsewhere"}), std::invalid_argument);
+}
+
+TEST(directory_source, a_ticket_settled_twice_is_reported_and_nothing_is_done) {
+  scratch_folder folder;
+  write_file(folder.path() / "1", "first");
+  write_file(folder.path() / "2", "second");
+  directory_source source(folder.path());
+  auto batch = source.poll(0ms, 10);
+  ASSERT_EQ(batch.size(), 2u);
+  const std::string acked = batch[0].ticket;
+  const std::string released = batch[1].ticket;
+  source.ack(acked);
+  source.release(released, 20ms);
+  EXPECT_TRUE(source.flush().empty());
+
+  EXPECT_NO_THROW(source.ack(acked));
+  EXPECT_NO_THROW(source.reject(released, "twice"));
+  const auto failures = source.flush();
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[0].name, "1");
+  EXPECT_EQ(failures[1].action, settle_action::reject);
+  EXPECT_EQ(failures[1].name, "2");
+  // The released file was not moved aside: it comes back after its delay.
+  EXPECT_FALSE(fs::exists(folder.path() / "rejected" / "2"));
+  std::this_thread::sleep_for(30ms);
+  auto again = source.poll(0ms, 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].body, "second");
+  EXPECT_EQ(again[0].receive_count, 2u);
 }
 
 TEST(directory_store, creates_updates_and_deletes_one_document_per_widget) {

@@ -25,7 +25,9 @@ namespace detail = widget_consumer::detail;
 namespace {
 
 detail::sqs_settlement ack(const std::string& id, const std::string& group) {
-  return {{"handle-" + id, id, 1}, wc::settle_action::ack, 0, false, group};
+  return {.ticket = {.receipt_handle = "handle-" + id, .message_id = id, .delivery = 1},
+          .action = wc::settle_action::ack,
+          .group_id = group};
 }
 
 // A scripted DeleteMessageBatch: `refuse(id, attempt)` says whether the
@@ -172,11 +174,11 @@ TEST(sqs_group_fence, holds_the_deliveries_handed_out_before_the_failure_only) {
   EXPECT_FALSE(fence.holds("a", 0));  // not handed out by the source
 
   std::unordered_map<std::string, detail::sqs_in_flight> in_flight;
-  in_flight["m6"] = {"h", 6, {}, "a", 0};
+  in_flight["m6"] = {.receipt_handle = "h", .delivery = 6, .group_id = "a"};
   fence.forget_settled(in_flight);
   EXPECT_TRUE(fence.holds("a", 6));  // still waiting for m6's ack
   in_flight.clear();
-  in_flight["m9"] = {"h", 9, {}, "a", 0};
+  in_flight["m9"] = {.receipt_handle = "h", .delivery = 9, .group_id = "a"};
   fence.forget_settled(in_flight);
   EXPECT_TRUE(fence.empty());
 }

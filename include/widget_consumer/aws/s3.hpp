@@ -84,9 +84,6 @@ inline std::string s3_resource(std::string_view bucket, std::string_view key = {
 
 namespace detail {
 
-// For source/, which still names it here.
-using aws::s3_resource;
-
 // ListObjectsV2 with encoding-type=url form-encodes keys ('+' for a space,
 // %2B for '+'); decoding it lets keys that XML 1.0 cannot carry (control
 // characters) through.

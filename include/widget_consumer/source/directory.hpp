@@ -3,9 +3,11 @@
 // producer's 13-digit epoch-millisecond names sort as time). ack deletes the
 // file; reject moves it into {folder}/rejected/ next to a .reason file;
 // release hides it until its delay has passed. Hidden files (".name") are
-// skipped: writers use them as temporaries before a rename.
+// skipped: writers use them as temporaries before a rename. A ticket that is
+// not in flight is reported by flush() and touches no file (concepts.hpp).
 
 #include "../concepts.hpp"
+#include "detail/settlement_ledger.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +23,6 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -59,30 +60,34 @@ class directory_source {
       std::string body{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
       if (file.bad())
         throw std::runtime_error("cannot read " + (folder_ / name).string());
-      in_flight_.insert(name);
+      ledger_.hand_out(name);
       delayed_.erase(name);
       const std::uint32_t receives = ++receive_counts_[name];
-      batch.push_back({std::move(body), name, name, "", receives});
+      batch.push_back(
+          {.body = std::move(body), .ticket = name, .name = name, .receive_count = receives});
     }
     return batch;
   }
 
   void ack(const ticket_type& name) {
-    settle(name);
+    if (!ledger_.settle(name, settle_action::ack))
+      return;
     receive_counts_.erase(name);
     std::error_code error;
     std::filesystem::remove(folder_ / name, error);  // already gone is fine
     if (error)
-      failures_.push_back({settle_action::ack, name, "cannot delete: " + error.message()});
+      ledger_.fail(settle_action::ack, name, "cannot delete: " + error.message());
   }
 
   void release(const ticket_type& name, std::chrono::milliseconds delay) {
-    settle(name);
+    if (!ledger_.settle(name, settle_action::release))
+      return;
     delayed_[name] = clock::now() + delay;
   }
 
   void reject(const ticket_type& name, std::string_view reason) {
-    settle(name);
+    if (!ledger_.settle(name, settle_action::reject))
+      return;
     receive_counts_.erase(name);
     const std::filesystem::path rejected = folder_ / options_.rejected_folder;
     std::error_code error;
@@ -99,10 +104,10 @@ class directory_source {
     if (!error)
       std::filesystem::rename(folder_ / name, rejected / name, error);
     if (error)
-      failures_.push_back({settle_action::reject, name, "cannot move aside: " + error.message()});
+      ledger_.fail(settle_action::reject, name, "cannot move aside: " + error.message());
   }
 
-  std::vector<settle_failure> flush() { return std::exchange(failures_, {}); }
+  std::vector<settle_failure> flush() { return ledger_.take_failures(); }
 
   bool ordered() const noexcept { return true; }
   // A released file is handed out again by this source only (concepts.hpp).
@@ -111,17 +116,10 @@ class directory_source {
   const std::filesystem::path& folder() const noexcept { return folder_; }
 
  private:
-  // A name the folder listed: one path element, no way out of the folder.
+  // One path element: no way out of the folder.
   static bool is_plain_name(std::string_view name) {
     return !name.empty() && name != "." && name != ".." &&
            name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
-  }
-
-  void settle(const ticket_type& name) {
-    if (!is_plain_name(name))
-      throw std::invalid_argument("refusing a request name outside the folder: " + name);
-    if (in_flight_.erase(name) == 0)
-      throw std::logic_error("request " + name + " is not in flight");
   }
 
   bool released_file_due() const {
@@ -140,7 +138,7 @@ class directory_source {
       if (!entry.is_regular_file(error))
         continue;  // the rejected folder, and anything that is not a file
       std::string name = entry.path().filename().string();
-      if (name.starts_with('.') || in_flight_.contains(name))
+      if (name.starts_with('.') || ledger_.in_flight(name))
         continue;
       if (auto due = delayed_.find(name); due != delayed_.end() && due->second > now)
         continue;
@@ -155,10 +153,11 @@ class directory_source {
   std::filesystem::path folder_;
   directory_source_options options_;
   std::vector<std::string> pending_;  // listed, not yet handed out; newest first
-  std::unordered_set<std::string> in_flight_;
+  // Only names listed from the folder go in flight, so a ticket naming
+  // anything outside it is never settled.
+  detail::settlement_ledger<> ledger_;
   std::unordered_map<std::string, clock::time_point> delayed_;
   std::unordered_map<std::string, std::uint32_t> receive_counts_;
-  std::vector<settle_failure> failures_;
 };
 
 }  // namespace widget_consumer

@@ -3,10 +3,10 @@
 // requests, oldest key first: the producer names them by 13-digit epoch
 // milliseconds, so key order is time order.
 //
-// Pipeline: a lister thread pages through ListObjectsV2, one page ahead of
-// the page poll() is taking keys from; a fixed pool of fetcher threads
-// GETs the bodies of up to read_ahead keys at once; poll() hands them out
-// strictly in key order, waiting only for the oldest.
+// Pipeline (detail/s3_object_window.hpp): a lister thread pages through
+// ListObjectsV2 ahead of poll(), fetcher threads GET up to read_ahead bodies
+// at once, and poll() hands them out strictly in key order, waiting only for
+// the oldest.
 //
 // Decisions:
 // - A pass lists the bucket from the start. A new pass begins only when the
@@ -20,10 +20,13 @@
 //   and pauses); the read-ahead is dropped and the next poll() starts a new
 //   pass, so the failed key is not overtaken by the ones after it.
 // - ack and reject queue the delete; flush() sends DeleteObjects (1,000 keys
-//   per call, Quiet) and reports each key S3 did not delete. When the batch
-//   call fails as a whole, every key is deleted on its own; a server that
-//   does not implement DeleteObjects (501/405) is not asked again, one that
-//   refuses it while the single deletes succeed not for a minute.
+//   per call, Quiet) through the shared batch runner (detail/batch_runner.hpp:
+//   three tries) and reports each key still not deleted. When the batch call
+//   fails as a whole, every key is deleted on its own; a server that does not
+//   implement DeleteObjects (501/405) is not asked again, one that refuses it
+//   while the single deletes succeed not for a minute.
+// - Settling a key that is not in flight is reported by flush(), never
+//   thrown (concepts.hpp, the settlement contract).
 // - reject writes the reason to "{rejected_prefix}{key}.reason" (text/plain),
 //   then copies the request to "{rejected_prefix}{key}", then queues the
 //   delete. Reason first: a failure part-way leaves the request in place, to
@@ -40,25 +43,25 @@
 
 #include "../concepts.hpp"
 
-#include <widget_consumer/aws/access_check.hpp>
-#include <widget_consumer/aws/client.hpp>
-#include <widget_consumer/aws/error.hpp>
-#include <widget_consumer/aws/s3.hpp>
+#include "../aws/access_check.hpp"
+#include "../aws/client.hpp"
+#include "../aws/error.hpp"
+#include "../aws/s3.hpp"
+#include "detail/batch_runner.hpp"
+#include "detail/s3_object_window.hpp"
+#include "detail/settlement_ledger.hpp"
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -81,32 +84,17 @@ class s3_bucket_source {
   using clock = std::chrono::steady_clock;
 
   s3_bucket_source(aws::s3_client client, std::string bucket, s3_bucket_source_options options = {})
-      : client_(std::move(client)), bucket_(std::move(bucket)), options_(std::move(options)) {
-    if (bucket_.empty())
-      throw std::invalid_argument("s3_bucket_source: the request bucket name is empty");
-    if (options_.page_size < 1 || options_.page_size > 1000)
-      throw std::invalid_argument("s3_bucket_source: page_size must be 1..1000");
-    if (options_.fetch_concurrency < 1 || options_.fetch_concurrency > 64)
-      throw std::invalid_argument("s3_bucket_source: fetch_concurrency must be 1..64");
-    options_.read_ahead = std::max<std::size_t>(options_.read_ahead, 1);
-    if (options_.rejected_bucket.empty())
-      options_.rejected_bucket = bucket_;
-    rejects_here_ = options_.rejected_bucket == bucket_;
-    if (rejects_here_ && options_.rejected_prefix.empty())
-      throw std::invalid_argument(
-          "s3_bucket_source: rejected requests in the request bucket need a rejected prefix");
-    if (rejects_here_ && options_.prefix.starts_with(options_.rejected_prefix))
-      throw std::invalid_argument(
-          "s3_bucket_source: the request prefix is inside the rejected one");
-    try {
-      lister_ = std::thread([this] { list_loop(); });
-      for (std::size_t i = 0; i < options_.fetch_concurrency; ++i)
-        fetchers_.emplace_back([this] { fetch_loop(); });
-    } catch (...) {
-      stop();
-      throw;
-    }
-  }
+      : client_(std::move(client)),
+        bucket_(std::move(bucket)),
+        options_(checked(bucket_, std::move(options))),
+        rejects_here_(options_.rejected_bucket == bucket_),
+        window_(
+            {.prefix = options_.prefix,
+             .page_size = options_.page_size,
+             .fetch_concurrency = options_.fetch_concurrency,
+             .read_ahead = options_.read_ahead},
+            [this](const aws::s3_list_options& request) { return list_checked(request); },
+            [this](const std::string& key) { return client_.get_object(bucket_, key); }) {}
 
   s3_bucket_source(aws::client_config config, std::string bucket,
                    s3_bucket_source_options options = {})
@@ -117,7 +105,7 @@ class s3_bucket_source {
   s3_bucket_source& operator=(const s3_bucket_source&) = delete;
 
   // Unflushed acks are not sent: those requests are delivered again.
-  ~s3_bucket_source() { stop(); }
+  ~s3_bucket_source() = default;
 
   // Before the first poll (concepts.hpp, startup_checking): one key is listed,
   // which needs the bucket to exist and these credentials to be let in.
@@ -132,45 +120,59 @@ class s3_bucket_source {
   // listed body to arrive.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t max) {
     std::vector<received_request<ticket_type>> batch;
-    if (max == 0)
-      return batch;
-    std::unique_lock lock(mutex_);
-    throw_list_error();
     bool started_pass = false;
-    for (;;) {
-      fill_window();
-      if (!window_.empty()) {
-        progress_.wait(lock, [&] { return window_.front()->done; });
-        take_ready(batch, max);
-        fill_window();  // keep the fetchers busy while the batch is dispatched
-        if (!batch.empty())
-          return batch;
-        continue;  // every one had vanished
-      }
-      if (pass_active_ && !pass_done_) {
-        progress_.wait(lock, [&] { return !pages_.empty() || pass_done_ || list_error_; });
-        throw_list_error();
+    const auto eligible = [this](const std::string& key) { return this->eligible(key); };
+    while (batch.size() < max) {
+      const auto item = window_.next(eligible, batch.empty());
+      if (!item) {
+        if (!batch.empty() || started_pass)
+          return batch;  // the rest is still being fetched, or nothing now
+        start_pass();
+        started_pass = true;
         continue;
       }
-      if (started_pass)
-        return batch;  // listed everything once in this call: nothing now
-      start_pass();
-      started_pass = true;
+      if (item->error) {
+        if (!batch.empty())
+          return batch;  // hand out what came before it; the next poll throws
+        if (const auto why = unreadable_reason(item->error);
+            why && ++read_failures_[item->key] >= unreadable_tries) {
+          read_failures_.erase(item->key);
+          window_.pop(eligible);
+          set_aside(item->key, *why);
+          continue;
+        }
+        window_.abandon_pass();
+        std::rethrow_exception(item->error);
+      }
+      window_.pop(eligible);  // the item is ours alone from here
+      if (!item->body) {
+        ++vanished_;
+        receive_counts_.erase(item->key);
+        continue;
+      }
+      read_failures_.erase(item->key);
+      ledger_.hand_out(item->key);
+      batch.push_back({.body = std::move(*item->body),
+                       .ticket = item->key,
+                       .name = item->key,
+                       .receive_count = ++receive_counts_[item->key]});
     }
+    return batch;
   }
 
   void ack(const ticket_type& key) {
-    settle(key);
-    queue_delete(key, settle_action::ack);
+    if (ledger_.settle(key, settle_action::ack))
+      queue_delete(key, settle_action::ack);
   }
 
   void release(const ticket_type& key, std::chrono::milliseconds delay) {
-    settle(key);
-    delayed_[key] = clock::now() + delay;
+    if (ledger_.settle(key, settle_action::release))
+      delayed_[key] = clock::now() + delay;
   }
 
   void reject(const ticket_type& key, std::string_view reason) {
-    settle(key);
+    if (!ledger_.settle(key, settle_action::reject))
+      return;
     const std::string target = options_.rejected_prefix + key;
     try {
       client_.put_object(options_.rejected_bucket, target + ".reason", std::string(reason),
@@ -178,10 +180,9 @@ class s3_bucket_source {
       client_.copy_object(bucket_, key, options_.rejected_bucket, target);
     } catch (const std::exception& e) {
       // Not in flight any more, so it is listed and rejected again.
-      failures_.push_back({settle_action::reject, key,
-                           "cannot copy to " +
-                               aws::detail::s3_resource(options_.rejected_bucket, target) + ": " +
-                               e.what()});
+      ledger_.fail(
+          settle_action::reject, key,
+          "cannot copy to " + aws::s3_resource(options_.rejected_bucket, target) + ": " + e.what());
       return;
     }
     queue_delete(key, settle_action::reject);
@@ -190,7 +191,7 @@ class s3_bucket_source {
   std::vector<settle_failure> flush() {
     if (!pending_deletes_.empty())
       delete_pending();
-    return std::exchange(failures_, {});
+    return ledger_.take_failures();
   }
 
   bool ordered() const noexcept { return true; }
@@ -200,136 +201,61 @@ class s3_bucket_source {
   // Listed and not delivered yet (being fetched, waiting behind the oldest,
   // on a page not taken yet, or a listing under way), or released and not
   // yet due: the consumer does not count such time as idle.
-  bool has_pending() {
-    std::lock_guard lock(mutex_);
-    return !window_.empty() || !pages_.empty() || (pass_active_ && !pass_done_) ||
-           !delayed_.empty();
-  }
+  bool has_pending() { return window_.has_pending() || !delayed_.empty(); }
 
   const std::string& bucket() const noexcept { return bucket_; }
   const s3_bucket_source_options& options() const noexcept { return options_; }
   // Listed keys that were gone when their body was fetched.
   std::uint64_t vanished() const noexcept { return vanished_; }
   // Delivered and not yet settled.
-  std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  std::size_t in_flight() const noexcept { return ledger_.size(); }
   // Objects set aside because they could not be read (see the top).
   std::uint64_t unreadable() const noexcept { return unreadable_; }
 
  private:
-  struct slot {
-    std::string key;
-    bool done = false;                // written by a fetcher under mutex_
-    std::optional<std::string> body;  // nullopt: the key is gone
-    std::exception_ptr error;
-  };
-
   struct pending_delete {
     std::string key;
-    settle_action action;
+    settle_action action = settle_action::ack;
   };
 
-  void stop() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    list_wanted_.notify_all();
-    fetch_wanted_.notify_all();
-    if (lister_.joinable())
-      lister_.join();
-    for (auto& fetcher : fetchers_)
-      if (fetcher.joinable())
-        fetcher.join();
-  }
-
-  // ---- background threads ------------------------------------------------
-
-  // Keeps at most one page listed ahead of the one poll() is taking from.
-  void list_loop() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      list_wanted_.wait(lock, [&] {
-        return stopping_ || (pass_active_ && !pass_done_ && !list_error_ && pages_.size() < 2);
-      });
-      if (stopping_)
-        return;
-      const std::uint64_t pass = pass_;
-      aws::s3_list_options request;
-      request.prefix = options_.prefix;
-      request.continuation_token = token_;
-      request.max_keys = options_.page_size;
-      lock.unlock();
-      aws::s3_object_list page;
-      std::exception_ptr error;
-      try {
-        page = list_checked(request);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      lock.lock();
-      if (pass != pass_)
-        continue;  // that pass was abandoned meanwhile
-      if (error) {
-        list_error_ = error;
-      } else {
-        token_ = std::move(page.next_continuation_token);
-        pass_done_ = token_.empty();
-        pages_.push_back(std::move(page.keys));
-      }
-      progress_.notify_all();
-    }
-  }
-
-  void fetch_loop() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      fetch_wanted_.wait(lock, [&] { return stopping_ || !fetch_queue_.empty(); });
-      if (stopping_)
-        return;
-      std::shared_ptr<slot> item = std::move(fetch_queue_.front());
-      fetch_queue_.pop_front();
-      lock.unlock();
-      std::optional<std::string> body;
-      std::exception_ptr error;
-      try {
-        body = client_.get_object(bucket_, item->key);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      lock.lock();
-      item->body = std::move(body);
-      item->error = error;
-      item->done = true;
-      progress_.notify_all();
-    }
+  static s3_bucket_source_options checked(const std::string& bucket,
+                                          s3_bucket_source_options options) {
+    if (bucket.empty())
+      throw std::invalid_argument("s3_bucket_source: the request bucket name is empty");
+    if (options.page_size < 1 || options.page_size > 1000)
+      throw std::invalid_argument("s3_bucket_source: page_size must be 1..1000");
+    if (options.fetch_concurrency < 1 || options.fetch_concurrency > 64)
+      throw std::invalid_argument("s3_bucket_source: fetch_concurrency must be 1..64");
+    options.read_ahead = std::max<std::size_t>(options.read_ahead, 1);
+    if (options.rejected_bucket.empty())
+      options.rejected_bucket = bucket;
+    const bool rejects_here = options.rejected_bucket == bucket;
+    if (rejects_here && options.rejected_prefix.empty())
+      throw std::invalid_argument(
+          "s3_bucket_source: rejected requests in the request bucket need a rejected prefix");
+    if (rejects_here && options.prefix.starts_with(options.rejected_prefix))
+      throw std::invalid_argument(
+          "s3_bucket_source: the request prefix is inside the rejected one");
+    return options;
   }
 
   // A listing that retrying cannot fix (no such bucket, access denied)
   // becomes unrecoverable_error: the consumer stops at once and says why.
   aws::s3_object_list list_checked(const aws::s3_list_options& request) {
     return aws::with_access_check(
-        client_.service().config(),
-        "cannot list the request bucket " + aws::detail::s3_resource(bucket_),
+        client_.service().config(), "cannot list the request bucket " + aws::s3_resource(bucket_),
         "that the bucket exists in this region and that these credentials may list, read and "
         "delete its objects",
         [&] { return client_.list_objects_v2(bucket_, request); });
   }
 
-  // ---- poll thread, under mutex_ ------------------------------------------
-
-  void throw_list_error() {
-    if (!list_error_)
-      return;
-    const std::exception_ptr error = std::exchange(list_error_, nullptr);
-    abandon_pass();
-    std::rethrow_exception(error);
-  }
+  // ---- poll thread only ------------------------------------------------------
 
   void start_pass() {
     const auto now = clock::now();
     // A release that was due before the last pass began and was not seen in
     // it is gone from the bucket: forget it.
-    if (pass_active_) {
+    if (window_.start_pass()) {
       std::erase_if(delayed_, [&](const auto& entry) {
         if (entry.second >= pass_started_)
           return false;
@@ -337,98 +263,23 @@ class s3_bucket_source {
         return true;
       });
     }
-    ++pass_;
-    pass_active_ = true;
-    pass_done_ = false;
     pass_started_ = now;
-    token_.clear();
-    pages_.clear();
-    page_offset_ = 0;
-    list_wanted_.notify_one();
   }
 
-  void abandon_pass() {
-    ++pass_;
-    pass_active_ = false;
-    pass_done_ = false;
-    pages_.clear();
-    page_offset_ = 0;
-    for (const auto& item : window_)
-      windowed_.erase(item->key);
-    window_.clear();
-    fetch_queue_.clear();  // holds only slots of the window
-  }
-
-  bool eligible(const std::string& key, clock::time_point now) {
+  // Called by the window under its lock, on the poll thread.
+  bool eligible(const std::string& key) {
     if (key.empty() || key.ends_with('/'))
       return false;
     if (rejects_here_ && key.starts_with(options_.rejected_prefix))
       return false;
-    if (in_flight_.contains(key) || windowed_.contains(key) || deleting_.contains(key) ||
-        skipped_.contains(key))
+    if (ledger_.in_flight(key) || deleting_.contains(key) || skipped_.contains(key))
       return false;
     if (const auto due = delayed_.find(key); due != delayed_.end()) {
-      if (due->second > now)
+      if (due->second > clock::now())
         return false;
       delayed_.erase(due);
     }
     return true;
-  }
-
-  // Moves listed keys into the read-ahead window and queues their GETs.
-  void fill_window() {
-    const auto now = clock::now();
-    while (!pages_.empty()) {
-      auto& page = pages_.front();
-      if (page_offset_ == page.size()) {
-        pages_.pop_front();
-        page_offset_ = 0;
-        list_wanted_.notify_one();
-        continue;
-      }
-      if (window_.size() >= options_.read_ahead)
-        return;
-      std::string& key = page[page_offset_++];
-      if (!eligible(key, now))
-        continue;
-      auto item = std::make_shared<slot>();
-      item->key = std::move(key);
-      windowed_.insert(item->key);
-      window_.push_back(item);
-      fetch_queue_.push_back(std::move(item));
-      fetch_wanted_.notify_one();
-    }
-  }
-
-  void take_ready(std::vector<received_request<ticket_type>>& batch, std::size_t max) {
-    while (!window_.empty() && batch.size() < max && window_.front()->done) {
-      const std::shared_ptr<slot> item = window_.front();
-      if (item->error) {
-        if (!batch.empty())
-          return;  // hand out what came before it; the next poll throws
-        if (const auto why = unreadable_reason(item->error);
-            why && ++read_failures_[item->key] >= unreadable_tries) {
-          read_failures_.erase(item->key);
-          window_.pop_front();
-          windowed_.erase(item->key);
-          set_aside(item->key, *why);
-          continue;
-        }
-        abandon_pass();
-        std::rethrow_exception(item->error);
-      }
-      window_.pop_front();
-      windowed_.erase(item->key);
-      if (!item->body) {
-        ++vanished_;
-        receive_counts_.erase(item->key);
-        continue;
-      }
-      read_failures_.erase(item->key);
-      in_flight_.insert(item->key);
-      const std::uint32_t receives = ++receive_counts_[item->key];
-      batch.push_back({std::move(*item->body), item->key, item->key, "", receives});
-    }
   }
 
   // Why GetObject can never succeed for this one key, or nullopt when the
@@ -448,7 +299,7 @@ class s3_bucket_source {
     return std::nullopt;
   }
 
-  // Under mutex_, on the poll thread: a rare event, so the fetchers may wait.
+  // On the poll thread: a rare event, so poll() may take its time.
   void set_aside(const std::string& key, const std::string& why) {
     ++unreadable_;
     const std::string target = options_.rejected_prefix + key;
@@ -470,48 +321,39 @@ class s3_bucket_source {
       } catch (const std::exception&) {
         // flush() reports it all the same.
       }
-      failures_.push_back({settle_action::reject, key, in_place});
+      ledger_.fail(settle_action::reject, key, in_place);
     }
   }
 
-  // ---- settling (poll thread only) ----------------------------------------
-
-  void settle(const ticket_type& key) {
-    if (in_flight_.erase(key) == 0)
-      throw std::logic_error("request " + key + " is not in flight");
-  }
+  // ---- settling (poll thread only) ------------------------------------------
 
   void queue_delete(const std::string& key, settle_action action) {
     deleting_.insert(key);
-    pending_deletes_.push_back({key, action});
+    pending_deletes_.push_back({.key = key, .action = action});
   }
 
   static bool batch_delete_unsupported(const aws::service_error& error) {
     return error.status() == 501 || error.status() == 405 || error.code() == "NotImplemented";
   }
 
-  void delete_pending() {
-    const std::vector<pending_delete> batch = std::exchange(pending_deletes_, {});
-    std::unordered_map<std::string, settle_action> actions;
+  // One call of the batch runner: DeleteObjects, or each key on its own when
+  // the batch call fails as a whole or is not asked (see the top).
+  std::vector<detail::batch_entry_failure> delete_keys(std::span<const pending_delete> chunk) {
+    std::vector<detail::batch_entry_failure> failed;
+    std::unordered_map<std::string, std::size_t> index;
     std::vector<std::string> keys;
-    keys.reserve(batch.size());
-    for (const auto& each : batch) {
-      actions.emplace(each.key, each.action);
-      keys.push_back(each.key);
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      index.emplace(chunk[i].key, i);
+      keys.push_back(chunk[i].key);
     }
-    std::unordered_set<std::string> failed;
-    bool deleted = false;
     bool batch_refused = false;  // the server answered DeleteObjects with an error
     if (batch_delete_ && clock::now() >= batch_delete_paused_until_) {
       try {
-        for (auto& failure : client_.delete_objects(bucket_, keys)) {
-          const auto action = actions.find(failure.key);
-          failures_.push_back({action == actions.end() ? settle_action::ack : action->second,
-                               failure.key,
-                               "DeleteObjects: " + failure.code + ": " + failure.message});
-          failed.insert(failure.key);
-        }
-        deleted = true;
+        for (const auto& failure : client_.delete_objects(bucket_, keys))
+          if (const auto found = index.find(failure.key); found != index.end())
+            failed.push_back({.index = found->second,
+                              .reason = "DeleteObjects: " + failure.code + ": " + failure.message});
+        return failed;
       } catch (const aws::service_error& e) {
         batch_delete_ = !batch_delete_unsupported(e);
         batch_refused = true;
@@ -519,23 +361,37 @@ class s3_bucket_source {
         // Whatever it was, the single deletes below will say it per key.
       }
     }
-    if (!deleted) {
-      for (const auto& each : batch) {
-        try {
-          client_.delete_object(bucket_, each.key);
-        } catch (const std::exception& e) {
-          failures_.push_back({each.action, each.key, e.what()});
-          failed.insert(each.key);
-        }
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      try {
+        client_.delete_object(bucket_, chunk[i].key);
+      } catch (const std::exception& e) {
+        failed.push_back({.index = i, .reason = e.what()});
       }
-      // DeleteObjects refused while every key deletes fine on its own: a
-      // server that cannot do the batch for these keys (s3rver 3.7.1 answers
-      // 500 to any key that looks like a number, i.e. every producer key).
-      // Asking it again at each flush costs the call and its retries every
-      // time (seconds per flush, and a 1,200-request drain ran at 11/s):
-      // delete one by one for a while, then try the batch again.
-      if (batch_refused && failed.empty())
-        batch_delete_paused_until_ = clock::now() + batch_delete_pause;
+    }
+    // DeleteObjects refused while every key deletes fine on its own: a server
+    // that cannot do the batch for these keys (some S3-compatible servers
+    // answer 500 to a key that looks like a number, i.e. every producer key).
+    // Asking it again at each flush costs the call and its retries every time
+    // (seconds per flush): delete one by one for a while, then try the batch
+    // again.
+    if (batch_refused && failed.empty())
+      batch_delete_paused_until_ = clock::now() + batch_delete_pause;
+    return failed;
+  }
+
+  void delete_pending() {
+    std::vector<pending_delete> batch = std::exchange(pending_deletes_, {});
+    std::vector<std::string> keys;
+    for (const auto& each : batch)
+      keys.push_back(each.key);
+    std::unordered_set<std::string> failed;
+    const auto undone = detail::run_batches(
+        std::move(batch),
+        {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
+        [this](std::span<const pending_delete> chunk) { return delete_keys(chunk); });
+    for (const auto& each : undone) {
+      ledger_.fail(each.entry.action, each.entry.key, each.reason);
+      failed.insert(each.entry.key);
     }
     // Deleted or not, they may be listed again: a failed delete means the
     // request is still there and is delivered again, counted as such.
@@ -551,42 +407,24 @@ class s3_bucket_source {
   s3_bucket_source_options options_;
   bool rejects_here_ = true;
 
-  // Shared with the background threads.
-  std::mutex mutex_;
-  std::condition_variable list_wanted_;   // the lister waits
-  std::condition_variable fetch_wanted_;  // the fetchers wait
-  std::condition_variable progress_;      // poll() waits: a page or a body arrived
-  bool stopping_ = false;
-  std::uint64_t pass_ = 0;  // bumped when a pass starts or is abandoned
-  bool pass_active_ = false;
-  bool pass_done_ = false;  // the last page of the pass is in pages_
-  std::string token_;
-  std::deque<std::vector<std::string>> pages_;
-  std::exception_ptr list_error_;
-  std::deque<std::shared_ptr<slot>> fetch_queue_;
-
-  // Poll thread only (fill_window and take_ready also hold mutex_).
+  // The poll thread's (eligible() runs under the window's lock, on it too).
+  detail::settlement_ledger<> ledger_;
   clock::time_point pass_started_{};
-  std::size_t page_offset_ = 0;  // into pages_.front()
-  std::deque<std::shared_ptr<slot>> window_;
-  std::unordered_set<std::string> windowed_;
-  std::unordered_set<std::string> in_flight_;
   std::unordered_set<std::string> deleting_;  // acked or rejected, delete not yet sent
   std::unordered_map<std::string, clock::time_point> delayed_;
   std::unordered_map<std::string, std::uint32_t> receive_counts_;
   std::vector<pending_delete> pending_deletes_;
-  std::vector<settle_failure> failures_;
   bool batch_delete_ = true;
+  static constexpr std::chrono::seconds batch_delete_pause{60};
+  clock::time_point batch_delete_paused_until_{};
   static constexpr std::uint32_t unreadable_tries = 3;  // failed passes before a set-aside
   std::unordered_map<std::string, std::uint32_t> read_failures_;
   std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
   std::uint64_t unreadable_ = 0;
-  static constexpr std::chrono::seconds batch_delete_pause{60};
-  clock::time_point batch_delete_paused_until_{};
   std::uint64_t vanished_ = 0;
 
-  std::thread lister_;
-  std::vector<std::thread> fetchers_;
+  // Last: its threads use the members above and are joined before they go.
+  detail::s3_object_window window_;
 };
 
 }  // namespace widget_consumer

@@ -11,15 +11,19 @@ namespace widget_consumer {
 // SQS's limit on how long a message may stay hidden.
 inline constexpr int sqs_max_visibility_seconds = 43200;
 
+// How sqs_queue_source rejects (sqs_queue.hpp): to the dead-letter queue
+// given, to the queue's RedrivePolicy, or hidden in the queue
+// (sqs_queue_options::keep_rejected).
+enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
+
 struct sqs_queue_options {
   // WaitTimeSeconds of each ReceiveMessage, 0..20 (long polling when > 0).
   std::chrono::seconds wait_time{20};
   // VisibilityTimeout of each ReceiveMessage and of each heartbeat extension,
   // 0..43200. 0 = the queue's VisibilityTimeout attribute.
   std::chrono::seconds visibility_timeout{30};
-  // ReceiveMessage calls in flight at once, >= 1. On a FIFO queue AWS hands
-  // a message group to one receive at a time, so several keep the order
-  // (moto 5.2 does not; scripts/moto_server.py makes it).
+  // ReceiveMessage calls in flight at once, >= 1. On a FIFO queue SQS hands
+  // a message group to one receive at a time, so several keep the order.
   std::size_t receivers = 3;
   int max_messages = 10;  // per ReceiveMessage, 1..10
   // Received messages waiting for poll(); 0 = receivers * max_messages.

@@ -22,6 +22,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 namespace widget_consumer::detail {
 
@@ -145,6 +147,64 @@ class sqs_undeliverable {
 
  private:
   std::unordered_set<std::string> ids_;
+};
+
+// The rejects bound for the dead-letter queue until flush(), and the
+// messages it refused for good.
+class sqs_dead_letters {
+ public:
+  struct rejected {
+    sqs_ticket ticket{};
+    std::string reason{};
+    std::string body{};
+    std::string group_id{};
+    std::int64_t sent_ms = 0;
+  };
+
+  // The dead-letter queue (sqs_queue_setup.hpp).
+  std::string url;
+  bool fifo = false;
+  std::size_t max_size = sqs_default_message_size;
+
+  void queue(rejected item) { queued_.push_back(std::move(item)); }
+  // Refused for good before: not sent again.
+  bool refused_for_good(const std::string& message_id) const {
+    return undeliverable_.contains(message_id);
+  }
+
+  // Sends every queued reject. One sent goes to sent(ticket), to be deleted;
+  // one not sent to not_deleted(message id) and is reported in failures; one
+  // refused for good also to keep(ticket, sent_ms), said once and not sent
+  // again (`redrive`: the queue has a RedrivePolicy to leave it to).
+  template <class Client, class Sent, class NotDeleted, class Keep>
+  void send_all(Client& client, bool redrive, std::vector<settle_failure>& failures, Sent sent,
+                NotDeleted not_deleted, Keep keep) {
+    for (auto& item : std::exchange(queued_, {})) {
+      const auto [error, for_good] =
+          sqs_send_dead_letter(client, url, fifo, max_size, item.body, item.ticket.message_id,
+                               item.group_id, item.reason);
+      if (error.empty()) {
+        sent(std::move(item.ticket));
+        continue;
+      }
+      not_deleted(item.ticket.message_id);
+      if (!for_good) {
+        failures.push_back({.action = settle_action::reject,
+                            .name = item.ticket.message_id,
+                            .reason = "sending to the dead-letter queue failed: " + error});
+        continue;
+      }
+      undeliverable_.add(item.ticket.message_id);
+      failures.push_back({.action = settle_action::reject,
+                          .name = item.ticket.message_id,
+                          .reason = sqs_undeliverable_text(error, item.reason, redrive)});
+      keep(std::move(item.ticket), item.sent_ms);
+    }
+  }
+
+ private:
+  std::vector<rejected> queued_;
+  sqs_undeliverable undeliverable_;
 };
 
 }  // namespace widget_consumer::detail

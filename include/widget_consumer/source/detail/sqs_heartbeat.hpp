@@ -14,15 +14,22 @@
 // with every message in it, rather than after a backoff as long as the
 // visibility timeout may be short.
 
+#include "../../aws/client.hpp"
 #include "../../aws/sqs.hpp"
+#include "worker_threads.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace widget_consumer::detail {
@@ -94,5 +101,104 @@ std::vector<aws::sqs_batch_failure> extend_visibility(
   }
   return failures;
 }
+
+// The heartbeat thread of sqs_queue_source: every visibility_timeout / 3 (see
+// sqs_queue.hpp), one pass extends the visibility of every message the
+// source says is in flight. A message received just after one pass waits a
+// whole interval plus a pass for the next; a third leaves room for slow
+// calls.
+class sqs_heartbeat {
+ public:
+  struct message {
+    std::string id;
+    std::string receipt_handle;
+  };
+  // What is in flight now (the source takes its own lock).
+  using snapshot_function = std::function<std::vector<message>()>;
+  // The messages SQS refused to extend: the source counts those it still
+  // holds with that receipt handle (one settled or received again meanwhile
+  // is no failure of ours).
+  using refused_function = std::function<void(const std::vector<message>&)>;
+
+  // `visibility` is held during a pass: the source holds it while it changes
+  // visibility itself, so a release is never overtaken by an extension.
+  sqs_heartbeat(aws::client_config config, std::string queue_url, int visibility_seconds,
+                std::mutex& visibility, snapshot_function snapshot, refused_function refused)
+      : client_(own_config(std::move(config), interval_for(visibility_seconds))),
+        queue_url_(std::move(queue_url)),
+        visibility_seconds_(visibility_seconds),
+        visibility_(visibility),
+        snapshot_(std::move(snapshot)),
+        refused_(std::move(refused)) {
+    thread_.start(
+        1, [this] { loop(); }, [this] { stop(); });
+  }
+
+  sqs_heartbeat(const sqs_heartbeat&) = delete;
+  sqs_heartbeat& operator=(const sqs_heartbeat&) = delete;
+  ~sqs_heartbeat() { stop(); }
+
+  void stop() noexcept {
+    change_and_notify(
+        mutex_, [this] { stopping_ = true; }, wake_);
+    thread_.join();
+  }
+
+  static std::chrono::milliseconds interval_for(int visibility_seconds) {
+    return std::chrono::milliseconds{visibility_seconds * 1000 / 3};
+  }
+
+ private:
+  // The heartbeat's own client, whose calls give up after an interval (5 s
+  // at least: a slow server is not a hung one, and retries would only load
+  // it more) and are not retried: one that hangs or fails is made again
+  // while its messages are still hidden.
+  static aws::client_config own_config(aws::client_config config,
+                                       std::chrono::milliseconds interval) {
+    config.max_attempts = 1;
+    config.http.total_timeout =
+        std::min(config.http.total_timeout, std::max(interval, std::chrono::milliseconds{5000}));
+    return config;
+  }
+
+  void loop() {
+    heartbeat_schedule schedule(interval_for(visibility_seconds_),
+                                std::chrono::steady_clock::now());
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        if (wake_.wait_until(lock, schedule.next(), [&] { return stopping_; }))
+          return;
+      }
+      schedule.began(std::chrono::steady_clock::now());
+      std::lock_guard visibility(visibility_);
+      const auto messages = snapshot_();
+      std::vector<aws::sqs_visibility_change> changes;
+      for (const auto& each : messages)
+        changes.push_back({each.receipt_handle, visibility_seconds_});
+      bool calls_failed = false;
+      std::vector<message> refused;
+      for (const auto& failure : extend_visibility(client_, queue_url_, changes)) {
+        calls_failed = calls_failed || !failure.sender_fault;
+        if (failure.sender_fault && failure.index < messages.size())
+          refused.push_back(messages[failure.index]);
+      }
+      if (!refused.empty())
+        refused_(refused);
+      schedule.ended(calls_failed, std::chrono::steady_clock::now());
+    }
+  }
+
+  aws::sqs_client client_;
+  std::string queue_url_;
+  int visibility_seconds_;
+  std::mutex& visibility_;
+  snapshot_function snapshot_;
+  refused_function refused_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  worker_threads thread_;  // last: joined before the rest goes
+};
 
 }  // namespace widget_consumer::detail

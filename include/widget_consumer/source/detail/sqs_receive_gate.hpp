@@ -1,8 +1,8 @@
 #pragma once
 // How sqs_queue_source stops its receivers, apart from the rest of it.
 //
-// A ReceiveMessage cut short is not free: SQS (and moto) go on with a long
-// poll whose caller hung up and may still hand it messages, which then stay
+// A ReceiveMessage cut short is not free: SQS goes on with a long poll
+// whose caller hung up and may still hand it messages, which then stay
 // hidden for their visibility timeout (aws-sdk-java-v2#1395,
 // aws-sdk-go-v2#2068). On a FIFO queue that also blocks their groups. So a
 // stop is in two steps:
@@ -14,6 +14,13 @@
 // still connected, so a receive that takes a message given back returns it to
 // us instead of hiding it; it cancels only those that stay quiet for a grace
 // period, which found nothing to take.
+//
+// sqs_queue_source's destructor thus flushes what is queued and makes every
+// unsettled message visible at once, so another consumer gets it without
+// waiting out its visibility timeout; it does so again for what receives
+// still in progress bring, until they stay quiet for stop_grace, then aborts
+// them. At-least-once: a message SQS hands to a poll after it was aborted
+// stays hidden for its visibility timeout, then comes back.
 
 #include <chrono>
 #include <condition_variable>

@@ -1,12 +1,14 @@
 #pragma once
 // The bookkeeping behind sqs_queue_source's settling, apart from its threads:
-// the queued entries, the batch runner with its retries, and the memory of
-// recent settlements that tells a harmless duplicate delivery from a ticket
-// settled twice.
+// the queued entries, SQS FIFO group order over the shared batch runner
+// (batch_runner.hpp), and the memory of recent settlements that tells a
+// harmless duplicate delivery from a ticket settled twice.
 
 #include "../../concepts.hpp"
 
 #include "../../aws/sqs.hpp"
+#include "../sqs_ticket.hpp"
+#include "batch_runner.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -27,16 +29,6 @@
 #include <vector>
 
 namespace widget_consumer {
-
-// The receipt handle, and the message id for logs and failures.
-struct sqs_ticket {
-  // Of this delivery. SQS deletes a message only with the newest receipt
-  // handle, so the source settles with the newest one it received since.
-  std::string receipt_handle;
-  std::string message_id;
-  // Which hand-out of the source this is; 0 = not handed out by a source.
-  std::uint64_t delivery = 0;
-};
 
 namespace detail {
 
@@ -108,10 +100,10 @@ inline bool sqs_is_fifo(std::string_view url,
 
 // A message received and not yet settled, by message id.
 struct sqs_in_flight {
-  std::string receipt_handle;  // the newest received
-  std::uint64_t delivery = 0;  // the ticket handed out
-  std::string body;            // kept only for a dead-letter queue
-  std::string group_id;
+  std::string receipt_handle{};  // the newest received
+  std::uint64_t delivery = 0;    // the ticket handed out
+  std::string body{};            // kept only for a dead-letter queue
+  std::string group_id{};
   std::int64_t sent_ms = 0;  // SentTimestamp
 };
 
@@ -120,7 +112,7 @@ struct sqs_in_flight {
 inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::sqs_message message,
                                                                            std::uint64_t delivery,
                                                                            bool keep_body) {
-  sqs_in_flight entry{message.receipt_handle, delivery, {}, {}, 0};
+  sqs_in_flight entry{.receipt_handle = message.receipt_handle, .delivery = delivery};
   if (const auto group = message.attribute("MessageGroupId"))
     entry.group_id = std::string(*group);
   if (const auto sent = message.attribute("SentTimestamp"))
@@ -129,16 +121,17 @@ inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::
     entry.body = message.body;
   received_request<sqs_ticket> request;
   request.name = message.message_id;
-  request.ordering_key = entry.group_id;
   request.receive_count = static_cast<std::uint32_t>(std::max(message.receive_count(), 1));
-  request.ticket = {message.receipt_handle, message.message_id, delivery};
+  request.ticket = {.receipt_handle = message.receipt_handle,
+                    .message_id = message.message_id,
+                    .delivery = delivery};
   request.body = std::move(message.body);
   return {std::move(entry), std::move(request)};
 }
 
 // One queued DeleteMessageBatch or ChangeMessageVisibilityBatch entry.
 struct sqs_settlement {
-  sqs_ticket ticket;
+  sqs_ticket ticket{};
   settle_action action = settle_action::ack;
   int visibility = 0;
   // The delete of a copy delivered again after its message was settled:
@@ -151,18 +144,54 @@ struct sqs_settlement {
 
 inline constexpr int sqs_settle_attempts = 3;
 
-// Runs `call` over `entries` in chunks of up to 10; entries that fail (in
-// the answer or because the whole call threw) are tried again, twice, then
-// reported.
-//
-// Entries with a group_id take effect in their order within the group. On a
-// FIFO queue a message left undeleted comes back, and is applied again, after
-// its visibility timeout: if a later message of its group were deleted
-// meanwhile, the older request would end up applied last (a widget's update
-// undone, a deleted widget back). So a call holds at most one entry of a
-// group (a batch is not atomic), and once one fails, the group's later
-// entries are not sent until it succeeds; if it never does, they are reported
-// with it and all come back in order. Returns the groups left so.
+// The order SQS must see a FIFO group's settlements in, as an order policy
+// of run_batches. On a FIFO queue a message left undeleted comes back, and is
+// applied again, after its visibility timeout: if a later message of its
+// group were deleted meanwhile, the older request would end up applied last
+// (a widget's update undone, a deleted widget back). So a call holds at most
+// one entry of a group (a batch is not atomic), and once one fails, the
+// group's later entries are not sent in that attempt.
+class sqs_group_order {
+ public:
+  void begin_attempt() {
+    broken_.clear();
+    in_call_.clear();
+  }
+  batch_admission admit(const sqs_settlement& entry) {
+    const std::string& group = entry.group_id;
+    if (group.empty())
+      return batch_admission::join;
+    if (in_call_.contains(group))
+      return batch_admission::next_call;
+    if (broken_.contains(group))
+      return batch_admission::hold;
+    in_call_.insert(group);
+    return batch_admission::join;
+  }
+  void call_sent() { in_call_.clear(); }
+  void failed(const sqs_settlement& entry) {
+    if (!entry.group_id.empty())
+      broken_.insert(entry.group_id);
+  }
+  std::string hold_reason() const {
+    return "not sent: an earlier message of its group was not settled, and SQS must see them in "
+           "order";
+  }
+  // The groups with an entry undone in the last attempt.
+  std::vector<std::string> broken() const { return {broken_.begin(), broken_.end()}; }
+
+ private:
+  std::unordered_set<std::string> broken_;
+  std::unordered_set<std::string> in_call_;
+};
+
+// Runs `call` (an SQS batch call: span of entries -> aws::sqs_batch_failure
+// per refused entry) over `entries` through the shared batch runner, ten per
+// call, three tries, in FIFO group order (sqs_group_order); reports what is
+// still undone in `failures`, except the deletes of duplicate copies (such a
+// copy just comes back). If a group's entry never succeeds, its later
+// entries are reported with it and all come back in order. Returns the
+// groups left so.
 template <class Call>
 std::vector<std::string> run_sqs_batches(std::vector<sqs_settlement>& entries, Call call,
                                          std::string_view operation,
@@ -174,69 +203,50 @@ std::vector<std::string> run_sqs_batches(std::vector<sqs_settlement>& entries, C
       return !seen.insert(each.ticket.receipt_handle).second;
     });
   }
-  for (int attempt = 1;; ++attempt) {
-    std::vector<std::string> reasons(entries.size());  // empty = done
-    std::unordered_set<std::string> broken;            // groups with one not done
-    std::vector<std::size_t> chunk;
-    std::unordered_set<std::string> chunk_groups;
-    auto send = [&] {
-      if (chunk.empty())
-        return;
-      std::vector<sqs_settlement> batch;
-      for (const std::size_t i : chunk)
-        batch.push_back(entries[i]);
-      try {
-        for (const auto& failure : call(std::span<const sqs_settlement>(batch)))
-          if (failure.index < chunk.size())
-            reasons[chunk[failure.index]] =
-                std::string(operation) + ": " + failure.code + ": " + failure.message;
-      } catch (const std::exception& e) {
-        for (const std::size_t i : chunk)
-          reasons[i] = std::string(operation) + ": " + e.what();
-      }
-      for (const std::size_t i : chunk)
-        if (!reasons[i].empty() && !entries[i].group_id.empty())
-          broken.insert(entries[i].group_id);
-      chunk.clear();
-      chunk_groups.clear();
-    };
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      const std::string& group = entries[i].group_id;
-      if (!group.empty()) {
-        if (chunk_groups.contains(group))
-          send();
-        if (broken.contains(group)) {
-          reasons[i] = std::string(operation) +
-                       ": not sent: an earlier message of its group was not settled, and SQS "
-                       "must see them in order";
-          continue;
-        }
-        chunk_groups.insert(group);
-      }
-      chunk.push_back(i);
-      if (chunk.size() == aws::sqs_client::max_batch_entries)
-        send();
-    }
-    send();
+  sqs_group_order order;
+  const auto undone = run_batches(
+      std::exchange(entries, {}),
+      {.per_call = aws::sqs_client::max_batch_entries,
+       .attempts = sqs_settle_attempts,
+       .operation = operation},
+      [&](std::span<const sqs_settlement> chunk) {
+        std::vector<batch_entry_failure> failed;
+        for (const auto& failure : call(chunk))
+          failed.push_back(
+              {.index = failure.index,
+               .reason = std::string(operation) + ": " + failure.code + ": " + failure.message});
+        return failed;
+      },
+      order);
+  for (const auto& each : undone)
+    if (!each.entry.duplicate)
+      failures.push_back({.action = each.entry.action,
+                          .name = each.entry.ticket.message_id,
+                          .reason = each.reason});
+  return order.broken();
+}
 
-    std::vector<sqs_settlement> failed;
-    std::vector<std::string> failed_reasons;
-    for (std::size_t i = 0; i < entries.size(); ++i)
-      if (!reasons[i].empty()) {
-        failed.push_back(std::move(entries[i]));
-        failed_reasons.push_back(std::move(reasons[i]));
-      }
-    if (failed.empty() || attempt >= sqs_settle_attempts) {
-      std::vector<std::string> left(broken.begin(), broken.end());
-      for (std::size_t i = 0; i < failed.size(); ++i)
-        if (!failed[i].duplicate)
-          failures.push_back({failed[i].action, failed[i].ticket.message_id, failed_reasons[i]});
-      entries.clear();
-      return left;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds{50 * attempt});
-    entries = std::move(failed);
-  }
+// The batch calls run_sqs_batches makes for flush(): DeleteMessageBatch and
+// ChangeMessageVisibilityBatch (to each entry's visibility).
+template <class Client>
+auto sqs_delete_call(Client& client, const std::string& queue_url) {
+  return [&client, &queue_url](std::span<const sqs_settlement> chunk) {
+    std::vector<std::string> handles;
+    for (const auto& each : chunk)
+      handles.push_back(each.ticket.receipt_handle);
+    return client.delete_message_batch(queue_url, handles);
+  };
+}
+
+template <class Client>
+auto sqs_visibility_call(Client& client, const std::string& queue_url) {
+  return [&client, &queue_url](std::span<const sqs_settlement> chunk) {
+    std::vector<aws::sqs_visibility_change> entries;
+    for (const auto& each : chunk)
+      entries.push_back(
+          {.receipt_handle = each.ticket.receipt_handle, .visibility_timeout = each.visibility});
+    return client.change_message_visibility_batch(queue_url, entries);
+  };
 }
 
 // FIFO groups with a message acked but not deleted (run_sqs_batches gave up).
