@@ -75,6 +75,8 @@ class PostgreSQLEndToEnd(unittest.TestCase):
             output = running.stderr() + running.stdout()
         self.assertEqual(code, 0, output[-3000:])
         self.assertNotIn(self.password, output)
+        # The restart is transient: retried and released, never a failure.
+        self.assertIn(" 0 failed", p.summary_line(output), p.summary_line(output))
         return output
 
     def check_tables(self, expected):

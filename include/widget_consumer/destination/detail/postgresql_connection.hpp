@@ -117,8 +117,8 @@ struct pg_settings {
 };
 
 // Opens one connection. Throws store_error: transient when the server could
-// not be reached or is not ready, permanent when it answered and refused
-// (wrong password, no such database or role, pg_hba), with `target` naming
+// not be reached or is not ready, permanent when it answered and refused us
+// (wrong password, no such database or role, pg_hba); libpq's message names
 // the server.
 inline pg_connection pg_connect(const pg_settings& settings, const pg_redactor& redact) {
   std::vector<const char*> keys = {"dbname", "application_name", "connect_timeout"};
@@ -144,14 +144,16 @@ inline pg_connection pg_connect(const pg_settings& settings, const pg_redactor& 
     return connection;
   }
   const std::string message = redact(pg_one_line(PQerrorMessage(connection.get())));
-  // The server answered with a FATAL error: it refuses us, and will again,
-  // unless it is only starting up, shutting down or full.
-  const bool refused = message.find("FATAL:") != std::string::npos &&
-                       message.find("starting up") == std::string::npos &&
-                       message.find("shutting down") == std::string::npos &&
-                       message.find("recovery mode") == std::string::npos &&
-                       message.find("too many clients") == std::string::npos &&
-                       message.find("terminating connection") == std::string::npos;
+  // libpq gives no SQLSTATE for a refused connection, so the server's words
+  // decide: these refusals come back on every attempt (28000, 28P01,
+  // 3D000, 42501). Anything else (refused, reset, the server starting up,
+  // recovering, shutting down, full) may heal.
+  static constexpr std::string_view refusals[] = {"authentication failed", "no pg_hba.conf entry",
+                                                  "does not exist", "not permitted to log in",
+                                                  "permission denied"};
+  bool refused = false;
+  for (const auto refusal : refusals)
+    refused = refused || message.find(refusal) != std::string::npos;
   const bool no_password = PQconnectionNeedsPassword(connection.get()) != 0;
   throw store_error(
       refused || no_password ? store_failure::permanent : store_failure::transient,
