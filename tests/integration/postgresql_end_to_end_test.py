@@ -125,6 +125,21 @@ class PostgreSQLEndToEnd(unittest.TestCase):
         self.assertEqual(p.queue_counts(sqs, queue), (0, 0, 0))
         self.assertEqual(p.queue_counts(sqs, dead)[0], counts["invalid"])
 
+    def test_what_cannot_heal_ends_the_program_at_once(self):
+        requests = tempfile.mkdtemp(prefix="wc-pg-requests-")
+        secret = "Wr0ng-Pa55word-" + p.unique("x")
+        base = [p.program("widget_consumer"), "--request-dir", requests, "-pdbc", self.url,
+                "-pdbu", self.user, "--max-idle", "2000"]
+        for arguments, expected in [(["-pdbp", secret], "password authentication failed"),
+                                    ([], "--pdb-create-schema")]:
+            with p.Process(base + arguments, self.env, "pg-refused") as running:
+                code = running.wait(120)
+                output = running.stderr() + running.stdout()
+            self.assertEqual(code, 1, output)
+            self.assertIn(expected, output)
+            self.assertNotIn(secret, output)
+            self.assertNotIn(self.password, output)
+
 
 if __name__ == "__main__":
     result = unittest.main(exit=False, verbosity=2).result
