@@ -6,4 +6,6 @@
 #include <widget_consumer/destination/postgresql_table.hpp>
 #endif
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -73,7 +73,7 @@ class pg_redactor {
 inline std::string pg_one_line(std::string_view text) {
   std::string line;
   for (const char c : text) {
-    if (c == '\n' || c == '\r') {
+    if (c == '\n' || c == '\r' || c == '\t') {
       if (!line.empty() && line.back() != ' ')
         line += ' ';
     } else {
