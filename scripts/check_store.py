@@ -2,17 +2,21 @@
 
     check_store.py EXPECTED.json s3 BUCKET [--prefix widgets/] [--no-owner]
     check_store.py EXPECTED.json dynamodb TABLE
+    check_store.py EXPECTED.json postgresql CONNECTION-URI
 
 EXPECTED.json is what `widget_producer --expected-state` writes: an object of
 widget id -> widget document. boto3 reads the store (an independent client, not
 our own code), using AWS_ENDPOINT_URL and the usual AWS_* variables. Prints one
 line and exits 0 when the store holds exactly the expected widgets, 1 (with the
-first differences) when it does not.
+first differences) when it does not. A PostgreSQL store is read with psql
+(Debian's postgresql-client), its password from PGPASSWORD or ~/.pgpass.
 """
 
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 
 import boto3
@@ -69,10 +73,31 @@ def dynamodb_widgets(table):
     return found, []
 
 
+# One JSON object of widget id -> widget, built by the server: psql's text
+# output then needs no parsing of its own.
+POSTGRESQL_WIDGETS = """
+SELECT coalesce(json_object_agg(w.id, json_build_object(
+  'widgetId', w.id, 'owner', w.owner, 'label', w.label, 'description', w.description,
+  'otherAttributes', coalesce((SELECT json_agg(json_build_object('name', a.name, 'value', a.value))
+                               FROM widget_attributes a WHERE a.widget_id = w.id), '[]'))),
+  '{}')
+FROM widgets w
+"""
+
+
+def postgresql_widgets(connection):
+    run = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                          "-d", connection, "-c", POSTGRESQL_WIDGETS],
+                         capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        sys.exit(f"check: psql failed: {run.stderr.strip()}")
+    return {wid: canonical(w) for wid, w in json.loads(run.stdout).items()}, []
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("expected")
-    parser.add_argument("kind", choices=["s3", "dynamodb"])
+    parser.add_argument("kind", choices=["s3", "dynamodb", "postgresql"])
     parser.add_argument("name")
     parser.add_argument("--prefix", default="widgets/")
     parser.add_argument("--no-owner", action="store_true")
@@ -82,6 +107,8 @@ def main():
         expected = {wid: canonical(w) for wid, w in json.load(f).items()}
     if args.kind == "s3":
         found, problems = s3_widgets(args.name, args.prefix, not args.no_owner)
+    elif args.kind == "postgresql":
+        found, problems = postgresql_widgets(args.name)
     else:
         found, problems = dynamodb_widgets(args.name)
 
@@ -93,7 +120,9 @@ def main():
         if expected[wid] != found[wid] and len(problems) < 10:
             problems.append(f"widget {wid} differs: expected {expected[wid]}, found {found[wid]}")
 
-    where = f"{args.kind}:{args.name}"
+    # A connection URI may hold a password: never print it.
+    name = re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", args.name)
+    where = f"{args.kind}:{name}"
     if problems:
         print(f"check: {where} does NOT match the expected state ({len(found)} widgets, "
               f"{len(expected)} expected):")

@@ -54,6 +54,10 @@ struct consumer_options {
   std::string widget_bucket;
   std::string dynamodb_widget_table;
   std::string widget_dir;
+  std::string postgresql_connection;  // a libpq connection string or URI
+  std::string postgresql_user;
+  std::string postgresql_password;  // else PGPASSWORD or ~/.pgpass, as libpq reads them
+  bool postgresql_create_schema = false;
   std::string widget_key_prefix = "widgets/";
   bool use_owner_in_prefix = true;
   std::string rejected_prefix = "rejected/";
@@ -85,6 +89,9 @@ inline std::vector<std::string> with_long_names(int argc, const char* const argv
       {"-wkp", "--widget-key-prefix"},
       {"-uop", "--use-owner-in-prefix"},
       {"-dwt", "--dynamodb-widget-table"},
+      {"-pdbc", "--pdb-conn"},
+      {"-pdbu", "--pdb-username"},
+      {"-pdbp", "--pdb-password"},
       {"-mrt", "--max-runtime"},
       {"-qwt", "--queue-wait-timeout"},
       {"-qvt", "--queue-visibility-timeout"},
@@ -131,6 +138,14 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
   store("dynamodb-widget-table", po::value(&o.dynamodb_widget_table),
         "DynamoDB table of widgets (-dwt)");
   store("widget-dir", po::value(&o.widget_dir), "folder of widget files");
+  store("pdb-conn", po::value(&o.postgresql_connection),
+        "PostgreSQL database of widgets: a libpq connection string or URI (-pdbc)");
+  store("pdb-username", po::value(&o.postgresql_user), "PostgreSQL user (-pdbu)");
+  store("pdb-password", po::value(&o.postgresql_password),
+        "PostgreSQL password (-pdbp; better PGPASSWORD or ~/.pgpass, which other users' ps "
+        "cannot see)");
+  store("pdb-create-schema", po::bool_switch(&o.postgresql_create_schema),
+        "create the widgets and widget_attributes tables when missing");
   store("widget-key-prefix", po::value(&o.widget_key_prefix)->default_value(o.widget_key_prefix),
         "S3 key prefix of widgets (-wkp)");
   store("use-owner-in-prefix",
@@ -182,7 +197,9 @@ inline void print_usage(std::ostream& out, std::string_view program,
       << "  " << program << " -rb usu-cs5250-requests -wb usu-cs5250-web -mrt 60000\n"
       << "  " << program << " -rq cs5250-requests -dwt widgets --concurrency 32\n"
       << "  " << program << " --endpoint-url http://127.0.0.1:4566 -rq requests -wb widgets\n"
-      << "  " << program << " --request-dir requests/ --widget-dir widgets/\n\n"
+      << "  " << program << " --request-dir requests/ --widget-dir widgets/\n"
+      << "  " << program
+      << " -rq requests -pdbc postgresql://db.example.com/shop -pdbu app --pdb-create-schema\n\n"
       << descriptions << '\n'
       << exit_status_help;
 }
@@ -209,7 +226,7 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
   const int source_count = !options.request_bucket.empty() + !options.request_queue.empty() +
                            !options.request_dir.empty();
   const int store_count = !options.widget_bucket.empty() + !options.dynamodb_widget_table.empty() +
-                          !options.widget_dir.empty();
+                          !options.widget_dir.empty() + !options.postgresql_connection.empty();
   if (source_count != 1)
     throw usage_error(
         source_count == 0
@@ -217,8 +234,9 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
             : "more than one request source: give only one of -rb, -rq, --request-dir");
   if (store_count != 1)
     throw usage_error(store_count == 0
-                          ? "no widget store: give one of -wb, -dwt or --widget-dir"
-                          : "more than one widget store: give only one of -wb, -dwt, --widget-dir");
+                          ? "no widget store: give one of -wb, -dwt, -pdbc or --widget-dir"
+                          : "more than one widget store: give only one of -wb, -dwt, -pdbc, "
+                            "--widget-dir");
   if (options.concurrency < 1 || options.concurrency > 1024)
     throw usage_error("--concurrency must be between 1 and 1024");
   if (options.queue_receivers < 1 || options.queue_receivers > 64)

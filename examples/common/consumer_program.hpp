@@ -10,6 +10,10 @@
 #include <widget_consumer/aws/client_settings.hpp>
 #include <widget_consumer/stop.hpp>
 #include <widget_consumer/widget_consumer.hpp>
+// Defined by examples/CMakeLists.txt when libpq was found.
+#ifdef WIDGET_CONSUMER_EXAMPLES_POSTGRESQL
+#include <widget_consumer/destination/postgresql_table.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -27,7 +31,7 @@ namespace wc = widget_consumer;
 // The policies a program may be composed of, and how each is built from the
 // command line.
 enum class source_kind { s3_bucket, sqs_queue, directory };
-enum class store_kind { s3_bucket, dynamodb_table, directory };
+enum class store_kind { s3_bucket, dynamodb_table, directory, postgresql_table };
 
 inline source_kind source_of(const consumer_options& o) {
   if (!o.request_bucket.empty())
@@ -42,6 +46,8 @@ inline store_kind store_of(const consumer_options& o) {
     return store_kind::s3_bucket;
   if (!o.dynamodb_widget_table.empty())
     return store_kind::dynamodb_table;
+  if (!o.postgresql_connection.empty())
+    return store_kind::postgresql_table;
   return store_kind::directory;
 }
 
@@ -111,6 +117,23 @@ inline auto make_store(std::type_identity<wc::directory_store>, const consumer_o
   return std::make_unique<wc::directory_store>(o.widget_dir, layout_of(o));
 }
 
+#ifdef WIDGET_CONSUMER_EXAMPLES_POSTGRESQL
+// One connection per lane, so no lane waits for another's.
+inline auto make_store(std::type_identity<wc::postgresql_table_store>, const consumer_options& o,
+                       const aws_context&) {
+  return std::make_unique<wc::postgresql_table_store>(
+      wc::postgresql_store_options{.connection = o.postgresql_connection,
+                                   .user = o.postgresql_user,
+                                   .password = o.postgresql_password,
+                                   .pool_size = static_cast<std::size_t>(o.concurrency),
+                                   .create_schema = o.postgresql_create_schema});
+}
+
+inline constexpr store_kind kind_of(std::type_identity<wc::postgresql_table_store>) {
+  return store_kind::postgresql_table;
+}
+#endif
+
 inline constexpr source_kind kind_of(std::type_identity<wc::s3_bucket_source>) {
   return source_kind::s3_bucket;
 }
@@ -161,7 +184,7 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   return failed ? 1 : 0;
 }
 
-// widget_consumer picks the combination from the command line: all nine are
+// widget_consumer picks the combination from the command line: every one is
 // compiled in.
 template <class Source>
 int run_with_store_of(const consumer_options& o, const aws_context& aws) {
@@ -172,6 +195,13 @@ int run_with_store_of(const consumer_options& o, const aws_context& aws) {
       return run_combination<Source, wc::dynamodb_table_store>(o, aws);
     case store_kind::directory:
       return run_combination<Source, wc::directory_store>(o, aws);
+    case store_kind::postgresql_table:
+#ifdef WIDGET_CONSUMER_EXAMPLES_POSTGRESQL
+      return run_combination<Source, wc::postgresql_table_store>(o, aws);
+#else
+      throw usage_error(
+          "this program was built without PostgreSQL (libpq): -pdbc is not available");
+#endif
   }
   return 1;
 }
@@ -208,6 +238,8 @@ inline std::string_view describe(store_kind kind) {
       return "a DynamoDB table (-dwt)";
     case store_kind::directory:
       return "a folder (--widget-dir)";
+    case store_kind::postgresql_table:
+      return "a PostgreSQL database (-pdbc)";
   }
   return "?";
 }

@@ -11,6 +11,7 @@ status"):
   and exit code 2, in every program; --help alone exits 0.
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,10 @@ import programs as p  # noqa: E402
 
 PROGRAMS = ["widget_consumer", "widget_producer", "s3_to_s3", "s3_to_dynamodb", "sqs_to_s3",
             "sqs_to_dynamodb"]
+# Built only with libpq (examples/CMakeLists.txt).
+if os.access(os.path.join(os.environ.get("WIDGET_CONSUMER_PROGRAMS", ""), "s3_to_postgresql"),
+             os.X_OK):
+    PROGRAMS.append("s3_to_postgresql")
 # Time allowed from start to exit, as the README promises.
 LIMIT_SECONDS = 2.0
 
