@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../tests/support/loopback_http_server.hpp"
+#include "support/loopback_http_server.hpp"
 #include "widget_consumer/aws/client.hpp"
 #include "widget_consumer/aws/crypto.hpp"
 #include "widget_consumer/aws/http.hpp"
@@ -107,10 +107,9 @@ void sign_s3_put_2kb(benchmark::State& state) {
 
 // A server that answers every request at once, keeping the connection open:
 // what is measured is our side plus loopback TCP, not a service.
-scripted_reply answer(const widget_consumer::testing::received_request& request) {
-  return {http_reply(200, request.method == "POST" ? "{}" : "",
-                     "Content-Type: application/x-amz-json-1.0\r\n"),
-          0, false, false};
+scripted_reply answer(const widget_consumer::testing::received_http_request& request) {
+  return {.bytes = http_reply(200, request.method == "POST" ? "{}" : "",
+                              "Content-Type: application/x-amz-json-1.0\r\n")};
 }
 
 client_config loopback_config(const std::string& endpoint) {

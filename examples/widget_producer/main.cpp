@@ -4,7 +4,7 @@
 // Optionally writes the state the requests lead to, for checking a consumer.
 
 #include "common/command_line.hpp"
-#include "widget_producer/request_generator.hpp"
+#include "support/request_generator.hpp"  // tests/support/: the tests expect what it writes
 
 #include <widget_consumer/aws/client_settings.hpp>
 #include <widget_consumer/aws/s3.hpp>

@@ -4,11 +4,11 @@
 #include <widget_consumer/source/s3_bucket.hpp>
 #include <widget_consumer/source/sqs_queue.hpp>
 
-#include <widget_producer/request_generator.hpp>
-
 #include "support/emulator.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/memory_policies.hpp"
+#include "support/request_generator.hpp"
+#include "support/service_contents.hpp"
 
 #include <gtest/gtest.h>
 
@@ -47,6 +47,8 @@ using widget_consumer::testing::capturing_log;
 using widget_consumer::testing::capturing_sink;
 using widget_consumer::testing::fault_proxy;
 using widget_consumer::testing::fault_proxy_options;
+using widget_consumer::testing::list_all;
+using widget_consumer::testing::messages_in;
 using widget_consumer::testing::unique_name;
 namespace json = boost::json;
 
@@ -131,27 +133,6 @@ produced generate(std::uint64_t seed, Each&& each) {
   }
   result.expected = generator.expected_widgets();
   return result;
-}
-
-std::vector<std::string> list_all(aws::s3_client& s3, const std::string& bucket) {
-  std::vector<std::string> keys;
-  aws::s3_list_options options;
-  for (int page = 0; page < 100; ++page) {
-    auto listed = s3.list_objects_v2(bucket, options);
-    keys.insert(keys.end(), listed.keys.begin(), listed.keys.end());
-    if (!listed.has_more())
-      break;
-    options.continuation_token = listed.next_continuation_token;
-  }
-  return keys;
-}
-
-int messages_in(aws::sqs_client& sqs, const std::string& url) {
-  const std::vector<std::string> names{"ApproximateNumberOfMessages",
-                                       "ApproximateNumberOfMessagesNotVisible"};
-  const auto attributes = sqs.get_queue_attributes(url, names);
-  return std::stoi(attributes.at("ApproximateNumberOfMessages")) +
-         std::stoi(attributes.at("ApproximateNumberOfMessagesNotVisible"));
 }
 
 // Policies built through the proxy may meet a fault in their constructor
@@ -559,14 +540,18 @@ void fault_run::run_and_check() {
 // Each kind alone at a rate that hits every phase (listing, fetching,
 // storing, settling) several times in 200 requests, then all at once.
 const std::vector<fault_profile> profiles{
-    {"throttle", {{"throttle", 0.10}}, true},
-    {"reset", {{"reset", 0.08}}, true},
-    {"after", {{"after", 0.08}}, false},
-    {"reset-after", {{"reset-after", 0.08}}, false},
-    {"slow", {{"slow", 0.05}}, false},
-    {"mixed",
-     {{"throttle", 0.04}, {"after", 0.03}, {"reset", 0.03}, {"reset-after", 0.03}, {"slow", 0.02}},
-     false},
+    {.name = "throttle", .faults = {{"throttle", 0.10}}, .before_forwarding_only = true},
+    {.name = "reset", .faults = {{"reset", 0.08}}, .before_forwarding_only = true},
+    {.name = "after", .faults = {{"after", 0.08}}, .before_forwarding_only = false},
+    {.name = "reset-after", .faults = {{"reset-after", 0.08}}, .before_forwarding_only = false},
+    {.name = "slow", .faults = {{"slow", 0.05}}, .before_forwarding_only = false},
+    {.name = "mixed",
+     .faults = {{"throttle", 0.04},
+                {"after", 0.03},
+                {"reset", 0.03},
+                {"reset-after", 0.03},
+                {"slow", 0.02}},
+     .before_forwarding_only = false},
 };
 
 struct combination {

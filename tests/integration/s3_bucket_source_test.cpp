@@ -1,6 +1,7 @@
 #include <widget_consumer/source/s3_bucket.hpp>
 
 #include "support/emulator.hpp"
+#include "support/service_contents.hpp"
 
 #include <gtest/gtest.h>
 
@@ -25,6 +26,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using widget_consumer::testing::emulator;
+using widget_consumer::testing::list_all;
 using widget_consumer::testing::unique_name;
 using batch_type = std::vector<received_request<std::string>>;
 
@@ -66,18 +68,6 @@ aws::client_config config_for(const emulator& server,
     return keys;
   };
   return config;
-}
-
-std::vector<std::string> list_all(aws::s3_client& s3, const std::string& bucket) {
-  std::vector<std::string> keys;
-  aws::s3_list_options options;
-  for (;;) {
-    auto page = s3.list_objects_v2(bucket, options);
-    keys.insert(keys.end(), page.keys.begin(), page.keys.end());
-    if (!page.has_more())
-      return keys;
-    options.continuation_token = page.next_continuation_token;
-  }
 }
 
 // 13-digit epoch-millisecond names, like the producer's.

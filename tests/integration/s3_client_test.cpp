@@ -1,6 +1,7 @@
 #include "widget_consumer/aws/s3.hpp"
 
 #include "support/emulator.hpp"
+#include "support/service_contents.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,6 +28,7 @@ namespace {
 
 using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::emulator;
+using widget_consumer::testing::list_all;
 using widget_consumer::testing::unique_name;
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
@@ -81,19 +83,6 @@ class s3_client_test : public ::testing::TestWithParam<bool> {
     auto bucket = unique_name("bucket");
     s3_.create_bucket(bucket);
     return bucket;
-  }
-
-  std::vector<std::string> list_all(const std::string& bucket, s3_list_options options = {}) {
-    std::vector<std::string> keys;
-    for (int page = 0; page < 100; ++page) {
-      auto list = s3_.list_objects_v2(bucket, options);
-      keys.insert(keys.end(), list.keys.begin(), list.keys.end());
-      if (!list.has_more())
-        return keys;
-      options.continuation_token = list.next_continuation_token;
-    }
-    ADD_FAILURE() << "listing did not end";
-    return keys;
   }
 
   // Runs boto3 (an independent client) with `arguments`; returns its stdout.
@@ -171,7 +160,7 @@ TEST_P(s3_client_test, awkward_keys_round_trip_exactly) {
   }
   auto expected = keys_;
   std::ranges::sort(expected);  // S3 lists in UTF-8 byte order
-  EXPECT_EQ(list_all(bucket), expected);
+  EXPECT_EQ(list_all(s3_, bucket), expected);
 }
 
 TEST_P(s3_client_test, boto3_reads_what_we_write_and_we_read_what_it_writes) {
@@ -207,7 +196,7 @@ for key in items:
         theirs, keys_);
   auto expected = keys_;
   std::ranges::sort(expected);
-  EXPECT_EQ(list_all(theirs), expected);
+  EXPECT_EQ(list_all(s3_, theirs), expected);
   for (const auto& key : keys_)
     EXPECT_EQ(s3_.get_object(theirs, key), "theirs " + key) << key;
 }
@@ -240,12 +229,12 @@ TEST_P(s3_client_test, listing_pages_with_prefix_start_after_and_tokens) {
   auto page = s3_.list_objects_v2(bucket, options);
   EXPECT_EQ(page.keys, (std::vector<std::string>{"req/1000", "req/1001", "req/1002"}));
   ASSERT_TRUE(page.has_more());
-  EXPECT_EQ(list_all(bucket, options),
+  EXPECT_EQ(list_all(s3_, bucket, options),
             (std::vector<std::string>{"req/1000", "req/1001", "req/1002", "req/1003", "req/1004",
                                       "req/1005", "req/1006"}));
 
   options.start_after = "req/1004";
-  EXPECT_EQ(list_all(bucket, options), (std::vector<std::string>{"req/1005", "req/1006"}));
+  EXPECT_EQ(list_all(s3_, bucket, options), (std::vector<std::string>{"req/1005", "req/1006"}));
 
   s3_list_options plus;
   plus.prefix = "req+";
@@ -344,7 +333,7 @@ TEST_P(s3_client_test, listing_follows_the_continuation_token_past_1000_keys) {
   std::vector<std::string> listed = first.keys;
   listed.insert(listed.end(), second.keys.begin(), second.keys.end());
   EXPECT_EQ(listed, expected);  // every key once, in S3's order
-  EXPECT_EQ(list_all(bucket), expected);
+  EXPECT_EQ(list_all(s3_, bucket), expected);
 }
 
 TEST_P(s3_client_test, an_empty_bucket_lists_one_empty_last_page) {
@@ -367,7 +356,7 @@ TEST_P(s3_client_test, delete_object_and_delete_objects_remove_awkward_keys) {
   for (int i = 0; i < 1500; ++i)
     keys.push_back("absent/" + std::to_string(i));
   EXPECT_TRUE(s3_.delete_objects(bucket, keys).empty());
-  EXPECT_TRUE(list_all(bucket).empty());
+  EXPECT_TRUE(list_all(s3_, bucket).empty());
 }
 
 TEST_P(s3_client_test, delete_objects_returns_the_keys_it_could_not_delete) {
@@ -386,7 +375,7 @@ s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", 
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_EQ(failures[0].key, "protected/a & b");
   EXPECT_EQ(failures[0].code, "AccessDenied");
-  EXPECT_EQ(list_all(bucket), std::vector<std::string>{"protected/a & b"});
+  EXPECT_EQ(list_all(s3_, bucket), std::vector<std::string>{"protected/a & b"});
 }
 
 TEST_P(s3_client_test, copy_object_handles_awkward_source_keys) {
@@ -415,9 +404,9 @@ TEST_P(s3_client_test, dot_segment_keys_round_trip) {
     EXPECT_EQ(s3_.get_object(bucket, key), key) << key;
   auto expected = dot_segment_keys;
   std::ranges::sort(expected);
-  EXPECT_EQ(list_all(bucket), expected);
+  EXPECT_EQ(list_all(s3_, bucket), expected);
   EXPECT_TRUE(s3_.delete_objects(bucket, dot_segment_keys).empty());
-  EXPECT_TRUE(list_all(bucket).empty());
+  EXPECT_TRUE(list_all(s3_, bucket).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(servers, s3_client_test, ::testing::Values(false, true), server_name);

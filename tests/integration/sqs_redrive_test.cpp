@@ -3,6 +3,7 @@
 
 #include "support/emulator.hpp"
 #include "support/memory_policies.hpp"
+#include "support/service_contents.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,20 +25,13 @@ using namespace std::chrono_literals;
 using widget_consumer::testing::capturing_log;
 using widget_consumer::testing::client_config_for;
 using widget_consumer::testing::memory_store;
+using widget_consumer::testing::messages_in;
 using widget_consumer::testing::plain_emulator;
 using widget_consumer::testing::unique_name;
 
 std::string request(const std::string& type, const std::string& id) {
   return R"({"type":")" + type + R"(","requestId":")" + id +
          R"(","widgetId":"w1","owner":"Mary Jones","label":"l-)" + id + R"("})";
-}
-
-int messages_in(aws::sqs_client& sqs, const std::string& url) {
-  const std::vector<std::string> names{"ApproximateNumberOfMessages",
-                                       "ApproximateNumberOfMessagesNotVisible"};
-  const auto attributes = sqs.get_queue_attributes(url, names);
-  return std::stoi(attributes.at("ApproximateNumberOfMessages")) +
-         std::stoi(attributes.at("ApproximateNumberOfMessagesNotVisible"));
 }
 
 TEST(sqs_redrive, releases_during_a_store_outage_send_nothing_to_the_dead_letter_queue) {

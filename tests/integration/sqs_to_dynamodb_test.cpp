@@ -3,10 +3,10 @@
 #include <widget_consumer/consumer.hpp>
 #include <widget_consumer/destination/dynamodb_table.hpp>
 
-#include <widget_producer/request_generator.hpp>
-
 #include "support/emulator.hpp"
 #include "support/memory_policies.hpp"
+#include "support/request_generator.hpp"
+#include "support/service_contents.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,19 +29,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using widget_consumer::testing::capturing_log;
+using widget_consumer::testing::messages_in;
 using widget_consumer::testing::unique_name;
 namespace json = boost::json;
 
 aws::client_config iam_config() {
   return widget_consumer::testing::client_config_for(widget_consumer::testing::iam_emulator());
-}
-
-int messages_in(aws::sqs_client& sqs, const std::string& url) {
-  const std::vector<std::string> names{"ApproximateNumberOfMessages",
-                                       "ApproximateNumberOfMessagesNotVisible"};
-  const auto attributes = sqs.get_queue_attributes(url, names);
-  return std::stoi(attributes.at("ApproximateNumberOfMessages")) +
-         std::stoi(attributes.at("ApproximateNumberOfMessagesNotVisible"));
 }
 
 TEST(sqs_to_dynamodb, a_fifo_queue_of_generated_requests_ends_as_the_expected_table) {

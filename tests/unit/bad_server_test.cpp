@@ -22,7 +22,7 @@
 namespace aws = widget_consumer::aws;
 using widget_consumer::testing::http_reply;
 using widget_consumer::testing::loopback_http_server;
-using widget_consumer::testing::received_request;
+using widget_consumer::testing::received_http_request;
 using widget_consumer::testing::scripted_reply;
 using namespace std::chrono_literals;
 
@@ -46,15 +46,15 @@ aws::client_config config_for(const loopback_http_server& server, int attempts =
 
 // The same reply to every request.
 loopback_http_server always(scripted_reply reply) {
-  return loopback_http_server([reply](const received_request&) { return reply; });
+  return loopback_http_server([reply](const received_http_request&) { return reply; });
 }
 scripted_reply reply(int status, const std::string& body, const std::string& extra = {}) {
-  return {http_reply(status, body, extra)};
+  return {.bytes = http_reply(status, body, extra)};
 }
 // A 200 whose body ends where the connection closes: nothing tells curl it
 // is incomplete.
 scripted_reply cut_at_close(const std::string& body) {
-  return {"HTTP/1.1 200 X\r\nConnection: close\r\n\r\n" + body, 0, true};
+  return {.bytes = "HTTP/1.1 200 X\r\nConnection: close\r\n\r\n" + body, .close = true};
 }
 
 const std::string listing =
@@ -87,8 +87,8 @@ bool contains(const std::string& text, const std::string& part) {
 
 TEST(BadServerS3, ConnectionDyingMidBodyIsRetried) {
   // Content-Length promises more than comes: curl sees the cut.
-  auto server =
-      always({"HTTP/1.1 200 X\r\nContent-Length: 500\r\n\r\n<ListBucketResult>", 0, true});
+  auto server = always(
+      {.bytes = "HTTP/1.1 200 X\r\nContent-Length: 500\r\n\r\n<ListBucketResult>", .close = true});
   aws::s3_client s3(config_for(server));
   const auto e = expect_throw<aws::transport_error>([&] { s3.list_objects_v2("b"); });
   EXPECT_TRUE(e.retryable());
@@ -98,7 +98,7 @@ TEST(BadServerS3, ConnectionDyingMidBodyIsRetried) {
 
 TEST(BadServerS3, BodyCutAtCloseIsRetriedThenSucceeds) {
   std::atomic<int> calls{0};
-  loopback_http_server server([&](const received_request&) {
+  loopback_http_server server([&](const received_http_request&) {
     return ++calls == 1 ? cut_at_close(listing.substr(0, 40)) : reply(200, listing);
   });
   aws::s3_client s3(config_for(server));
@@ -171,7 +171,8 @@ TEST(BadServerS3, EmptyDeleteResultIsRetried) {
 }
 
 TEST(BadServerHttp, AnnouncedOversizeIsRefusedBeforeTheBody) {
-  auto server = always({"HTTP/1.1 200 X\r\nContent-Length: 107374182400\r\n\r\n", 0, false, true});
+  auto server =
+      always({.bytes = "HTTP/1.1 200 X\r\nContent-Length: 107374182400\r\n\r\n", .hold = true});
   aws::s3_client s3(config_for(server));
   const auto e = expect_throw<aws::transport_error>([&] { s3.get_object("b", "k"); }, 1000ms);
   EXPECT_EQ(e.failure(), aws::transport_error::kind::too_large);
@@ -183,7 +184,9 @@ TEST(BadServerHttp, AnnouncedOversizeIsRefusedBeforeTheBody) {
 
 TEST(BadServerHttp, StreamedOversizeIsCutAtTheLimit) {
   // No Content-Length: the size shows only while the body streams in.
-  auto server = always({"HTTP/1.1 200 X\r\nConnection: close\r\n\r\n", 8 * test_body_limit, true});
+  auto server = always({.bytes = "HTTP/1.1 200 X\r\nConnection: close\r\n\r\n",
+                        .filler = 8 * test_body_limit,
+                        .close = true});
   aws::s3_client s3(config_for(server));
   const auto e = expect_throw<aws::transport_error>([&] { s3.get_object("b", "k"); }, 1000ms);
   EXPECT_EQ(e.failure(), aws::transport_error::kind::too_large);
@@ -210,7 +213,8 @@ TEST(BadServerHttp, EndlessHeadersAreCut) {
 }
 
 TEST(BadServerHttp, SilentServerTimesOutAndIsRetried) {
-  auto server = always({"HTTP/1.1 200 X\r\nContent-Length: 100\r\n\r\n<List", 0, false, true});
+  auto server =
+      always({.bytes = "HTTP/1.1 200 X\r\nContent-Length: 100\r\n\r\n<List", .hold = true});
   auto config = config_for(server, 2);
   config.http.total_timeout = 300ms;
   aws::s3_client s3(config);
@@ -232,7 +236,7 @@ std::string message_json(const std::string& body, const std::string& md5) {
 
 TEST(BadServerSqs, WrongMd5IsRetriedAndNeverApplied) {
   std::atomic<int> calls{0};
-  loopback_http_server server([&](const received_request&) {
+  loopback_http_server server([&](const received_http_request&) {
     const std::string md5 = aws::to_hex(aws::md5("good"));
     const auto body = ++calls == 1 ? message_json("evil", md5) : message_json("good", md5);
     return reply(200, R"({"Messages": [)" + body + "]}");
@@ -319,7 +323,8 @@ TEST(BadServerDynamoDb, WrongItemTypeIsAnErrorNotAMissingItem) {
 }
 
 TEST(BadServerDynamoDb, ConnectionDyingMidJsonIsRetried) {
-  auto server = always({"HTTP/1.1 200 X\r\nContent-Length: 64\r\n\r\n{\"Items\": [", 0, true});
+  auto server =
+      always({.bytes = "HTTP/1.1 200 X\r\nContent-Length: 64\r\n\r\n{\"Items\": [", .close = true});
   aws::dynamodb_client dynamodb(config_for(server));
   const auto e = expect_throw<aws::transport_error>([&] { dynamodb.scan("widgets"); });
   EXPECT_TRUE(e.retryable());
@@ -328,7 +333,7 @@ TEST(BadServerDynamoDb, ConnectionDyingMidJsonIsRetried) {
 
 TEST(BadServerDynamoDb, ThrottlingPageThenGoodAnswer) {
   std::atomic<int> calls{0};
-  loopback_http_server server([&](const received_request&) {
+  loopback_http_server server([&](const received_http_request&) {
     if (++calls == 1)
       return reply(400, R"({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException"})");
     return reply(200, R"({"Items": [], "Count": 0})");

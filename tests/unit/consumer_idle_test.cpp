@@ -11,7 +11,7 @@
 
 // max_idle means "nothing to do", not "nothing handed out lately": time spent
 // applying and settling, and time the source spends fetching what it has
-// already listed, is not idle time (issue 12, item 2).
+// already listed, is not idle time.
 
 namespace {
 

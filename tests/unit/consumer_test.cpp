@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -190,23 +191,29 @@ class late_release_source : public memory_source {
   bool releases_locally() const { return true; }
 };
 
-TEST(consumer, a_released_request_is_not_overtaken_by_a_later_one_however_late_it_returns) {
-  late_release_source source;
-  memory_store store;
-  std::atomic<bool> failed_once{false};
-  store.before_apply = [&](const widget_request& r) {
-    if (r.request_id == "r1" && !failed_once.exchange(true))
+// The store throws a transient failure at the request's first attempt only.
+void fail_first_attempt_of(const std::string& request_id, memory_store& store) {
+  auto failed = std::make_shared<std::atomic<bool>>(false);
+  store.before_apply = [failed, request_id](const widget_request& r) {
+    if (r.request_id == request_id && !failed->exchange(true))
       throw store_error(store_failure::transient, "throttled");
   };
+}
+
+// r1 fails once and is released to a late_release_source; r2, for the same
+// widget, arrives `r2_after` into the run, long before r1 comes back. r2 must
+// wait for r1 all the same.
+void expect_r2_to_wait_for_released_r1(std::chrono::milliseconds r2_after,
+                                       consumer_options options) {
+  late_release_source source;
+  memory_store store;
+  fail_first_attempt_of("r1", store);
   capturing_log log;
   source.push(request("create", "r1", "w1"));
-  consumer_options options = fast(1);
   options.max_attempts = 1;
   options.max_idle = 400ms;
-  // r2 arrives after r1 was released and after release_delay, but long before
-  // r1 comes back: it must wait for r1 all the same.
   std::thread late_arrival([&] {
-    std::this_thread::sleep_for(40ms);
+    std::this_thread::sleep_for(r2_after);
     source.push(request("update", "r2", "w1"));
   });
   consumer<late_release_source, memory_store, capturing_log>(source, store, log, options).run();
@@ -216,31 +223,17 @@ TEST(consumer, a_released_request_is_not_overtaken_by_a_later_one_however_late_i
   EXPECT_EQ(source.remaining(), 0u);
 }
 
+// r2 arrives after r1 was released and after release_delay.
+TEST(consumer, a_released_request_is_not_overtaken_by_a_later_one_however_late_it_returns) {
+  expect_r2_to_wait_for_released_r1(40ms, fast(1));
+}
+
 // A hold must outlast max_hold when the released request can only come back
 // to this consumer: otherwise r2 goes first and r1 lands on top of it.
 TEST(consumer, a_local_release_is_not_overtaken_when_its_hold_outlives_max_hold) {
-  late_release_source source;
-  memory_store store;
-  std::atomic<bool> failed_once{false};
-  store.before_apply = [&](const widget_request& r) {
-    if (r.request_id == "r1" && !failed_once.exchange(true))
-      throw store_error(store_failure::transient, "throttled");
-  };
-  capturing_log log;
-  source.push(request("create", "r1", "w1"));
   consumer_options options = fast(1);
-  options.max_attempts = 1;
-  options.max_idle = 400ms;
   options.max_hold = 50ms;  // r1 is back only after 200 ms
-  std::thread late_arrival([&] {
-    std::this_thread::sleep_for(100ms);
-    source.push(request("update", "r2", "w1"));
-  });
-  consumer<late_release_source, memory_store, capturing_log>(source, store, log, options).run();
-  late_arrival.join();
-
-  EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r1", "r2"}));
-  EXPECT_EQ(source.remaining(), 0u);
+  expect_r2_to_wait_for_released_r1(100ms, options);
 }
 
 // Requests released because of a hold keep their order too: r2, held back
@@ -248,11 +241,7 @@ TEST(consumer, a_local_release_is_not_overtaken_when_its_hold_outlives_max_hold)
 TEST(consumer, requests_held_back_behind_a_failure_keep_their_order) {
   memory_source source;
   memory_store store;
-  std::atomic<bool> failed_once{false};
-  store.before_apply = [&](const widget_request& r) {
-    if (r.request_id == "r1" && !failed_once.exchange(true))
-      throw store_error(store_failure::transient, "throttled");
-  };
+  fail_first_attempt_of("r1", store);
   capturing_log log;
   source.push(request("create", "r1", "w1"));
   consumer_options options = fast(1);

@@ -5,24 +5,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "support/aws_environment.hpp"
+#include "support/loopback_http_server.hpp"
 
 namespace {
 
@@ -35,105 +27,19 @@ namespace fs = std::filesystem;
 constexpr const char* secret = "wJalrXUtnFEMI/K7MDENG/SECRETSECRET";
 constexpr const char* token = "IQoJb3JpZ2luX2VjTOKENTOKEN";
 
-// ---------------------------------------------------------------------------
-// A one-request-per-connection HTTP server on 127.0.0.1 (ephemeral port),
-// served by one thread that the destructor stops and joins.
-struct recorded_request {
-  std::string method, path;
-  std::map<std::string, std::string> headers;  // lower-case names
-};
-struct canned_response {
-  int status = 200;
-  std::string body;
-  std::chrono::milliseconds delay{0};
-};
+// The loopback server (tests/support) stands in for the container and
+// instance metadata endpoints; it keeps every request, to check what was sent.
+using widget_consumer::testing::loopback_http_server;
+using widget_consumer::testing::received_http_request;
+using widget_consumer::testing::recording;
+using widget_consumer::testing::scripted_reply;
 
-class loopback_server {
- public:
-  using handler = std::function<canned_response(const recorded_request&)>;
-
-  explicit loopback_server(handler respond) : respond_(std::move(respond)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-        ::listen(listener_, 8) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0)
-      throw std::runtime_error("loopback_server: cannot listen");
-    port_ = ntohs(address.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~loopback_server() {
-    stop_ = true;
-    thread_.join();
-    ::close(listener_);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::vector<recorded_request> requests() const {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
-
- private:
-  void serve() {
-    while (!stop_) {
-      pollfd ready{listener_, POLLIN, 0};
-      if (::poll(&ready, 1, 20) <= 0)
-        continue;
-      const int client = ::accept(listener_, nullptr, nullptr);
-      if (client < 0)
-        continue;
-      handle(client);
-      ::close(client);
-    }
-  }
-  void handle(int client) {
-    std::string data;
-    char buffer[4096];
-    while (data.find("\r\n\r\n") == std::string::npos) {
-      pollfd readable{client, POLLIN, 0};
-      if (::poll(&readable, 1, 1000) <= 0)
-        return;
-      const auto received = ::recv(client, buffer, sizeof buffer, 0);
-      if (received <= 0)
-        return;
-      data.append(buffer, static_cast<std::size_t>(received));
-    }
-    recorded_request request;
-    std::istringstream lines(data.substr(0, data.find("\r\n\r\n")));
-    std::string line;
-    std::getline(lines, line);
-    std::istringstream first(line);
-    first >> request.method >> request.path;
-    while (std::getline(lines, line)) {
-      const auto colon = line.find(':');
-      if (colon == std::string::npos)
-        continue;
-      std::string name = detail::to_lower(line.substr(0, colon));
-      request.headers[name] = std::string(detail::trim(line.substr(colon + 1)));
-    }
-    {
-      std::lock_guard lock(mutex_);
-      requests_.push_back(request);
-    }
-    const auto response = respond_(request);
-    std::this_thread::sleep_for(response.delay);
-    const std::string reply = "HTTP/1.1 " + std::to_string(response.status) +
-                              " X\r\nContent-Length: " + std::to_string(response.body.size()) +
-                              "\r\nConnection: close\r\n\r\n" + response.body;
-    static_cast<void>(::send(client, reply.data(), reply.size(), MSG_NOSIGNAL));
-  }
-
-  handler respond_;
-  int listener_ = -1;
-  unsigned short port_ = 0;
-  std::atomic<bool> stop_{false};
-  mutable std::mutex mutex_;
-  std::vector<recorded_request> requests_;
-  std::thread thread_;
-};
+scripted_reply answer(int status, const std::string& body,
+                      std::chrono::milliseconds delay = std::chrono::milliseconds(0)) {
+  return {.bytes = widget_consumer::testing::http_reply(status, body, "Connection: close\r\n"),
+          .delay = delay,
+          .close = true};
+}
 
 std::string credentials_json(const char* expiration = "2030-01-02T03:04:05Z") {
   return std::string(R"({"Code":"Success","AccessKeyId":"ASIAMETADATA","SecretAccessKey":")") +
@@ -236,10 +142,9 @@ TEST_F(credentials_test, shared_file_reasons_never_quote_secrets) {
 // --- container -----------------------------------------------------------------
 
 TEST_F(credentials_test, container_full_uri_with_authorization_token) {
-  loopback_server server([](const recorded_request&) {
-    return canned_response{200, credentials_json()};
-  });
-  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/v2/credentials/abc");
+  loopback_http_server server(
+      [](const received_http_request&) { return answer(200, credentials_json()); }, recording::on);
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/v2/credentials/abc");
   set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer container-token");
   const auto result = container_credentials();
   ASSERT_TRUE(result.found) << result.reason;
@@ -248,39 +153,38 @@ TEST_F(credentials_test, container_full_uri_with_authorization_token) {
   EXPECT_EQ(result.found->session_token, token);
   EXPECT_EQ(result.found->expiration,
             std::chrono::sys_days{std::chrono::year{2030} / 1 / 2} + 3h + 4min + 5s);
-  const auto requests = server.requests();
+  const auto requests = server.received();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "GET");
-  EXPECT_EQ(requests[0].path, "/v2/credentials/abc");
+  EXPECT_EQ(requests[0].target, "/v2/credentials/abc");
   EXPECT_EQ(requests[0].headers.at("authorization"), "Bearer container-token");
 }
 
 TEST_F(credentials_test, container_token_file) {
-  loopback_server server([](const recorded_request&) {
-    return canned_response{200, credentials_json()};
-  });
+  loopback_http_server server(
+      [](const received_http_request&) { return answer(200, credentials_json()); }, recording::on);
   std::ofstream(home_ / "token") << "from-file\n";
-  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/c");
   set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", (home_ / "token").string());
   ASSERT_TRUE(container_credentials().found);
-  EXPECT_EQ(server.requests().at(0).headers.at("authorization"), "from-file");
+  EXPECT_EQ(server.received().at(0).headers.at("authorization"), "from-file");
 }
 
 TEST_F(credentials_test, container_failures_are_reasons_without_secrets) {
   EXPECT_EQ(container_credentials().reason, "not configured");
-  loopback_server server([](const recorded_request& request) {
-    if (request.path == "/broken")  // a document holding the secret, but malformed
-      return canned_response{200, std::string(R"({"SecretAccessKey":")") + secret + "\""};
-    if (request.path == "/slow")
-      return canned_response{200, credentials_json(), 600ms};
-    return canned_response{500, secret};
+  loopback_http_server server([](const received_http_request& request) {
+    if (request.target == "/broken")  // a document holding the secret, but malformed
+      return answer(200, std::string(R"({"SecretAccessKey":")") + secret + "\"");
+    if (request.target == "/slow")
+      return answer(200, credentials_json(), 600ms);
+    return answer(500, secret);
   });
-  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/error");
-  EXPECT_EQ(container_credentials().reason, "HTTP 500 from " + server.url() + "/error");
-  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/broken");
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/error");
+  EXPECT_EQ(container_credentials().reason, "HTTP 500 from " + server.endpoint() + "/error");
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/broken");
   EXPECT_THAT(container_credentials().reason, HasSubstr("unreadable credentials document"));
   EXPECT_THAT(container_credentials().reason, Not(HasSubstr(secret)));
-  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/slow");
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/slow");
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THAT(container_credentials(150ms).reason, HasSubstr("imeout"));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
@@ -289,25 +193,27 @@ TEST_F(credentials_test, container_failures_are_reasons_without_secrets) {
 // --- IMDS --------------------------------------------------------------------
 
 TEST_F(credentials_test, imds_v2_token_role_and_credentials) {
-  loopback_server server([](const recorded_request& request) {
-    if (request.method == "PUT" && request.path == "/latest/api/token")
-      return canned_response{200, "imds-session-token"};
-    if (!request.headers.contains("x-aws-ec2-metadata-token") ||
-        request.headers.at("x-aws-ec2-metadata-token") != "imds-session-token")
-      return canned_response{401, ""};
-    if (request.path == "/latest/meta-data/iam/security-credentials/")
-      return canned_response{200, "widget-role\n"};
-    if (request.path == "/latest/meta-data/iam/security-credentials/widget-role")
-      return canned_response{200, credentials_json()};
-    return canned_response{404, ""};
-  });
+  loopback_http_server server(
+      [](const received_http_request& request) {
+        if (request.method == "PUT" && request.target == "/latest/api/token")
+          return answer(200, "imds-session-token");
+        if (!request.headers.contains("x-aws-ec2-metadata-token") ||
+            request.headers.at("x-aws-ec2-metadata-token") != "imds-session-token")
+          return answer(401, "");
+        if (request.target == "/latest/meta-data/iam/security-credentials/")
+          return answer(200, "widget-role\n");
+        if (request.target == "/latest/meta-data/iam/security-credentials/widget-role")
+          return answer(200, credentials_json());
+        return answer(404, "");
+      },
+      recording::on);
   EXPECT_EQ(imds_credentials().reason, "disabled");
   set("AWS_EC2_METADATA_DISABLED", "false");
-  set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url() + "/");
+  set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.endpoint() + "/");
   const auto result = imds_credentials();
   ASSERT_TRUE(result.found) << result.reason;
   EXPECT_EQ(result.found->access_key_id, "ASIAMETADATA");
-  const auto requests = server.requests();
+  const auto requests = server.received();
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[0].method, "PUT");
   EXPECT_EQ(requests[0].headers.at("x-aws-ec2-metadata-token-ttl-seconds"), "21600");
@@ -315,14 +221,14 @@ TEST_F(credentials_test, imds_v2_token_role_and_credentials) {
 }
 
 TEST_F(credentials_test, imds_without_token_or_role) {
-  loopback_server server([](const recorded_request& request) {
+  loopback_http_server server([](const received_http_request& request) {
     if (request.method == "PUT")
-      return canned_response{
-          request.headers.contains("x-aws-ec2-metadata-token-ttl-seconds") ? 200 : 400, "t"};
-    return canned_response{404, ""};
+      return answer(request.headers.contains("x-aws-ec2-metadata-token-ttl-seconds") ? 200 : 400,
+                    "t");
+    return answer(404, "");
   });
   set("AWS_EC2_METADATA_DISABLED", "False");
-  set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
+  set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.endpoint());
   EXPECT_EQ(imds_credentials().reason, "no instance role (HTTP 404)");
 }
 
@@ -344,10 +250,9 @@ TEST_F(credentials_test, chain_lists_everything_it_tried) {
 }
 
 TEST_F(credentials_test, chain_precedence) {
-  loopback_server server([](const recorded_request&) {
-    return canned_response{200, credentials_json()};
-  });
-  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/c");
+  loopback_http_server server(
+      [](const received_http_request&) { return answer(200, credentials_json()); });
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/c");
   EXPECT_EQ(default_credentials_chain()().access_key_id, "ASIAMETADATA");
   write("credentials",
         "[default]\naws_access_key_id=AKIDFILE\naws_secret_access_key=s\n"
@@ -378,7 +283,7 @@ TEST(credentials_chain_cache, refreshes_five_minutes_before_expiry) {
         [=] {
           ++*calls;
           if (*fail)
-            return provider_result{std::nullopt, "down", false};
+            return provider_result{.found = std::nullopt, .reason = "down", .final = false};
           return provider_result{credentials{"AKID" + std::to_string(*calls), "s", "t", start + 1h},
                                  ""};
         }}},

@@ -2,23 +2,20 @@
 
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <map>
-#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/loopback_http_server.hpp"
+
 namespace aws = widget_consumer::aws;
+using widget_consumer::testing::http_reply;
+using widget_consumer::testing::loopback_http_server;
+using widget_consumer::testing::received_http_request;
+using widget_consumer::testing::scripted_reply;
 using namespace std::chrono_literals;
 
 namespace {
@@ -29,174 +26,48 @@ constexpr unsigned char gzipped[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0
                                      0xca, 0x2c, 0x50, 0xc8, 0x18, 0x6e, 0x4c, 0x00, 0xd9,
                                      0x94, 0xfb, 0xac, 0xdc, 0x00, 0x00, 0x00};
 
-// A tiny HTTP/1.1 server on 127.0.0.1 with keep-alive, one thread per
-// connection, that counts the connections it accepted. Routes:
+// The routes of the loopback server (tests/support) these tests talk to:
 //   /echo   200, body "<METHOD> <body>", X-Echo-Test: the request's X-Test
 //   /gzip   200, a gzip-encoded body
 //   /slow   answers after 2 s
-//   /never  does not answer until the server stops
+//   /never  does not answer until the client leaves or the server stops
 //   /big    200, 4 MiB body
 //   /status/<n>  status n, empty body
+scripted_reply route(const received_http_request& request) {
+  const std::string path = request.path();
+  const auto header = [&](const std::string& name) {
+    const auto found = request.headers.find(name);
+    return found == request.headers.end() ? std::string() : found->second;
+  };
+  if (path == "/echo")
+    return {.bytes = http_reply(200, request.method + " " + request.body,
+                                "X-Echo-Test: " + header("x-test") +
+                                    "\r\nX-Echo-Content-Type: " + header("content-type") +
+                                    "\r\nX-Echo-Expect: " + header("expect") + "\r\n")};
+  if (path == "/gzip")
+    return {.bytes =
+                http_reply(200, std::string(reinterpret_cast<const char*>(gzipped), sizeof gzipped),
+                           "Content-Encoding: gzip\r\n")};
+  if (path == "/slow")
+    return {.bytes = http_reply(200, "late"), .delay = 2s};
+  if (path == "/never")
+    return {.hold = true};
+  if (path == "/big")
+    return {.bytes = http_reply(200, std::string(std::size_t{4} << 20, 'x'))};
+  if (path.starts_with("/status/"))
+    return {.bytes = http_reply(std::stoi(path.substr(8)), "")};
+  return {.bytes = http_reply(404, "no route")};
+}
+
+// A loopback server with the routes above.
 class test_server {
  public:
-  test_server() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int yes = 1;
-    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener_, 64) != 0)
-      throw std::runtime_error("test server cannot listen");
-    socklen_t length = sizeof addr;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &length);
-    port_ = ntohs(addr.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
-
-  ~test_server() {
-    stop_ = true;
-    ::shutdown(listener_, SHUT_RDWR);
-    acceptor_.join();
-    ::close(listener_);
-    std::lock_guard lock(mutex_);
-    for (auto& t : connections_)
-      t.join();
-  }
-
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  int accepted() const { return accepted_.load(); }
+  std::string url(const std::string& path) const { return server_.endpoint() + path; }
+  int accepted() const { return server_.connections(); }
+  int port() const { return server_.port(); }
 
  private:
-  void accept_loop() {
-    while (!stop_) {
-      pollfd p{listener_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      const int fd = ::accept(listener_, nullptr, nullptr);
-      if (fd < 0)
-        continue;
-      ++accepted_;
-      std::lock_guard lock(mutex_);
-      connections_.emplace_back([this, fd] { serve(fd); });
-    }
-  }
-
-  // Reads more bytes into `buffer`; false when the peer closed or we stop.
-  bool read_more(int fd, std::string& buffer) {
-    while (!stop_) {
-      pollfd p{fd, POLLIN, 0};
-      const int ready = ::poll(&p, 1, 50);
-      if (ready == 0)
-        continue;
-      char chunk[65536];
-      const auto n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0)
-        return false;
-      buffer.append(chunk, static_cast<std::size_t>(n));
-      return true;
-    }
-    return false;
-  }
-
-  static void send_all(int fd, const std::string& data) {
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-      const auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0)
-        return;
-      sent += static_cast<std::size_t>(n);
-    }
-  }
-
-  void serve(int fd) {
-    std::string buffer;
-    for (;;) {
-      std::size_t end;
-      while ((end = buffer.find("\r\n\r\n")) == std::string::npos)
-        if (!read_more(fd, buffer)) {
-          ::close(fd);
-          return;
-        }
-      const std::string head = buffer.substr(0, end);
-      buffer.erase(0, end + 4);
-      std::map<std::string, std::string> headers;
-      std::size_t line_start = head.find("\r\n");
-      const std::string request_line = head.substr(0, line_start);
-      while (line_start != std::string::npos) {
-        const auto next = head.find("\r\n", line_start + 2);
-        const auto line = head.substr(
-            line_start + 2, next == std::string::npos ? std::string::npos : next - line_start - 2);
-        const auto colon = line.find(':');
-        if (colon != std::string::npos) {
-          std::string name = line.substr(0, colon);
-          for (auto& c : name)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
-        }
-        line_start = next;
-      }
-      const std::size_t length =
-          headers.count("content-length") ? std::stoul(headers["content-length"]) : 0;
-      while (buffer.size() < length)
-        if (!read_more(fd, buffer)) {
-          ::close(fd);
-          return;
-        }
-      const std::string body = buffer.substr(0, length);
-      buffer.erase(0, length);
-      const auto sp1 = request_line.find(' ');
-      const auto sp2 = request_line.find(' ', sp1 + 1);
-      const std::string method = request_line.substr(0, sp1);
-      std::string path = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-      path = path.substr(0, path.find('?'));
-      send_all(fd, respond(method, path, headers, body));
-    }
-  }
-
-  static std::string reply(int status, const std::string& body, const std::string& extra = {}) {
-    return "HTTP/1.1 " + std::to_string(status) +
-           " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra + "\r\n" + body;
-  }
-
-  std::string respond(const std::string& method, const std::string& path,
-                      std::map<std::string, std::string>& headers, const std::string& body) {
-    if (path == "/echo")
-      return reply(200, method + " " + body,
-                   "X-Echo-Test: " + headers["x-test"] +
-                       "\r\nX-Echo-Content-Type: " + headers["content-type"] +
-                       "\r\nX-Echo-Expect: " + headers["expect"] + "\r\n");
-    if (path == "/gzip")
-      return reply(200, std::string(reinterpret_cast<const char*>(gzipped), sizeof gzipped),
-                   "Content-Encoding: gzip\r\n");
-    if (path == "/slow") {
-      for (int i = 0; i < 40 && !stop_; ++i)
-        std::this_thread::sleep_for(50ms);
-      return reply(200, "late");
-    }
-    if (path == "/never") {
-      while (!stop_)
-        std::this_thread::sleep_for(20ms);
-      return reply(200, "too late");
-    }
-    if (path == "/big")
-      return reply(200, std::string(std::size_t{4} << 20, 'x'));
-    if (path.starts_with("/status/"))
-      return reply(std::stoi(path.substr(8)), "");
-    return reply(404, "no route");
-  }
-
-  int listener_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
-  std::thread acceptor_;
-  std::mutex mutex_;
-  std::vector<std::thread> connections_;
+  loopback_http_server server_{route};
 };
 
 }  // namespace
@@ -257,7 +128,8 @@ TEST(HttpClient, LargeBodies) {
 
 TEST(HttpClient, TimeoutThrowsTransportError) {
   test_server server;
-  aws::http_client client(aws::http_options{1000ms, 300ms, {}});
+  aws::http_client client(
+      aws::http_options{.connect_timeout = 1000ms, .total_timeout = 300ms, .ca_bundle = {}});
   const auto start = std::chrono::steady_clock::now();
   try {
     client.send({"GET", server.url("/slow?X-Amz-Signature=secret"), {}, {}});
@@ -278,7 +150,7 @@ TEST(HttpClient, ConnectionRefusedThrowsTransportError) {
   int port = 0;
   {
     test_server server;  // take a free port, then close it
-    port = std::stoi(server.url("").substr(17));
+    port = server.port();
   }
   aws::http_client client;
   try {

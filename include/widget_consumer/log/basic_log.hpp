@@ -20,12 +20,6 @@
 
 namespace widget_consumer {
 
-// For a log used from one thread only.
-struct null_mutex {
-  void lock() noexcept {}
-  void unlock() noexcept {}
-};
-
 // The level at which a request's outcome is reported.
 inline log_level level_of(request_outcome outcome) noexcept {
   switch (outcome) {

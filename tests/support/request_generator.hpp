@@ -4,6 +4,8 @@
 // widget that exists at that point in the sequence, owners and attribute names
 // like the course's. Seeded, so a run can be reproduced, and it keeps the state
 // the requests lead to, so a consumer's result can be checked against it.
+// Shared by the tests (the expected state) and examples/widget_producer (the
+// requests), so that what the tests check is what the producer writes.
 
 #include <widget_consumer/widget.hpp>
 
@@ -17,15 +19,16 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace widget_producer {
 
 struct generated_request {
-  std::string body;       // the JSON as it goes on the wire
-  std::string widget_id;  // empty for some invalid requests
-  bool valid = true;      // false for the ones mixed in on purpose
-  std::string_view type = "create";
+  std::string body;                  // the JSON as it goes on the wire
+  std::string widget_id = {};        // empty for some invalid requests
+  bool valid = true;                 // false for the ones mixed in on purpose
+  std::string_view type = "create";  // "invalid" for those
 };
 
 class request_generator {
@@ -112,13 +115,13 @@ class request_generator {
   generated_request finish(boost::json::object request, std::string_view type,
                            const std::string& widget_id) {
     apply(request);
-    return {boost::json::serialize(request), widget_id, true, type};
+    return {.body = boost::json::serialize(request), .widget_id = widget_id, .type = type};
   }
 
   // Keeps the expected state by applying DESIGN.md's semantics to the request
   // as sent, in code of its own: the end-to-end checks compare the stores
   // with this, so it must not share a mistake with make_widget() or
-  // apply_update() (it once did: creates dropped "").
+  // apply_update().
   void apply(const boost::json::object& request) {
     const std::string type(request.at("type").as_string());
     const std::string widget_id(request.at("widgetId").as_string());
@@ -135,11 +138,11 @@ class request_generator {
     };
     if (type == "create") {
       // Everything but type and requestId, exactly as given: "" is a value.
-      widget_consumer::widget w{widget_id,
-                                std::string(request.at("owner").as_string()),
-                                text(request.if_contains("label")),
-                                text(request.if_contains("description")),
-                                {}};
+      widget_consumer::widget w{.widget_id = widget_id,
+                                .owner = std::string(request.at("owner").as_string()),
+                                .label = text(request.if_contains("label")),
+                                .description = text(request.if_contains("description")),
+                                .other_attributes = {}};
       attributes([&](std::string name, std::optional<std::string> value) {
         if (value)
           w.other_attributes.push_back({std::move(name), std::move(*value)});
@@ -231,28 +234,31 @@ class request_generator {
     return finish(envelope("delete", widget_id, target.owner), "delete", widget_id);
   }
 
+  static generated_request invalid(std::string body, std::string widget_id = {}) {
+    return {.body = std::move(body),
+            .widget_id = std::move(widget_id),
+            .valid = false,
+            .type = "invalid"};
+  }
+
   // The kinds of bad input the course's edge cases name; none changes the
   // expected state.
   generated_request invalid_request() {
     switch (index(6)) {
       case 0:
-        return {"", "", false, "invalid"};
+        return invalid("");
       case 1:
-        return {R"({"widgetId":"bad"})", "bad", false, "invalid"};
-      case 2: {
-        auto request = envelope("bad", uuid(), "Sue Smith");
-        return {boost::json::serialize(request), "", false, "invalid"};
-      }
-      case 3: {
-        auto request = envelope("create", uuid(), "R2D2");
-        return {boost::json::serialize(request), "", false, "invalid"};
-      }
+        return invalid(R"({"widgetId":"bad"})", "bad");
+      case 2:
+        return invalid(boost::json::serialize(envelope("bad", uuid(), "Sue Smith")));
+      case 3:
+        return invalid(boost::json::serialize(envelope("create", uuid(), "R2D2")));
       case 4:
-        return {R"({"type":"create","requestId":"r","widgetId":)", "", false, "invalid"};
+        return invalid(R"({"type":"create","requestId":"r","widgetId":)");
       default: {
         auto request = envelope("create", uuid(), "Jane Doe");
         request["otherAttributes"] = boost::json::array{{{"name", "color"}}};
-        return {boost::json::serialize(request), "", false, "invalid"};
+        return invalid(boost::json::serialize(request));
       }
     }
   }
