@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "delivery.hpp"
-#include "events.hpp"
-#include "request.hpp"
-#include "store_error.hpp"
+#include <widget_consumer/delivery.hpp>
+#include <widget_consumer/events.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/store_error.hpp>
 
 namespace widget_consumer {
 

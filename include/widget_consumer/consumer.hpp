@@ -28,20 +28,20 @@
 #include <variant>
 #include <vector>
 
-#include "concepts.hpp"
-#include "consumer_options.hpp"
-#include "detail/consumer_report.hpp"
-#include "detail/lane_pool.hpp"
-#include "detail/optional_capabilities.hpp"
-#include "detail/run_clock.hpp"
-#include "detail/settle_decision.hpp"
-#include "detail/source_settling.hpp"
-#include "detail/store_call.hpp"
-#include "detail/widget_holds.hpp"
-#include "log/console.hpp"
-#include "request.hpp"
-#include "stop.hpp"
-#include "unrecoverable_error.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/consumer_options.hpp>
+#include <widget_consumer/detail/consumer_report.hpp>
+#include <widget_consumer/detail/lane_pool.hpp>
+#include <widget_consumer/detail/optional_capabilities.hpp>
+#include <widget_consumer/detail/run_clock.hpp>
+#include <widget_consumer/detail/settle_decision.hpp>
+#include <widget_consumer/detail/source_settling.hpp>
+#include <widget_consumer/detail/store_call.hpp>
+#include <widget_consumer/detail/widget_holds.hpp>
+#include <widget_consumer/log/console.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/stop.hpp>
+#include <widget_consumer/unrecoverable_error.hpp>
 
 namespace widget_consumer {
 

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "request.hpp"
+#include <widget_consumer/request.hpp>
 
 namespace widget_consumer {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "request.hpp"
+#include <widget_consumer/request.hpp>
 
 namespace widget_consumer {
 

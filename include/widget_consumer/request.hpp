@@ -31,7 +31,7 @@
 #include <variant>
 #include <vector>
 
-#include "detail/json_text.hpp"
+#include <widget_consumer/detail/json_text.hpp>
 
 namespace widget_consumer {
 

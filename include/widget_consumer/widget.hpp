@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "request.hpp"
+#include <widget_consumer/request.hpp>
 
 namespace widget_consumer {
 

@@ -1,28 +1,28 @@
 #pragma once
 // Umbrella header: everything a program needs to run a consumer.
 
-#include "request.hpp"
-#include "widget.hpp"
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/widget.hpp>
 
-#include "concepts.hpp"
-#include "consumer.hpp"
-#include "consumer_options.hpp"
-#include "delivery.hpp"
-#include "destination/directory.hpp"
-#include "destination/dynamodb_table.hpp"
-#include "destination/s3_bucket.hpp"
-#include "events.hpp"
-#include "log/basic_log.hpp"
-#include "log/console.hpp"
-#include "log/daily_file.hpp"
-#include "log/json_lines.hpp"
-#include "log/null.hpp"
-#include "log/tee.hpp"
-#include "source/directory.hpp"
-#include "source/s3_bucket.hpp"
-#include "source/sqs_queue.hpp"
-#include "stop.hpp"
-#include "store_error.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/consumer.hpp>
+#include <widget_consumer/consumer_options.hpp>
+#include <widget_consumer/delivery.hpp>
+#include <widget_consumer/destination/directory.hpp>
+#include <widget_consumer/destination/dynamodb_table.hpp>
+#include <widget_consumer/destination/s3_bucket.hpp>
+#include <widget_consumer/events.hpp>
+#include <widget_consumer/log/basic_log.hpp>
+#include <widget_consumer/log/console.hpp>
+#include <widget_consumer/log/daily_file.hpp>
+#include <widget_consumer/log/json_lines.hpp>
+#include <widget_consumer/log/null.hpp>
+#include <widget_consumer/log/tee.hpp>
+#include <widget_consumer/source/directory.hpp>
+#include <widget_consumer/source/s3_bucket.hpp>
+#include <widget_consumer/source/sqs_queue.hpp>
+#include <widget_consumer/stop.hpp>
+#include <widget_consumer/store_error.hpp>
 
 namespace widget_consumer {
 

@@ -5,10 +5,10 @@
 // start-up checks and when a poll fails; the consumer then stops at once
 // instead of polling the same failure again and again.
 
-#include "widget_consumer/aws/client.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/unrecoverable_error.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/unrecoverable_error.hpp>
 
 #include <array>
 #include <exception>

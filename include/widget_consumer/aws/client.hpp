@@ -17,15 +17,15 @@
 // kind::cancelled, never retried. A stop during a retry's backoff is seen when
 // the next attempt begins.
 
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/http.hpp"
-#include "widget_consumer/aws/http_message.hpp"
-#include "widget_consumer/aws/response.hpp"
-#include "widget_consumer/aws/retry.hpp"
-#include "widget_consumer/aws/sigv4.hpp"
-#include "widget_consumer/aws/xml.hpp"
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/http.hpp>
+#include <widget_consumer/aws/http_message.hpp>
+#include <widget_consumer/aws/response.hpp>
+#include <widget_consumer/aws/retry.hpp>
+#include <widget_consumer/aws/sigv4.hpp>
+#include <widget_consumer/aws/xml.hpp>
 
 #include <boost/json.hpp>
 

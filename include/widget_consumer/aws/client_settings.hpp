@@ -4,11 +4,11 @@
 // what is left unstated: region and endpoint by config.hpp, credentials by the
 // credentials chain, attempts by AWS_MAX_ATTEMPTS.
 
-#include "widget_consumer/aws/client.hpp"
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/default_credentials.hpp"
-#include "widget_consumer/aws/retry.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/default_credentials.hpp>
+#include <widget_consumer/aws/retry.hpp>
 
 #include <optional>
 #include <string>

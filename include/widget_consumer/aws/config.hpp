@@ -4,7 +4,7 @@
 // this header and credentials.hpp read. The order of every lookup follows the
 // AWS SDKs, so a machine set up for the AWS CLI works unchanged.
 
-#include "widget_consumer/aws/uri.hpp"
+#include <widget_consumer/aws/uri.hpp>
 
 #include <cstdlib>
 #include <filesystem>

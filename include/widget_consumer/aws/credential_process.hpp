@@ -9,7 +9,7 @@
 // it. A helper that does not finish within the timeout is killed, and one
 // that writes more than max_output bytes is not read further.
 
-#include "widget_consumer/aws/credentials.hpp"
+#include <widget_consumer/aws/credentials.hpp>
 
 #include <boost/json.hpp>
 

@@ -4,8 +4,8 @@
 // exchange the two metadata services share. Responses that hold secrets are
 // never quoted in a reason.
 
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/credentials.hpp"
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/credentials.hpp>
 
 #include <curl/curl.h>
 #include <boost/json.hpp>

@@ -9,9 +9,9 @@
 // An explicitly given profile (the CLI's --profile) skips the environment
 // and web identity from the environment; AWS_PROFILE alone does not.
 
-#include "widget_consumer/aws/credential_providers.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/profile_credentials.hpp"
+#include <widget_consumer/aws/credential_providers.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/profile_credentials.hpp>
 
 #include <string>
 #include <utility>

@@ -8,9 +8,9 @@
 // reads it as "no such widget"), so writes report it as
 // write_status::condition_failed instead of throwing.
 
-#include "widget_consumer/aws/client.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/response.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/response.hpp>
 
 #include <boost/json.hpp>
 

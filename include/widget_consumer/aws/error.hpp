@@ -23,8 +23,8 @@
 // protocol (DynamoDB, SQS JSON: "__type" / "message"), and falls back to the
 // HTTP status when the body is HTML (a proxy, a load balancer) or empty (HEAD).
 
-#include "widget_consumer/aws/http_message.hpp"
-#include "widget_consumer/aws/xml.hpp"
+#include <widget_consumer/aws/http_message.hpp>
+#include <widget_consumer/aws/xml.hpp>
 
 #include <boost/json.hpp>
 

@@ -17,8 +17,8 @@
 // handle's connection cache, so keep-alive works as before; an aborted
 // transfer's connection is closed by curl and the next call opens a new one.
 
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/http_message.hpp"
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/http_message.hpp>
 
 #include <curl/curl.h>
 

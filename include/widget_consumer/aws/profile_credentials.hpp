@@ -15,12 +15,12 @@
 // a code). Also here: web identity from the environment (EKS IRSA), which
 // uses STS the same way.
 
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/credential_process.hpp"
-#include "widget_consumer/aws/credential_providers.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/sso.hpp"
-#include "widget_consumer/aws/sts.hpp"
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/credential_process.hpp>
+#include <widget_consumer/aws/credential_providers.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/sso.hpp>
+#include <widget_consumer/aws/sts.hpp>
 
 #include <algorithm>
 #include <exception>

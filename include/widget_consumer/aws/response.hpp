@@ -16,9 +16,9 @@
 // Both messages name the service, operation and resource, then what was
 // wrong; neither quotes the body (it may hold message contents).
 
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/http_message.hpp"
-#include "widget_consumer/aws/xml.hpp"
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/http_message.hpp>
+#include <widget_consumer/aws/xml.hpp>
 
 #include <boost/json.hpp>
 

@@ -21,7 +21,7 @@
 // The clock, the random source and the sleep are injected (retry_environment)
 // so that tests run the policy deterministically and without waiting.
 
-#include "widget_consumer/aws/error.hpp"
+#include <widget_consumer/aws/error.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -9,13 +9,13 @@
 // head_bucket false for 404.
 // Everything else that fails throws service_error / transport_error.
 
-#include "widget_consumer/aws/client.hpp"
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/crypto.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/response.hpp"
-#include "widget_consumer/aws/uri.hpp"
-#include "widget_consumer/aws/xml.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/crypto.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/response.hpp>
+#include <widget_consumer/aws/uri.hpp>
+#include <widget_consumer/aws/xml.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -8,10 +8,10 @@
 // is sent (encoded once, never normalised); every other service signs the
 // normalised path encoded a second time.
 
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/crypto.hpp"
-#include "widget_consumer/aws/http_message.hpp"
-#include "widget_consumer/aws/uri.hpp"
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/crypto.hpp>
+#include <widget_consumer/aws/http_message.hpp>
+#include <widget_consumer/aws/uri.hpp>
 
 #include <algorithm>
 #include <array>

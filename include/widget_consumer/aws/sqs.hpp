@@ -7,10 +7,10 @@
 // back as an sqs_batch_failure naming the caller's index, and callers larger
 // than SQS's batch limit (10) are split here so each caller sees one list.
 
-#include "widget_consumer/aws/client.hpp"
-#include "widget_consumer/aws/crypto.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/response.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/crypto.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/response.hpp>
 
 #include <boost/json.hpp>
 

@@ -10,14 +10,14 @@
 // The endpoint is AWS_ENDPOINT_URL_SSO, else AWS_ENDPOINT_URL, else the
 // portal of sso_region. Neither the token nor the answer appears in a message.
 
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/crypto.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/http.hpp"
-#include "widget_consumer/aws/response.hpp"
-#include "widget_consumer/aws/retry.hpp"
-#include "widget_consumer/aws/uri.hpp"
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/crypto.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/http.hpp>
+#include <widget_consumer/aws/response.hpp>
+#include <widget_consumer/aws/retry.hpp>
+#include <widget_consumer/aws/uri.hpp>
 
 #include <boost/json.hpp>
 

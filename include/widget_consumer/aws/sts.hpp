@@ -10,15 +10,15 @@
 // The answer holds a secret key and a session token: it is parsed here and
 // never quoted; an error names the role, never a credential or the token.
 
-#include "widget_consumer/aws/client.hpp"
-#include "widget_consumer/aws/config.hpp"
-#include "widget_consumer/aws/credentials.hpp"
-#include "widget_consumer/aws/error.hpp"
-#include "widget_consumer/aws/http.hpp"
-#include "widget_consumer/aws/response.hpp"
-#include "widget_consumer/aws/retry.hpp"
-#include "widget_consumer/aws/uri.hpp"
-#include "widget_consumer/aws/xml.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/config.hpp>
+#include <widget_consumer/aws/credentials.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/http.hpp>
+#include <widget_consumer/aws/response.hpp>
+#include <widget_consumer/aws/retry.hpp>
+#include <widget_consumer/aws/uri.hpp>
+#include <widget_consumer/aws/xml.hpp>
 
 #include <chrono>
 #include <optional>

@@ -3,10 +3,10 @@
 // layout of the S3 store on a local disk. Writes are atomic (a hidden
 // temporary, fsync, rename), so a reader or a crash never sees half a widget.
 
-#include "../concepts.hpp"
-#include "../request.hpp"
-#include "../widget.hpp"
-#include "detail/widget_document.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/destination/detail/widget_document.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/widget.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -18,14 +18,14 @@
 // Thread-safe: the lanes call apply() concurrently; the client is (see
 // aws/client.hpp) and the store keeps no other state.
 
-#include "../concepts.hpp"
-#include "../request.hpp"
-#include "../widget.hpp"
-#include "detail/dynamodb_widget.hpp"
-#include "detail/store_failure.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/destination/detail/dynamodb_widget.hpp>
+#include <widget_consumer/destination/detail/store_failure.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/widget.hpp>
 
-#include "../aws/access_check.hpp"
-#include "../aws/dynamodb.hpp"
+#include <widget_consumer/aws/access_check.hpp>
+#include <widget_consumer/aws/dynamodb.hpp>
 
 #include <boost/json.hpp>
 

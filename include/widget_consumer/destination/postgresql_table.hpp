@@ -28,11 +28,11 @@
 // on a fresh connection, then left to the consumer as store_failure::transient.
 // Thread-safe: each lane takes a connection of its own from the pool.
 
-#include "../concepts.hpp"
-#include "../request.hpp"
-#include "../unrecoverable_error.hpp"
-#include "../widget.hpp"
-#include "detail/postgresql_connection.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/destination/detail/postgresql_connection.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/unrecoverable_error.hpp>
+#include <widget_consumer/widget.hpp>
 
 #include <boost/json.hpp>
 

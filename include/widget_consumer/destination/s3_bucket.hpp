@@ -24,11 +24,11 @@
 //   the transport sends dot segments as they are (aws/config.hpp,
 //   encode_s3_key), so the object lands under exactly that key.
 
-#include "../concepts.hpp"
-#include "../request.hpp"
-#include "../widget.hpp"
-#include "detail/store_failure.hpp"
-#include "detail/widget_document.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/destination/detail/store_failure.hpp>
+#include <widget_consumer/destination/detail/widget_document.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/widget.hpp>
 
 #include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/s3.hpp>

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "../delivery.hpp"
-#include "../events.hpp"
-#include "../request.hpp"
+#include <widget_consumer/delivery.hpp>
+#include <widget_consumer/events.hpp>
+#include <widget_consumer/request.hpp>
 
 namespace widget_consumer::detail {
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <variant>
 
-#include "utf8.hpp"
+#include <widget_consumer/detail/utf8.hpp>
 
 namespace widget_consumer::detail {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "../concepts.hpp"
-#include "../unrecoverable_error.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/unrecoverable_error.hpp>
 
 namespace widget_consumer::detail {
 

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "../consumer_options.hpp"
-#include "../events.hpp"
+#include <widget_consumer/consumer_options.hpp>
+#include <widget_consumer/events.hpp>
 
 namespace widget_consumer::detail {
 

@@ -10,10 +10,10 @@
 #include <string>
 #include <variant>
 
-#include "../delivery.hpp"
-#include "../events.hpp"
-#include "../request.hpp"
-#include "../store_error.hpp"
+#include <widget_consumer/delivery.hpp>
+#include <widget_consumer/events.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/store_error.hpp>
 
 namespace widget_consumer::detail {
 

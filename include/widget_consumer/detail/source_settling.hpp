@@ -9,9 +9,9 @@
 #include <string_view>
 #include <utility>
 
-#include "../delivery.hpp"
-#include "../events.hpp"
-#include "consumer_report.hpp"
+#include <widget_consumer/delivery.hpp>
+#include <widget_consumer/detail/consumer_report.hpp>
+#include <widget_consumer/events.hpp>
 
 namespace widget_consumer::detail {
 

@@ -9,9 +9,9 @@
 #include <thread>
 #include <utility>
 
-#include "../request.hpp"
-#include "../store_error.hpp"
-#include "settle_decision.hpp"
+#include <widget_consumer/detail/settle_decision.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/store_error.hpp>
 
 namespace widget_consumer::detail {
 

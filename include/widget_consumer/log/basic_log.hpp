@@ -16,7 +16,7 @@
 #include <string_view>
 #include <utility>
 
-#include "../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
 namespace widget_consumer {
 

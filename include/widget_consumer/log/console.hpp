@@ -7,7 +7,7 @@
 #include <ostream>
 #include <string>
 
-#include "basic_log.hpp"
+#include <widget_consumer/log/basic_log.hpp>
 
 namespace widget_consumer {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "basic_log.hpp"
+#include <widget_consumer/log/basic_log.hpp>
 
 namespace widget_consumer {
 

@@ -12,7 +12,7 @@
 #include <ostream>
 #include <stdexcept>
 
-#include "basic_log.hpp"
+#include <widget_consumer/log/basic_log.hpp>
 
 namespace widget_consumer {
 

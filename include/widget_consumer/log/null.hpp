@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
 namespace widget_consumer {
 

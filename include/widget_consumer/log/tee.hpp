@@ -6,7 +6,7 @@
 #include <tuple>
 #include <utility>
 
-#include "../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
 namespace widget_consumer {
 

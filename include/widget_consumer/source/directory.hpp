@@ -6,8 +6,8 @@
 // skipped: writers use them as temporaries before a rename. A ticket that is
 // not in flight is reported by flush() and touches no file (concepts.hpp).
 
-#include "../concepts.hpp"
-#include "detail/settlement_ledger.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/source/detail/settlement_ledger.hpp>
 
 #include <algorithm>
 #include <chrono>

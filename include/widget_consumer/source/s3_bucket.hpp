@@ -41,15 +41,15 @@
 //   copy fails the original stays where it is (nothing lost), its .reason
 //   says so, this source skips it from then on, and flush() reports it.
 
-#include "../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
-#include "../aws/access_check.hpp"
-#include "../aws/client.hpp"
-#include "../aws/error.hpp"
-#include "../aws/s3.hpp"
-#include "detail/batch_runner.hpp"
-#include "detail/s3_object_window.hpp"
-#include "detail/settlement_ledger.hpp"
+#include <widget_consumer/aws/access_check.hpp>
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/batch_runner.hpp>
+#include <widget_consumer/source/detail/s3_object_window.hpp>
+#include <widget_consumer/source/detail/settlement_ledger.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -49,20 +49,20 @@
 // of quiet, so a stop takes about stop_grace plus a round trip
 // (detail/sqs_receive_gate.hpp says how, and why in two steps).
 
-#include "../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
-#include "../aws/client.hpp"
-#include "../aws/sqs.hpp"
-#include "detail/sqs_dead_letter.hpp"
-#include "detail/sqs_deliveries.hpp"
-#include "detail/sqs_heartbeat.hpp"
-#include "detail/sqs_local_release.hpp"
-#include "detail/sqs_queue_setup.hpp"
-#include "detail/sqs_receive_gate.hpp"
-#include "detail/sqs_settlement.hpp"
-#include "detail/worker_threads.hpp"
-#include "sqs_queue_options.hpp"
-#include "sqs_ticket.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/sqs_dead_letter.hpp>
+#include <widget_consumer/source/detail/sqs_deliveries.hpp>
+#include <widget_consumer/source/detail/sqs_heartbeat.hpp>
+#include <widget_consumer/source/detail/sqs_local_release.hpp>
+#include <widget_consumer/source/detail/sqs_queue_setup.hpp>
+#include <widget_consumer/source/detail/sqs_receive_gate.hpp>
+#include <widget_consumer/source/detail/sqs_settlement.hpp>
+#include <widget_consumer/source/detail/worker_threads.hpp>
+#include <widget_consumer/source/sqs_queue_options.hpp>
+#include <widget_consumer/source/sqs_ticket.hpp>
 
 #include <algorithm>
 #include <chrono>

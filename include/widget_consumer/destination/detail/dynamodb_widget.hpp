@@ -30,9 +30,9 @@
 #include <utility>
 #include <vector>
 
-#include "../../detail/json_text.hpp"
-#include "../../request.hpp"
-#include "../../widget.hpp"
+#include <widget_consumer/detail/json_text.hpp>
+#include <widget_consumer/request.hpp>
+#include <widget_consumer/widget.hpp>
 
 namespace widget_consumer {
 

@@ -23,7 +23,7 @@
 
 #include <libpq-fe.h>
 
-#include "../../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
 #include <condition_variable>
 #include <cstddef>

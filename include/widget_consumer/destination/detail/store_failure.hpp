@@ -12,8 +12,8 @@
 // Any other exception passes through unchanged: each store decides what its
 // own refusals (a key too long, an item too large) mean.
 
-#include "../../aws/error.hpp"
-#include "../../concepts.hpp"
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/concepts.hpp>
 
 #include <string>
 #include <utility>

@@ -17,8 +17,8 @@
 #include <string>
 #include <string_view>
 
-#include "../../detail/json_text.hpp"
-#include "../../widget.hpp"
+#include <widget_consumer/detail/json_text.hpp>
+#include <widget_consumer/widget.hpp>
 
 namespace widget_consumer {
 

@@ -10,8 +10,8 @@
 // A failed listing is thrown to the source (once) and abandons the pass, so
 // the next one starts from the first key and nothing is overtaken.
 
-#include "../../aws/s3.hpp"
-#include "worker_threads.hpp"
+#include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/worker_threads.hpp>
 
 #include <condition_variable>
 #include <cstddef>

@@ -7,7 +7,7 @@
 // Not thread-safe: a source with threads of its own (sqs_queue.hpp) holds its
 // lock around every call.
 
-#include "../../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
 #include <cstddef>
 #include <optional>

@@ -8,10 +8,10 @@
 // (on a FIFO queue, holding its group). So the reason gives way first: cut
 // to what is left, or left out.
 
-#include "../../aws/error.hpp"
-#include "../../aws/sqs.hpp"
-#include "../sqs_queue_options.hpp"
-#include "sqs_settlement.hpp"
+#include <widget_consumer/aws/error.hpp>
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/sqs_settlement.hpp>
+#include <widget_consumer/source/sqs_queue_options.hpp>
 
 #include <algorithm>
 #include <chrono>

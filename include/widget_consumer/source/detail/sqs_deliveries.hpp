@@ -13,12 +13,12 @@
 //
 // Not thread-safe: the source holds its lock around every call.
 
-#include "../../aws/sqs.hpp"
-#include "../sqs_ticket.hpp"
-#include "settlement_ledger.hpp"
-#include "sqs_heartbeat.hpp"
-#include "sqs_local_release.hpp"
-#include "sqs_settlement.hpp"
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/settlement_ledger.hpp>
+#include <widget_consumer/source/detail/sqs_heartbeat.hpp>
+#include <widget_consumer/source/detail/sqs_local_release.hpp>
+#include <widget_consumer/source/detail/sqs_settlement.hpp>
+#include <widget_consumer/source/sqs_ticket.hpp>
 
 #include <chrono>
 #include <cstdint>

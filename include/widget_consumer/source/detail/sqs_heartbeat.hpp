@@ -14,9 +14,9 @@
 // with every message in it, rather than after a backoff as long as the
 // visibility timeout may be short.
 
-#include "../../aws/client.hpp"
-#include "../../aws/sqs.hpp"
-#include "worker_threads.hpp"
+#include <widget_consumer/aws/client.hpp>
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/worker_threads.hpp>
 
 #include <algorithm>
 #include <chrono>

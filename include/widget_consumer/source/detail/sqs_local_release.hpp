@@ -12,8 +12,8 @@
 // receive is burnt, and a FIFO group stays where it was. Only a crash, a stop
 // or a heartbeat SQS refused gives it back to SQS.
 
-#include "../../concepts.hpp"
-#include "sqs_settlement.hpp"
+#include <widget_consumer/concepts.hpp>
+#include <widget_consumer/source/detail/sqs_settlement.hpp>
 
 #include <boost/json.hpp>
 

@@ -4,12 +4,12 @@
 // What retrying cannot fix (no such queue, credentials refused) comes out as
 // unrecoverable_error, naming the queue, region, endpoint and identity.
 
-#include "../../aws/access_check.hpp"
-#include "../../aws/sqs.hpp"
-#include "../sqs_queue_options.hpp"
-#include "sqs_dead_letter.hpp"
-#include "sqs_local_release.hpp"
-#include "sqs_settlement.hpp"
+#include <widget_consumer/aws/access_check.hpp>
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/sqs_dead_letter.hpp>
+#include <widget_consumer/source/detail/sqs_local_release.hpp>
+#include <widget_consumer/source/detail/sqs_settlement.hpp>
+#include <widget_consumer/source/sqs_queue_options.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -4,11 +4,11 @@
 // (batch_runner.hpp), and the memory of recent settlements that tells a
 // harmless duplicate delivery from a ticket settled twice.
 
-#include "../../concepts.hpp"
+#include <widget_consumer/concepts.hpp>
 
-#include "../../aws/sqs.hpp"
-#include "../sqs_ticket.hpp"
-#include "batch_runner.hpp"
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/batch_runner.hpp>
+#include <widget_consumer/source/sqs_ticket.hpp>
 
 #include <algorithm>
 #include <charconv>
