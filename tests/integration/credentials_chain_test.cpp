@@ -140,7 +140,7 @@ TEST_F(credentials_chain_test, sso_portal_credentials_sign_calls_the_iam_server_
                                         .expiration = std::nullopt},
                        {.role_arn = iam.role_arn, .role_session_name = "sso-test"});
   widget_consumer::testing::loopback_http_server portal(
-      [&](const widget_consumer::testing::received_request& request) {
+      [&](const widget_consumer::testing::received_http_request& request) {
         const bool authorised = request.headers.contains("x-amz-sso_bearer_token") &&
                                 request.headers.at("x-amz-sso_bearer_token") == "sso-token";
         if (!authorised)

@@ -397,8 +397,8 @@ TEST_P(sqs_queue_source_test, a_released_ticket_settled_again_is_reported_and_co
   EXPECT_EQ(again[0].receive_count, 2u);
   source.ack(std::move(again[0].ticket));
   EXPECT_TRUE(source.flush().empty());
-  EXPECT_EQ(messages_in(url), 0);
-  EXPECT_EQ(messages_in(dead_letters), 0);
+  EXPECT_EQ(messages_in(sqs_, url), 0);
+  EXPECT_EQ(messages_in(sqs_, dead_letters), 0);
 }
 
 TEST_P(sqs_queue_source_test, reject_from_a_fifo_queue_to_a_fifo_dead_letter_queue) {

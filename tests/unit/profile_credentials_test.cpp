@@ -28,7 +28,7 @@ using testing::HasSubstr;
 using testing::Not;
 using widget_consumer::testing::http_reply;
 using widget_consumer::testing::loopback_http_server;
-using widget_consumer::testing::received_request;
+using widget_consumer::testing::received_http_request;
 using widget_consumer::testing::scripted_reply;
 namespace fs = std::filesystem;
 
@@ -37,7 +37,7 @@ constexpr const char* web_token = "eyJWEBIDENTITYTOKENwebidentity";
 constexpr const char* sso_token = "SSOACCESSTOKENssoaccesstoken";
 
 // The form fields of a query-protocol request.
-std::map<std::string, std::string> form(const received_request& request) {
+std::map<std::string, std::string> form(const received_http_request& request) {
   std::map<std::string, std::string> fields;
   for (auto& [name, value] : parse_query(request.body))
     fields[name] = value;
@@ -45,7 +45,7 @@ std::map<std::string, std::string> form(const received_request& request) {
 }
 
 // "AWS4-HMAC-SHA256 Credential=AKID/...": the key id that signed.
-std::string signing_key(const received_request& request) {
+std::string signing_key(const received_http_request& request) {
   const auto it = request.headers.find("authorization");
   if (it == request.headers.end())
     return "";
@@ -58,21 +58,21 @@ std::string signing_key(const received_request& request) {
 class sts_stub {
  public:
   sts_stub()
-      : server_([this](const received_request& request) {
+      : server_([this](const received_http_request& request) {
           std::lock_guard lock(mutex_);
           requests_.push_back(request);
           return scripted_reply{.bytes = answer(request)};
         }) {}
 
   std::string endpoint() const { return server_.endpoint(); }
-  std::vector<received_request> requests() const {
+  std::vector<received_http_request> requests() const {
     std::lock_guard lock(mutex_);
     return requests_;
   }
   std::string refuse_with;  // an error code to answer with, if set
 
  private:
-  std::string answer(const received_request& request) const {
+  std::string answer(const received_http_request& request) const {
     const auto fields = form(request);
     const std::string action = fields.contains("Action") ? fields.at("Action") : "";
     if (!refuse_with.empty())
@@ -91,7 +91,7 @@ class sts_stub {
   }
 
   mutable std::mutex mutex_;
-  std::vector<received_request> requests_;
+  std::vector<received_http_request> requests_;
   loopback_http_server server_;
 };
 
@@ -350,9 +350,9 @@ class sso_test : public profile_credentials_test {
   static constexpr const char* legacy_cache = "79e435d7a515078e81c9dffc35f38d5687ebd3a7.json";
 
   std::mutex mutex_;
-  std::vector<received_request> portal_requests_;
+  std::vector<received_http_request> portal_requests_;
   int portal_status_ = 200;
-  loopback_http_server portal_{[this](const received_request& request) {
+  loopback_http_server portal_{[this](const received_http_request& request) {
     std::lock_guard lock(mutex_);
     portal_requests_.push_back(request);
     if (portal_status_ != 200)
