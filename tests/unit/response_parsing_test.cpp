@@ -300,8 +300,9 @@ TEST(SqsReceiveResponse, WrongTypesAndMissingFieldsAreNamed) {
        R"( "Attributes": {"ApproximateReceiveCount": 3}}]})",
        "Messages[0].Attributes.ApproximateReceiveCount is a number, expected a string"},
   };
-  for (const auto& [body, problem] : cases)
-    expect_unexpected([&] { messages_of(body); }, receive_prefix, problem);
+  // A pair, not a structured binding: clang before 16 cannot capture one.
+  for (const auto& each : cases)
+    expect_unexpected([&] { messages_of(each.first); }, receive_prefix, each.second);
 }
 
 TEST(SqsBatchResponse, FailuresMapBackAndStrayIdsAreRefused) {

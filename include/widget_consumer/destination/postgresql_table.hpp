@@ -263,16 +263,18 @@ class postgresql_table_store {
       return std::pair<std::optional<std::string>, std::optional<std::string>>{
           value ? "t" : "f", value && !value->empty() ? value : std::nullopt};
     };
-    const auto [label_changes, label] = change(request.label);
-    const auto [description_changes, description] = change(request.description);
+    // Pairs, not structured bindings: clang before 16 cannot capture those
+    // in the lambda below.
+    const auto label = change(request.label);
+    const auto description = change(request.description);
     return transaction(connection, [&] {
       const auto updated =
           execute(connection,
                   "UPDATE widgets SET label = CASE WHEN $3::boolean THEN $4::text ELSE label END, "
                   "description = CASE WHEN $5::boolean THEN $6::text ELSE description END "
                   "WHERE id = $1 AND owner = $2",
-                  {request.widget_id, request.owner, label_changes, label, description_changes,
-                   description});
+                  {request.widget_id, request.owner, label.first, label.second, description.first,
+                   description.second});
       if (std::string_view(PQcmdTuples(updated.get())) != "1")
         return apply_outcome::not_found;
       if (!removed.empty()) {
