@@ -2,10 +2,11 @@
 #include "widget_consumer/destination/detail/widget_document.hpp"
 #include "widget_consumer/widget.hpp"
 
+#include "support/widget_model.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cctype>
 #include <map>
 #include <random>
 #include <regex>
@@ -25,68 +26,9 @@ namespace {
 using namespace widget_consumer;
 namespace json = boost::json;
 
-enum class outcome { applied, not_found };
+using outcome = apply_outcome;
 
-// ---- the reference model ----------------------------------------------------
-
-// Written from DESIGN.md's semantics, not with make_widget()/apply_update():
-// a model built from the code under test would share its mistakes (it once
-// hid that a create dropped empty strings).
-struct model_store {
-  std::map<std::string, widget> widgets;
-
-  // create: all the request's data as given; "" is data, null is no value.
-  static widget created(const widget_request& r) {
-    widget w{r.widget_id, r.owner, r.label, r.description, {}};
-    for (const auto& attribute : r.other_attributes) {
-      if (attribute.value)
-        w.other_attributes.push_back({attribute.name, *attribute.value});
-    }
-    return w;
-  }
-
-  // update: missing or null leaves a property alone, "" removes it, anything
-  // else sets it (an attribute set anew keeps its place; a new one goes last).
-  static void updated(widget& w, const widget_request& r) {
-    for (auto [property, change] :
-         {std::pair{&w.label, &r.label}, std::pair{&w.description, &r.description}}) {
-      if (*change)
-        *property = (*change)->empty() ? std::nullopt : *change;
-    }
-    for (const auto& attribute : r.other_attributes) {
-      if (!attribute.value)
-        continue;
-      auto& list = w.other_attributes;
-      std::size_t at = 0;
-      while (at < list.size() && list[at].name != attribute.name)
-        ++at;
-      if (attribute.value->empty()) {
-        if (at < list.size())
-          list.erase(list.begin() + static_cast<std::ptrdiff_t>(at));
-      } else if (at < list.size()) {
-        list[at].value = *attribute.value;
-      } else {
-        list.push_back({attribute.name, *attribute.value});
-      }
-    }
-  }
-
-  outcome apply(const widget_request& r) {
-    if (r.type == request_type::create) {
-      widgets[r.widget_id] = created(r);
-      return outcome::applied;
-    }
-    auto found = widgets.find(r.widget_id);
-    if (found == widgets.end() || found->second.owner != r.owner)
-      return outcome::not_found;
-    if (r.type == request_type::update) {
-      updated(found->second, r);
-    } else {
-      widgets.erase(found);
-    }
-    return outcome::applied;
-  }
-};
+using model_store = widget_consumer::testing::widget_model;
 
 // ---- the S3 form ----------------------------------------------------------
 
@@ -241,83 +183,28 @@ void expect_same(const model_store& model, const s3_form& s3, const dynamodb_for
 
 // ---- the generator ----------------------------------------------------------
 
-struct generator {
-  std::mt19937 random;
-
-  std::size_t below(std::size_t n) {
-    return std::uniform_int_distribution<std::size_t>(0, n - 1)(random);
-  }
-  bool chance(double p) { return std::bernoulli_distribution(p)(random); }
-
-  // missing (nothing added), null, "", or a value
-  void maybe_string(json::object& body, std::string_view key) {
-    static const std::vector<std::string> values = {"L", "x y", "caf\xc3\xa9 \"q\" \\ \n", "日本"};
-    switch (below(4)) {
-      case 0:
-        return;
-      case 1:
-        body[key] = nullptr;
-        return;
-      case 2:
-        body[key] = "";
-        return;
-      default:
-        body[key] = values[below(values.size())];
-    }
-  }
-
-  std::string next_body() {
-    static const std::vector<std::string> ids = {"w0", "w1", "w2", "8123f304-f23f"};
-    static const std::vector<std::string> owners = {"Ann", "Mary Jo", "Bob Smith", "Zed"};
-    static const std::vector<std::string> types = {"create", "WidgetUpdateRequest", "update",
-                                                   "update", "delete"};
-    static const std::vector<std::string> names = {"color",
-                                                   "width-unit",
-                                                   "size",
-                                                   "a b",
-                                                   "gr\xc3\xb6\xc3\x9f"
-                                                   "e",
-                                                   "SET",
-                                                   "#x"};
-    const std::size_t which = below(ids.size());
-    const std::string type = types[below(types.size())];
-    // Each widget has one owner, except that updates and deletes sometimes
-    // come from another one (creates do not: see
-    // a_create_by_another_owner_differs_between_the_stores), and anyone may
-    // shout, which S3 keys do not tell apart.
-    std::string owner = owners[which];
-    if (type != "create" && chance(0.1)) {
-      owner = owners[below(owners.size())];
-    }
-    if (chance(0.05)) {
-      std::transform(owner.begin(), owner.end(), owner.begin(),
-                     [](char c) { return static_cast<char>(std::toupper(c)); });
-    }
-    json::object body{
-        {"type", type}, {"requestId", "r"}, {"widgetId", ids[which]}, {"owner", owner}};
-    maybe_string(body, "label");
-    maybe_string(body, "description");
-    std::vector<std::string> chosen = names;
-    std::shuffle(chosen.begin(), chosen.end(), random);
-    json::array attributes;
-    for (std::size_t i = 0, n = below(5); i < n; ++i) {
-      json::object attribute{{"name", chosen[i]}};
-      maybe_string(attribute, "value");
-      if (!attribute.contains("value"))
-        attribute["value"] = "v" + std::to_string(below(3));
-      attributes.push_back(std::move(attribute));
-    }
-    if (!attributes.empty() || chance(0.5))
-      body["otherAttributes"] = std::move(attributes);
-    return json::serialize(body);
-  }
-};
+// Names that look like DynamoDB's expression syntax, and ids and owners that
+// S3 keys must escape. Each widget has one owner, except that updates and
+// deletes sometimes come from another one (creates do not: see
+// a_create_by_another_owner_differs_between_the_stores).
+widget_consumer::testing::request_vocabulary key_and_expression_words() {
+  return {.ids = {"w0", "w1", "w2", "8123f304-f23f"},
+          .owners = {"Ann", "Mary Jo", "Bob Smith", "Zed"},
+          .types = {"create", "WidgetUpdateRequest", "update", "update", "delete"},
+          .attribute_names = {"color", "width-unit", "size", "a b",
+                              "gr\xc3\xb6\xc3\x9f"
+                              "e",
+                              "SET", "#x"},
+          .values = {"L", "x y", "caf\xc3\xa9 \"q\" \\ \n", "日本"},
+          .creates_by_other_owners = false};
+}
 
 TEST(widget_forms, random_sequences_give_the_same_widgets) {
   std::size_t applied = 0;
   std::size_t not_found = 0;
   for (unsigned seed = 1; seed <= 60; ++seed) {
-    generator gen{std::mt19937(seed)};
+    widget_consumer::testing::random_request_bodies gen{.random = std::mt19937(seed),
+                                                        .words = key_and_expression_words()};
     model_store model;
     s3_form s3;
     dynamodb_form dynamodb;
@@ -333,7 +220,7 @@ TEST(widget_forms, random_sequences_give_the_same_widgets) {
       EXPECT_EQ(dynamodb.apply(r), expected);
       (expected == outcome::applied ? applied : not_found) += 1;
       expect_same(model, s3, dynamodb);
-      if (testing::Test::HasFailure())
+      if (::testing::Test::HasFailure())
         return;
     }
   }
