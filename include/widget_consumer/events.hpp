@@ -87,13 +87,13 @@ struct progress_event {
 
 // The poll thread's view after each poll and each round of settlements.
 struct consumer_state {
-  log_clock::time_point time;
-  log_clock::time_point run_started;  // tells one run() from the next
-  consumer_stats stats;               // since run_started
-  std::uint64_t lanes_busy = 0;       // lanes calling the store now
+  log_clock::time_point time{};
+  log_clock::time_point run_started{};  // tells one run() from the next
+  consumer_stats stats{};               // since run_started
+  std::uint64_t lanes_busy = 0;         // lanes calling the store now
   std::uint64_t lanes = 0;
   // The last poll that did not throw; the epoch until one has.
-  log_clock::time_point last_poll_ok;
+  log_clock::time_point last_poll_ok{};
 };
 
 // One call of the store's apply(), timed on the lane thread that made it.
