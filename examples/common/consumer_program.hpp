@@ -21,6 +21,7 @@
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -171,10 +172,15 @@ inline std::unique_ptr<wc::metrics::metrics_server> serve_metrics(const consumer
   if (log.metrics() == nullptr)
     return nullptr;
   const auto address = wc::metrics::listen_address::parse(o.metrics_listen);
-  auto server = std::make_unique<wc::metrics::metrics_server>(
-      address, *log.metrics(),
-      wc::metrics::metrics_server_options{.ready_within =
-                                              std::chrono::milliseconds(o.ready_within_ms)});
+  std::unique_ptr<wc::metrics::metrics_server> server;
+  try {
+    server = std::make_unique<wc::metrics::metrics_server>(
+        address, *log.metrics(),
+        wc::metrics::metrics_server_options{.ready_within =
+                                                std::chrono::milliseconds(o.ready_within_ms)});
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot serve metrics at " + o.metrics_listen + ": " + e.what());
+  }
   const bool v6 = address.host.find(':') != std::string::npos;
   log.info("metrics at http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" +
            std::to_string(server->port()) + "/metrics (and /healthz, /readyz)");

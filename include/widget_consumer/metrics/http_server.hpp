@@ -23,6 +23,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -86,8 +87,9 @@ struct metrics_server_options {
 
 class metrics_server {
  public:
-  // Listens at once (throws std::system_error when it cannot, for instance
-  // when the port is taken) and serves on its own thread until destroyed.
+  // Listens at once (throws boost::system::system_error when it cannot, for
+  // instance when the port is taken) and serves on its own thread until
+  // destroyed.
   metrics_server(const listen_address& address, const metrics_log& log,
                  metrics_server_options options = {})
       : log_(log), options_(options), acceptor_(io_) {
@@ -162,7 +164,31 @@ class metrics_server {
       stream_.expires_after(server_.options_.write_timeout);
       boost::beast::http::async_write(
           stream_, response_,
-          [self = shared_from_this()](boost::beast::error_code, std::size_t) { self->close(); });
+          [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
+            if (ec)
+              return self->close();
+            self->finish();
+          });
+    }
+
+    // Closing with bytes of the request still unread would reset the
+    // connection, and the client might lose the answer before reading it:
+    // so the answer is followed by a half-close, and what the client still
+    // sends is read and dropped until it closes too, within the deadline.
+    void finish() {
+      boost::beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.expires_after(server_.options_.request_timeout);
+      drain();
+    }
+    void drain() {
+      stream_.async_read_some(
+          boost::asio::buffer(discard_),
+          [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
+            if (ec)
+              return self->close();
+            self->drain();
+          });
     }
 
     void close() {
@@ -176,6 +202,7 @@ class metrics_server {
     boost::beast::flat_buffer buffer_;
     request_parser parser_;
     response response_;
+    std::array<char, 1024> discard_{};
   };
 
   static response plain(boost::beast::http::status status, std::string body) {
