@@ -17,6 +17,7 @@
 #include "widget_consumer/log/null.hpp"
 #include "widget_consumer/log/tee.hpp"
 #include "widget_consumer/metrics/registry.hpp"
+#include "widget_consumer/source/sqs_queue.hpp"
 
 namespace {
 
@@ -27,6 +28,8 @@ using widget_consumer::testing::memory_source;
 using widget_consumer::testing::memory_store;
 
 static_assert(log_policy<metrics_log>);
+// The SQS source tells the consumer what its heartbeat had refused.
+static_assert(heartbeat_refusal_reporting<sqs_queue_source>);
 static_assert(log_policy<tee_log<console_log, metrics_log>>);
 static_assert(state_observing<tee_log<console_log, metrics_log>>);
 static_assert(store_call_observing<tee_log<metrics_log, console_log>>);
@@ -64,6 +67,8 @@ TEST(text_exposition, writes_values_as_prometheus_reads_them) {
   EXPECT_EQ(text_exposition::format_value(12345678901234.0), "12345678901234");
   EXPECT_EQ(text_exposition::format_value(0.005), "0.005");
   EXPECT_EQ(text_exposition::format_value(2.5), "2.5");
+  EXPECT_EQ(text_exposition::format_value(0.0005), "0.0005");
+  EXPECT_EQ(text_exposition::format_value(1.5e-7), "1.5e-07");
   EXPECT_EQ(text_exposition::format_value(1e300), "1e+300");
   EXPECT_EQ(text_exposition::format_value(1.0 / 0.0), "+Inf");
   EXPECT_EQ(text_exposition::format_value(-1.0 / 0.0), "-Inf");

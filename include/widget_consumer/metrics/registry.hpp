@@ -154,12 +154,16 @@ class text_exposition {
       return "NaN";
     if (std::isinf(value))
       return value > 0 ? "+Inf" : "-Inf";
-    char text[40];
+    char text[64];
     if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {
       std::snprintf(text, sizeof text, "%.0f", value);
       return text;
     }
-    const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+    // Bucket bounds read 0.0005, as other exporters write them, not 5e-04.
+    const double size = std::fabs(value);
+    const auto format =
+        size >= 1e-6 && size < 1e15 ? std::chars_format::fixed : std::chars_format::general;
+    const auto end = std::to_chars(text, text + sizeof text, value, format).ptr;
     return std::string(text, end);
   }
 
