@@ -269,8 +269,10 @@ class consumer {
   // What the source's heartbeat had refused since the last look: counted
   // and said, since the request may now be worked on twice at once.
   void count_heartbeat_refusals(run_state& run) {
-    const std::uint64_t total =
-        detail::heartbeat_failures(source_, log_) - run.heartbeat_failures_before;
+    const std::uint64_t now = detail::heartbeat_failures(source_, log_);
+    const std::uint64_t total = now > run.heartbeat_failures_before
+                                    ? now - run.heartbeat_failures_before
+                                    : 0;  // a source that could not answer says 0
     if (total <= run.stats.heartbeat_refusals)
       return;
     log_.warning(detail::heartbeat_refused_message(total - run.stats.heartbeat_refusals));
