@@ -6,6 +6,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <widget_consumer/metrics/http_server.hpp>
+
 #include <cstdint>
 #include <iostream>
 #include <optional>
@@ -75,6 +77,9 @@ struct consumer_options {
   std::string log_dir;
   std::string log_format = "text";  // text | json
   bool verbose = false;
+  // Metrics: off unless an address is given.
+  std::string metrics_listen;
+  std::int64_t ready_within_ms = 60000;
 };
 
 // The course's flags are single-dash words (-rb); Program_options wants one
@@ -184,8 +189,17 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
   log("verbose,v", po::bool_switch(&o.verbose), "log every request and the debug details");
   log("help,h", "show this help");
 
+  po::options_description metrics("Metrics and health (off unless --metrics-listen is given)");
+  auto metric = metrics.add_options();
+  metric("metrics-listen", po::value(&o.metrics_listen),
+         "serve /metrics (Prometheus), /healthz and /readyz over HTTP at [HOST:]PORT, e.g. "
+         "127.0.0.1:9464; HOST defaults to 127.0.0.1, any other address must be written out");
+  metric("ready-within", po::value(&o.ready_within_ms)->default_value(o.ready_within_ms),
+         "/readyz answers 200 while a poll of the source succeeded within this many "
+         "milliseconds, else 503");
+
   po::options_description all;
-  all.add(aws).add(sources).add(stores).add(running).add(logging);
+  all.add(aws).add(sources).add(stores).add(running).add(logging).add(metrics);
   return all;
 }
 
@@ -249,6 +263,15 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
     throw usage_error("--max-runtime and --max-idle must not be negative");
   if (options.log_format != "text" && options.log_format != "json")
     throw usage_error("--log-format must be text or json, not \"" + options.log_format + "\"");
+  if (options.ready_within_ms <= 0)
+    throw usage_error("--ready-within must be a positive number of milliseconds");
+  if (!options.metrics_listen.empty()) {
+    try {
+      widget_consumer::metrics::listen_address::parse(options.metrics_listen);
+    } catch (const std::invalid_argument& error) {
+      throw usage_error(std::string("--metrics-listen: ") + error.what());
+    }
+  }
   return options;
 }
 

@@ -8,6 +8,7 @@
 #include "common/program_log.hpp"
 
 #include <widget_consumer/aws/client_settings.hpp>
+#include <widget_consumer/metrics/http_server.hpp>
 #include <widget_consumer/stop.hpp>
 #include <widget_consumer/widget_consumer.hpp>
 // Defined by examples/CMakeLists.txt when libpq was found.
@@ -20,6 +21,7 @@
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -163,6 +165,28 @@ inline wc::consumer_options consumer_settings(const consumer_options& o) {
   return settings;
 }
 
+// The metrics server of --metrics-listen, on its own thread until the
+// program ends; null without the flag.
+inline std::unique_ptr<wc::metrics::metrics_server> serve_metrics(const consumer_options& o,
+                                                                  program_log& log) {
+  if (log.metrics() == nullptr)
+    return nullptr;
+  const auto address = wc::metrics::listen_address::parse(o.metrics_listen);
+  std::unique_ptr<wc::metrics::metrics_server> server;
+  try {
+    server = std::make_unique<wc::metrics::metrics_server>(
+        address, *log.metrics(),
+        wc::metrics::metrics_server_options{.ready_within =
+                                                std::chrono::milliseconds(o.ready_within_ms)});
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot serve metrics at " + o.metrics_listen + ": " + e.what());
+  }
+  const bool v6 = address.host.find(':') != std::string::npos;
+  log.info("metrics at http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" +
+           std::to_string(server->port()) + "/metrics (and /healthz, /readyz)");
+  return server;
+}
+
 // Runs one combination, chosen at compile time, to its end.
 template <wc::request_source Source, wc::widget_store Store>
 int run_combination(const consumer_options& o, const aws_context& aws) {
@@ -173,6 +197,7 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   auto source = make_source(std::type_identity<Source>{}, o, aws);
   auto store = make_store(std::type_identity<Store>{}, o, aws);
   program_log log(o);
+  const auto metrics = serve_metrics(o, log);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
   if constexpr (std::is_same_v<Source, wc::sqs_queue_source>)
     if (const auto warning = source->redrive_warning(consumer.options().max_receives);

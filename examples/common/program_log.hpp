@@ -1,6 +1,7 @@
 #pragma once
 // The example programs' log, chosen at run time from the command line: human
-// lines or JSON lines on stderr, plus daily files when --log-dir is given.
+// lines or JSON lines on stderr, plus daily files when --log-dir is given,
+// plus the metrics when --metrics-listen is given.
 // The library's logs are compile-time policies; this one is a log_policy too,
 // forwarding each event to the logs the user asked for.
 
@@ -9,6 +10,7 @@
 #include <widget_consumer/log/console.hpp>
 #include <widget_consumer/log/daily_file.hpp>
 #include <widget_consumer/log/json_lines.hpp>
+#include <widget_consumer/metrics/metrics_log.hpp>
 
 #include <iostream>
 #include <optional>
@@ -34,7 +36,12 @@ class program_log {
       file_.emplace(std::filesystem::path(options.log_dir));
       file_->set_level(options.verbose ? wc::log_level::debug : wc::log_level::info);
     }
+    if (!options.metrics_listen.empty())
+      metrics_.emplace();
   }
+
+  // Null unless --metrics-listen was given.
+  const widget_consumer::metrics_log* metrics() const { return metrics_ ? &*metrics_ : nullptr; }
 
   void request(const widget_consumer::request_event& event) {
     each([&](auto& log) { log.request(event); });
@@ -60,6 +67,14 @@ class program_log {
   void flush() {
     each([](auto& log) { log.flush(); });
   }
+  void observe(const widget_consumer::consumer_state& state) {
+    if (metrics_)
+      metrics_->observe(state);
+  }
+  void store_call(const widget_consumer::store_call_event& event) {
+    if (metrics_)
+      metrics_->store_call(event);
+  }
 
  private:
   template <class F>
@@ -70,11 +85,14 @@ class program_log {
       f(*json_);
     if (file_)
       f(*file_);
+    if (metrics_)
+      f(*metrics_);
   }
 
   std::optional<widget_consumer::console_log> console_;
   std::optional<widget_consumer::json_lines_log> json_;
   std::optional<widget_consumer::daily_file_log> file_;
+  std::optional<widget_consumer::metrics_log> metrics_;
 };
 
 static_assert(widget_consumer::log_policy<program_log>);

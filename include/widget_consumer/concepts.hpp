@@ -10,6 +10,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -130,6 +131,17 @@ concept pending_reporting = requires(S& source) {
   { source.has_pending() } -> std::convertible_to<bool>;
 };
 
+// Optional, not part of request_source: heartbeat_failures() counts, since
+// the source was made, the visibility extensions the source's heartbeat had
+// refused for requests still in flight (each may be handed to another
+// consumer while this one works on it). The consumer reads it after every
+// poll, counts what is new in consumer_stats::heartbeat_refusals and warns.
+// Must not block for long; called from the poll thread.
+template <class S>
+concept heartbeat_refusal_reporting = requires(const S& source) {
+  { source.heartbeat_failures() } -> std::convertible_to<std::uint64_t>;
+};
+
 // ---------------------------------------------------------------------------
 // Widget stores
 // ---------------------------------------------------------------------------
@@ -182,6 +194,22 @@ concept log_flushing = requires(L& log) {
 template <class L>
 concept log_policy =
     request_logging<L> && message_logging<L> && progress_logging<L> && log_flushing<L>;
+
+// Optional, not part of log_policy, for logs that keep metrics rather than
+// lines (metrics/metrics_log.hpp); tee_log passes each to the sides that
+// have it. observe(state): the poll thread's counts and gauges after each
+// poll and each round of settlements. store_call(event): one store call,
+// from the lane thread that made it, so concurrently. Both run on the hot
+// path: they must be cheap and must not throw.
+template <class L>
+concept state_observing = requires(L& log, const consumer_state& state) {
+  log.observe(state);
+};
+
+template <class L>
+concept store_call_observing = requires(L& log, const store_call_event& event) {
+  log.store_call(event);
+};
 
 // What basic_log<Sink> needs from a sink: one unlocked hook per event kind,
 // never called concurrently.

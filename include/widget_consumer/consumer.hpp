@@ -101,6 +101,9 @@ class consumer {
     detail::run_clock times;
     std::uint32_t poll_failures_in_a_row = 0;
     consumer_stats stats{};
+    log_clock::time_point started = log_clock::now();
+    log_clock::time_point last_poll_ok{};         // none yet
+    std::uint64_t heartbeat_failures_before = 0;  // the source's count when run() began
 
     bool stopping() const { return stop != nullptr && stop->stop_requested(); }
   };
@@ -114,7 +117,11 @@ class consumer {
                [this, ordered](detail::widget_holds& holds, work item) {
                  return apply(holds, std::move(item), ordered);
                });
-    run_state run{.stop = stop, .pool = pool, .times = {clock::now(), options_}};
+    run_state run{.stop = stop,
+                  .pool = pool,
+                  .times = {clock::now(), options_},
+                  .heartbeat_failures_before = detail::heartbeat_failures(source_, log_)};
+    observe(run);
     const stop_reason reason = poll_until_stopped(run);
     // Stop polling; let the lanes finish and settle everything in flight. A
     // source that fetches ahead is told first (concepts.hpp, stop_requesting).
@@ -125,6 +132,8 @@ class consumer {
       settle_ready(run);
     }
     settling_.flush(run.stats);
+    count_heartbeat_refusals(run);
+    observe(run);
     consumer_summary summary{.time = log_clock::now(), .stats = elapsed(run), .reason = reason};
     log_.summary(summary);
     log_.flush();
@@ -162,13 +171,16 @@ class consumer {
           source_.poll(options_.poll_wait,
                        std::min(options_.max_batch, options_.max_in_flight - run.stats.in_flight));
       run.poll_failures_in_a_row = 0;
+      run.last_poll_ok = log_clock::now();
     } catch (const unrecoverable_error& e) {
       // Polling again would meet the same error: said once, then stop.
       ++run.stats.poll_failures;
+      observe(run);
       log_.error(std::string("poll failed, stopping: ") + e.what());
       return stop_reason::unrecoverable;
     } catch (const std::exception& e) {
       ++run.stats.poll_failures;
+      observe(run);
       log_.error(std::string("poll failed: ") + e.what());
       if (options_.max_poll_failures != 0 &&
           ++run.poll_failures_in_a_row >= options_.max_poll_failures)
@@ -176,7 +188,9 @@ class consumer {
       pause(run, options_.poll_failure_delay);
       return std::nullopt;
     }
+    count_heartbeat_refusals(run);
     if (batch.empty()) {
+      observe(run);
       pause(run, options_.empty_poll_delay);
       return std::nullopt;
     }
@@ -184,6 +198,7 @@ class consumer {
     for (auto& received : batch)
       dispatch(run, std::move(received));
     settling_.flush(run.stats);
+    observe(run);
     return std::nullopt;
   }
 
@@ -226,8 +241,16 @@ class consumer {
       facts.lane = detail::held_behind{std::move(waits_for)};
       return {.item = std::move(item), .stored = {.decision = detail::decide_settlement(facts)}};
     }
+    const request_type type = item.request.type;
     detail::store_result stored = detail::call_store_with_retries(
-        destination_, item.request, std::move(facts), options_.retry_backoff);
+        destination_, item.request, std::move(facts), options_.retry_backoff,
+        [this, type](clock::duration took, bool threw) {
+          detail::store_call(
+              log_, store_call_event{
+                        .type = type,
+                        .duration = std::chrono::duration_cast<std::chrono::microseconds>(took),
+                        .threw = threw});
+        });
     holds.settled(widget, item.name, stored.decision.holds_widget, clock::now());
     return {.item = std::move(item), .stored = std::move(stored)};
   }
@@ -240,6 +263,30 @@ class consumer {
       settle(run.stats, done);
     settling_.flush(run.stats);
     run.times.settled(clock::now());
+    observe(run);
+  }
+
+  // What the source's heartbeat had refused since the last look: counted
+  // and said, since the request may now be worked on twice at once.
+  void count_heartbeat_refusals(run_state& run) {
+    const std::uint64_t now = detail::heartbeat_failures(source_, log_);
+    const std::uint64_t total = now > run.heartbeat_failures_before
+                                    ? now - run.heartbeat_failures_before
+                                    : 0;  // a source that could not answer says 0
+    if (total <= run.stats.heartbeat_refusals)
+      return;
+    log_.warning(detail::heartbeat_refused_message(total - run.stats.heartbeat_refusals));
+    run.stats.heartbeat_refusals = total;
+  }
+
+  void observe(const run_state& run) {
+    if constexpr (state_observing<Log>)
+      detail::observe(log_, consumer_state{.time = log_clock::now(),
+                                           .run_started = run.started,
+                                           .stats = elapsed(run),
+                                           .lanes_busy = run.pool.busy(),
+                                           .lanes = run.pool.size(),
+                                           .last_poll_ok = run.last_poll_ok});
   }
 
   void settle(consumer_stats& stats, result& done) {

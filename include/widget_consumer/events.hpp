@@ -58,6 +58,9 @@ struct consumer_stats {
   std::uint64_t failed = 0;                  // permanent store failures (released)
   std::uint64_t settle_failures = 0;         // ack/release/reject that failed
   std::uint64_t poll_failures = 0;
+  // Visibility extensions the source's heartbeat had refused for messages
+  // still being worked on: each may be handed to another consumer meanwhile.
+  std::uint64_t heartbeat_refusals = 0;
   std::uint64_t in_flight = 0;  // polled and not yet settled
   std::chrono::milliseconds elapsed{0};
 
@@ -77,6 +80,27 @@ struct consumer_stats {
 struct progress_event {
   log_clock::time_point time;
   consumer_stats stats;
+};
+
+// Optional hooks (concepts.hpp, state_observing and store_call_observing),
+// for logs that keep gauges and histograms rather than lines.
+
+// The poll thread's view after each poll and each round of settlements.
+struct consumer_state {
+  log_clock::time_point time{};
+  log_clock::time_point run_started{};  // tells one run() from the next
+  consumer_stats stats{};               // since run_started
+  std::uint64_t lanes_busy = 0;         // lanes calling the store now
+  std::uint64_t lanes = 0;
+  // The last poll that did not throw; the epoch until one has.
+  log_clock::time_point last_poll_ok{};
+};
+
+// One call of the store's apply(), timed on the lane thread that made it.
+struct store_call_event {
+  request_type type = request_type::create;
+  std::chrono::microseconds duration{0};
+  bool threw = false;  // a store_error or another exception
 };
 
 struct consumer_summary {

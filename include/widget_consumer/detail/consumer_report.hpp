@@ -91,6 +91,12 @@ inline std::string settle_failed_message(settle_action action, std::string_view 
          " failed (it will be delivered again): " + std::string(reason);
 }
 
+inline std::string heartbeat_refused_message(std::uint64_t refused) {
+  return "the source's heartbeat could not extend the visibility of " + std::to_string(refused) +
+         " request" + (refused == 1 ? "" : "s") +
+         " still being worked on: another consumer may receive them meanwhile";
+}
+
 // Said at once, and flushed: whoever stopped the consumer learns that the
 // stop was seen and how much is still to settle.
 inline std::string stop_requested_message(std::uint64_t in_flight) {

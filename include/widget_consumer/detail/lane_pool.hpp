@@ -9,6 +9,7 @@
 // owner's scope, exceptions included.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -64,6 +65,10 @@ class lane_pool {
     results_ready_.wait_for(lock, timeout, [&] { return !results_.empty(); });
   }
 
+  std::size_t size() const noexcept { return lanes_.size(); }
+  // Lanes working on an item now (a gauge: it may change at once).
+  std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
+
   // The results handed back so far, in the order the lanes finished them.
   std::deque<Result> take_results() {
     std::deque<Result> ready;
@@ -94,7 +99,9 @@ class lane_pool {
         work.emplace(std::move(self.queue.front()));
         self.queue.pop_front();
       }
+      busy_.fetch_add(1, std::memory_order_relaxed);
       Result done = handle_(self.state, std::move(*work));
+      busy_.fetch_sub(1, std::memory_order_relaxed);
       {
         std::lock_guard lock(results_mutex_);
         results_.push_back(std::move(done));
@@ -121,6 +128,7 @@ class lane_pool {
   std::mutex results_mutex_;
   std::condition_variable results_ready_;
   std::deque<Result> results_;
+  std::atomic<std::size_t> busy_{0};
 };
 
 }  // namespace widget_consumer::detail

@@ -1,10 +1,12 @@
 #pragma once
 // The optional capabilities of concepts.hpp (startup_checking,
-// local_releasing, pending_reporting, stop_requesting), each as the consumer
-// uses it: the member's answer when a policy has it, the documented default
-// when it has not, and what a failure of the member means. Called from the
-// poll thread only.
+// local_releasing, pending_reporting, stop_requesting,
+// heartbeat_refusal_reporting, state_observing, store_call_observing), each
+// as the consumer uses it: the member's answer when a policy has it, the
+// documented default when it has not, and what a failure of the member
+// means. Called from the poll thread only, but for store_call (lanes).
 
+#include <cstdint>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -59,6 +61,39 @@ void request_stop(Source& source, Log& log) {
       source.request_stop();
     } catch (const std::exception& e) {
       log.error(std::string("stopping the source failed: ") + e.what());
+    }
+  }
+}
+
+// Without the member, nothing was refused.
+template <class Source, class Log>
+std::uint64_t heartbeat_failures(const Source& source, Log& log) {
+  if constexpr (heartbeat_refusal_reporting<Source>) {
+    try {
+      return static_cast<std::uint64_t>(source.heartbeat_failures());
+    } catch (const std::exception& e) {
+      log.error(std::string("asking the source for heartbeat refusals failed: ") + e.what());
+    }
+  }
+  return 0;
+}
+
+template <class Log>
+void observe(Log& log, const consumer_state& state) noexcept {
+  if constexpr (state_observing<Log>) {
+    try {
+      log.observe(state);
+    } catch (...) {  // metrics never stop the consumer
+    }
+  }
+}
+
+template <class Log>
+void store_call(Log& log, const store_call_event& event) noexcept {
+  if constexpr (store_call_observing<Log>) {
+    try {
+      log.store_call(event);
+    } catch (...) {  // metrics never stop the consumer
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <exception>
 #include <thread>
 #include <utility>
+#include <variant>
 
 #include <widget_consumer/detail/settle_decision.hpp>
 #include <widget_consumer/request.hpp>
@@ -34,12 +35,22 @@ struct store_result {
   settle_decision decision{};
 };
 
-// facts: all but lane and attempts, which the calls fill in.
-template <class Store>
+// Does nothing with a store call's duration.
+struct ignore_store_calls {
+  void operator()(std::chrono::steady_clock::duration, bool) const noexcept {}
+};
+
+// facts: all but lane and attempts, which the calls fill in. timed(duration,
+// threw) hears of each call as it ends.
+template <class Store, class Timed = ignore_store_calls>
 store_result call_store_with_retries(Store& store, const widget_request& request,
-                                     settle_inputs facts, std::chrono::milliseconds backoff) {
+                                     settle_inputs facts, std::chrono::milliseconds backoff,
+                                     Timed&& timed = {}) {
   for (facts.attempts = 1;; ++facts.attempts, backoff *= 2) {
+    const auto began = std::chrono::steady_clock::now();
     facts.lane = call_store(store, request);
+    timed(std::chrono::steady_clock::now() - began,
+          std::holds_alternative<store_fault>(facts.lane));
     settle_decision decision = decide_settlement(facts);
     if (!decision.retry)
       return {.attempts = facts.attempts, .decision = std::move(decision)};

@@ -156,6 +156,8 @@ inline std::string format_stats(const consumer_stats& stats) {
     line += ", " + std::to_string(stats.settle_failures) + " ack failures";
   if (stats.poll_failures != 0)
     line += ", " + std::to_string(stats.poll_failures) + " poll failures";
+  if (stats.heartbeat_refusals != 0)
+    line += ", " + std::to_string(stats.heartbeat_refusals) + " heartbeat refusals";
   line += ", " + std::string(rate) + " requests/s";
   return line;
 }

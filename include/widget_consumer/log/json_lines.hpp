@@ -81,6 +81,7 @@ class json_lines_sink {
     object["failed"] = stats.failed;
     object["ackFailures"] = stats.settle_failures;
     object["pollFailures"] = stats.poll_failures;
+    object["heartbeatRefusals"] = stats.heartbeat_refusals;
     object["inFlight"] = stats.in_flight;
     object["elapsedMs"] = stats.elapsed.count();
     object["requestsPerSecond"] = stats.rate();

@@ -53,6 +53,21 @@ class tee_log {
     second_.flush();
   }
 
+  // The optional hooks (concepts.hpp), to the sides that have them.
+  void observe(const consumer_state& state) requires(state_observing<A> || state_observing<B>) {
+    if constexpr (state_observing<A>)
+      first_.observe(state);
+    if constexpr (state_observing<B>)
+      second_.observe(state);
+  }
+  void store_call(const store_call_event& event) requires(store_call_observing<A> ||
+                                                          store_call_observing<B>) {
+    if constexpr (store_call_observing<A>)
+      first_.store_call(event);
+    if constexpr (store_call_observing<B>)
+      second_.store_call(event);
+  }
+
   A& first() noexcept { return first_; }
   B& second() noexcept { return second_; }
 
