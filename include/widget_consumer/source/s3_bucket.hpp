@@ -118,7 +118,7 @@ class s3_bucket_source {
              .read_ahead = options_.read_ahead},
             [this](const aws::s3_list_options& request) { return list_checked(request); },
             [this](const std::string& key) { return client_.get_object(bucket_, key); },
-            claim_function()) {}
+            claim_function(), [this](const std::string& key) { return order_.knows(key); }) {}
 
   s3_bucket_source(aws::client_config config, std::string bucket,
                    s3_bucket_source_options options = {})
@@ -147,7 +147,7 @@ class s3_bucket_source {
     one_key.max_keys = 1;
     list_checked(one_key);
     if (claims_)
-      probe_claims();
+      claims_->check_conditional_writes(client_.service().config());
   }
 
   // Never waits for new objects (S3 has no long poll), only for the oldest
@@ -184,6 +184,10 @@ class s3_bucket_source {
         std::rethrow_exception(item->error);
       }
       window_.pop(eligible);  // the item is ours alone from here
+      if (item->body_skipped) {
+        order_.held_elsewhere(item->key, nullptr);
+        continue;
+      }
       if (!item->body) {
         ++vanished_;
         receive_counts_.erase(item->key);
@@ -192,10 +196,10 @@ class s3_bucket_source {
         continue;
       }
       if (item->claim == detail::s3_claim_state::elsewhere) {
-        order_.held_elsewhere(item->key, *item->body);
+        order_.held_elsewhere(item->key, &*item->body);
         continue;
       }
-      if (claims_ && order_.must_wait(item->key, *item->body))
+      if (claims_ && order_.must_wait(item->key, &*item->body))
         continue;  // keeps its claim; a later pass hands it out
       read_failures_.erase(item->key);
       ledger_.hand_out(item->key);
@@ -293,52 +297,16 @@ class s3_bucket_source {
       throw std::invalid_argument(
           "s3_bucket_source: the request prefix is inside the rejected one");
     if (options.claims)
-      check_claim_options(options, rejects_here);
+      detail::check_claim_options(options.prefix, options.claim_prefix,
+                                  rejects_here ? options.rejected_prefix : std::string(),
+                                  options.claim_lifetime);
     return options;
-  }
-
-  static void check_claim_options(const s3_bucket_source_options& options, bool rejects_here) {
-    const auto& claims = options.claim_prefix;
-    if (claims.empty())
-      throw std::invalid_argument("s3_bucket_source: the claim prefix is empty");
-    if (options.prefix.starts_with(claims) ||
-        (claims.starts_with(options.prefix) && options.prefix.size() == claims.size()))
-      throw std::invalid_argument(
-          "s3_bucket_source: the request prefix is inside the claim prefix");
-    if (rejects_here && (claims.starts_with(options.rejected_prefix) ||
-                         options.rejected_prefix.starts_with(claims)))
-      throw std::invalid_argument("s3_bucket_source: the claim and rejected prefixes overlap");
-    if (options.claim_lifetime < std::chrono::seconds(1))
-      throw std::invalid_argument("s3_bucket_source: claim_lifetime must be at least 1 s");
   }
 
   detail::s3_object_window::claim_function claim_function() {
     if (!claims_)
       return {};
     return [this](const std::string& key) { return claims_->claim(key); };
-  }
-
-  // A server that lets a second If-None-Match: * write through would let two
-  // consumers apply one request: refused before anything is claimed.
-  void probe_claims() {
-    const std::string where = aws::s3_resource(bucket_, options_.claim_prefix) + " (endpoint " +
-                              client_.service().config().endpoint + ")";
-    aws::with_access_check(
-        client_.service().config(), "cannot write claims under " + where,
-        "that these credentials may put and delete objects under the claim prefix", [&] {
-          try {
-            claims_->probe();
-          } catch (const aws::service_error&) {
-            throw;
-          } catch (const aws::transport_error&) {
-            throw;
-          } catch (const std::exception& e) {
-            throw unrecoverable_error(
-                "the S3 server of " + where + " does not honour conditional writes (" + e.what() +
-                "), so several consumers on this bucket could apply one request twice; if this "
-                "consumer is alone on the bucket, run it with claims off (--single-consumer)");
-          }
-        });
   }
 
   // A listing that retrying cannot fix (no such bucket, access denied)
@@ -542,7 +510,7 @@ class s3_bucket_source {
 
   // Before the window: its fetchers claim.
   std::unique_ptr<detail::s3_claims> claims_;
-  detail::s3_claim_order order_;  // the poll thread's
+  detail::s3_claim_order order_;  // the poll thread's; the fetchers ask knows()
 
   // Last: its threads use the members above and are joined before they go.
   detail::s3_object_window window_;

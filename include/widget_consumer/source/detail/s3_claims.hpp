@@ -31,8 +31,10 @@
 //   If-None-Match: * and a PutObject If-Match with a stale ETag; one that
 //   does not would let two consumers apply one request.
 
+#include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/s3.hpp>
 #include <widget_consumer/source/detail/worker_threads.hpp>
+#include <widget_consumer/unrecoverable_error.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -59,6 +61,22 @@ struct s3_claim_settings {
   std::string prefix;
   std::chrono::milliseconds lifetime{60000};
 };
+
+// The claim prefix never holds requests, and overlaps neither the request
+// prefix nor the rejected one ("" when rejected requests go elsewhere).
+inline void check_claim_options(const std::string& request_prefix, const std::string& claim_prefix,
+                                const std::string& rejected_prefix,
+                                std::chrono::milliseconds lifetime) {
+  if (claim_prefix.empty())
+    throw std::invalid_argument("s3_bucket_source: the claim prefix is empty");
+  if (request_prefix.starts_with(claim_prefix))
+    throw std::invalid_argument("s3_bucket_source: the request prefix is inside the claim prefix");
+  if (!rejected_prefix.empty() &&
+      (claim_prefix.starts_with(rejected_prefix) || rejected_prefix.starts_with(claim_prefix)))
+    throw std::invalid_argument("s3_bucket_source: the claim and rejected prefixes overlap");
+  if (lifetime < std::chrono::seconds(1))
+    throw std::invalid_argument("s3_bucket_source: claim_lifetime must be at least 1 s");
+}
 
 // "<random id> <host>/<pid>": unique per process, readable by a person.
 inline std::string make_claim_owner() {
@@ -94,8 +112,28 @@ class s3_claims {
     threads_.join();
   }
 
-  // Throws std::runtime_error naming what the server let through.
-  void probe() {
+  // The start-up check (concepts.hpp, startup_checking): a server that lets
+  // a second If-None-Match: * write through would let two consumers apply
+  // one request, so it is refused with unrecoverable_error before anything
+  // is claimed. Errors retrying cannot fix become unrecoverable_error too;
+  // others pass as they are (the consumer warns and starts).
+  void check_conditional_writes(const aws::client_config& config) {
+    const std::string where = aws::s3_resource(settings_.bucket, settings_.prefix) + " (endpoint " +
+                              config.endpoint + ")";
+    std::string failure;
+    aws::with_access_check(
+        config, "cannot write claims under " + where,
+        "that these credentials may put and delete objects under the claim prefix",
+        [&] { failure = probe(); });
+    if (!failure.empty())
+      throw unrecoverable_error(
+          "the S3 server of " + where + " does not honour conditional writes (" + failure +
+          "), so several consumers on this bucket could apply one request twice; if this "
+          "consumer is alone on the bucket, run it with claims off (--single-consumer)");
+  }
+
+  // What the server let through that it must refuse, or "".
+  std::string probe() {
     const std::string key = settings_.prefix + ".probe-" + owner_.substr(0, 16);
     const auto first = client_.put_object_if(settings_.bucket, key, "probe",
                                              {.if_match = {}, .if_none_match = true});
@@ -110,8 +148,7 @@ class s3_claims {
       failure = "a PutObject with If-Match on a stale ETag succeeded";
     }
     client_.delete_object(settings_.bucket, key);
-    if (!failure.empty())
-      throw std::runtime_error(failure);
+    return failure;
   }
 
   // From the fetcher threads: true when the claim on `key` is ours (held
@@ -124,6 +161,8 @@ class s3_claims {
       if (held_.contains(key))
         return true;
     }
+    if (recently_held_elsewhere(key))
+      return false;
     const std::string claim_key = settings_.prefix + key;
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (const auto etag = client_.put_object_if(settings_.bucket, claim_key, body(0),
@@ -148,6 +187,7 @@ class s3_claims {
       std::lock_guard lock(mutex_);
       ++taken_over_;
       look_after_.erase(key);
+      ask_after_.erase(key);
       held_[key] = {.etag = *etag, .renewal = renewal, .written = clock::now()};
       return true;
     }
@@ -232,8 +272,19 @@ class s3_claims {
   bool hold(const std::string& key, const std::string& etag, std::uint64_t renewal) {
     std::lock_guard lock(mutex_);
     look_after_.erase(key);
+    ask_after_.erase(key);
     held_[key] = {.etag = etag, .renewal = renewal, .written = clock::now()};
     return true;
+  }
+
+  // Seen held elsewhere less than a moment ago: not asked again yet, so a
+  // consumer going through keys others hold does not flood the server with
+  // claims bound to fail. A moment, not a lifetime: a claim given back at a
+  // graceful stop is taken soon.
+  bool recently_held_elsewhere(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    const auto found = ask_after_.find(key);
+    return found != ask_after_.end() && clock::now() < found->second;
   }
 
   // True once `key` has been seen held elsewhere for a lifetime (by our own
@@ -241,6 +292,8 @@ class s3_claims {
   bool time_to_look(const std::string& key) {
     const auto now = clock::now();
     std::lock_guard lock(mutex_);
+    ask_after_[key] =
+        now + std::min<std::chrono::milliseconds>(settings_.lifetime / 4, std::chrono::seconds(5));
     const auto [found, first] = look_after_.try_emplace(key, now + settings_.lifetime);
     return !first && found->second <= now;
   }
@@ -315,6 +368,7 @@ class s3_claims {
     const auto limit = clock::now() - 2 * settings_.lifetime;
     std::lock_guard lock(mutex_);
     std::erase_if(look_after_, [&](const auto& entry) { return entry.second < limit; });
+    std::erase_if(ask_after_, [&](const auto& entry) { return entry.second < limit; });
   }
 
   void renew_due() {
@@ -389,6 +443,7 @@ class s3_claims {
   std::vector<std::string> gone_;                     // claim keys
   // Keys seen held elsewhere: when to read their claim (see claim()).
   std::unordered_map<std::string, clock::time_point> look_after_;
+  std::unordered_map<std::string, clock::time_point> ask_after_;
   std::uint64_t taken_over_ = 0;
   std::uint64_t lost_ = 0;
   std::uint64_t swept_ = 0;

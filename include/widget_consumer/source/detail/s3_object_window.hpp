@@ -44,7 +44,8 @@ enum class s3_claim_state {
 struct s3_fetched {
   std::string key;
   bool done = false;                // written by a fetcher under the window's lock
-  std::optional<std::string> body;  // nullopt: the key is gone
+  std::optional<std::string> body;  // nullopt: the key is gone (or not read)
+  bool body_skipped = false;        // held elsewhere, and its body is known
   std::exception_ptr error;
   s3_claim_state claim = s3_claim_state::unclaimed;
 };
@@ -55,6 +56,8 @@ class s3_object_window {
   using get_function = std::function<std::optional<std::string>(const std::string&)>;
   // True when the key is ours to hand out; empty: no claims.
   using claim_function = std::function<bool(const std::string&)>;
+  // True when a key held elsewhere need not be read (its body is known).
+  using known_function = std::function<bool(const std::string&)>;
 
   struct limits {
     std::string prefix;
@@ -64,11 +67,12 @@ class s3_object_window {
   };
 
   s3_object_window(limits window_limits, list_function list, get_function get,
-                   claim_function claim = {})
+                   claim_function claim = {}, known_function known = {})
       : limits_(std::move(window_limits)),
         list_(std::move(list)),
         get_(std::move(get)),
-        claim_(std::move(claim)) {
+        claim_(std::move(claim)),
+        known_(std::move(known)) {
     auto stop = [this] { this->stop(); };
     threads_.start(
         1, [this] { list_loop(); }, stop);
@@ -233,17 +237,21 @@ class s3_object_window {
       lock.unlock();
       std::optional<std::string> body;
       auto claim = s3_claim_state::unclaimed;
+      bool skipped = false;
       std::exception_ptr error;
       try {
         if (claim_)
           claim = claim_(item->key) ? s3_claim_state::ours : s3_claim_state::elsewhere;
-        // A body held elsewhere is read too: its widget id orders ours.
-        body = get_(item->key);
+        // A body held elsewhere is read too, once: its widget id orders ours.
+        skipped = claim == s3_claim_state::elsewhere && known_ && known_(item->key);
+        if (!skipped)
+          body = get_(item->key);
       } catch (...) {
         error = std::current_exception();
       }
       lock.lock();
       item->claim = claim;
+      item->body_skipped = skipped;
       item->body = std::move(body);
       item->error = error;
       item->done = true;
@@ -255,6 +263,7 @@ class s3_object_window {
   list_function list_;
   get_function get_;
   claim_function claim_;
+  known_function known_;
 
   std::mutex mutex_;
   std::condition_variable list_wanted_;   // the lister waits
