@@ -242,6 +242,10 @@ class s3_bucket_source {
   std::vector<settle_failure> flush() {
     if (!pending_deletes_.empty() || (claims_ && claims_->has_gone()))
       delete_pending();
+    // Nothing in flight (the end of a run, or a lull): the claims just freed
+    // go now rather than with a next flush that may not come.
+    if (claims_ && ledger_.size() == 0 && claims_->has_gone())
+      delete_pending();
     return ledger_.take_failures();
   }
 

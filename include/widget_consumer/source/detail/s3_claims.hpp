@@ -153,8 +153,8 @@ class s3_claims {
 
   // From the fetcher threads: true when the claim on `key` is ours (held
   // already, made now, or taken over from a dead owner). A claim held
-  // elsewhere is read (is it alive?) only once it has been seen held for a
-  // lifetime by our clock: seeing it held costs one call, not two.
+  // elsewhere is read when first seen, then only when it would have expired:
+  // seeing it held again costs one call, or none for a moment after.
   bool claim(const std::string& key) {
     {
       std::lock_guard lock(mutex_);
@@ -287,15 +287,17 @@ class s3_claims {
     return found != ask_after_.end() && clock::now() < found->second;
   }
 
-  // True once `key` has been seen held elsewhere for a lifetime (by our own
-  // steady clock, which needs no agreement with the server's).
+  // Whether to read the claim on `key`: when first seen held (it may be our
+  // own, if a retried PutObject met its first attempt), then when it would
+  // have expired unless renewed (by our steady clock, which needs no
+  // agreement with the server's; look_again() sets when).
   bool time_to_look(const std::string& key) {
     const auto now = clock::now();
     std::lock_guard lock(mutex_);
     ask_after_[key] =
         now + std::min<std::chrono::milliseconds>(settings_.lifetime / 4, std::chrono::seconds(5));
-    const auto [found, first] = look_after_.try_emplace(key, now + settings_.lifetime);
-    return !first && found->second <= now;
+    const auto [found, first] = look_after_.try_emplace(key, now);
+    return first || found->second <= now;
   }
 
   // Alive: look again when it would expire if its owner stopped renewing now.
@@ -342,11 +344,12 @@ class s3_claims {
   }
 
   // The upkeep thread: renewals at a sixth of the lifetime's pace (a claim is
-  // renewed once a third of it has passed), the sweep once per lifetime.
+  // renewed once a third of it has passed), the sweep soon after the start
+  // and then once per lifetime.
   void upkeep_loop() {
     const auto tick =
         std::max<std::chrono::milliseconds>(settings_.lifetime / 6, std::chrono::milliseconds(100));
-    auto next_sweep = clock::now() + settings_.lifetime;
+    auto next_sweep = clock::now();  // first at start: a predecessor may have died
     std::unique_lock lock(mutex_);
     for (;;) {
       wake_.wait_for(lock, tick, [this] { return stopping_; });
