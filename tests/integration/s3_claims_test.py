@@ -9,7 +9,7 @@ conditional writes:
   number of valid requests (none applied twice), nothing is left but the
   rejected requests and the claim prefix is empty;
 - the same with one of the three SIGKILLed twice and started again: its
-  claims expire (2 s lifetime here) and are taken over, the store is exact,
+  claims expire (10 s lifetime here) and are taken over, the store is exact,
   nothing is left but the rejected requests, the claim prefix is empty;
 - a server that does not honour conditional writes (s3rver ignores
   If-None-Match and If-Match) is refused at start-up with a one-line reason,
@@ -30,8 +30,13 @@ import programs as p  # noqa: E402
 CONSUMERS = 3
 REQUESTS = int(os.environ.get("WIDGET_CONSUMER_CLAIMS_REQUESTS", "3000"))
 # Idle long enough to outlast a pass that hands out nothing while another
-# consumer holds the keys, and (kill run) a dead consumer's claim lifetime.
-ARGUMENTS = ["--concurrency", "8", "--max-idle", "8000", "--claim-lifetime", "2"]
+# consumer holds the keys.
+ARGUMENTS = ["--concurrency", "8", "--max-idle", "8000"]
+# The kill run's claim lifetime: short, so the dead consumer's requests are
+# taken over soon, yet well above the time a loaded moto needs to renew the
+# hundred or so claims a consumer holds (one PutObject each, one at a time):
+# a claim renewed late is taken over, and its request applied twice.
+KILL_LIFETIME = ["--claim-lifetime", "10"]
 
 
 def summary_counts(text):
@@ -64,8 +69,8 @@ class ClaimsOnOneBucket(unittest.TestCase):
                            "--invalid-ratio", "0.01", "--expected-state", expected)
         return requests, widgets, expected, counts
 
-    def start(self, requests, widgets, name):
-        return p.consumer(["-rb", requests, "-wb", widgets, *ARGUMENTS], self.env, name)
+    def start(self, requests, widgets, name, extra=()):
+        return p.consumer(["-rb", requests, "-wb", widgets, *ARGUMENTS, *extra], self.env, name)
 
     def describe(self, outputs):
         return "\n".join(f"run {i}: {p.summary_line(o)}" for i, o in enumerate(outputs))
@@ -98,17 +103,17 @@ class ClaimsOnOneBucket(unittest.TestCase):
     def test_a_consumer_killed_twice_loses_nothing(self):
         requests, widgets, expected, counts = self.make_backlog(17)
         started = time.monotonic()
-        self.consumers = [self.start(requests, widgets, f"steady{i}") for i in range(2)]
+        self.consumers = [self.start(requests, widgets, f"steady{i}", KILL_LIFETIME) for i in range(2)]
         outputs, kills = [], 0
         for delay in (3.0, 4.0):
-            victim = self.start(requests, widgets, f"victim{kills}")
+            victim = self.start(requests, widgets, f"victim{kills}", KILL_LIFETIME)
             self.consumers.append(victim)
             time.sleep(delay)
             if victim.kill():
                 kills += 1
                 print(f"  kill {kills} after {delay:.1f} s")
             outputs.append(victim.stderr() + victim.stdout())
-        last = self.start(requests, widgets, "victim-final")
+        last = self.start(requests, widgets, "victim-final", KILL_LIFETIME)
         self.consumers.append(last)
         codes = [c.wait(600) for c in (self.consumers[0], self.consumers[1], last)]
         outputs += [c.stderr() + c.stdout() for c in (self.consumers[0], self.consumers[1], last)]

@@ -166,12 +166,11 @@ TEST(s3_to_s3, drains_the_producers_requests_into_exactly_the_expected_widgets) 
 // parser reads <Key>1717200000000</Key> as a number): the run must still
 // empty the bucket, not stop as "idle" with the requests still in it.
 TEST(s3_to_s3, s3rver_drains_1200_requests_with_8_percent_invalid) {
-  drain_and_check(widget_consumer::testing::s3rver_emulator(),
-                  {.count = 1200,
-                   .invalid_ratio = 0.08,
-                   .page_size = 1000,
-                   .max_runtime = 60s,
-                   .claims = false});
+  drain_and_check(widget_consumer::testing::s3rver_emulator(), {.count = 1200,
+                                                                .invalid_ratio = 0.08,
+                                                                .page_size = 1000,
+                                                                .max_runtime = 60s,
+                                                                .claims = false});
 }
 
 }  // namespace

@@ -32,8 +32,8 @@ struct memory_bucket {
 // every listed key is claimed or found claimed elsewhere, and the keys it
 // may hand out now come back in key order. `read_bodies`: the GETs a
 // consumer would make (a body held elsewhere is read once).
-std::vector<std::string> pass(memory_bucket& bucket, s3_claim_order& order,
-                              const std::string& self, int* read_bodies = nullptr) {
+std::vector<std::string> pass(memory_bucket& bucket, s3_claim_order& order, const std::string& self,
+                              int* read_bodies = nullptr) {
   order.start_pass();
   std::vector<std::string> handed_out;
   for (const auto& [key, text] : bucket.requests) {

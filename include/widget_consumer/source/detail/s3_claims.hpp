@@ -37,6 +37,7 @@
 #include <widget_consumer/unrecoverable_error.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -48,6 +49,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -383,25 +386,42 @@ class s3_claims {
         if (claim.written <= limit)
           due.emplace_back(key, claim);
     }
-    for (auto& [key, claim] : due) {
-      std::optional<std::string> etag;
-      try {
-        etag =
-            client_.put_object_if(settings_.bucket, settings_.prefix + key, body(claim.renewal + 1),
-                                  {.if_match = claim.etag, .if_none_match = false});
-      } catch (const std::exception&) {
-        continue;  // tried again at the next tick
-      }
+    // A consumer holds about read_ahead + concurrency claims: renewed one at
+    // a time, a slow server could make the last one late.
+    std::atomic<std::size_t> next{0};
+    auto work = [&]() noexcept {
+      for (std::size_t i = next++; i < due.size(); i = next++)
+        renew(due[i].first, due[i].second);
+    };
+    std::vector<std::thread> helpers;
+    try {
+      for (std::size_t i = 1; i < std::min<std::size_t>(renewal_threads, due.size()); ++i)
+        helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      // Fewer threads: the work is shared all the same.
+    }
+    work();
+    for (auto& helper : helpers)
+      helper.join();
+  }
+
+  void renew(const std::string& key, const held_claim& claim) noexcept {
+    try {
+      const auto etag =
+          client_.put_object_if(settings_.bucket, settings_.prefix + key, body(claim.renewal + 1),
+                                {.if_match = claim.etag, .if_none_match = false});
       std::lock_guard lock(mutex_);
       const auto found = held_.find(key);
       if (found == held_.end() || found->second.etag != claim.etag)
-        continue;  // gone or given back meanwhile
+        return;  // gone or given back meanwhile
       if (!etag) {
         held_.erase(found);
         ++lost_;
-        continue;
+        return;
       }
       found->second = {.etag = *etag, .renewal = claim.renewal + 1, .written = clock::now()};
+    } catch (const std::exception&) {
+      // Tried again at the next tick.
     }
   }
 
@@ -450,6 +470,7 @@ class s3_claims {
   std::uint64_t taken_over_ = 0;
   std::uint64_t lost_ = 0;
   std::uint64_t swept_ = 0;
+  static constexpr std::size_t renewal_threads = 8;
 
   worker_threads threads_;  // last: joined before the rest goes
 };
