@@ -156,8 +156,8 @@ class s3_claims {
 
   // From the fetcher threads: true when the claim on `key` is ours (held
   // already, made now, or taken over from a dead owner). A claim held
-  // elsewhere is read when first seen, then only when it would have expired:
-  // seeing it held again costs one call, or none for a moment after.
+  // elsewhere is read only when it would have expired: seeing it held costs
+  // one call, or none for a moment after.
   bool claim(const std::string& key) {
     {
       std::lock_guard lock(mutex_);
@@ -290,17 +290,19 @@ class s3_claims {
     return found != ask_after_.end() && clock::now() < found->second;
   }
 
-  // Whether to read the claim on `key`: when first seen held (it may be our
-  // own, if a retried PutObject met its first attempt), then when it would
-  // have expired unless renewed (by our steady clock, which needs no
-  // agreement with the server's; look_again() sets when).
+  // Whether to read the claim on `key`: a lifetime after it was first seen
+  // held, then when it would have expired unless renewed (by our steady
+  // clock, which needs no agreement with the server's; look_again() sets
+  // when). Not at first sight: a consumer starting among others would read
+  // every claim in the bucket. A claim of our own that we do not know of (a
+  // retried PutObject that met its first attempt) is found at that look.
   bool time_to_look(const std::string& key) {
     const auto now = clock::now();
     std::lock_guard lock(mutex_);
     ask_after_[key] =
         now + std::min<std::chrono::milliseconds>(settings_.lifetime / 4, std::chrono::seconds(5));
-    const auto [found, first] = look_after_.try_emplace(key, now);
-    return first || found->second <= now;
+    const auto [found, first] = look_after_.try_emplace(key, now + settings_.lifetime);
+    return !first && found->second <= now;
   }
 
   // Alive: look again when it would expire if its owner stopped renewing now.
