@@ -201,6 +201,8 @@ class s3_bucket_source {
       }
       if (claims_ && order_.must_wait(item->key, &*item->body))
         continue;  // keeps its claim; a later pass hands it out
+      if (claims_ && !claims_->holds(item->key))
+        continue;  // taken over since (renewed too late): its new owner has it
       read_failures_.erase(item->key);
       ledger_.hand_out(item->key);
       batch.push_back({.body = std::move(*item->body),
