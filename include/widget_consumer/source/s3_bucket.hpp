@@ -258,10 +258,12 @@ class s3_bucket_source {
   // Listed and not delivered yet (being fetched, waiting behind the oldest,
   // on a page not taken yet, or a listing under way), or released and not
   // yet due: the consumer does not count such time as idle.
-  // With claims, keys claimed elsewhere count too: their owner may die, and
-  // their claims then come to whoever is still running.
+  // With claims, keys and claims of other consumers count too: their owner
+  // may die, and its claims then come to whoever is still running (taken
+  // over, or swept when their request is gone).
   bool has_pending() {
-    return window_.has_pending() || !delayed_.empty() || order_.others_at_work();
+    return window_.has_pending() || !delayed_.empty() || order_.others_at_work() ||
+           (claims_ && claims_->others_listed());
   }
 
   const std::string& bucket() const noexcept { return bucket_; }

@@ -23,10 +23,11 @@
 //   deleted with the next DeleteObjects, without a condition.
 // - give_back() deletes every claim still held (If-Match), so a graceful
 //   stop hands its unfinished requests to the others at once.
-// - The same thread sweeps, once per lifetime, claims whose owner stopped
-//   renewing them and whose request is gone (a consumer killed between the
-//   two deletes): If-Match on the ETag seen, so a claim renewed meanwhile
-//   stays.
+// - The same thread sweeps, at start and every quarter lifetime, claims
+//   whose owner stopped renewing them and whose request is gone (a consumer
+//   killed between the two deletes): If-Match on the ETag seen, so a claim
+//   renewed meanwhile stays. A claim is read only once it has been listed
+//   for a lifetime.
 // - probe() checks at start-up that the server refuses a second PutObject
 //   If-None-Match: * and a PutObject If-Match with a stale ETag; one that
 //   does not would let two consumers apply one request.
@@ -258,6 +259,12 @@ class s3_claims {
     std::lock_guard lock(mutex_);
     return lost_;
   }
+  // Claims of other consumers under the prefix at the last sweep: while
+  // there are, a dead owner's may yet need taking over or sweeping.
+  bool others_listed() {
+    std::lock_guard lock(mutex_);
+    return others_listed_ != 0;
+  }
   // Stale claims of gone requests deleted by the sweep.
   std::uint64_t swept() {
     std::lock_guard lock(mutex_);
@@ -350,7 +357,7 @@ class s3_claims {
 
   // The upkeep thread: renewals at a sixth of the lifetime's pace (a claim is
   // renewed once a third of it has passed), the sweep soon after the start
-  // and then once per lifetime.
+  // and then every quarter lifetime.
   void upkeep_loop() {
     const auto tick =
         std::max<std::chrono::milliseconds>(settings_.lifetime / 6, std::chrono::milliseconds(100));
@@ -365,7 +372,7 @@ class s3_claims {
       if (clock::now() >= next_sweep) {
         forget_old_looks();
         sweep();
-        next_sweep = clock::now() + settings_.lifetime;
+        next_sweep = clock::now() + settings_.lifetime / 4;
       }
       lock.lock();
     }
@@ -427,34 +434,61 @@ class s3_claims {
     }
   }
 
+  // Lists the claim prefix; a claim of another consumer listed for a
+  // lifetime (by our clock) is read, and deleted if expired with its request
+  // gone. What stays listed counts as others' claims (others_listed()).
   void sweep() noexcept {
+    std::unordered_map<std::string, clock::time_point> seen;
+    std::size_t others = 0;
     try {
       aws::s3_list_options request;
       request.prefix = settings_.prefix;
       for (int page = 0; page < 10; ++page) {
         const auto listed = client_.list_objects_v2(settings_.bucket, request);
         for (const auto& claim_key : listed.keys)
-          sweep_one(claim_key);
+          others += sweep_one(claim_key, seen) ? 1 : 0;
         if (!listed.has_more())
-          return;
+          break;
         request.continuation_token = listed.next_continuation_token;
       }
     } catch (const std::exception&) {
-      // The next sweep tries again.
+      return;  // the next sweep tries again
     }
+    std::lock_guard lock(mutex_);
+    sweep_seen_ = std::move(seen);
+    others_listed_ = others;
   }
 
-  void sweep_one(const std::string& claim_key) {
+  // True when the claim counts as another consumer's: not ours, and listed
+  // by the sweep before too (ours come and go between two sweeps), and not
+  // swept now.
+  bool sweep_one(const std::string& claim_key,
+                 std::unordered_map<std::string, clock::time_point>& seen) {
     const std::string key = claim_key.substr(settings_.prefix.size());
     if (key.empty() || holds(key))
-      return;
-    const auto claim = client_.get_object_with_info(settings_.bucket, claim_key);
-    if (!claim || !expired(*claim) || client_.head_object(settings_.bucket, key))
-      return;  // alive, or its request is still there to be taken over
-    if (client_.delete_object_if_match(settings_.bucket, claim_key, claim->etag)) {
+      return false;
+    const auto now = clock::now();
+    std::optional<clock::time_point> first;
+    {
       std::lock_guard lock(mutex_);
-      ++swept_;
+      if (const auto found = sweep_seen_.find(claim_key); found != sweep_seen_.end())
+        first = found->second;
     }
+    seen.emplace(claim_key, first.value_or(now));
+    if (!first)
+      return false;
+    if (now - *first < settings_.lifetime)
+      return true;
+    const auto claim = client_.get_object_with_info(settings_.bucket, claim_key);
+    if (!claim)
+      return false;
+    if (!expired(*claim) || client_.head_object(settings_.bucket, key))
+      return true;  // alive, or its request is still there to be taken over
+    if (!client_.delete_object_if_match(settings_.bucket, claim_key, claim->etag))
+      return true;
+    std::lock_guard lock(mutex_);
+    ++swept_;
+    return false;
   }
 
   aws::s3_client client_;
@@ -466,6 +500,9 @@ class s3_claims {
   bool stopping_ = false;
   std::unordered_map<std::string, held_claim> held_;  // by request key
   std::vector<std::string> gone_;                     // claim keys
+  // Claim keys of others listed by the sweeps, since when (our clock).
+  std::unordered_map<std::string, clock::time_point> sweep_seen_;
+  std::size_t others_listed_ = 0;
   // Keys seen held elsewhere: when to read their claim (see claim()).
   std::unordered_map<std::string, clock::time_point> look_after_;
   std::unordered_map<std::string, clock::time_point> ask_after_;
