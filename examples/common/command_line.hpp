@@ -63,6 +63,9 @@ struct consumer_options {
   std::string widget_key_prefix = "widgets/";
   bool use_owner_in_prefix = true;
   std::string rejected_prefix = "rejected/";
+  bool single_consumer = false;
+  std::string claim_prefix = "claims/";
+  int claim_lifetime_s = 60;
   std::string dead_letter_queue;
   // Running.
   std::int64_t max_runtime_ms = 0;  // 0 = until stopped
@@ -181,6 +184,13 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
       "SQS queue for rejected requests (default: the queue's redrive policy)");
   run("rejected-prefix", po::value(&o.rejected_prefix)->default_value(o.rejected_prefix),
       "S3 source: key prefix rejected requests are copied under");
+  run("claim-prefix", po::value(&o.claim_prefix)->default_value(o.claim_prefix),
+      "S3 source: key prefix of the claims that let several consumers share the bucket");
+  run("claim-lifetime", po::value(&o.claim_lifetime_s)->default_value(o.claim_lifetime_s),
+      "S3 source: seconds a claim lasts unrenewed before others take it over (>= 1)");
+  run("single-consumer", po::bool_switch(&o.single_consumer),
+      "S3 source: no claims; only for a consumer alone on its bucket, or a server without "
+      "conditional writes");
 
   po::options_description logging("Logging");
   auto log = logging.add_options();

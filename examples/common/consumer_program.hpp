@@ -81,6 +81,9 @@ inline auto make_source(std::type_identity<wc::s3_bucket_source>, const consumer
                         const aws_context& aws) {
   wc::s3_bucket_source_options options;
   options.rejected_prefix = o.rejected_prefix;
+  options.claims = !o.single_consumer;
+  options.claim_prefix = o.claim_prefix;
+  options.claim_lifetime = std::chrono::seconds(o.claim_lifetime_s);
   // Bodies are fetched ahead by their own pool; as many fetchers as lanes
   // (8 to 64) keeps the lanes fed when each GET costs a long round trip.
   options.fetch_concurrency = static_cast<std::size_t>(std::clamp(o.concurrency, 8, 64));

@@ -3,8 +3,10 @@ while the test SIGKILLs it at random points and starts it again; at the end
 the store equals the producer's expected state, the source holds nothing but
 the rejected requests, and every invalid request was set aside once.
 
-SIGKILL gives the program no chance to flush or to release what it holds, so
-this is the worst case: applied-but-not-acked requests are applied again
+SIGKILL gives the program no chance to flush or to release what it holds
+(its S3 claims stay until their 2 s lifetime ends, then the next run takes
+them over, and sweeps those of requests that are gone), so this is the worst
+case: applied-but-not-acked requests are applied again
 (duplicates, harmless since every store operation is idempotent and one
 widget's requests are replayed in their order), nothing is lost.
 
@@ -86,7 +88,8 @@ class CrashSafety(unittest.TestCase):
 
         started = time.monotonic()
         kills, outputs = self.kill_and_restart(
-            ["-rb", requests, "-wb", widgets, "--concurrency", "8", "--max-idle", "2000"],
+            ["-rb", requests, "-wb", widgets, "--concurrency", "8", "--max-idle", "2000",
+             "--claim-lifetime", "2"],
             0.05, 1.5,
             lambda: all(k.startswith("rejected/") for k in p.all_keys(s3, requests)))
         print(f"s3->s3: seed {SEED}, 1500 requests {counts}, {kills} kills, "

@@ -35,6 +35,11 @@ def moto_url():
     return _state("moto.url").strip()
 
 
+def s3rver_url():
+    """s3rver: S3 only, key S3RVER / S3RVER."""
+    return _state("s3rver.url").strip()
+
+
 def iam_server():
     """(url, key id, secret) of the instance that verifies every signature."""
     keys = dict(line.split("=", 1) for line in _state("moto-iam.credentials").split())

@@ -19,7 +19,8 @@
 
 // Against every local S3 server ("plain" moto, "iam" moto, which verifies
 // every signature, and s3rver, a second implementation), except the
-// delete-failure test, which needs "iam" to refuse a bad key.
+// delete-failure test, which needs "iam" to refuse a bad key. One source
+// alone on its bucket: claims off (s3_claims_test.py covers several).
 
 namespace widget_consumer {
 namespace {
@@ -102,6 +103,12 @@ std::vector<std::string> names_of(const batch_type& batch) {
   return names;
 }
 
+s3_bucket_source_options alone() {
+  s3_bucket_source_options options;
+  options.claims = false;
+  return options;
+}
+
 emulator server_named(const std::string& name) {
   if (name == "iam")
     return widget_consumer::testing::iam_emulator();
@@ -128,7 +135,7 @@ class s3_bucket_source_test : public ::testing::TestWithParam<std::string> {
   }
 
   s3_bucket_source_options small_pages() const {
-    s3_bucket_source_options options;
+    s3_bucket_source_options options = alone();
     options.page_size = 4;
     options.fetch_concurrency = 8;
     options.read_ahead = 12;
@@ -256,7 +263,7 @@ TEST_P(s3_bucket_source_test, reject_into_a_separate_bucket_under_a_prefix) {
   const std::string key = "in/1700000000000";
   s3_.put_object(bucket_, key, "not json", "application/json");
   s3_.put_object(bucket_, "elsewhere/1600000000000", "not a request", "application/json");
-  s3_bucket_source_options options;
+  s3_bucket_source_options options = alone();
   options.prefix = "in/";
   options.rejected_bucket = rejected_bucket;
   options.rejected_prefix = "bad/";
@@ -277,7 +284,7 @@ TEST_P(s3_bucket_source_test, skips_a_key_that_vanished_between_list_and_get) {
   auto control = std::make_shared<credentials_switch>();
   // One listing and the first GET pass; the second GET waits for us.
   control->allowed_calls = 2;
-  s3_bucket_source_options options;
+  s3_bucket_source_options options = alone();
   options.fetch_concurrency = 1;
   options.read_ahead = 1;
   s3_bucket_source source(aws::s3_client(config_for(server_, control)), bucket_, options);
@@ -296,7 +303,7 @@ TEST_P(s3_bucket_source_test, skips_a_key_that_vanished_between_list_and_get) {
 TEST_P(s3_bucket_source_test, a_ticket_not_in_flight_is_reported_and_nothing_deleted) {
   const auto keys = request_keys(1);
   put_requests(keys);
-  s3_bucket_source source(s3_, bucket_);
+  s3_bucket_source source(s3_, bucket_, alone());
   EXPECT_NO_THROW(source.ack(keys[0]));
   EXPECT_NO_THROW(source.release(keys[0], 0ms));
   EXPECT_NO_THROW(source.reject(keys[0], "never handed out"));
@@ -319,7 +326,7 @@ TEST_P(s3_bucket_source_test, a_ticket_not_in_flight_is_reported_and_nothing_del
 TEST_P(s3_bucket_source_test, a_ticket_settled_twice_is_reported_and_nothing_more_done) {
   const auto keys = request_keys(2);
   put_requests(keys);
-  s3_bucket_source source(s3_, bucket_);
+  s3_bucket_source source(s3_, bucket_, alone());
   auto delivered = drain(source, 10);
   ASSERT_EQ(delivered.size(), 2u);
   source.ack(keys[0]);
@@ -346,7 +353,7 @@ TEST_P(s3_bucket_source_test, a_ticket_settled_twice_is_reported_and_nothing_mor
 // ends the consumer's run at once, naming the bucket and what was seen.
 TEST_P(s3_bucket_source_test, poll_throws_unrecoverable_when_the_bucket_is_missing) {
   const auto missing = unique_name("missing");
-  s3_bucket_source source(s3_, missing);
+  s3_bucket_source source(s3_, missing, alone());
   for (int i = 0; i < 2; ++i) {  // and again, not stuck
     try {
       source.poll(0ms, 10);
@@ -370,7 +377,7 @@ TEST_P(s3_bucket_source_test, an_unreadable_object_is_set_aside_and_the_rest_go_
   s3_.put_object(bucket_, keys[1], too_large, "application/json");
   aws::client_config config = config_for(server_);
   config.http.max_response_bytes = 4096;  // above any listing of two keys
-  s3_bucket_source_options options;
+  s3_bucket_source_options options = alone();
   options.page_size = 2;
   s3_bucket_source source(aws::s3_client(config), bucket_, options);
 
@@ -419,7 +426,7 @@ TEST(s3_bucket_source_iam, flush_reports_every_delete_that_failed) {
     s3.put_object(bucket, key, body_of(key), "application/json");
 
   auto control = std::make_shared<credentials_switch>();
-  s3_bucket_source source(aws::s3_client(config_for(server, control)), bucket);
+  s3_bucket_source source(aws::s3_client(config_for(server, control)), bucket, alone());
   auto delivered = drain(source, 10);
   ASSERT_EQ(delivered.size(), keys.size());
   {

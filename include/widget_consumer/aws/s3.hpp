@@ -63,6 +63,23 @@ struct s3_object_info {
   std::map<std::string, std::string> metadata;
 };
 
+// What a conditional write (PutObject, DeleteObject) requires of the object
+// under the key: S3 answers 412 PreconditionFailed when it does not hold.
+struct s3_write_condition {
+  std::string if_match;        // the ETag the object must have; "" = no such condition
+  bool if_none_match = false;  // there must be no object (If-None-Match: *)
+};
+
+// An object with what the GetObject answer told about it.
+struct s3_object {
+  std::string body;
+  std::string etag;  // quotes included, as sent
+  std::optional<std::chrono::system_clock::time_point> last_modified;
+  // The server's clock when it answered (the Date header): compared with
+  // last_modified, it tells an object's age with no clock of ours involved.
+  std::optional<std::chrono::system_clock::time_point> server_time;
+};
+
 // A key DeleteObjects did not delete, with S3's reason.
 struct s3_delete_failure {
   std::string key;
@@ -268,6 +285,26 @@ class s3_client {
     }
   }
 
+  // The same with the ETag, Last-Modified and the server's Date.
+  std::optional<s3_object> get_object_with_info(std::string_view bucket, std::string_view key) {
+    try {
+      http_response response = send("GET", bucket, require_key(key, "GetObject"), {}, {}, {},
+                                    "GetObject", s3_resource(bucket, key));
+      s3_object object;
+      object.body = std::move(response.body);
+      object.etag = std::string(response.header("ETag").value_or(""));
+      if (const auto modified = response.header("Last-Modified"))
+        object.last_modified = detail::parse_http_date(*modified);
+      if (const auto date = response.header("Date"))
+        object.server_time = detail::parse_http_date(*date);
+      return object;
+    } catch (const service_error& error) {
+      if (error.code() == "NoSuchKey")
+        return std::nullopt;
+      throw;
+    }
+  }
+
   // The object's size, ETag, Last-Modified, Content-Type and user metadata,
   // or nullopt on 404. A HEAD answer has no body to tell NoSuchKey from
   // NoSuchBucket, so a missing bucket reads as absent too: callers to whom
@@ -293,6 +330,45 @@ class s3_client {
                                      {"Content-MD5", base64_encode(md5(body))}};
     send("PUT", bucket, require_key(key, "PutObject"), {}, std::move(headers), std::move(body),
          "PutObject", s3_resource(bucket, key));
+  }
+
+  // PutObject only when `condition` holds: the new object's ETag, or nullopt
+  // when it does not (412 PreconditionFailed; 409 ConditionalRequestConflict,
+  // another conditional write to the key was under way; 404 NoSuchKey for
+  // If-Match on a key that is gone).
+  std::optional<std::string> put_object_if(std::string_view bucket, std::string_view key,
+                                           std::string body, const s3_write_condition& condition,
+                                           std::string_view content_type = "text/plain") {
+    std::vector<http_header> headers{{"Content-Type", std::string(content_type)},
+                                     {"Content-MD5", base64_encode(md5(body))}};
+    add_condition(headers, condition);
+    try {
+      const http_response response =
+          send("PUT", bucket, require_key(key, "PutObject"), {}, std::move(headers),
+               std::move(body), "PutObject", s3_resource(bucket, key));
+      return std::string(response.header("ETag").value_or(""));
+    } catch (const service_error& error) {
+      if (condition_failed(error))
+        return std::nullopt;
+      throw;
+    }
+  }
+
+  // DeleteObject only when the object still has `etag`: false when it has
+  // another. A key that is gone already counts as deleted.
+  bool delete_object_if_match(std::string_view bucket, std::string_view key,
+                              std::string_view etag) {
+    try {
+      send("DELETE", bucket, require_key(key, "DeleteObject"), {},
+           {{"If-Match", std::string(etag)}}, {}, "DeleteObject", s3_resource(bucket, key));
+      return true;
+    } catch (const service_error& error) {
+      if (error.code() == "NoSuchKey")
+        return true;
+      if (condition_failed(error))
+        return false;
+      throw;
+    }
   }
 
   // Succeeds whether or not the key existed (S3's DeleteObject is idempotent).
@@ -383,6 +459,18 @@ class s3_client {
     if (key.empty())
       throw std::invalid_argument("S3 " + std::string(operation) + ": empty object key");
     return key;
+  }
+
+  static void add_condition(std::vector<http_header>& headers,
+                            const s3_write_condition& condition) {
+    if (condition.if_none_match)
+      headers.push_back({"If-None-Match", "*"});
+    if (!condition.if_match.empty())
+      headers.push_back({"If-Match", condition.if_match});
+  }
+
+  static bool condition_failed(const service_error& error) {
+    return error.status() == 412 || error.status() == 409 || error.code() == "NoSuchKey";
   }
 
   http_response send(std::string method, std::string_view bucket, std::string_view key,

@@ -40,6 +40,16 @@
 //   request: reason, copy under the rejected prefix, delete. When even the
 //   copy fails the original stays where it is (nothing lost), its .reason
 //   says so, this source skips it from then on, and flush() reports it.
+// - Several consumers share a bucket through claims (detail/s3_claims.hpp):
+//   a key is handed out only once this process holds "{claim_prefix}{key}",
+//   made with a conditional PutObject before the GET of its body. A key
+//   claimed elsewhere is skipped, and a key of ours waits while an older key
+//   of its widget is claimed elsewhere (detail/s3_claim_order.hpp). A claim
+//   is deleted with the DeleteObjects after the one that deleted its
+//   request; the destructor gives back the claims still held. check_ready()
+//   refuses a server that does not honour conditional writes. `claims =
+//   false` is for a consumer that is alone on its bucket (or a server
+//   without conditional writes): no claim is made or read.
 
 #include <widget_consumer/concepts.hpp>
 
@@ -48,6 +58,8 @@
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
 #include <widget_consumer/source/detail/batch_runner.hpp>
+#include <widget_consumer/source/detail/s3_claim_order.hpp>
+#include <widget_consumer/source/detail/s3_claims.hpp>
 #include <widget_consumer/source/detail/s3_object_window.hpp>
 #include <widget_consumer/source/detail/settlement_ledger.hpp>
 
@@ -76,6 +88,11 @@ struct s3_bucket_source_options {
   std::size_t fetch_concurrency = 8;          // GetObject threads, 1..64
   std::size_t read_ahead = 64;                // bodies fetched ahead of poll(), >= 1
   int page_size = 1000;                       // ListObjectsV2 max-keys, 1..1000
+  // Several consumers on one bucket (see the top); false: this one is alone.
+  bool claims = true;
+  std::string claim_prefix = "claims/";  // in the request bucket; never requests
+  // Unrenewed for this long, a claim's owner is taken for dead (>= 1 s).
+  std::chrono::milliseconds claim_lifetime{std::chrono::seconds(60)};
 };
 
 class s3_bucket_source {
@@ -88,13 +105,20 @@ class s3_bucket_source {
         bucket_(std::move(bucket)),
         options_(checked(bucket_, std::move(options))),
         rejects_here_(options_.rejected_bucket == bucket_),
+        claims_(options_.claims
+                    ? std::make_unique<detail::s3_claims>(
+                          client_, detail::s3_claim_settings{.bucket = bucket_,
+                                                             .prefix = options_.claim_prefix,
+                                                             .lifetime = options_.claim_lifetime})
+                    : nullptr),
         window_(
             {.prefix = options_.prefix,
              .page_size = options_.page_size,
              .fetch_concurrency = options_.fetch_concurrency,
              .read_ahead = options_.read_ahead},
             [this](const aws::s3_list_options& request) { return list_checked(request); },
-            [this](const std::string& key) { return client_.get_object(bucket_, key); }) {}
+            [this](const std::string& key) { return client_.get_object(bucket_, key); },
+            claim_function(), [this](const std::string& key) { return order_.knows(key); }) {}
 
   s3_bucket_source(aws::client_config config, std::string bucket,
                    s3_bucket_source_options options = {})
@@ -104,8 +128,16 @@ class s3_bucket_source {
   s3_bucket_source(const s3_bucket_source&) = delete;
   s3_bucket_source& operator=(const s3_bucket_source&) = delete;
 
-  // Unflushed acks are not sent: those requests are delivered again.
-  ~s3_bucket_source() = default;
+  // Unflushed acks are not sent: those requests are delivered again. The
+  // claims still held are given back, so other consumers need not wait for
+  // them to expire.
+  ~s3_bucket_source() {
+    window_.stop();
+    if (claims_) {
+      claims_->stop();
+      claims_->give_back();
+    }
+  }
 
   // Before the first poll (concepts.hpp, startup_checking): one key is listed,
   // which needs the bucket to exist and these credentials to be let in.
@@ -114,6 +146,8 @@ class s3_bucket_source {
     one_key.prefix = options_.prefix;
     one_key.max_keys = 1;
     list_checked(one_key);
+    if (claims_)
+      claims_->check_conditional_writes(client_.service().config());
   }
 
   // Never waits for new objects (S3 has no long poll), only for the oldest
@@ -131,6 +165,11 @@ class s3_bucket_source {
         started_pass = true;
         continue;
       }
+      if (item->error && item->claim == detail::s3_claim_state::elsewhere &&
+          unreadable_reason(item->error)) {
+        window_.pop(eligible);  // its owner sets it aside; it names no widget to wait for
+        continue;
+      }
       if (item->error) {
         if (!batch.empty())
           return batch;  // hand out what came before it; the next poll throws
@@ -145,11 +184,25 @@ class s3_bucket_source {
         std::rethrow_exception(item->error);
       }
       window_.pop(eligible);  // the item is ours alone from here
+      if (item->body_skipped) {
+        order_.held_elsewhere(item->key, nullptr);
+        continue;
+      }
       if (!item->body) {
         ++vanished_;
         receive_counts_.erase(item->key);
+        if (claims_)
+          claims_->request_gone(item->key);
         continue;
       }
+      if (item->claim == detail::s3_claim_state::elsewhere) {
+        order_.held_elsewhere(item->key, &*item->body);
+        continue;
+      }
+      if (claims_ && order_.must_wait(item->key, &*item->body))
+        continue;  // keeps its claim; a later pass hands it out
+      if (claims_ && !claims_->holds(item->key))
+        continue;  // taken over since (renewed too late): its new owner has it
       read_failures_.erase(item->key);
       ledger_.hand_out(item->key);
       batch.push_back({.body = std::move(*item->body),
@@ -189,7 +242,11 @@ class s3_bucket_source {
   }
 
   std::vector<settle_failure> flush() {
-    if (!pending_deletes_.empty())
+    if (!pending_deletes_.empty() || (claims_ && claims_->has_gone()))
+      delete_pending();
+    // Nothing in flight (the end of a run, or a lull): the claims just freed
+    // go now rather than with a next flush that may not come.
+    if (claims_ && ledger_.size() == 0 && claims_->has_gone())
       delete_pending();
     return ledger_.take_failures();
   }
@@ -201,7 +258,13 @@ class s3_bucket_source {
   // Listed and not delivered yet (being fetched, waiting behind the oldest,
   // on a page not taken yet, or a listing under way), or released and not
   // yet due: the consumer does not count such time as idle.
-  bool has_pending() { return window_.has_pending() || !delayed_.empty(); }
+  // With claims, keys and claims of other consumers count too: their owner
+  // may die, and its claims then come to whoever is still running (taken
+  // over, or swept when their request is gone).
+  bool has_pending() {
+    return window_.has_pending() || !delayed_.empty() || order_.others_at_work() ||
+           (claims_ && claims_->others_listed());
+  }
 
   const std::string& bucket() const noexcept { return bucket_; }
   const s3_bucket_source_options& options() const noexcept { return options_; }
@@ -211,11 +274,16 @@ class s3_bucket_source {
   std::size_t in_flight() const noexcept { return ledger_.size(); }
   // Objects set aside because they could not be read (see the top).
   std::uint64_t unreadable() const noexcept { return unreadable_; }
+  // Claims taken over from consumers that stopped renewing them, and claims
+  // of ours another consumer took over (0 without claims).
+  std::uint64_t claims_taken_over() const { return claims_ ? claims_->taken_over() : 0; }
+  std::uint64_t claims_lost() const { return claims_ ? claims_->lost() : 0; }
 
  private:
   struct pending_delete {
     std::string key;
     settle_action action = settle_action::ack;
+    bool claim = false;  // a claim whose request is gone: nothing to report
   };
 
   static s3_bucket_source_options checked(const std::string& bucket,
@@ -236,7 +304,17 @@ class s3_bucket_source {
     if (rejects_here && options.prefix.starts_with(options.rejected_prefix))
       throw std::invalid_argument(
           "s3_bucket_source: the request prefix is inside the rejected one");
+    if (options.claims)
+      detail::check_claim_options(options.prefix, options.claim_prefix,
+                                  rejects_here ? options.rejected_prefix : std::string(),
+                                  options.claim_lifetime);
     return options;
+  }
+
+  detail::s3_object_window::claim_function claim_function() {
+    if (!claims_)
+      return {};
+    return [this](const std::string& key) { return claims_->claim(key); };
   }
 
   // A listing that retrying cannot fix (no such bucket, access denied)
@@ -260,9 +338,12 @@ class s3_bucket_source {
         if (entry.second >= pass_started_)
           return false;
         receive_counts_.erase(entry.first);
+        if (claims_)
+          claims_->request_gone(entry.first);
         return true;
       });
     }
+    order_.start_pass();
     pass_started_ = now;
   }
 
@@ -271,6 +352,8 @@ class s3_bucket_source {
     if (key.empty() || key.ends_with('/'))
       return false;
     if (rejects_here_ && key.starts_with(options_.rejected_prefix))
+      return false;
+    if (claims_ && key.starts_with(options_.claim_prefix))
       return false;
     if (ledger_.in_flight(key) || deleting_.contains(key) || skipped_.contains(key))
       return false;
@@ -384,12 +467,19 @@ class s3_bucket_source {
     std::vector<std::string> keys;
     for (const auto& each : batch)
       keys.push_back(each.key);
+    // The claims of requests deleted by an earlier call ride along: their
+    // requests are gone for sure, so no condition is needed.
+    if (claims_)
+      for (auto& claim : claims_->take_gone())
+        batch.push_back({.key = std::move(claim), .action = settle_action::ack, .claim = true});
     std::unordered_set<std::string> failed;
     const auto undone = detail::run_batches(
         std::move(batch),
         {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
         [this](std::span<const pending_delete> chunk) { return delete_keys(chunk); });
     for (const auto& each : undone) {
+      if (each.entry.claim)
+        continue;  // left to the sweep (detail/s3_claims.hpp)
       ledger_.fail(each.entry.action, each.entry.key, each.reason);
       failed.insert(each.entry.key);
     }
@@ -397,8 +487,11 @@ class s3_bucket_source {
     // request is still there and is delivered again, counted as such.
     for (const auto& key : keys) {
       deleting_.erase(key);
-      if (!failed.contains(key))
-        receive_counts_.erase(key);
+      if (failed.contains(key))
+        continue;
+      receive_counts_.erase(key);
+      if (claims_)
+        claims_->request_gone(key);
     }
   }
 
@@ -422,6 +515,10 @@ class s3_bucket_source {
   std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
   std::uint64_t unreadable_ = 0;
   std::uint64_t vanished_ = 0;
+
+  // Before the window: its fetchers claim.
+  std::unique_ptr<detail::s3_claims> claims_;
+  detail::s3_claim_order order_;  // the poll thread's; the fetchers ask knows()
 
   // Last: its threads use the members above and are joined before they go.
   detail::s3_object_window window_;
