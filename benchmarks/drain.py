@@ -248,6 +248,14 @@ class Bench:
                        str(concurrency), "--max-idle", str(idle_ms)]
             if source_flag == "-rq":
                 command += ["--dead-letter-queue", names["dlq"], "-qwt", str(self.args.queue_wait)]
+                if self.args.queue_receivers:
+                    command += ["--queue-receivers", str(self.args.queue_receivers)]
+            if self.args.perf:
+                # perf forks our consumer itself: the CPU and RSS columns of
+                # such a run include perf's, so use them for profiles only.
+                os.makedirs(self.args.perf, exist_ok=True)
+                data = os.path.join(self.args.perf, f"{combination}-rtt{rtt}-c{concurrency}.data")
+                command = ["perf", "record", "-F", "499", "-g", "-q", "-o", data, "--", *command]
         elif consumer == "baseline":
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
@@ -463,6 +471,11 @@ def main():
     parser.add_argument("--memory-requests", type=int, default=0,
                         help="also drain this many requests directory->directory for peak RSS")
     parser.add_argument("--memory-concurrency", type=int, default=32)
+    parser.add_argument("--queue-receivers", type=int,
+                        help="our consumer's --queue-receivers on SQS sources (its default)")
+    parser.add_argument("--perf", metavar="DIR",
+                        help="run ours under `perf record -g`, one DIR/<combination>-rtt<R>-c<C>.data "
+                             "per drain (profiles only: CPU and RSS then include perf's)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per drain")
     parser.add_argument("--plot", help="write a PNG plot here (gnuplot)")
     parser.add_argument("--json", help="write every run's record here")
