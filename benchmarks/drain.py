@@ -343,8 +343,10 @@ class Bench:
                    str(self.args.memory_concurrency), "--max-idle", str(MAX_IDLE_MS)]
         status, _, stderr, cpu, rss_kb = run_measured(command, self.endpoints(self.urls),
                                                       self.args.timeout)
-        listed = self.s3.list_objects_v2(Bucket=names["source"][1], MaxKeys=1000)
-        left = listed.get("KeyCount", 0)
+        # Rejected requests are moved under rejected/ in the same bucket: set
+        # aside, not left over; the delimiter keeps them out of Contents.
+        listed = self.s3.list_objects_v2(Bucket=names["source"][1], MaxKeys=1000, Delimiter="/")
+        left = len(listed.get("Contents", []))
         self.memory_result("s3->s3", requests, status, self.handled(stderr), left, cpu, rss_kb,
                            seconds=self.summary_seconds(stderr))
 
