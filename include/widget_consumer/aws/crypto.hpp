@@ -108,8 +108,12 @@ inline sha256_digest hmac_sha256(std::string_view key, std::string_view data) {
   EVP_MAC_CTX* ctx = detail::thread_hmac_context();
   sha256_digest out{};
   std::size_t length = 0;
-  if (EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), nullptr) !=
-          1 ||
+  // A null key tells a reused context to keep its previous key: an empty key
+  // must still be passed as a pointer.
+  static constexpr unsigned char no_key = 0;
+  const auto* key_bytes =
+      key.empty() ? &no_key : reinterpret_cast<const unsigned char*>(key.data());
+  if (EVP_MAC_init(ctx, key_bytes, key.size(), nullptr) != 1 ||
       EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
       EVP_MAC_final(ctx, out.data(), &length, out.size()) != 1 || length != out.size())
     throw crypto_error("OpenSSL: HMAC-SHA256 failed");
