@@ -248,6 +248,14 @@ class Bench:
                        str(concurrency), "--max-idle", str(idle_ms)]
             if source_flag == "-rq":
                 command += ["--dead-letter-queue", names["dlq"], "-qwt", str(self.args.queue_wait)]
+                if self.args.queue_receivers:
+                    command += ["--queue-receivers", str(self.args.queue_receivers)]
+            if self.args.perf:
+                # perf forks our consumer itself: the CPU and RSS columns of
+                # such a run include perf's, so use them for profiles only.
+                os.makedirs(self.args.perf, exist_ok=True)
+                data = os.path.join(self.args.perf, f"{combination}-rtt{rtt}-c{concurrency}.data")
+                command = ["perf", "record", "-F", "499", "-g", "-q", "-o", data, "--", *command]
         elif consumer == "baseline":
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
@@ -306,6 +314,8 @@ class Bench:
 
     # --- memory run ----------------------------------------------------------
     def memory_run(self, requests):
+        if self.args.memory_source == "s3":
+            return self.memory_run_s3(requests)
         folder = os.path.join(self.state, f"memory-{os.getpid()}")
         subprocess.run(["rm", "-rf", folder], check=True)
         subprocess.run([PRODUCER, "--request-dir", f"{folder}/requests", "-mwr", str(requests),
@@ -315,21 +325,51 @@ class Bench:
                    f"{folder}/widgets", "--concurrency", str(self.args.memory_concurrency),
                    "--max-idle", str(MAX_IDLE_MS)]
         status, _, stderr, cpu, rss_kb = run_measured(command, self.env, self.args.timeout)
-        match = re.search(r"summary: (\d+) processed.* (\d+) rejected.* in ([\d.]+) s", stderr)
-        handled = int(match.group(1)) + int(match.group(2)) if match else 0
+        handled = self.handled(stderr)
         # Rejected requests are moved into the source's rejected/ folder: set
         # aside, not left over.
         left = len([name for name in os.listdir(f"{folder}/requests") if name != "rejected"]
                    if os.path.isdir(f"{folder}/requests") else [])
+        self.memory_result("directory->directory", requests, status, handled, left, cpu, rss_kb)
+        subprocess.run(["rm", "-rf", folder], check=True)
+
+    def memory_run_s3(self, requests):
+        """S3 -> S3 on loopback: the S3 source's listing window, read-ahead and fetch pool
+        are what a directory source does not have. The store is not checked object by
+        object (that many GETs from boto3 take longer than the drain); the summary's
+        count and an empty request bucket are."""
+        names = self.fresh("s3-s3", requests, seed=7)
+        command = [CONSUMER, *names["source"], *names["store"], "--concurrency",
+                   str(self.args.memory_concurrency), "--max-idle", str(MAX_IDLE_MS)]
+        status, _, stderr, cpu, rss_kb = run_measured(command, self.endpoints(self.urls),
+                                                      self.args.timeout)
+        # Rejected requests are moved under rejected/ in the same bucket: set
+        # aside, not left over; the delimiter keeps them out of Contents.
+        listed = self.s3.list_objects_v2(Bucket=names["source"][1], MaxKeys=1000, Delimiter="/")
+        left = len(listed.get("Contents", []))
+        self.memory_result("s3->s3", requests, status, self.handled(stderr), left, cpu, rss_kb,
+                           seconds=self.summary_seconds(stderr))
+
+    @staticmethod
+    def handled(stderr):
+        match = re.search(r"summary: (\d+) processed.* (\d+) rejected.* in ([\d.]+) s", stderr)
+        return int(match.group(1)) + int(match.group(2)) if match else 0
+
+    @staticmethod
+    def summary_seconds(stderr):
+        match = re.search(r"summary: .* in ([\d.]+) s", stderr)
+        return float(match.group(1)) - MAX_IDLE_MS / 1000 if match else None
+
+    def memory_result(self, what, requests, status, handled, left, cpu, rss_kb, seconds=None):
         ok = status == 0 and handled == requests and left == 0
-        print(f"  directory->directory c={self.args.memory_concurrency} n={requests}: "
+        rate = f", {requests / seconds:.0f} requests/s" if seconds else ""
+        print(f"  {what} c={self.args.memory_concurrency} n={requests}: "
               f"{'ok' if ok else 'FAILED'}, {handled} handled, {left} left, "
-              f"peak RSS {rss_kb / 1024:.1f} MB, cpu {cpu:.2f} s", flush=True)
+              f"peak RSS {rss_kb / 1024:.1f} MB, cpu {cpu:.2f} s{rate}", flush=True)
         if not ok:
             self.failures.append(f"memory run: exit {status}, {handled} of {requests} handled")
-        self.memory = {"requests": requests, "peak_rss_mb": round(rss_kb / 1024, 1),
-                       "cpu_seconds": round(cpu, 2), "ok": ok}
-        subprocess.run(["rm", "-rf", folder], check=True)
+        self.memory = {"source": what, "requests": requests, "peak_rss_mb": round(rss_kb / 1024, 1),
+                       "cpu_seconds": round(cpu, 2), "seconds": seconds, "ok": ok}
 
 
 def summarise(bench, args):
@@ -461,8 +501,18 @@ def main():
                         help="our consumer's -qwt on SQS: a short long poll, so an empty queue "
                              "costs one call a second and --max-idle still ends the drain")
     parser.add_argument("--memory-requests", type=int, default=0,
-                        help="also drain this many requests directory->directory for peak RSS")
+                        help="also drain this many requests for peak RSS (--memory-source)")
     parser.add_argument("--memory-concurrency", type=int, default=32)
+    parser.add_argument("--memory-source", choices=("directory", "s3"), default="directory",
+                        help="the memory run's source and store: directory->directory, or "
+                             "S3->S3 on the servers at loopback")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory run (with --memory-requests)")
+    parser.add_argument("--queue-receivers", type=int,
+                        help="our consumer's --queue-receivers on SQS sources (its default)")
+    parser.add_argument("--perf", metavar="DIR",
+                        help="run ours under `perf record -g`, one DIR/<combination>-rtt<R>-c<C>.data "
+                             "per drain (profiles only: CPU and RSS then include perf's)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per drain")
     parser.add_argument("--plot", help="write a PNG plot here (gnuplot)")
     parser.add_argument("--json", help="write every run's record here")
@@ -497,7 +547,7 @@ def main():
         print(f"drain: {servers}; {args.requests} requests per drain "
               f"({args.invalid_ratio:.0%} invalid), combinations {','.join(args.combinations)}, "
               f"RTT {args.rtt_ms} ms, ours at concurrency {args.concurrency}\n", flush=True)
-        for rtt in args.rtt_ms:
+        for rtt in [] if args.memory_only else args.rtt_ms:
             if rtt > 0:
                 bench.start_proxy(rtt)
                 print(f"drain: RTT {rtt} ms through benchmarks/delay_proxy.cpp at "

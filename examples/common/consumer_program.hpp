@@ -85,9 +85,14 @@ inline auto make_source(std::type_identity<wc::s3_bucket_source>, const consumer
   options.claim_prefix = o.claim_prefix;
   options.claim_lifetime = std::chrono::seconds(o.claim_lifetime_s);
   // Bodies are fetched ahead by their own pool; as many fetchers as lanes
-  // (8 to 64) keeps the lanes fed when each GET costs a long round trip.
-  options.fetch_concurrency = static_cast<std::size_t>(std::clamp(o.concurrency, 8, 64));
+  // (8 to 32) keeps the lanes fed when each GET costs a long round trip: 32
+  // fetch 1,600 bodies/s at 20 ms. More cost a thread, a connection and curl
+  // buffers each for little gain (BENCHMARKS.md, "Peak RSS").
+  options.fetch_concurrency = static_cast<std::size_t>(std::clamp(o.concurrency, 8, 32));
   options.read_ahead = std::max<std::size_t>(options.read_ahead, 2 * options.fetch_concurrency);
+  // A listing page is parsed whole into a tree: 1,000 keys took about 4 MB at
+  // the peak, 250 a quarter of it, for one more ListObjectsV2 per 250 keys.
+  options.page_size = 250;
   return std::make_unique<wc::s3_bucket_source>(aws.config("s3"), o.request_bucket, options);
 }
 

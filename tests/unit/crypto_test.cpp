@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -19,6 +20,12 @@ TEST(crypto, hmac_sha256_rfc4231) {
   const std::string key(131, '\xaa');  // longer than the block: hashed first
   EXPECT_EQ(to_hex(hmac_sha256(key, "Test Using Larger Than Block-Size Key - Hash Key First")),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(crypto, hmac_with_an_empty_key_after_another_key) {  // RFC 2104 with K = ""
+  (void)hmac_sha256("Jefe", "what do ya want for nothing?");
+  EXPECT_EQ(to_hex(hmac_sha256(std::string_view{}, "")),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
 TEST(crypto, hmac_accepts_a_binary_key_with_zero_bytes) {

@@ -280,6 +280,58 @@ TEST(sigv4, normalize_path_removes_dot_segments_and_duplicate_slashes) {
   EXPECT_EQ(normalize_path("/a/./b"), "/a/b");
 }
 
+// The signing key is kept between signatures: one signed with other keys,
+// another day, region or service in between must not change an answer.
+TEST(sigv4_known_answers, interleaved_days_regions_services_and_secrets_keep_their_answers) {
+  const signing_params s3_params{.region = "eu-west-1",
+                                 .service = "s3",
+                                 .time = parse_timestamp("2024-01-02T03:04:05Z"),
+                                 .s3 = true,
+                                 .unsigned_payload = true};
+  const signing_params sqs_params{
+      .region = "eu-west-1", .service = "sqs", .time = parse_timestamp("2024-01-02T03:04:05Z")};
+  credentials sqs_creds = project_creds;
+  sqs_creds.session_token.clear();
+  auto s3_authorization = [&](const credentials& creds, const signing_params& params) {
+    http_request request{.method = "PUT",
+                         .url = "http://127.0.0.1:9000/my-bucket/widgets/a%20b%2Bc/%C3%A9t%C3%A9",
+                         .headers = {{"User-Agent", "widget_consumer"}},
+                         .body = "not hashed"};
+    sign(request, creds, params);
+    return std::string(*request.header("authorization"));
+  };
+  auto sqs_authorization = [&](const credentials& creds, const signing_params& params) {
+    http_request request{.method = "POST",
+                         .url = "https://sqs.eu-west-1.amazonaws.com/123456789012/my%20queue",
+                         .headers = {{"Content-Type", "application/x-amz-json-1.0"}},
+                         .body = "{}"};
+    sign(request, creds, params);
+    return std::string(*request.header("authorization"));
+  };
+  const std::string s3_expected =
+      "AWS4-HMAC-SHA256 Credential=AKIDPROJECT/20240102/eu-west-1/s3/aws4_request, "
+      "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, "
+      "Signature=c40e21988aabc60ef1e8e09049b90b49425fb6df7d902c7c95e4c3c736cf8c3a";
+  const std::string sqs_expected =
+      "AWS4-HMAC-SHA256 Credential=AKIDPROJECT/20240102/eu-west-1/sqs/aws4_request, "
+      "SignedHeaders=content-type;host;x-amz-date, "
+      "Signature=32e71fc47a06009761eb6d1ba7d71723abfb48526b293c9462d6d848d4ce6eb5";
+  credentials rotated = project_creds;
+  rotated.secret_access_key += "2";
+  signing_params next_day = s3_params;
+  next_day.time += std::chrono::hours{24};
+  signing_params other_region = s3_params;
+  other_region.region = "us-west-2";
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(s3_authorization(project_creds, s3_params), s3_expected);
+    EXPECT_EQ(sqs_authorization(sqs_creds, sqs_params), sqs_expected);
+    EXPECT_NE(s3_authorization(rotated, s3_params), s3_expected);
+    EXPECT_NE(s3_authorization(project_creds, next_day), s3_expected);
+    EXPECT_NE(s3_authorization(project_creds, other_region), s3_expected);
+  }
+  EXPECT_EQ(s3_authorization(project_creds, s3_params), s3_expected);
+}
+
 TEST(sigv4, signing_again_replaces_the_previous_signature) {
   const signing_params first{.region = "us-east-1",
                              .service = "s3",

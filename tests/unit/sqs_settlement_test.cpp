@@ -106,7 +106,28 @@ TEST(sqs_batches, one_call_holds_at_most_one_entry_of_a_group) {
     for (const auto& id : call)
       EXPECT_TRUE(groups.insert(id[0]).second) << "two of group " << id[0] << " in one call";
   }
-  EXPECT_EQ(sqs.deleted, (std::vector<std::string>{"a1", "b1", "a2", "c1", "a3"}));
+  // Each group in its order; the first of every group go together.
+  EXPECT_EQ(sqs.deleted, (std::vector<std::string>{"a1", "b1", "c1", "a2", "a3"}));
+  EXPECT_EQ(sqs.calls.size(), 3u);
+}
+
+TEST(sqs_batches, groups_received_together_still_fill_their_calls) {
+  // Twenty groups of two, each pair side by side as a receive hands them out:
+  // two rounds of twenty firsts and twenty seconds, ten per call.
+  std::vector<detail::sqs_settlement> entries;
+  for (int g = 0; g < 20; ++g) {
+    entries.push_back(ack("g" + std::to_string(g) + "-1", "g" + std::to_string(g)));
+    entries.push_back(ack("g" + std::to_string(g) + "-2", "g" + std::to_string(g)));
+  }
+  scripted_sqs sqs;
+  std::vector<wc::settle_failure> failures;
+  EXPECT_TRUE(run(entries, sqs, failures).empty());
+  EXPECT_TRUE(failures.empty());
+  EXPECT_EQ(sqs.deleted.size(), 40u);
+  EXPECT_EQ(sqs.calls.size(), 4u);
+  for (int g = 0; g < 20; ++g)
+    EXPECT_LT(position(sqs.deleted, "g" + std::to_string(g) + "-1"),
+              position(sqs.deleted, "g" + std::to_string(g) + "-2"));
 }
 
 TEST(sqs_batches, after_a_refused_entry_its_group_waits_and_keeps_its_order) {

@@ -93,11 +93,14 @@ class service_client {
   auto send(http_request request, std::string_view operation, std::string_view resource,
             Read&& read, std::stop_token cancel = {})
       -> std::invoke_result_t<Read&, http_response&> {
-    // Each attempt signs a fresh copy of the caller's headers; the body is
-    // signed and sent in place, never copied.
+    // Each attempt signs the caller's headers afresh: the first in place,
+    // a retry from a copy kept for it. The body is signed and sent in place,
+    // never copied.
     const std::vector<http_header> original_headers = request.headers;
+    bool first_attempt = true;
     return retry_->run([&](std::chrono::system_clock::time_point signing_time) {
-      request.headers = original_headers;
+      if (!std::exchange(first_attempt, false))
+        request.headers = original_headers;
       signing_params params;
       params.region = config_.region;
       params.service = service_;

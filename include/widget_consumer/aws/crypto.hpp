@@ -26,9 +26,13 @@ namespace detail {
 struct evp_mac_ctx_deleter {
   void operator()(EVP_MAC_CTX* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
 };
+struct evp_md_ctx_deleter {
+  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
 
-// Fetching an algorithm is a provider lookup under a lock; do it once per
-// process rather than for each of the five HMACs in every signature.
+// Fetching an algorithm is a provider lookup under a lock, and OpenSSL 3 does
+// one on every init given a legacy EVP_sha256()-style method: fetch each
+// algorithm once per process instead.
 inline EVP_MAC* hmac_algorithm() {
   static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
   if (mac == nullptr)
@@ -36,41 +40,82 @@ inline EVP_MAC* hmac_algorithm() {
   return mac;
 }
 
+inline const EVP_MD* fetched_digest(const char* name) {
+  // One fetch per name and process; the names are the few this file uses.
+  if (std::string_view(name) == "SHA256") {
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return sha256;
+  }
+  if (std::string_view(name) == "MD5") {
+    static EVP_MD* const md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+    return md5;
+  }
+  static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  return sha1;
+}
+
+// One digest context per thread, re-initialised for each digest: creating
+// and freeing one per call was a third of a signature's cost.
+inline EVP_MD_CTX* thread_digest_context() {
+  thread_local const std::unique_ptr<EVP_MD_CTX, evp_md_ctx_deleter> ctx(EVP_MD_CTX_new());
+  if (!ctx)
+    throw crypto_error("OpenSSL: cannot allocate a digest context");
+  return ctx.get();
+}
+
+// One HMAC-SHA256 context per thread; EVP_MAC_init with a new key re-keys it
+// and keeps the digest set once here.
+inline EVP_MAC_CTX* thread_hmac_context() {
+  thread_local const std::unique_ptr<EVP_MAC_CTX, evp_mac_ctx_deleter> ctx = [] {
+    std::unique_ptr<EVP_MAC_CTX, evp_mac_ctx_deleter> made(EVP_MAC_CTX_new(hmac_algorithm()));
+    char digest_name[] = "SHA256";
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+        OSSL_PARAM_construct_end()};
+    if (made && EVP_MAC_CTX_set_params(made.get(), params) != 1)
+      made.reset();
+    return made;
+  }();
+  if (!ctx)
+    throw crypto_error("OpenSSL: cannot allocate an HMAC context");
+  return ctx.get();
+}
+
 template <std::size_t N>
-std::array<unsigned char, N> digest(const EVP_MD* type, std::string_view data, const char* name) {
+std::array<unsigned char, N> digest(const char* algorithm, std::string_view data,
+                                    const char* name) {
   std::array<unsigned char, N> out{};
   unsigned int length = 0;
-  if (type == nullptr ||
-      EVP_Digest(data.data(), data.size(), out.data(), &length, type, nullptr) != 1 || length != N)
+  const EVP_MD* type = fetched_digest(algorithm);
+  EVP_MD_CTX* ctx = thread_digest_context();
+  if (type == nullptr || EVP_DigestInit_ex2(ctx, type, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx, out.data(), &length) != 1 || length != N)
     throw crypto_error(std::string("OpenSSL: ") + name + " failed");
   return out;
 }
 }  // namespace detail
 
 inline sha256_digest sha256(std::string_view data) {
-  return detail::digest<32>(EVP_sha256(), data, "SHA-256");
+  return detail::digest<32>("SHA256", data, "SHA-256");
 }
 
 inline std::array<unsigned char, 16> md5(std::string_view data) {
-  return detail::digest<16>(EVP_md5(), data, "MD5");
+  return detail::digest<16>("MD5", data, "MD5");
 }
 
 inline sha256_digest hmac_sha256(std::string_view key, std::string_view data) {
-  std::unique_ptr<EVP_MAC_CTX, detail::evp_mac_ctx_deleter> ctx(
-      EVP_MAC_CTX_new(detail::hmac_algorithm()));
-  if (!ctx)
-    throw crypto_error("OpenSSL: cannot allocate an HMAC context");
-  char digest_name[] = "SHA256";
-  const OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-      OSSL_PARAM_construct_end()};
+  EVP_MAC_CTX* ctx = detail::thread_hmac_context();
   sha256_digest out{};
   std::size_t length = 0;
-  if (EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
-                   params) != 1 ||
-      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) !=
-          1 ||
-      EVP_MAC_final(ctx.get(), out.data(), &length, out.size()) != 1 || length != out.size())
+  // A null key tells a reused context to keep its previous key: an empty key
+  // must still be passed as a pointer.
+  static constexpr unsigned char no_key = 0;
+  const auto* key_bytes =
+      key.empty() ? &no_key : reinterpret_cast<const unsigned char*>(key.data());
+  if (EVP_MAC_init(ctx, key_bytes, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_final(ctx, out.data(), &length, out.size()) != 1 || length != out.size())
     throw crypto_error("OpenSSL: HMAC-SHA256 failed");
   return out;
 }
@@ -97,7 +142,7 @@ inline std::string sha256_hex(std::string_view data) {
 
 // The AWS CLI names its SSO token cache files by this (sso.hpp).
 inline std::string sha1_hex(std::string_view data) {
-  return to_hex(detail::digest<20>(EVP_sha1(), data, "SHA-1"));
+  return to_hex(detail::digest<20>("SHA1", data, "SHA-1"));
 }
 
 inline std::string base64_encode(std::string_view data) {

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -209,20 +210,96 @@ inline sha256_digest signing_key(const credentials& creds, const signing_params&
   return hmac_sha256(service, "aws4_request");
 }
 
+namespace detail {
+// The signing key only changes with the day, region, service and secret, yet
+// deriving it is four HMACs; a process signs with a handful of such keys, so
+// it keeps the last few. Shared by every thread and client.
+class signing_key_cache {
+ public:
+  sha256_digest get(const credentials& creds, const signing_params& params, std::string_view day) {
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& cached : entries_)
+        if (cached.day == day && cached.region == params.region &&
+            cached.service == params.service && cached.secret == creds.secret_access_key)
+          return cached.key;
+    }
+    const sha256_digest key = signing_key(creds, params);
+    std::lock_guard lock(mutex_);
+    if (entries_.size() == capacity)
+      entries_.erase(entries_.begin());
+    entries_.push_back({.secret = creds.secret_access_key,
+                        .day = std::string(day),
+                        .region = params.region,
+                        .service = params.service,
+                        .key = key});
+    return key;
+  }
+
+  static signing_key_cache& instance() {
+    static signing_key_cache cache;
+    return cache;
+  }
+
+ private:
+  // Two regions of three services each, and a key rotation, fit.
+  static constexpr std::size_t capacity = 8;
+  struct entry {
+    std::string secret;
+    std::string day;
+    std::string region;
+    std::string service;
+    sha256_digest key;
+  };
+  std::mutex mutex_;
+  std::vector<entry> entries_;
+};
+}  // namespace detail
+
 inline std::string signature(std::string_view string_to_sign_text, const credentials& creds,
                              const signing_params& params) {
-  return to_hex(hmac_sha256(signing_key(creds, params), string_to_sign_text));
+  const std::string day = amz_date(params.time).substr(0, 8);
+  return to_hex(hmac_sha256(detail::signing_key_cache::instance().get(creds, params, day),
+                            string_to_sign_text));
 }
 
 // The Authorization value for a request whose x-amz-* and host headers are
-// already in place (sign() puts them there).
+// already in place (sign() puts them there). The same text canonical_request
+// and string_to_sign give, built once: the header block and the date are
+// worked out a single time per signature.
 inline std::string authorization_header(const http_request& request, const credentials& creds,
                                         const signing_params& params) {
-  const auto to_sign = string_to_sign(canonical_request(request, params), params);
-  return std::string(sigv4_algorithm) + " Credential=" + creds.access_key_id + "/" +
-         credential_scope(params) +
-         ", SignedHeaders=" + canonical_headers(request.headers).signed_headers +
-         ", Signature=" + signature(to_sign, creds, params);
+  const auto url = split_url(request.url);
+  const auto block = canonical_headers(request.headers);
+  std::string canonical;
+  canonical.reserve(request.method.size() + url.path.size() + url.query.size() +
+                    block.headers.size() + block.signed_headers.size() + 128);
+  canonical.append(request.method).append("\n");
+  canonical.append(canonical_uri(url.path, params)).append("\n");
+  canonical.append(canonical_query_string(url.query)).append("\n");
+  canonical.append(block.headers).append("\n");
+  canonical.append(block.signed_headers).append("\n");
+  canonical.append(payload_hash(request, params));
+
+  const std::string date = amz_date(params.time);
+  std::string scope;
+  scope.reserve(8 + params.region.size() + params.service.size() + 16);
+  scope.append(date, 0, 8).append("/").append(params.region).append("/");
+  scope.append(params.service).append("/aws4_request");
+  std::string to_sign;
+  to_sign.reserve(sigv4_algorithm.size() + date.size() + scope.size() + 67);
+  to_sign.append(sigv4_algorithm).append("\n").append(date).append("\n");
+  to_sign.append(scope).append("\n").append(sha256_hex(canonical));
+
+  const sha256_digest key =
+      detail::signing_key_cache::instance().get(creds, params, std::string_view(date).substr(0, 8));
+  std::string out;
+  out.reserve(sigv4_algorithm.size() + creds.access_key_id.size() + scope.size() +
+              block.signed_headers.size() + 110);
+  out.append(sigv4_algorithm).append(" Credential=").append(creds.access_key_id).append("/");
+  out.append(scope).append(", SignedHeaders=").append(block.signed_headers);
+  out.append(", Signature=").append(to_hex(hmac_sha256(key, to_sign)));
+  return out;
 }
 
 // Adds host (if absent), x-amz-date, x-amz-security-token (with a session
