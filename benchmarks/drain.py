@@ -250,6 +250,8 @@ class Bench:
                 command += ["--dead-letter-queue", names["dlq"], "-qwt", str(self.args.queue_wait)]
                 if self.args.queue_receivers:
                     command += ["--queue-receivers", str(self.args.queue_receivers)]
+            elif self.args.single_consumer:
+                command += ["--single-consumer"]
             if self.args.perf:
                 # perf forks our consumer itself: the CPU and RSS columns of
                 # such a run include perf's, so use them for profiles only.
@@ -452,11 +454,13 @@ def write_plot(bench, args):
                 lines.append(f"{limit['rate']} with lines dt 3 lw 1 lc rgb '{colour}' "
                              f"title 'limit {combination}'")
         panels.append((rtt, lines))
+    servers = ("versitygw, ElasticMQ, dynalite" if args.servers == "fast" else "moto") + \
+        " on 127.0.0.1"
     script = [
         "set terminal pngcairo noenhanced size 1400,620 font 'DejaVu Sans,11'",
         f"set output '{args.plot}'",
         f"set multiplot layout 1,{len(panels)} title 'widget_consumer drain: requests/s against "
-        f"concurrency (moto on 127.0.0.1; baseline = boto3, one thread; dotted = server limit)'",
+        f"concurrency ({servers}; baseline = boto3, one thread; dotted = limit client)'",
         "set logscale x 2", "set logscale y 10", "set grid", "set key outside bottom center "
         "horizontal maxrows 4 font ',9'", "set xlabel 'ours: --concurrency (baseline: 1 thread)'",
         "set ylabel 'requests/s (log scale)'", "set xrange [0.8:90]",
@@ -510,6 +514,9 @@ def main():
                         help="only the memory run (with --memory-requests)")
     parser.add_argument("--queue-receivers", type=int,
                         help="our consumer's --queue-receivers on SQS sources (its default)")
+    parser.add_argument("--single-consumer", action="store_true",
+                        help="our consumer without claims on S3 sources (--single-consumer): "
+                             "what the claims cost, against a default run")
     parser.add_argument("--perf", metavar="DIR",
                         help="run ours under `perf record -g`, one DIR/<combination>-rtt<R>-c<C>.data "
                              "per drain (profiles only: CPU and RSS then include perf's)")
