@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <widget_consumer/concepts.hpp>
+#include <widget_consumer/log/null.hpp>
 #include <widget_consumer/metrics/registry.hpp>
 
 namespace widget_consumer {
@@ -76,7 +77,8 @@ inline double process_start_time_seconds() {
 
 }  // namespace metrics
 
-class metrics_log {
+// The text side of a log policy is null_log's: metrics_log only counts.
+class metrics_log : public null_log {
  public:
   // The "type" label of a request whose body did not parse.
   static constexpr std::string_view unknown_type = "unknown";
@@ -92,14 +94,6 @@ class metrics_log {
     requests_[type_index(event)][static_cast<std::size_t>(event.outcome)].add();
     request_duration_.observe(std::chrono::duration<double>(event.latency).count());
   }
-  void debug(std::string_view) noexcept {}
-  void info(std::string_view) noexcept {}
-  void warning(std::string_view) noexcept {}
-  void error(std::string_view) noexcept {}
-  void progress(const progress_event&) noexcept {}
-  void summary(const consumer_summary&) noexcept {}
-  void flush() noexcept {}
-
   // ---- optional hooks ----------------------------------------------------
 
   void store_call(const store_call_event& event) noexcept {
