@@ -9,8 +9,8 @@ conditional writes:
   number of valid requests (none applied twice), nothing is left but the
   rejected requests and the claim prefix is empty;
 - the same with one of the three SIGKILLed twice and started again: its
-  claims expire (the default 60 s lifetime) and are taken over, the store is exact,
-  nothing is left but the rejected requests, the claim prefix is empty;
+  partition claims expire (a 15 s lifetime) and are taken over, the store is
+  exact, nothing is left but the rejected requests, the claim prefix is empty;
 - a server that does not honour conditional writes (s3rver ignores
   If-None-Match and If-Match) is refused at start-up with a one-line reason,
   and --single-consumer runs on it.
@@ -32,13 +32,11 @@ REQUESTS = int(os.environ.get("WIDGET_CONSUMER_CLAIMS_REQUESTS", "3000"))
 # Idle long enough to outlast a pass that hands out nothing while another
 # consumer holds the keys.
 ARGUMENTS = ["--concurrency", "8", "--max-idle", "8000"]
-# The kill run's claim lifetime: the default. Shorter ones (10 s, 20 s) let
-# live consumers' claims be taken over on a loaded moto (load average 7: a
-# renewal round took longer than two thirds of the lifetime), and then a
-# request is applied twice and a widget's order can break (RELIABILITY.md,
-# the limit). The dead consumer's requests wait a minute; the others drain
-# the rest meanwhile.
-KILL_LIFETIME = ["--claim-lifetime", "60"]
+# The kill run's claim lifetime: the dead consumer's partitions wait this long
+# before the others take them over. A consumer renews its 32 partition claims
+# at a third of it and stops handing out from one not renewed for three
+# quarters, so 15 s leaves room on a loaded server.
+KILL_LIFETIME = ["--claim-lifetime", "15"]
 
 
 def summary_counts(text):

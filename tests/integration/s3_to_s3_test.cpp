@@ -91,24 +91,30 @@ void drain_and_check(const emulator& server, const drain_case& test) {
   ASSERT_GT(valid_by_type[2], 0u);
   put_all(s3, requests, objects);
 
-  s3_bucket_source_options source_options;
-  source_options.page_size =
-      test.page_size;  // several pages, the next listed while one is dispatched
-  source_options.fetch_concurrency = 8;
-  source_options.claims = test.claims;
-  s3_bucket_source source(client_config_for(server), requests, source_options);
-  s3_bucket_store store(client_config_for(server), widgets);
-  capturing_log log;
-  consumer_options options;
-  options.concurrency = 8;
-  options.max_idle = 1s;
-  options.max_runtime = test.max_runtime;  // a safety net only
-  options.empty_poll_delay = 50ms;
-  options.progress_interval = 0ms;
-  consumer<s3_bucket_source, s3_bucket_store, capturing_log> run(source, store, log, options);
-  const consumer_summary summary = run.run();
+  // The source lives in a scope of its own: it gives back its partition
+  // claims when it goes, and nothing of them may be left in the bucket.
+  consumer_summary summary;
+  std::vector<testing::captured_message> messages;
+  {
+    s3_bucket_source_options source_options;
+    source_options.page_size =
+        test.page_size;  // several pages, the next listed while one is dispatched
+    source_options.fetch_concurrency = 8;
+    source_options.claims = test.claims;
+    s3_bucket_source source(client_config_for(server), requests, source_options);
+    s3_bucket_store store(client_config_for(server), widgets);
+    capturing_log log;
+    consumer_options options;
+    options.concurrency = 8;
+    options.max_idle = 1s;
+    options.max_runtime = test.max_runtime;  // a safety net only
+    options.empty_poll_delay = 50ms;
+    options.progress_interval = 0ms;
+    consumer<s3_bucket_source, s3_bucket_store, capturing_log> run(source, store, log, options);
+    summary = run.run();
 
-  const auto messages = log.with_sink([](capturing_sink& sink) { return sink.messages; });
+    messages = log.with_sink([](capturing_sink& sink) { return sink.messages; });
+  }
   for (const auto& message : messages)
     EXPECT_LT(message.level, log_level::warning) << message.text;
 

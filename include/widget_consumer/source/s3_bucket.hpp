@@ -40,16 +40,15 @@
 //   request: reason, copy under the rejected prefix, delete. When even the
 //   copy fails the original stays where it is (nothing lost), its .reason
 //   says so, this source skips it from then on, and flush() reports it.
-// - Several consumers share a bucket through claims (detail/s3_claims.hpp):
-//   a key is handed out only once this process holds "{claim_prefix}{key}",
-//   made with a conditional PutObject before the GET of its body. A key
-//   claimed elsewhere is skipped, and a key of ours waits while an older key
-//   of its widget is claimed elsewhere (detail/s3_claim_order.hpp). A claim
-//   is deleted with the DeleteObjects after the one that deleted its
-//   request; the destructor gives back the claims still held. check_ready()
-//   refuses a server that does not honour conditional writes. `claims =
-//   false` is for a consumer that is alone on its bucket (or a server
-//   without conditional writes): no claim is made or read.
+// - Several consumers share a bucket by dividing the partitions of the
+//   widget ids between them (detail/s3_partition_claims.hpp): a request is
+//   handed out only while this process holds the partition of its widget,
+//   claimed before the pass that listed it began. Requests of other
+//   partitions are skipped, and their keys remembered so that their bodies
+//   are read once (detail/s3_partition_keys.hpp). The destructor gives the
+//   partitions back. check_ready() refuses a server that does not honour
+//   conditional writes. `claims = false` is for a consumer alone on its
+//   bucket (or a server without conditional writes): nothing is claimed.
 
 #include <widget_consumer/concepts.hpp>
 
@@ -58,9 +57,10 @@
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
 #include <widget_consumer/source/detail/batch_runner.hpp>
-#include <widget_consumer/source/detail/s3_claim_order.hpp>
-#include <widget_consumer/source/detail/s3_claims.hpp>
 #include <widget_consumer/source/detail/s3_object_window.hpp>
+#include <widget_consumer/source/detail/s3_partition_claims.hpp>
+#include <widget_consumer/source/detail/s3_partition_keys.hpp>
+#include <widget_consumer/source/detail/s3_partitions.hpp>
 #include <widget_consumer/source/detail/settlement_ledger.hpp>
 
 #include <algorithm>
@@ -91,7 +91,7 @@ struct s3_bucket_source_options {
   // Several consumers on one bucket (see the top); false: this one is alone.
   bool claims = true;
   std::string claim_prefix = "claims/";  // in the request bucket; never requests
-  // Unrenewed for this long, a claim's owner is taken for dead (>= 1 s).
+  // Unrenewed for this long, a partition's owner is taken for dead (>= 1 s).
   std::chrono::milliseconds claim_lifetime{std::chrono::seconds(60)};
 };
 
@@ -106,7 +106,7 @@ class s3_bucket_source {
         options_(checked(bucket_, std::move(options))),
         rejects_here_(options_.rejected_bucket == bucket_),
         claims_(options_.claims
-                    ? std::make_unique<detail::s3_claims>(
+                    ? std::make_unique<detail::s3_partition_claims>(
                           client_, detail::s3_claim_settings{.bucket = bucket_,
                                                              .prefix = options_.claim_prefix,
                                                              .lifetime = options_.claim_lifetime})
@@ -117,8 +117,7 @@ class s3_bucket_source {
              .fetch_concurrency = options_.fetch_concurrency,
              .read_ahead = options_.read_ahead},
             [this](const aws::s3_list_options& request) { return list_checked(request); },
-            [this](const std::string& key) { return client_.get_object(bucket_, key); },
-            claim_function(), [this](const std::string& key) { return order_.knows(key); }) {}
+            [this](const std::string& key) { return client_.get_object(bucket_, key); }) {}
 
   s3_bucket_source(aws::client_config config, std::string bucket,
                    s3_bucket_source_options options = {})
@@ -129,7 +128,7 @@ class s3_bucket_source {
   s3_bucket_source& operator=(const s3_bucket_source&) = delete;
 
   // Unflushed acks are not sent: those requests are delivered again. The
-  // claims still held are given back, so other consumers need not wait for
+  // partitions held are given back, so other consumers need not wait for
   // them to expire.
   ~s3_bucket_source() {
     window_.stop();
@@ -147,12 +146,14 @@ class s3_bucket_source {
     one_key.max_keys = 1;
     list_checked(one_key);
     if (claims_)
-      claims_->check_conditional_writes(client_.service().config());
+      claims_->check_conditional_writes();
   }
 
   // Never waits for new objects (S3 has no long poll), only for the oldest
   // listed body to arrive.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t max) {
+    if (claims_)
+      claims_->start();
     std::vector<received_request<ticket_type>> batch;
     bool started_pass = false;
     const auto eligible = [this](const std::string& key) { return this->eligible(key); };
@@ -165,9 +166,8 @@ class s3_bucket_source {
         started_pass = true;
         continue;
       }
-      if (item->error && item->claim == detail::s3_claim_state::elsewhere &&
-          unreadable_reason(item->error)) {
-        window_.pop(eligible);  // its owner sets it aside; it names no widget to wait for
+      if (item->error && !ours_to_set_aside(item->key, item->error)) {
+        window_.pop(eligible);  // its partition's owner sets it aside
         continue;
       }
       if (item->error) {
@@ -184,25 +184,13 @@ class s3_bucket_source {
         std::rethrow_exception(item->error);
       }
       window_.pop(eligible);  // the item is ours alone from here
-      if (item->body_skipped) {
-        order_.held_elsewhere(item->key, nullptr);
-        continue;
-      }
       if (!item->body) {
         ++vanished_;
         receive_counts_.erase(item->key);
-        if (claims_)
-          claims_->request_gone(item->key);
         continue;
       }
-      if (item->claim == detail::s3_claim_state::elsewhere) {
-        order_.held_elsewhere(item->key, &*item->body);
+      if (claims_ && !take(item->key, *item->body))
         continue;
-      }
-      if (claims_ && order_.must_wait(item->key, &*item->body))
-        continue;  // keeps its claim; a later pass hands it out
-      if (claims_ && !claims_->holds(item->key))
-        continue;  // taken over since (renewed too late): its new owner has it
       read_failures_.erase(item->key);
       ledger_.hand_out(item->key);
       batch.push_back({.body = std::move(*item->body),
@@ -219,8 +207,10 @@ class s3_bucket_source {
   }
 
   void release(const ticket_type& key, std::chrono::milliseconds delay) {
-    if (ledger_.settle(key, settle_action::release))
-      delayed_[key] = clock::now() + delay;
+    if (!ledger_.settle(key, settle_action::release))
+      return;
+    delayed_[key] = clock::now() + delay;
+    done(key);
   }
 
   void reject(const ticket_type& key, std::string_view reason) {
@@ -236,17 +226,14 @@ class s3_bucket_source {
       ledger_.fail(
           settle_action::reject, key,
           "cannot copy to " + aws::s3_resource(options_.rejected_bucket, target) + ": " + e.what());
+      done(key);
       return;
     }
     queue_delete(key, settle_action::reject);
   }
 
   std::vector<settle_failure> flush() {
-    if (!pending_deletes_.empty() || (claims_ && claims_->has_gone()))
-      delete_pending();
-    // Nothing in flight (the end of a run, or a lull): the claims just freed
-    // go now rather than with a next flush that may not come.
-    if (claims_ && ledger_.size() == 0 && claims_->has_gone())
+    if (!pending_deletes_.empty())
       delete_pending();
     return ledger_.take_failures();
   }
@@ -258,12 +245,10 @@ class s3_bucket_source {
   // Listed and not delivered yet (being fetched, waiting behind the oldest,
   // on a page not taken yet, or a listing under way), or released and not
   // yet due: the consumer does not count such time as idle.
-  // With claims, keys and claims of other consumers count too: their owner
-  // may die, and its claims then come to whoever is still running (taken
-  // over, or swept when their request is gone).
+  // Keys of partitions held elsewhere count too: their owner may die, and
+  // its partitions then come to whoever is still running.
   bool has_pending() {
-    return window_.has_pending() || !delayed_.empty() || order_.others_at_work() ||
-           (claims_ && claims_->others_listed());
+    return window_.has_pending() || !delayed_.empty() || (claims_ && keys_.others_at_work());
   }
 
   const std::string& bucket() const noexcept { return bucket_; }
@@ -274,8 +259,8 @@ class s3_bucket_source {
   std::size_t in_flight() const noexcept { return ledger_.size(); }
   // Objects set aside because they could not be read (see the top).
   std::uint64_t unreadable() const noexcept { return unreadable_; }
-  // Claims taken over from consumers that stopped renewing them, and claims
-  // of ours another consumer took over (0 without claims).
+  // Partitions taken over from consumers that stopped renewing them, and
+  // partitions of ours another consumer took over (0 without claims).
   std::uint64_t claims_taken_over() const { return claims_ ? claims_->taken_over() : 0; }
   std::uint64_t claims_lost() const { return claims_ ? claims_->lost() : 0; }
 
@@ -283,7 +268,6 @@ class s3_bucket_source {
   struct pending_delete {
     std::string key;
     settle_action action = settle_action::ack;
-    bool claim = false;  // a claim whose request is gone: nothing to report
   };
 
   static s3_bucket_source_options checked(const std::string& bucket,
@@ -311,12 +295,6 @@ class s3_bucket_source {
     return options;
   }
 
-  detail::s3_object_window::claim_function claim_function() {
-    if (!claims_)
-      return {};
-    return [this](const std::string& key) { return claims_->claim(key); };
-  }
-
   // A listing that retrying cannot fix (no such bucket, access denied)
   // becomes unrecoverable_error: the consumer stops at once and says why.
   aws::s3_object_list list_checked(const aws::s3_list_options& request) {
@@ -338,13 +316,46 @@ class s3_bucket_source {
         if (entry.second >= pass_started_)
           return false;
         receive_counts_.erase(entry.first);
-        if (claims_)
-          claims_->request_gone(entry.first);
         return true;
       });
     }
-    order_.start_pass();
+    keys_.start_pass();
     pass_started_ = now;
+  }
+
+  // Whether this consumer may hand out the request now: its partition is
+  // held here since before the pass began. Until done(key), the partition
+  // is not given back.
+  bool take(const std::string& key, const std::string& body) {
+    const std::uint32_t p = detail::s3_partition_of_request(key, body);
+    if (!claims_->take(p, pass_started_)) {
+      keys_.elsewhere(key, p);
+      receive_counts_.erase(key);
+      return false;
+    }
+    keys_.forget(key);
+    keys_.taken(key, p);
+    return true;
+  }
+
+  // The request under `key` is settled, and deleted if it was to be.
+  void done(const std::string& key) {
+    if (!claims_)
+      return;
+    if (const auto p = keys_.done(key))
+      claims_->done(*p);
+  }
+
+  // An object that cannot be read names no widget: the consumer holding the
+  // partition of its key sets it aside. Other failures are everyone's.
+  bool ours_to_set_aside(const std::string& key, const std::exception_ptr& error) {
+    if (!claims_ || !unreadable_reason(error))
+      return true;
+    const std::uint32_t p = detail::s3_partition_of_text(key);
+    if (claims_->usable(p, pass_started_))
+      return true;
+    keys_.elsewhere(key, p);
+    return false;
   }
 
   // Called by the window under its lock, on the poll thread.
@@ -357,6 +368,11 @@ class s3_bucket_source {
       return false;
     if (ledger_.in_flight(key) || deleting_.contains(key) || skipped_.contains(key))
       return false;
+    if (claims_) {
+      const auto p = keys_.known(key);
+      if (p && !claims_->usable(*p, pass_started_))
+        return false;  // not read again while its partition is held elsewhere
+    }
     if (const auto due = delayed_.find(key); due != delayed_.end()) {
       if (due->second > clock::now())
         return false;
@@ -467,19 +483,12 @@ class s3_bucket_source {
     std::vector<std::string> keys;
     for (const auto& each : batch)
       keys.push_back(each.key);
-    // The claims of requests deleted by an earlier call ride along: their
-    // requests are gone for sure, so no condition is needed.
-    if (claims_)
-      for (auto& claim : claims_->take_gone())
-        batch.push_back({.key = std::move(claim), .action = settle_action::ack, .claim = true});
     std::unordered_set<std::string> failed;
     const auto undone = detail::run_batches(
         std::move(batch),
         {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
         [this](std::span<const pending_delete> chunk) { return delete_keys(chunk); });
     for (const auto& each : undone) {
-      if (each.entry.claim)
-        continue;  // left to the sweep (detail/s3_claims.hpp)
       ledger_.fail(each.entry.action, each.entry.key, each.reason);
       failed.insert(each.entry.key);
     }
@@ -487,11 +496,9 @@ class s3_bucket_source {
     // request is still there and is delivered again, counted as such.
     for (const auto& key : keys) {
       deleting_.erase(key);
-      if (failed.contains(key))
-        continue;
-      receive_counts_.erase(key);
-      if (claims_)
-        claims_->request_gone(key);
+      done(key);
+      if (!failed.contains(key))
+        receive_counts_.erase(key);
     }
   }
 
@@ -516,9 +523,9 @@ class s3_bucket_source {
   std::uint64_t unreadable_ = 0;
   std::uint64_t vanished_ = 0;
 
-  // Before the window: its fetchers claim.
-  std::unique_ptr<detail::s3_claims> claims_;
-  detail::s3_claim_order order_;  // the poll thread's; the fetchers ask knows()
+  // Before the window: eligible() asks them, under the window's lock.
+  std::unique_ptr<detail::s3_partition_claims> claims_;
+  detail::s3_partition_keys keys_;  // the poll thread's
 
   // Last: its threads use the members above and are joined before they go.
   detail::s3_object_window window_;

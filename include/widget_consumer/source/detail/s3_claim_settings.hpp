@@ -1,5 +1,5 @@
 #pragma once
-// What the claims of s3_bucket_source (detail/s3_claims.hpp) are set up
+// What the claims of s3_bucket_source (detail/s3_partition_claims.hpp) are set up
 // with: where they live, how long one lasts unrenewed, the checks of the
 // options, and the owner name a claim's body carries.
 

@@ -5,11 +5,6 @@
 // bodies of up to read_ahead keys at once; the source takes them strictly in
 // key order, waiting only for the oldest.
 //
-// With a claim function (detail/s3_claims.hpp), a fetcher claims each key
-// before its GET (a body read before the claim may be of a request applied
-// and deleted by another consumer meanwhile). Twice the fetchers then keep
-// as many GETs in flight as without claims.
-//
 // A pass lists the bucket from the start. The source starts one only when the
 // previous pass was taken entirely, so keys come out in order within a pass.
 // A failed listing is thrown to the source (once) and abandons the pass, so
@@ -34,30 +29,18 @@
 
 namespace widget_consumer::detail {
 
-enum class s3_claim_state {
-  unclaimed,  // no claims: a single consumer
-  ours,
-  elsewhere,  // another consumer holds it
-};
-
-// One listed key and what its GET (and claim) brought.
+// One listed key and what its GET brought.
 struct s3_fetched {
   std::string key;
   bool done = false;                // written by a fetcher under the window's lock
-  std::optional<std::string> body;  // nullopt: the key is gone (or not read)
-  bool body_skipped = false;        // held elsewhere, and its body is known
+  std::optional<std::string> body;  // nullopt: the key is gone
   std::exception_ptr error;
-  s3_claim_state claim = s3_claim_state::unclaimed;
 };
 
 class s3_object_window {
  public:
   using list_function = std::function<aws::s3_object_list(const aws::s3_list_options&)>;
   using get_function = std::function<std::optional<std::string>(const std::string&)>;
-  // True when the key is ours to hand out; empty: no claims.
-  using claim_function = std::function<bool(const std::string&)>;
-  // True when a key held elsewhere need not be read (its body is known).
-  using known_function = std::function<bool(const std::string&)>;
 
   struct limits {
     std::string prefix;
@@ -66,18 +49,13 @@ class s3_object_window {
     std::size_t read_ahead = 64;
   };
 
-  s3_object_window(limits window_limits, list_function list, get_function get,
-                   claim_function claim = {}, known_function known = {})
-      : limits_(std::move(window_limits)),
-        list_(std::move(list)),
-        get_(std::move(get)),
-        claim_(std::move(claim)),
-        known_(std::move(known)) {
+  s3_object_window(limits window_limits, list_function list, get_function get)
+      : limits_(std::move(window_limits)), list_(std::move(list)), get_(std::move(get)) {
     auto stop = [this] { this->stop(); };
     threads_.start(
         1, [this] { list_loop(); }, stop);
     threads_.start(
-        limits_.fetch_concurrency * (claim_ ? 2 : 1), [this] { fetch_loop(); }, stop);
+        limits_.fetch_concurrency, [this] { fetch_loop(); }, stop);
   }
 
   s3_object_window(const s3_object_window&) = delete;
@@ -140,7 +118,7 @@ class s3_object_window {
     fill(eligible);
   }
 
-  // Ends the threads (a claim under way is finished first). Idempotent.
+  // Ends the threads (a GET under way is finished first). Idempotent.
   void stop() noexcept {
     change_and_notify(
         mutex_, [this] { stopping_ = true; }, list_wanted_, fetch_wanted_);
@@ -236,22 +214,13 @@ class s3_object_window {
       fetch_queue_.pop_front();
       lock.unlock();
       std::optional<std::string> body;
-      auto claim = s3_claim_state::unclaimed;
-      bool skipped = false;
       std::exception_ptr error;
       try {
-        if (claim_)
-          claim = claim_(item->key) ? s3_claim_state::ours : s3_claim_state::elsewhere;
-        // A body held elsewhere is read too, once: its widget id orders ours.
-        skipped = claim == s3_claim_state::elsewhere && known_ && known_(item->key);
-        if (!skipped)
-          body = get_(item->key);
+        body = get_(item->key);
       } catch (...) {
         error = std::current_exception();
       }
       lock.lock();
-      item->claim = claim;
-      item->body_skipped = skipped;
       item->body = std::move(body);
       item->error = error;
       item->done = true;
@@ -262,8 +231,6 @@ class s3_object_window {
   limits limits_;
   list_function list_;
   get_function get_;
-  claim_function claim_;
-  known_function known_;
 
   std::mutex mutex_;
   std::condition_variable list_wanted_;   // the lister waits

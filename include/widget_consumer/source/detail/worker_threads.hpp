@@ -5,8 +5,11 @@
 // a stop is a change under the source's lock followed by a wake-up of every
 // waiter, so no thread sleeps through it.
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -55,6 +58,28 @@ void change_and_notify(std::mutex& mutex, Change&& change, Conditions&... condit
     change();
   }
   (conditions.notify_all(), ...);
+}
+
+// Calls work(i) for every i below `count` on up to `threads` threads, this
+// one included, and returns when all are done: a handful of calls to a
+// server that would take one round trip each in turn. work must not throw.
+template <class Work>
+void run_concurrently(std::size_t count, std::size_t threads, const Work& work) {
+  std::atomic<std::size_t> next{0};
+  auto worker = [&]() noexcept {
+    for (std::size_t i = next++; i < count; i = next++)
+      work(i);
+  };
+  std::vector<std::thread> helpers;
+  try {
+    for (std::size_t i = 1; i < std::min(threads, count); ++i)
+      helpers.emplace_back(worker);
+  } catch (const std::system_error&) {
+    // Fewer threads: the work is shared all the same.
+  }
+  worker();
+  for (auto& helper : helpers)
+    helper.join();
 }
 
 }  // namespace widget_consumer::detail

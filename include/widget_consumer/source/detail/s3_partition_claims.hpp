@@ -1,0 +1,511 @@
+#pragma once
+// How several s3_bucket_source processes share one request bucket: they
+// divide the 32 partitions of the widget ids between them
+// (detail/s3_partitions.hpp), and a consumer hands out only the requests of
+// the partitions it holds. A partition is held through the object
+// "{claim prefix}partitions/NN", made with PutObject If-None-Match: * (one
+// writer wins). One widget's requests all lie in one partition, so one
+// consumer applies them, in key order; a request costs no call of its own.
+//
+// - Renewal: every claim held is rewritten at a third of the lifetime with
+//   If-Match on the ETag we wrote (the body counts renewals, so each write
+//   changes the ETag). A renewal refused means another consumer took the
+//   partition over (we were stalled for a whole lifetime): it is dropped and
+//   counted as lost. A partition not renewed for three quarters of the
+//   lifetime, by our clock, is not handed out from until it is.
+// - Membership: each consumer rewrites "{claim prefix}members/<id>" at a
+//   third of the lifetime. Every balance round (a quarter lifetime, at most
+//   2 s) counts the members written within a lifetime, by the server's clock
+//   (Date minus Last-Modified: no clock of ours is compared with the
+//   server's), and aims at its fair share, 32 / members rounded up.
+// - Over its share, a consumer gives partitions back: it stops handing out
+//   their requests, waits until those in flight are settled and deleted
+//   (done()), then deletes the claim If-Match. Under its share, it claims
+//   free partitions, then takes over those not renewed for a lifetime (by
+//   the server's clock) with If-Match on the ETag seen; of several consumers
+//   trying at once, one wins, the others get 412.
+// - A partition claimed while a pass over the bucket is under way is handed
+//   out from only in the next pass (usable()): the keys of it listed before
+//   were skipped, and a younger key of a widget must not go before them. A
+//   pass that starts after the claim lists only requests no other consumer
+//   is applying: the one before gave it back only once its requests were
+//   deleted, or stopped renewing it a lifetime ago.
+// - give_back() deletes every claim (If-Match) and the member object, so a
+//   graceful stop hands its partitions to the others at once, and the
+//   member objects of consumers silent for a lifetime.
+
+#include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/s3_claim_settings.hpp>
+#include <widget_consumer/source/detail/s3_conditional_writes.hpp>
+#include <widget_consumer/source/detail/s3_partitions.hpp>
+#include <widget_consumer/source/detail/worker_threads.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer::detail {
+
+class s3_partition_claims {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  s3_partition_claims(aws::s3_client client, s3_claim_settings settings)
+      : client_(std::move(client)), settings_(std::move(settings)), owner_(make_claim_owner()) {}
+
+  s3_partition_claims(const s3_partition_claims&) = delete;
+  s3_partition_claims& operator=(const s3_partition_claims&) = delete;
+  ~s3_partition_claims() { stop(); }
+
+  void stop() noexcept {
+    change_and_notify(
+        mutex_, [this] { stopping_ = true; }, wake_, first_round_);
+    threads_.join();
+  }
+
+  // concepts.hpp, startup_checking: nothing is claimed before it passes.
+  void check_conditional_writes() { detail::check_conditional_writes(client_, settings_, owner_); }
+
+  // On the poll thread before it hands anything out: starts the upkeep at
+  // the first call and waits for its first round. Until a round has
+  // succeeded, the last one's error is thrown (the consumer pauses and polls
+  // again).
+  void start() {
+    std::unique_lock lock(mutex_);
+    if (!started_) {
+      started_ = true;
+      lock.unlock();
+      threads_.start(
+          1, [this] { upkeep_loop(); }, [this] { stop(); });
+      lock.lock();
+    }
+    first_round_.wait_for(lock, first_round_wait, [this] { return rounds_ != 0 || stopping_; });
+    if (!succeeded_ && round_error_)
+      std::rethrow_exception(std::exchange(round_error_, nullptr));
+  }
+
+  // Whether requests of partition `p` listed in a pass that started at
+  // `pass_started` may be handed out now.
+  bool usable(std::uint32_t p, clock::time_point pass_started) {
+    std::lock_guard lock(mutex_);
+    return usable_locked(parts_.at(p), pass_started);
+  }
+
+  // usable(), and then one more request of `p` is busy until done(p).
+  bool take(std::uint32_t p, clock::time_point pass_started) {
+    std::lock_guard lock(mutex_);
+    auto& part = parts_.at(p);
+    if (!usable_locked(part, pass_started))
+      return false;
+    ++part.busy;
+    return true;
+  }
+
+  // A request of `p` taken is settled, and deleted if it was to be.
+  void done(std::uint32_t p) {
+    bool release_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      auto& part = parts_.at(p);
+      part.busy -= part.busy != 0 ? 1 : 0;
+      release_now = part.busy == 0 && part.releasing;
+    }
+    if (release_now)
+      wake_.notify_all();
+  }
+
+  // Deletes every claim held (If-Match: one taken over meanwhile stays with
+  // its new owner) and the member object. Failures leave the claims to
+  // expire.
+  void give_back() noexcept {
+    std::vector<std::pair<std::uint32_t, std::string>> held;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
+        if (parts_[p].held)
+          held.emplace_back(p, parts_[p].etag);
+      parts_ = {};
+    }
+    run_concurrently(held.size(), call_threads, [&](std::size_t i) noexcept {
+      try {
+        (void)client_.delete_object_if_match(settings_.bucket, partition_key(held[i].first),
+                                             held[i].second);
+      } catch (const std::exception&) {
+      }
+    });
+    try {
+      if (member_written_)
+        client_.delete_object(settings_.bucket, member_key(owner_));
+      (void)live_members();  // and the members of consumers that died
+    } catch (const std::exception&) {
+    }
+  }
+
+  std::size_t held() {
+    std::lock_guard lock(mutex_);
+    return static_cast<std::size_t>(
+        std::ranges::count_if(parts_, [](const partition& part) { return part.held; }));
+  }
+  // Partitions taken over from a consumer that stopped renewing them.
+  std::uint64_t taken_over() {
+    std::lock_guard lock(mutex_);
+    return taken_over_;
+  }
+  // Partitions another consumer took over from us (not renewed in time).
+  std::uint64_t lost() {
+    std::lock_guard lock(mutex_);
+    return lost_;
+  }
+  const std::string& owner() const noexcept { return owner_; }
+
+ private:
+  struct partition {
+    bool held = false;
+    bool releasing = false;  // given back once busy is 0
+    std::string etag;
+    std::uint64_t renewal = 0;
+    clock::time_point acquired{};
+    clock::time_point written{};
+    std::uint32_t busy = 0;          // requests taken and not done
+    clock::time_point look_after{};  // another's claim: when to read it again
+  };
+
+  static constexpr std::size_t call_threads = 16;
+  static constexpr std::chrono::seconds first_round_wait{30};
+
+  bool usable_locked(const partition& part, clock::time_point pass_started) const {
+    return part.held && !part.releasing && part.acquired < pass_started &&
+           clock::now() - part.written < settings_.lifetime * 3 / 4;
+  }
+
+  std::string partition_key(std::uint32_t p) const {
+    const char digits[] = {static_cast<char>('0' + p / 10), static_cast<char>('0' + p % 10), '\0'};
+    return settings_.prefix + "partitions/" + digits;
+  }
+  std::string member_key(const std::string& owner) const {
+    return settings_.prefix + "members/" + owner.substr(0, 16);
+  }
+
+  std::string body(std::uint64_t renewal) const {
+    return "owner " + owner_ + "\nrenewal " + std::to_string(renewal) + "\n";
+  }
+  static std::string_view field(std::string_view text, std::string_view name) {
+    for (std::size_t start = 0; start < text.size();) {
+      const std::size_t end = std::min(text.find('\n', start), text.size());
+      const auto line = text.substr(start, end - start);
+      if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ' ')
+        return line.substr(name.size() + 1);
+      start = end + 1;
+    }
+    return {};
+  }
+  static std::uint64_t renewal_of(std::string_view text) {
+    std::uint64_t value = 0;
+    for (const char c : field(text, "renewal")) {
+      if (c < '0' || c > '9')
+        return 0;
+      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return value;
+  }
+
+  // How long ago the object was last written, by the server's clock;
+  // nullopt without its dates (then it never counts as expired: better
+  // stuck, and visible, than applied twice).
+  static std::optional<std::chrono::milliseconds> age(const aws::s3_object& object) {
+    if (!object.server_time || !object.last_modified)
+      return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(*object.server_time -
+                                                                 *object.last_modified);
+  }
+  bool expired(const aws::s3_object& object) const {
+    const auto written = age(object);
+    return written && *written > settings_.lifetime;
+  }
+
+  // ---- the upkeep thread ----------------------------------------------------
+
+  std::chrono::milliseconds tick() const {
+    return std::clamp<std::chrono::milliseconds>(
+        settings_.lifetime / 6, std::chrono::milliseconds(100), std::chrono::seconds(1));
+  }
+  std::chrono::milliseconds balance_every() const {
+    return std::min<std::chrono::milliseconds>(settings_.lifetime / 4, std::chrono::seconds(2));
+  }
+
+  void upkeep_loop() {
+    auto next_balance = clock::now();
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      lock.unlock();
+      round(next_balance);
+      lock.lock();
+      wake_.wait_for(lock, tick(), [this] { return stopping_ || release_due_locked(); });
+    }
+  }
+
+  void round(clock::time_point& next_balance) noexcept {
+    std::exception_ptr error;
+    try {
+      heartbeat();
+      renew_due();
+      if (clock::now() >= next_balance) {
+        balance();
+        next_balance = clock::now() + balance_every();
+      }
+      release_idle();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++rounds_;
+      round_error_ = error;
+      succeeded_ = succeeded_ || !error;
+    }
+    first_round_.notify_all();
+  }
+
+  void heartbeat() {
+    const auto now = clock::now();
+    if (member_written_ && now - *member_written_ < settings_.lifetime / 3)
+      return;
+    client_.put_object(settings_.bucket, member_key(owner_), body(0), "text/plain");
+    member_written_ = now;
+  }
+
+  void renew_due() {
+    std::vector<std::pair<std::uint32_t, partition>> due;
+    {
+      std::lock_guard lock(mutex_);
+      const auto limit = clock::now() - settings_.lifetime / 3;
+      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
+        if (parts_[p].held && parts_[p].written <= limit)
+          due.emplace_back(p, parts_[p]);
+    }
+    run_concurrently(due.size(), call_threads,
+                     [&](std::size_t i) noexcept { renew(due[i].first, due[i].second); });
+  }
+
+  void renew(std::uint32_t p, const partition& seen) noexcept {
+    try {
+      const auto etag =
+          client_.put_object_if(settings_.bucket, partition_key(p), body(seen.renewal + 1),
+                                {.if_match = seen.etag, .if_none_match = false});
+      std::lock_guard lock(mutex_);
+      auto& part = parts_[p];
+      if (!part.held || part.etag != seen.etag)
+        return;  // given back meanwhile
+      if (!etag) {
+        part.held = part.releasing = false;
+        ++lost_;
+        return;
+      }
+      part.etag = *etag;
+      part.renewal = seen.renewal + 1;
+      part.written = clock::now();
+    } catch (const std::exception&) {
+      // Tried again at the next tick; usable() stops handing out meanwhile.
+    }
+  }
+
+  std::vector<std::string> list_under(const std::string& prefix) {
+    std::vector<std::string> keys;
+    aws::s3_list_options request;
+    request.prefix = prefix;
+    for (int page = 0; page < 10; ++page) {
+      auto listed = client_.list_objects_v2(settings_.bucket, request);
+      keys.insert(keys.end(), std::make_move_iterator(listed.keys.begin()),
+                  std::make_move_iterator(listed.keys.end()));
+      if (!listed.has_more())
+        break;
+      request.continuation_token = listed.next_continuation_token;
+    }
+    return keys;
+  }
+
+  // Members written within a lifetime, this one included. A member silent
+  // for longer is deleted (If-Match: unless it spoke meanwhile); were its
+  // owner only slow, its next heartbeat writes it again.
+  std::size_t live_members() {
+    std::size_t live = 1;
+    const std::string self = member_key(owner_);
+    for (const auto& key : list_under(settings_.prefix + "members/")) {
+      if (key == self)
+        continue;
+      const auto member = client_.get_object_with_info(settings_.bucket, key);
+      if (!member)
+        continue;
+      const auto written = age(*member);
+      if (!written || *written <= settings_.lifetime)
+        ++live;
+      else
+        (void)client_.delete_object_if_match(settings_.bucket, key, member->etag);
+    }
+    return live;
+  }
+
+  void balance() {
+    const std::size_t share = s3_fair_share(live_members());
+    std::unordered_set<std::uint32_t> listed;
+    const std::string under = settings_.prefix + "partitions/";
+    for (const auto& key : list_under(under))
+      if (const auto p = partition_number(std::string_view(key).substr(under.size())))
+        listed.insert(*p);
+    std::vector<std::uint32_t> mine;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
+        if (parts_[p].held && !parts_[p].releasing)
+          mine.push_back(p);
+      // Over the share: the highest go back, once their requests are done.
+      for (std::size_t i = share; i < mine.size(); ++i)
+        parts_[mine[i]].releasing = true;
+    }
+    if (mine.size() < share)
+      gather(share - mine.size(), listed);
+  }
+
+  static std::optional<std::uint32_t> partition_number(std::string_view text) {
+    if (text.size() != 2 || text[0] < '0' || text[0] > '9' || text[1] < '0' || text[1] > '9')
+      return std::nullopt;
+    const auto p = static_cast<std::uint32_t>((text[0] - '0') * 10 + (text[1] - '0'));
+    return p < s3_partition_count ? std::optional(p) : std::nullopt;
+  }
+
+  // Claims up to `wanted` partitions: free ones first (all at once), then
+  // those of others that have expired (one at a time, each read only when
+  // it would have expired unless renewed since it was last read).
+  void gather(std::size_t wanted, const std::unordered_set<std::uint32_t>& listed) {
+    std::vector<std::uint32_t> free;
+    std::vector<std::uint32_t> others;
+    {
+      std::lock_guard lock(mutex_);
+      const auto now = clock::now();
+      for (std::uint32_t p = 0; p < s3_partition_count; ++p) {
+        if (parts_[p].held)
+          continue;
+        if (!listed.contains(p))
+          free.push_back(p);
+        else if (parts_[p].look_after <= now)
+          others.push_back(p);
+      }
+    }
+    // In a different order in each consumer, so that consumers starting
+    // together seldom reach for the same ones.
+    std::ranges::shuffle(free, random_);
+    std::ranges::shuffle(others, random_);
+    free.resize(std::min(free.size(), wanted));
+    std::atomic<std::size_t> won{0};
+    run_concurrently(free.size(), call_threads, [&](std::size_t i) noexcept {
+      try {
+        if (const auto etag =
+                client_.put_object_if(settings_.bucket, partition_key(free[i]), body(0),
+                                      {.if_match = {}, .if_none_match = true})) {
+          hold(free[i], *etag, 0);
+          ++won;
+        }
+      } catch (const std::exception&) {
+        // Another round tries again.
+      }
+    });
+    for (std::size_t i = 0; i < others.size() && won < wanted; ++i)
+      won += take_over(others[i]) ? 1 : 0;
+  }
+
+  bool take_over(std::uint32_t p) {
+    const std::string key = partition_key(p);
+    const auto current = client_.get_object_with_info(settings_.bucket, key);
+    if (!current)
+      return false;  // given back: free at the next round
+    if (field(current->body, "owner") == owner_) {
+      hold(p, current->etag, renewal_of(current->body));  // a retried write that met its first
+      return true;
+    }
+    if (!expired(*current)) {
+      const auto left = settings_.lifetime - age(*current).value_or(std::chrono::milliseconds(0));
+      std::lock_guard lock(mutex_);
+      parts_[p].look_after =
+          clock::now() + std::max<std::chrono::milliseconds>(left, std::chrono::milliseconds(200));
+      return false;
+    }
+    const std::uint64_t renewal = renewal_of(current->body) + 1;
+    const auto etag = client_.put_object_if(settings_.bucket, key, body(renewal),
+                                            {.if_match = current->etag, .if_none_match = false});
+    if (!etag)
+      return false;  // another consumer took it over first
+    hold(p, *etag, renewal);
+    std::lock_guard lock(mutex_);
+    ++taken_over_;
+    return true;
+  }
+
+  void hold(std::uint32_t p, const std::string& etag, std::uint64_t renewal) {
+    const auto now = clock::now();
+    std::lock_guard lock(mutex_);
+    auto& part = parts_[p];
+    part.held = true;
+    part.releasing = false;
+    part.etag = etag;
+    part.renewal = renewal;
+    part.acquired = part.written = now;
+  }
+
+  bool release_due_locked() const {
+    return std::ranges::any_of(parts_, [](const partition& part) {
+      return part.held && part.releasing && part.busy == 0;
+    });
+  }
+
+  // Gives back the partitions over our share whose requests are all done.
+  void release_idle() {
+    std::vector<std::pair<std::uint32_t, std::string>> idle;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
+        if (parts_[p].held && parts_[p].releasing && parts_[p].busy == 0)
+          idle.emplace_back(p, parts_[p].etag);
+    }
+    for (const auto& [p, etag] : idle) {
+      // Refused (412): taken over meanwhile; either way it is not ours.
+      (void)client_.delete_object_if_match(settings_.bucket, partition_key(p), etag);
+      std::lock_guard lock(mutex_);
+      if (parts_[p].etag == etag)
+        parts_[p].held = parts_[p].releasing = false;
+    }
+  }
+
+  aws::s3_client client_;
+  s3_claim_settings settings_;
+  std::string owner_;
+  std::mt19937_64 random_{std::random_device{}()};
+  std::optional<clock::time_point> member_written_;  // the upkeep thread's
+
+  std::mutex mutex_;
+  std::condition_variable wake_;         // the upkeep thread waits
+  std::condition_variable first_round_;  // start() waits
+  bool stopping_ = false;
+  bool started_ = false;
+  std::uint64_t rounds_ = 0;
+  bool succeeded_ = false;
+  std::exception_ptr round_error_;
+  std::array<partition, s3_partition_count> parts_{};
+  std::uint64_t taken_over_ = 0;
+  std::uint64_t lost_ = 0;
+
+  worker_threads threads_;  // last: joined before the rest goes
+};
+
+}  // namespace widget_consumer::detail
