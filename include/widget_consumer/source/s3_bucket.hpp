@@ -27,11 +27,9 @@
 //   while the single deletes succeed not for a minute.
 // - Settling a key that is not in flight is reported by flush(), never
 //   thrown (concepts.hpp, the settlement contract).
-// - reject writes the reason to "{rejected_prefix}{key}.reason" (text/plain),
-//   then copies the request to "{rejected_prefix}{key}", then queues the
-//   delete. Reason first: a failure part-way leaves the request in place, to
-//   be rejected again, rather than a rejected request without its reason.
-//   When the rejected objects live in the request bucket, keys under the
+// - reject writes the reason to "{rejected_prefix}{key}.reason", then
+//   copies the request to "{rejected_prefix}{key}" (detail/s3_rejected_copy.hpp),
+//   then queues the delete. When the rejected objects live in the request bucket, keys under the
 //   rejected prefix are never requests.
 // - Keys ending in '/' (folder markers made by consoles) are not requests.
 // - An object that cannot be read (over the response cap, AccessDenied from
@@ -61,7 +59,9 @@
 #include <widget_consumer/source/detail/s3_partition_claims.hpp>
 #include <widget_consumer/source/detail/s3_partition_keys.hpp>
 #include <widget_consumer/source/detail/s3_partitions.hpp>
+#include <widget_consumer/source/detail/s3_rejected_copy.hpp>
 #include <widget_consumer/source/detail/settlement_ledger.hpp>
+#include <widget_consumer/source/s3_bucket_options.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -81,20 +81,6 @@
 
 namespace widget_consumer {
 
-struct s3_bucket_source_options {
-  std::string prefix;                         // only keys under it are requests; "" = all
-  std::string rejected_prefix = "rejected/";  // where reject() puts a request and its reason
-  std::string rejected_bucket;                // "" = the request bucket
-  std::size_t fetch_concurrency = 8;          // GetObject threads, 1..64
-  std::size_t read_ahead = 64;                // bodies fetched ahead of poll(), >= 1
-  int page_size = 1000;                       // ListObjectsV2 max-keys, 1..1000
-  // Several consumers on one bucket (see the top); false: this one is alone.
-  bool claims = true;
-  std::string claim_prefix = "claims/";  // in the request bucket; never requests
-  // Unrenewed for this long, a partition's owner is taken for dead (>= 1 s).
-  std::chrono::milliseconds claim_lifetime{std::chrono::seconds(60)};
-};
-
 class s3_bucket_source {
  public:
   using ticket_type = std::string;  // the key
@@ -103,7 +89,7 @@ class s3_bucket_source {
   s3_bucket_source(aws::s3_client client, std::string bucket, s3_bucket_source_options options = {})
       : client_(std::move(client)),
         bucket_(std::move(bucket)),
-        options_(checked(bucket_, std::move(options))),
+        options_(checked_s3_bucket_source_options(bucket_, std::move(options))),
         rejects_here_(options_.rejected_bucket == bucket_),
         claims_(options_.claims
                     ? std::make_unique<detail::s3_partition_claims>(
@@ -173,7 +159,7 @@ class s3_bucket_source {
       if (item->error) {
         if (!batch.empty())
           return batch;  // hand out what came before it; the next poll throws
-        if (const auto why = unreadable_reason(item->error);
+        if (const auto why = detail::s3_unreadable_reason(item->error);
             why && ++read_failures_[item->key] >= unreadable_tries) {
           read_failures_.erase(item->key);
           window_.pop(eligible);
@@ -218,9 +204,8 @@ class s3_bucket_source {
       return;
     const std::string target = options_.rejected_prefix + key;
     try {
-      client_.put_object(options_.rejected_bucket, target + ".reason", std::string(reason),
-                         "text/plain; charset=utf-8");
-      client_.copy_object(bucket_, key, options_.rejected_bucket, target);
+      detail::s3_copy_rejected(client_, bucket_, key, options_.rejected_bucket, target,
+                               std::string(reason));
     } catch (const std::exception& e) {
       // Not in flight any more, so it is listed and rejected again.
       ledger_.fail(
@@ -270,31 +255,6 @@ class s3_bucket_source {
     settle_action action = settle_action::ack;
   };
 
-  static s3_bucket_source_options checked(const std::string& bucket,
-                                          s3_bucket_source_options options) {
-    if (bucket.empty())
-      throw std::invalid_argument("s3_bucket_source: the request bucket name is empty");
-    if (options.page_size < 1 || options.page_size > 1000)
-      throw std::invalid_argument("s3_bucket_source: page_size must be 1..1000");
-    if (options.fetch_concurrency < 1 || options.fetch_concurrency > 64)
-      throw std::invalid_argument("s3_bucket_source: fetch_concurrency must be 1..64");
-    options.read_ahead = std::max<std::size_t>(options.read_ahead, 1);
-    if (options.rejected_bucket.empty())
-      options.rejected_bucket = bucket;
-    const bool rejects_here = options.rejected_bucket == bucket;
-    if (rejects_here && options.rejected_prefix.empty())
-      throw std::invalid_argument(
-          "s3_bucket_source: rejected requests in the request bucket need a rejected prefix");
-    if (rejects_here && options.prefix.starts_with(options.rejected_prefix))
-      throw std::invalid_argument(
-          "s3_bucket_source: the request prefix is inside the rejected one");
-    if (options.claims)
-      detail::check_claim_options(options.prefix, options.claim_prefix,
-                                  rejects_here ? options.rejected_prefix : std::string(),
-                                  options.claim_lifetime);
-    return options;
-  }
-
   // A listing that retrying cannot fix (no such bucket, access denied)
   // becomes unrecoverable_error: the consumer stops at once and says why.
   aws::s3_object_list list_checked(const aws::s3_list_options& request) {
@@ -328,7 +288,7 @@ class s3_bucket_source {
   // is not given back.
   bool take(const std::string& key, const std::string& body) {
     const std::uint32_t p = detail::s3_partition_of_request(key, body);
-    if (!claims_->take(p, pass_started_)) {
+    if (!keys_.allowed(p, [&] { return claims_->take(p, pass_started_); })) {
       keys_.elsewhere(key, p);
       receive_counts_.erase(key);
       return false;
@@ -349,10 +309,10 @@ class s3_bucket_source {
   // An object that cannot be read names no widget: the consumer holding the
   // partition of its key sets it aside. Other failures are everyone's.
   bool ours_to_set_aside(const std::string& key, const std::exception_ptr& error) {
-    if (!claims_ || !unreadable_reason(error))
+    if (!claims_ || !detail::s3_unreadable_reason(error))
       return true;
     const std::uint32_t p = detail::s3_partition_of_text(key);
-    if (claims_->usable(p, pass_started_))
+    if (keys_.allowed(p, [&] { return claims_->usable(p, pass_started_); }))
       return true;
     keys_.elsewhere(key, p);
     return false;
@@ -370,7 +330,7 @@ class s3_bucket_source {
       return false;
     if (claims_) {
       const auto p = keys_.known(key);
-      if (p && !claims_->usable(*p, pass_started_))
+      if (p && !keys_.allowed(*p, [&] { return claims_->usable(*p, pass_started_); }))
         return false;  // not read again while its partition is held elsewhere
     }
     if (const auto due = delayed_.find(key); due != delayed_.end()) {
@@ -381,32 +341,13 @@ class s3_bucket_source {
     return true;
   }
 
-  // Why GetObject can never succeed for this one key, or nullopt when the
-  // failure may heal or concerns more than the key (credentials, network).
-  static std::optional<std::string> unreadable_reason(const std::exception_ptr& error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const aws::transport_error& e) {
-      if (e.failure() == aws::transport_error::kind::too_large)
-        return std::string(e.what());
-    } catch (const aws::service_error& e) {
-      if (e.code() == "AccessDenied" || e.code() == "InvalidObjectState" ||
-          e.code().starts_with("KMS."))
-        return std::string(e.what());
-    } catch (...) {
-    }
-    return std::nullopt;
-  }
-
   // On the poll thread: a rare event, so poll() may take its time.
   void set_aside(const std::string& key, const std::string& why) {
     ++unreadable_;
     const std::string target = options_.rejected_prefix + key;
     const std::string reason = "unreadable: " + why;
     try {
-      client_.put_object(options_.rejected_bucket, target + ".reason", reason,
-                         "text/plain; charset=utf-8");
-      client_.copy_object(bucket_, key, options_.rejected_bucket, target);
+      detail::s3_copy_rejected(client_, bucket_, key, options_.rejected_bucket, target, reason);
       queue_delete(key, settle_action::reject);
       return;
     } catch (const std::exception& e) {

@@ -11,8 +11,8 @@
 //   If-Match on the ETag we wrote (the body counts renewals, so each write
 //   changes the ETag). A renewal refused means another consumer took the
 //   partition over (we were stalled for a whole lifetime): it is dropped and
-//   counted as lost. A partition not renewed for three quarters of the
-//   lifetime, by our clock, is not handed out from until it is.
+//   counted as lost. What is held, and when its requests may be handed out,
+//   is kept by detail/s3_partition_table.hpp.
 // - Membership: each consumer rewrites "{claim prefix}members/<id>" at a
 //   third of the lifetime. Every balance round (a quarter lifetime, at most
 //   2 s) counts the members written within a lifetime, by the server's clock
@@ -25,10 +25,10 @@
 //   the server's clock) with If-Match on the ETag seen; of several consumers
 //   trying at once, one wins, the others get 412.
 // - A partition claimed while a pass over the bucket is under way is handed
-//   out from only in the next pass (usable()): the keys of it listed before
-//   were skipped, and a younger key of a widget must not go before them. A
-//   pass that starts after the claim lists only requests no other consumer
-//   is applying: the one before gave it back only once its requests were
+//   out from only in the next pass: the keys of it listed before were
+//   skipped, and a younger key of a widget must not go before them. A pass
+//   that starts after the claim lists only requests no other consumer is
+//   applying: the one before gave it back only once its requests were
 //   deleted, or stopped renewing it a lifetime ago.
 // - give_back() deletes every claim (If-Match) and the member object, so a
 //   graceful stop hands its partitions to the others at once, and the
@@ -37,11 +37,12 @@
 #include <widget_consumer/aws/s3.hpp>
 #include <widget_consumer/source/detail/s3_claim_settings.hpp>
 #include <widget_consumer/source/detail/s3_conditional_writes.hpp>
+#include <widget_consumer/source/detail/s3_partition_table.hpp>
 #include <widget_consumer/source/detail/s3_partitions.hpp>
 #include <widget_consumer/source/detail/worker_threads.hpp>
 
 #include <algorithm>
-#include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -63,7 +64,10 @@ class s3_partition_claims {
   using clock = std::chrono::steady_clock;
 
   s3_partition_claims(aws::s3_client client, s3_claim_settings settings)
-      : client_(std::move(client)), settings_(std::move(settings)), owner_(make_claim_owner()) {}
+      : client_(std::move(client)),
+        settings_(std::move(settings)),
+        owner_(make_claim_owner()),
+        table_(settings_.lifetime) {}
 
   s3_partition_claims(const s3_partition_claims&) = delete;
   s3_partition_claims& operator=(const s3_partition_claims&) = delete;
@@ -97,98 +101,52 @@ class s3_partition_claims {
   }
 
   // Whether requests of partition `p` listed in a pass that started at
-  // `pass_started` may be handed out now.
+  // `pass_started` may be handed out now (detail/s3_partition_table.hpp).
   bool usable(std::uint32_t p, clock::time_point pass_started) {
-    std::lock_guard lock(mutex_);
-    return usable_locked(parts_.at(p), pass_started);
+    return table_.usable(p, pass_started, clock::now());
   }
-
   // usable(), and then one more request of `p` is busy until done(p).
   bool take(std::uint32_t p, clock::time_point pass_started) {
-    std::lock_guard lock(mutex_);
-    auto& part = parts_.at(p);
-    if (!usable_locked(part, pass_started))
-      return false;
-    ++part.busy;
-    return true;
+    return table_.take(p, pass_started, clock::now());
   }
-
   // A request of `p` taken is settled, and deleted if it was to be.
   void done(std::uint32_t p) {
-    bool release_now = false;
-    {
-      std::lock_guard lock(mutex_);
-      auto& part = parts_.at(p);
-      part.busy -= part.busy != 0 ? 1 : 0;
-      release_now = part.busy == 0 && part.releasing;
-    }
-    if (release_now)
-      wake_.notify_all();
+    if (table_.done(p))
+      wake_.notify_all();  // its partition can go back now
   }
 
   // Deletes every claim held (If-Match: one taken over meanwhile stays with
-  // its new owner) and the member object. Failures leave the claims to
-  // expire.
+  // its new owner), our member object and those of consumers silent for a
+  // lifetime. Failures leave the claims to expire.
   void give_back() noexcept {
-    std::vector<std::pair<std::uint32_t, std::string>> held;
-    {
-      std::lock_guard lock(mutex_);
-      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-        if (parts_[p].held)
-          held.emplace_back(p, parts_[p].etag);
-      parts_ = {};
-    }
+    const auto held = table_.take_all();
     run_concurrently(held.size(), call_threads, [&](std::size_t i) noexcept {
       try {
-        (void)client_.delete_object_if_match(settings_.bucket, partition_key(held[i].first),
-                                             held[i].second);
+        (void)client_.delete_object_if_match(settings_.bucket, partition_key(held[i].partition),
+                                             held[i].etag);
       } catch (const std::exception&) {
       }
     });
     try {
       if (member_written_)
         client_.delete_object(settings_.bucket, member_key(owner_));
-      (void)live_members();  // and the members of consumers that died
+      (void)live_members();
     } catch (const std::exception&) {
     }
   }
 
-  std::size_t held() {
-    std::lock_guard lock(mutex_);
-    return static_cast<std::size_t>(
-        std::ranges::count_if(parts_, [](const partition& part) { return part.held; }));
-  }
+  std::size_t held() { return table_.held(); }
   // Partitions taken over from a consumer that stopped renewing them.
-  std::uint64_t taken_over() {
-    std::lock_guard lock(mutex_);
-    return taken_over_;
-  }
+  std::uint64_t taken_over() { return table_.taken_over_count(); }
   // Partitions another consumer took over from us (not renewed in time).
-  std::uint64_t lost() {
-    std::lock_guard lock(mutex_);
-    return lost_;
-  }
+  std::uint64_t lost() { return table_.lost_count(); }
   const std::string& owner() const noexcept { return owner_; }
 
  private:
-  struct partition {
-    bool held = false;
-    bool releasing = false;  // given back once busy is 0
-    std::string etag;
-    std::uint64_t renewal = 0;
-    clock::time_point acquired{};
-    clock::time_point written{};
-    std::uint32_t busy = 0;          // requests taken and not done
-    clock::time_point look_after{};  // another's claim: when to read it again
-  };
+  using claim = s3_partition_table::claim;
 
   static constexpr std::size_t call_threads = 16;
   static constexpr std::chrono::seconds first_round_wait{30};
-
-  bool usable_locked(const partition& part, clock::time_point pass_started) const {
-    return part.held && !part.releasing && part.acquired < pass_started &&
-           clock::now() - part.written < settings_.lifetime * 3 / 4;
-  }
 
   std::string partition_key(std::uint32_t p) const {
     const char digits[] = {static_cast<char>('0' + p / 10), static_cast<char>('0' + p % 10), '\0'};
@@ -196,6 +154,12 @@ class s3_partition_claims {
   }
   std::string member_key(const std::string& owner) const {
     return settings_.prefix + "members/" + owner.substr(0, 16);
+  }
+  static std::optional<std::uint32_t> partition_number(std::string_view text) {
+    if (text.size() != 2 || text[0] < '0' || text[0] > '9' || text[1] < '0' || text[1] > '9')
+      return std::nullopt;
+    const auto p = static_cast<std::uint32_t>((text[0] - '0') * 10 + (text[1] - '0'));
+    return p < s3_partition_count ? std::optional(p) : std::nullopt;
   }
 
   std::string body(std::uint64_t renewal) const {
@@ -230,10 +194,6 @@ class s3_partition_claims {
     return std::chrono::duration_cast<std::chrono::milliseconds>(*object.server_time -
                                                                  *object.last_modified);
   }
-  bool expired(const aws::s3_object& object) const {
-    const auto written = age(object);
-    return written && *written > settings_.lifetime;
-  }
 
   // ---- the upkeep thread ----------------------------------------------------
 
@@ -252,7 +212,7 @@ class s3_partition_claims {
       lock.unlock();
       round(next_balance);
       lock.lock();
-      wake_.wait_for(lock, tick(), [this] { return stopping_ || release_due_locked(); });
+      wake_.wait_for(lock, tick(), [this] { return stopping_ || table_.any_releasable(); });
     }
   }
 
@@ -287,38 +247,18 @@ class s3_partition_claims {
   }
 
   void renew_due() {
-    std::vector<std::pair<std::uint32_t, partition>> due;
-    {
-      std::lock_guard lock(mutex_);
-      const auto limit = clock::now() - settings_.lifetime / 3;
-      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-        if (parts_[p].held && parts_[p].written <= limit)
-          due.emplace_back(p, parts_[p]);
-    }
-    run_concurrently(due.size(), call_threads,
-                     [&](std::size_t i) noexcept { renew(due[i].first, due[i].second); });
-  }
-
-  void renew(std::uint32_t p, const partition& seen) noexcept {
-    try {
-      const auto etag =
-          client_.put_object_if(settings_.bucket, partition_key(p), body(seen.renewal + 1),
-                                {.if_match = seen.etag, .if_none_match = false});
-      std::lock_guard lock(mutex_);
-      auto& part = parts_[p];
-      if (!part.held || part.etag != seen.etag)
-        return;  // given back meanwhile
-      if (!etag) {
-        part.held = part.releasing = false;
-        ++lost_;
-        return;
+    const auto due = table_.due_for_renewal(clock::now());
+    run_concurrently(due.size(), call_threads, [&](std::size_t i) noexcept {
+      try {
+        const auto sent = clock::now();
+        const auto etag = client_.put_object_if(settings_.bucket, partition_key(due[i].partition),
+                                                body(due[i].renewal + 1),
+                                                {.if_match = due[i].etag, .if_none_match = false});
+        table_.renewed(due[i], etag, sent);
+      } catch (const std::exception&) {
+        // Tried again at the next tick; the table stops handing out meanwhile.
       }
-      part.etag = *etag;
-      part.renewal = seen.renewal + 1;
-      part.written = clock::now();
-    } catch (const std::exception&) {
-      // Tried again at the next tick; usable() stops handing out meanwhile.
-    }
+    });
   }
 
   std::vector<std::string> list_under(const std::string& prefix) {
@@ -364,136 +304,88 @@ class s3_partition_claims {
     for (const auto& key : list_under(under))
       if (const auto p = partition_number(std::string_view(key).substr(under.size())))
         listed.insert(*p);
-    std::vector<std::uint32_t> mine;
-    {
-      std::lock_guard lock(mutex_);
-      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-        if (parts_[p].held && !parts_[p].releasing)
-          mine.push_back(p);
-      // Over the share: the highest go back, once their requests are done.
-      for (std::size_t i = share; i < mine.size(); ++i)
-        parts_[mine[i]].releasing = true;
-    }
-    if (mine.size() < share)
-      gather(share - mine.size(), listed);
-  }
-
-  static std::optional<std::uint32_t> partition_number(std::string_view text) {
-    if (text.size() != 2 || text[0] < '0' || text[0] > '9' || text[1] < '0' || text[1] > '9')
-      return std::nullopt;
-    const auto p = static_cast<std::uint32_t>((text[0] - '0') * 10 + (text[1] - '0'));
-    return p < s3_partition_count ? std::optional(p) : std::nullopt;
+    const std::size_t kept = table_.keep(share);
+    if (kept < share)
+      gather(share - kept, listed);
   }
 
   // Claims up to `wanted` partitions: free ones first (all at once), then
   // those of others that have expired (one at a time, each read only when
   // it would have expired unless renewed since it was last read).
   void gather(std::size_t wanted, const std::unordered_set<std::uint32_t>& listed) {
-    std::vector<std::uint32_t> free;
-    std::vector<std::uint32_t> others;
-    {
-      std::lock_guard lock(mutex_);
-      const auto now = clock::now();
-      for (std::uint32_t p = 0; p < s3_partition_count; ++p) {
-        if (parts_[p].held)
-          continue;
-        if (!listed.contains(p))
-          free.push_back(p);
-        else if (parts_[p].look_after <= now)
-          others.push_back(p);
-      }
-    }
+    auto [free, elsewhere] = table_.not_held(listed, clock::now());
     // In a different order in each consumer, so that consumers starting
     // together seldom reach for the same ones.
     std::ranges::shuffle(free, random_);
-    std::ranges::shuffle(others, random_);
+    std::ranges::shuffle(elsewhere, random_);
     free.resize(std::min(free.size(), wanted));
     std::atomic<std::size_t> won{0};
     run_concurrently(free.size(), call_threads, [&](std::size_t i) noexcept {
       try {
+        const auto sent = clock::now();
         if (const auto etag =
                 client_.put_object_if(settings_.bucket, partition_key(free[i]), body(0),
                                       {.if_match = {}, .if_none_match = true})) {
-          hold(free[i], *etag, 0);
+          table_.hold({.partition = free[i], .etag = *etag, .renewal = 0}, sent, clock::now());
           ++won;
         }
       } catch (const std::exception&) {
         // Another round tries again.
       }
     });
-    for (std::size_t i = 0; i < others.size() && won < wanted; ++i)
-      won += take_over(others[i]) ? 1 : 0;
+    for (std::size_t i = 0; i < elsewhere.size() && won < wanted; ++i)
+      won += take_over(elsewhere[i]) ? 1 : 0;
   }
 
   bool take_over(std::uint32_t p) {
     const std::string key = partition_key(p);
+    const auto read = clock::now();
     const auto current = client_.get_object_with_info(settings_.bucket, key);
     if (!current)
       return false;  // given back: free at the next round
+    const auto written = age(*current);
     if (field(current->body, "owner") == owner_) {
-      hold(p, current->etag, renewal_of(current->body));  // a retried write that met its first
+      // A retried write that met its own first attempt; written that long
+      // before we asked (without the dates: as good as stale, renewed soon).
+      table_.hold({.partition = p, .etag = current->etag, .renewal = renewal_of(current->body)},
+                  read - written.value_or(settings_.lifetime), clock::now());
       return true;
     }
-    if (!expired(*current)) {
-      const auto left = settings_.lifetime - age(*current).value_or(std::chrono::milliseconds(0));
-      std::lock_guard lock(mutex_);
-      parts_[p].look_after =
-          clock::now() + std::max<std::chrono::milliseconds>(left, std::chrono::milliseconds(200));
+    if (!written || *written <= settings_.lifetime) {
+      const auto left = settings_.lifetime - written.value_or(std::chrono::milliseconds(0));
+      table_.look_again(p, clock::now() + std::max<std::chrono::milliseconds>(
+                                              left, std::chrono::milliseconds(200)));
       return false;
     }
     const std::uint64_t renewal = renewal_of(current->body) + 1;
+    const auto sent = clock::now();
     const auto etag = client_.put_object_if(settings_.bucket, key, body(renewal),
                                             {.if_match = current->etag, .if_none_match = false});
     if (!etag)
       return false;  // another consumer took it over first
-    hold(p, *etag, renewal);
-    std::lock_guard lock(mutex_);
-    ++taken_over_;
+    table_.hold({.partition = p, .etag = *etag, .renewal = renewal}, sent, clock::now());
+    table_.taken_over();
     return true;
-  }
-
-  void hold(std::uint32_t p, const std::string& etag, std::uint64_t renewal) {
-    const auto now = clock::now();
-    std::lock_guard lock(mutex_);
-    auto& part = parts_[p];
-    part.held = true;
-    part.releasing = false;
-    part.etag = etag;
-    part.renewal = renewal;
-    part.acquired = part.written = now;
-  }
-
-  bool release_due_locked() const {
-    return std::ranges::any_of(parts_, [](const partition& part) {
-      return part.held && part.releasing && part.busy == 0;
-    });
   }
 
   // Gives back the partitions over our share whose requests are all done.
   void release_idle() {
-    std::vector<std::pair<std::uint32_t, std::string>> idle;
-    {
-      std::lock_guard lock(mutex_);
-      for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-        if (parts_[p].held && parts_[p].releasing && parts_[p].busy == 0)
-          idle.emplace_back(p, parts_[p].etag);
-    }
-    for (const auto& [p, etag] : idle) {
+    for (const auto& idle : table_.releasable()) {
       // Refused (412): taken over meanwhile; either way it is not ours.
-      (void)client_.delete_object_if_match(settings_.bucket, partition_key(p), etag);
-      std::lock_guard lock(mutex_);
-      if (parts_[p].etag == etag)
-        parts_[p].held = parts_[p].releasing = false;
+      (void)client_.delete_object_if_match(settings_.bucket, partition_key(idle.partition),
+                                           idle.etag);
+      table_.released(idle);
     }
   }
 
   aws::s3_client client_;
   s3_claim_settings settings_;
   std::string owner_;
+  s3_partition_table table_;
   std::mt19937_64 random_{std::random_device{}()};
   std::optional<clock::time_point> member_written_;  // the upkeep thread's
 
-  std::mutex mutex_;
+  std::mutex mutex_;                     // around what follows
   std::condition_variable wake_;         // the upkeep thread waits
   std::condition_variable first_round_;  // start() waits
   bool stopping_ = false;
@@ -501,9 +393,6 @@ class s3_partition_claims {
   std::uint64_t rounds_ = 0;
   bool succeeded_ = false;
   std::exception_ptr round_error_;
-  std::array<partition, s3_partition_count> parts_{};
-  std::uint64_t taken_over_ = 0;
-  std::uint64_t lost_ = 0;
 
   worker_threads threads_;  // last: joined before the rest goes
 };

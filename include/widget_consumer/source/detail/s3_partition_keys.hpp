@@ -8,15 +8,23 @@
 //   is gone and forgotten;
 // - whether such keys were listed in this pass or the one before: work that
 //   may yet come to this consumer (a dead owner's partitions expire);
+// - the partitions refused in this pass: once a key of a partition is
+//   skipped, the partition stays refused until the next pass, so that a
+//   younger key of a widget never goes before an older one skipped (a claim
+//   that was late in renewal and then renewed would otherwise be usable
+//   again mid-pass);
 // - the partition of each request handed out, until it is done (settled,
 //   and deleted if it was to be), so that a partition is given back only
 //   once none of its requests is in flight.
 
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <unordered_map>
+
+#include <widget_consumer/source/detail/s3_partitions.hpp>
 
 namespace widget_consumer::detail {
 
@@ -27,6 +35,20 @@ class s3_partition_keys {
     std::erase_if(elsewhere_, [&](const auto& entry) { return entry.second.pass + 1 < pass_; });
     elsewhere_last_pass_ = elsewhere_this_pass_;
     elsewhere_this_pass_ = 0;
+    refused_.reset();
+  }
+
+  // Whether this pass may hand out requests of `p`: usable_now() (asked
+  // only while `p` has not been refused in this pass), and from the first
+  // time it says no, never again in this pass.
+  template <class Usable>
+  bool allowed(std::uint32_t p, Usable&& usable_now) {
+    if (refused_.test(p))
+      return false;
+    const bool usable = usable_now();
+    if (!usable)
+      refused_.set(p);
+    return usable;
   }
 
   // `key` lies in partition `p`, which this consumer may not hand out now.
@@ -74,6 +96,7 @@ class s3_partition_keys {
   std::size_t elsewhere_this_pass_ = 0;
   std::size_t elsewhere_last_pass_ = 0;
   std::unordered_map<std::string, std::uint32_t> busy_;
+  std::bitset<s3_partition_count> refused_;
 };
 
 }  // namespace widget_consumer::detail
