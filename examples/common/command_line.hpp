@@ -185,7 +185,8 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
   run("rejected-prefix", po::value(&o.rejected_prefix)->default_value(o.rejected_prefix),
       "S3 source: key prefix rejected requests are copied under");
   run("claim-prefix", po::value(&o.claim_prefix)->default_value(o.claim_prefix),
-      "S3 source: key prefix of the claims that let several consumers share the bucket");
+      "S3 source: key prefix of the partition claims that let several consumers share the "
+      "bucket");
   run("claim-lifetime", po::value(&o.claim_lifetime_s)->default_value(o.claim_lifetime_s),
       "S3 source: seconds a claim lasts unrenewed before others take it over (>= 1)");
   run("single-consumer", po::bool_switch(&o.single_consumer),
