@@ -4,8 +4,8 @@ the store equals the producer's expected state, the source holds nothing but
 the rejected requests, and every invalid request was set aside once.
 
 SIGKILL gives the program no chance to flush or to release what it holds
-(its S3 claims stay until their 2 s lifetime ends, then the next run takes
-them over, and sweeps those of requests that are gone), so this is the worst
+(its S3 partition claims stay; the next run, on this machine, sees their
+owner's process gone and takes them over at once), so this is the worst
 case: applied-but-not-acked requests are applied again
 (duplicates, harmless since every store operation is idempotent and one
 widget's requests are replayed in their order), nothing is lost.

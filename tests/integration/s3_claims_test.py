@@ -9,8 +9,10 @@ conditional writes:
   number of valid requests (none applied twice), nothing is left but the
   rejected requests and the claim prefix is empty;
 - the same with one of the three SIGKILLed twice and started again: its
-  partition claims expire (a 15 s lifetime) and are taken over, the store is
-  exact, nothing is left but the rejected requests, the claim prefix is empty;
+  partition claims are taken over, the store is exact, nothing is left but
+  the rejected requests, the claim prefix is empty;
+- a consumer of this machine killed is taken over at once (its pid is gone),
+  one of another machine only once its claims are a lifetime old;
 - a server that does not honour conditional writes (s3rver ignores
   If-None-Match and If-Match) is refused at start-up with a one-line reason,
   and --single-consumer runs on it.
@@ -32,10 +34,10 @@ REQUESTS = int(os.environ.get("WIDGET_CONSUMER_CLAIMS_REQUESTS", "3000"))
 # Idle long enough to outlast a pass that hands out nothing while another
 # consumer holds the keys.
 ARGUMENTS = ["--concurrency", "8", "--max-idle", "8000"]
-# The kill run's claim lifetime: the dead consumer's partitions wait this long
-# before the others take them over. A consumer renews its 32 partition claims
-# at a third of it and stops handing out from one not renewed for three
-# quarters, so 15 s leaves room on a loaded server.
+# The kill run's claim lifetime. The victims run on this machine, so their
+# partitions are taken over as soon as their process is gone (Takeover below
+# shows both ways); the lifetime bounds how late a live consumer's renewal
+# may be, and 15 s leaves room on a loaded server.
 KILL_LIFETIME = ["--claim-lifetime", "15"]
 
 
@@ -122,6 +124,73 @@ class ClaimsOnOneBucket(unittest.TestCase):
         self.assertEqual(kills, 2, "the backlog drained before the kills")
         self.assertEqual(codes, [0, 0, 0], self.describe(outputs))
         self.assert_drained(requests, widgets, expected, counts)
+
+
+class Takeover(unittest.TestCase):
+    """Who may take a dead consumer's partitions over, and when."""
+
+    def setUp(self):
+        self.env = p.aws_environment()
+        self.s3 = p.client("s3")
+        self.folder = tempfile.mkdtemp(prefix="wc-takeover-")
+
+    def backlog(self, seed, size):
+        requests, widgets = p.unique("takeover-req"), p.unique("takeover-widgets")
+        self.s3.create_bucket(Bucket=requests)
+        self.s3.create_bucket(Bucket=widgets)
+        expected = os.path.join(self.folder, f"expected-{seed}.json")
+        counts = p.produce(self.env, "-rb", requests, "-mwr", str(size), "--seed", str(seed),
+                           "--invalid-ratio", "0", "--expected-state", expected)
+        return requests, widgets, expected, counts
+
+    def assert_drained(self, requests, widgets, expected):
+        ok, report = p.check_store(expected, "s3", widgets, self.env)
+        self.assertTrue(ok, report)
+        self.assertEqual(p.all_keys(self.s3, requests), [])
+
+    def test_a_consumer_of_this_machine_killed_is_taken_over_at_once(self):
+        # A lifetime of ten minutes: only knowing that the owner's process is
+        # gone lets the second consumer finish within the two minutes allowed.
+        requests, widgets, expected, _ = self.backlog(21, 400)
+        lifetime = ["--claim-lifetime", "600", "--concurrency", "4"]
+        with p.consumer(["-rb", requests, "-wb", widgets, *lifetime], self.env, "first") as first:
+            for _ in range(300):  # until it has applied something (bounded: 30 s)
+                if len(p.all_keys(self.s3, widgets)) > 0 or not first.running():
+                    break
+                time.sleep(0.1)
+            self.assertTrue(first.kill(), first.stderr())
+        claims = [k for k in p.all_keys(self.s3, requests) if k.startswith("claims/partitions/")]
+        self.assertEqual(len(claims), 32)  # all still held by the dead process
+        started = time.monotonic()
+        with p.consumer(["-rb", requests, "-wb", widgets, *lifetime, "--max-idle", "3000"],
+                        self.env, "second") as second:
+            code = second.wait(120)
+            output = second.stderr() + second.stdout()
+        print(f"taken over and drained in {time.monotonic() - started:.1f} s")
+        self.assertEqual(code, 0, output)
+        self.assert_drained(requests, widgets, expected)
+
+    def test_a_claim_from_another_machine_waits_out_its_lifetime(self):
+        # Claims written as by a consumer elsewhere (another boot id), never
+        # renewed: taken over only once the server's clock says they are a
+        # lifetime old, then the backlog drains exactly.
+        requests, widgets, expected, _ = self.backlog(22, 100)
+        body = b"owner 0123456789abcdef elsewhere/4242\nnode other-machine pid:[1]\npid 4242\nrenewal 0\n"
+        for n in range(32):
+            self.s3.put_object(Bucket=requests, Key=f"claims/partitions/{n:02d}", Body=body)
+        self.s3.put_object(Bucket=requests, Key="claims/members/0123456789abcdef", Body=body)
+        written = time.monotonic()
+        with p.consumer(["-rb", requests, "-wb", widgets, "--claim-lifetime", "4",
+                         "--max-idle", "3000"], self.env, "patient") as run:
+            code = run.wait(120)
+            output = run.stderr() + run.stdout()
+        elapsed = time.monotonic() - written
+        print(f"waited and drained in {elapsed:.1f} s")
+        self.assertEqual(code, 0, output)
+        self.assert_drained(requests, widgets, expected)
+        # The drain needed every partition, none of which was free before
+        # the server's clock (whole seconds) saw them 4 s old.
+        self.assertGreaterEqual(elapsed, 4.0, output)
 
 
 class ServerWithoutConditionalWrites(unittest.TestCase):

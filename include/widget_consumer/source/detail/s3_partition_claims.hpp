@@ -30,6 +30,9 @@
 //   that starts after the claim lists only requests no other consumer is
 //   applying: the one before gave it back only once its requests were
 //   deleted, or stopped renewing it a lifetime ago.
+// - A claim or member written by a process of this machine (same boot id and
+//   pid namespace) whose pid no longer exists is taken for dead at once: a
+//   consumer restarted after a crash does not wait out the lifetime.
 // - give_back() deletes every claim (If-Match) and the member object, so a
 //   graceful stop hands its partitions to the others at once, and the
 //   member objects of consumers silent for a lifetime.
@@ -57,6 +60,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 namespace widget_consumer::detail {
 
 class s3_partition_claims {
@@ -67,6 +72,7 @@ class s3_partition_claims {
       : client_(std::move(client)),
         settings_(std::move(settings)),
         owner_(make_claim_owner()),
+        node_(claim_node()),
         table_(settings_.lifetime) {}
 
   s3_partition_claims(const s3_partition_claims&) = delete;
@@ -163,7 +169,12 @@ class s3_partition_claims {
   }
 
   std::string body(std::uint64_t renewal) const {
-    return "owner " + owner_ + "\nrenewal " + std::to_string(renewal) + "\n";
+    return "owner " + owner_ + "\nnode " + node_ + "\npid " + std::to_string(getpid()) +
+           "\nrenewal " + std::to_string(renewal) + "\n";
+  }
+  // Written by a process of this machine that no longer exists.
+  bool owner_gone(std::string_view text) const {
+    return claim_owner_gone(node_, field(text, "node"), field(text, "pid"));
   }
   static std::string_view field(std::string_view text, std::string_view name) {
     for (std::size_t start = 0; start < text.size();) {
@@ -289,7 +300,7 @@ class s3_partition_claims {
       if (!member)
         continue;
       const auto written = age(*member);
-      if (!written || *written <= settings_.lifetime)
+      if (!owner_gone(member->body) && (!written || *written <= settings_.lifetime))
         ++live;
       else
         (void)client_.delete_object_if_match(settings_.bucket, key, member->etag);
@@ -351,7 +362,7 @@ class s3_partition_claims {
                   read - written.value_or(settings_.lifetime), clock::now());
       return true;
     }
-    if (!written || *written <= settings_.lifetime) {
+    if (!owner_gone(current->body) && (!written || *written <= settings_.lifetime)) {
       const auto left = settings_.lifetime - written.value_or(std::chrono::milliseconds(0));
       table_.look_again(p, clock::now() + std::max<std::chrono::milliseconds>(
                                               left, std::chrono::milliseconds(200)));
@@ -381,6 +392,7 @@ class s3_partition_claims {
   aws::s3_client client_;
   s3_claim_settings settings_;
   std::string owner_;
+  std::string node_;  // claim_node(): to tell a dead owner of this machine
   s3_partition_table table_;
   std::mt19937_64 random_{std::random_device{}()};
   std::optional<clock::time_point> member_written_;  // the upkeep thread's
