@@ -196,7 +196,7 @@ class s3_bucket_source {
     if (!ledger_.settle(key, settle_action::release))
       return;
     delayed_[key] = clock::now() + delay;
-    done(key);
+    finished(key);
   }
 
   void reject(const ticket_type& key, std::string_view reason) {
@@ -211,7 +211,7 @@ class s3_bucket_source {
       ledger_.fail(
           settle_action::reject, key,
           "cannot copy to " + aws::s3_resource(options_.rejected_bucket, target) + ": " + e.what());
-      done(key);
+      finished(key);
       return;
     }
     queue_delete(key, settle_action::reject);
@@ -284,7 +284,7 @@ class s3_bucket_source {
   }
 
   // Whether this consumer may hand out the request now: its partition is
-  // held here since before the pass began. Until done(key), the partition
+  // held here since before the pass began. Until finished(key), the partition
   // is not given back.
   bool take(const std::string& key, const std::string& body) {
     const std::uint32_t p = detail::s3_partition_of_request(key, body);
@@ -299,7 +299,7 @@ class s3_bucket_source {
   }
 
   // The request under `key` is settled, and deleted if it was to be.
-  void done(const std::string& key) {
+  void finished(const std::string& key) {
     if (!claims_)
       return;
     if (const auto p = keys_.done(key))
@@ -437,7 +437,7 @@ class s3_bucket_source {
     // request is still there and is delivered again, counted as such.
     for (const auto& key : keys) {
       deleting_.erase(key);
-      done(key);
+      finished(key);
       if (!failed.contains(key))
         receive_counts_.erase(key);
     }
