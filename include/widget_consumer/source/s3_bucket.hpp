@@ -24,7 +24,11 @@
 //   three tries) and reports each key still not deleted. When the batch call
 //   fails as a whole, every key is deleted on its own; a server that does not
 //   implement DeleteObjects (501/405) is not asked again, one that refuses it
-//   while the single deletes succeed not for a minute.
+//   while the single deletes succeed not for a minute. begin_flush()
+//   (concepts.hpp, background_flushing) makes these calls on a settler
+//   thread (detail/background_settler.hpp) and returns at once; a key stays
+//   in `deleting_` (not listed again) until the poll thread takes its
+//   outcome, and its claim goes with a DeleteObjects after that.
 // - Settling a key that is not in flight is reported by flush(), never
 //   thrown (concepts.hpp, the settlement contract).
 // - reject writes the reason to "{rejected_prefix}{key}.reason" (text/plain),
@@ -57,6 +61,7 @@
 #include <widget_consumer/aws/client.hpp>
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/background_settler.hpp>
 #include <widget_consumer/source/detail/batch_runner.hpp>
 #include <widget_consumer/source/detail/s3_claim_order.hpp>
 #include <widget_consumer/source/detail/s3_claims.hpp>
@@ -132,6 +137,7 @@ class s3_bucket_source {
   // claims still held are given back, so other consumers need not wait for
   // them to expire.
   ~s3_bucket_source() {
+    finish_deletes(settler_.wait());
     window_.stop();
     if (claims_) {
       claims_->stop();
@@ -242,12 +248,25 @@ class s3_bucket_source {
   }
 
   std::vector<settle_failure> flush() {
+    finish_deletes(settler_.wait());
     if (!pending_deletes_.empty() || (claims_ && claims_->has_gone()))
       delete_pending();
     // Nothing in flight (the end of a run, or a lull): the claims just freed
     // go now rather than with a next flush that may not come.
     if (claims_ && ledger_.size() == 0 && claims_->has_gone())
       delete_pending();
+    return ledger_.take_failures();
+  }
+
+  // As flush(), but the DeleteObjects run on the settler thread while this
+  // returns: their failures come with a later flush. With nothing in flight
+  // there is nothing to go on with meanwhile, so it waits, as flush() does.
+  std::vector<settle_failure> begin_flush() {
+    if (ledger_.size() == 0)
+      return flush();
+    finish_deletes(settler_.take());
+    if (!pending_deletes_.empty() || (claims_ && claims_->has_gone()))
+      settler_.hand(take_pending());
     return ledger_.take_failures();
   }
 
@@ -285,6 +304,15 @@ class s3_bucket_source {
     settle_action action = settle_action::ack;
     bool claim = false;  // a claim whose request is gone: nothing to report
   };
+
+  // What one run of the settler did: the requests it was to delete, and
+  // those (requests or claims) still there.
+  struct deletes_done {
+    std::vector<pending_delete> requests;
+    std::vector<detail::batch_undone<pending_delete>> undone;
+  };
+  using settler_type =
+      detail::background_settler<detail::queued_entries<pending_delete>, deletes_done>;
 
   static s3_bucket_source_options checked(const std::string& bucket,
                                           s3_bucket_source_options options) {
@@ -408,7 +436,7 @@ class s3_bucket_source {
     }
   }
 
-  // ---- settling (poll thread only) ------------------------------------------
+  // ---- settling (poll thread, but delete_keys and run_deletes: settler) ------
 
   void queue_delete(const std::string& key, settle_action action) {
     deleting_.insert(key);
@@ -463,21 +491,48 @@ class s3_bucket_source {
   }
 
   void delete_pending() {
+    settler_.hand(take_pending());
+    finish_deletes(settler_.wait());
+  }
+
+  detail::queued_entries<pending_delete> take_pending() {
     std::vector<pending_delete> batch = std::exchange(pending_deletes_, {});
-    std::vector<std::string> keys;
-    for (const auto& each : batch)
-      keys.push_back(each.key);
     // The claims of requests deleted by an earlier call ride along: their
     // requests are gone for sure, so no condition is needed.
     if (claims_)
       for (auto& claim : claims_->take_gone())
         batch.push_back({.key = std::move(claim), .action = settle_action::ack, .claim = true});
+    return {.entries = std::move(batch)};
+  }
+
+  // On the settler thread: only the client and delete_keys()' own state.
+  deletes_done run_deletes(detail::queued_entries<pending_delete> work) {
+    deletes_done done;
+    for (const auto& each : work.entries)
+      if (!each.claim)
+        done.requests.push_back(each);
+    try {
+      done.undone = detail::run_batches(
+          std::move(work.entries),
+          {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
+          [this](std::span<const pending_delete> chunk) { return delete_keys(chunk); });
+    } catch (const std::exception& e) {  // none deleted for sure: all come back
+      done.undone.clear();
+      for (const auto& each : done.requests)
+        done.undone.push_back({.entry = each, .reason = std::string("DeleteObjects: ") + e.what()});
+    }
+    return done;
+  }
+
+  void finish_deletes(std::vector<settler_type::outcome> outcomes) {
+    for (auto& each : outcomes)
+      if (each.result)
+        finish_deletes(*each.result);  // run_deletes() does not throw
+  }
+
+  void finish_deletes(const deletes_done& done) {
     std::unordered_set<std::string> failed;
-    const auto undone = detail::run_batches(
-        std::move(batch),
-        {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
-        [this](std::span<const pending_delete> chunk) { return delete_keys(chunk); });
-    for (const auto& each : undone) {
+    for (const auto& each : done.undone) {
       if (each.entry.claim)
         continue;  // left to the sweep (detail/s3_claims.hpp)
       ledger_.fail(each.entry.action, each.entry.key, each.reason);
@@ -485,13 +540,13 @@ class s3_bucket_source {
     }
     // Deleted or not, they may be listed again: a failed delete means the
     // request is still there and is delivered again, counted as such.
-    for (const auto& key : keys) {
-      deleting_.erase(key);
-      if (failed.contains(key))
+    for (const auto& each : done.requests) {
+      deleting_.erase(each.key);
+      if (failed.contains(each.key))
         continue;
-      receive_counts_.erase(key);
+      receive_counts_.erase(each.key);
       if (claims_)
-        claims_->request_gone(key);
+        claims_->request_gone(each.key);
     }
   }
 
@@ -519,6 +574,10 @@ class s3_bucket_source {
   // Before the window: its fetchers claim.
   std::unique_ptr<detail::s3_claims> claims_;
   detail::s3_claim_order order_;  // the poll thread's; the fetchers ask knows()
+
+  // Its thread uses the client and delete_keys()' state above.
+  settler_type settler_{
+      [this](detail::queued_entries<pending_delete> work) { return run_deletes(std::move(work)); }};
 
   // Last: its threads use the members above and are joined before they go.
   detail::s3_object_window window_;

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -30,6 +31,18 @@
 #include <vector>
 
 namespace widget_consumer::detail {
+
+// The simplest Work: one flush's entries, in order.
+template <class Entry>
+struct queued_entries {
+  std::vector<Entry> entries{};
+
+  void merge(queued_entries later) {
+    entries.insert(entries.end(), std::make_move_iterator(later.entries.begin()),
+                   std::make_move_iterator(later.entries.end()));
+  }
+  std::size_t size() const noexcept { return entries.size(); }
+};
 
 template <class Work, class Result>
 class background_settler {
