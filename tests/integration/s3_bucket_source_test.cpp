@@ -31,6 +31,8 @@ using widget_consumer::testing::list_all;
 using widget_consumer::testing::unique_name;
 using batch_type = std::vector<received_request<std::string>>;
 
+static_assert(background_flushing<s3_bucket_source>);
+
 // Credentials the test can break (to make S3 refuse) or hold back (to stop a
 // background request before it is sent).
 struct credentials_switch {

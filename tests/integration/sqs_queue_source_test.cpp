@@ -34,6 +34,7 @@ using batch = std::vector<received_request<sqs_ticket>>;
 
 static_assert(request_source<sqs_queue_source>);
 static_assert(stop_requesting<sqs_queue_source>);
+static_assert(background_flushing<sqs_queue_source>);
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
