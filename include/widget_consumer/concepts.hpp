@@ -63,9 +63,11 @@ concept request_settling = requires(S& source, typename S::ticket_type ticket,
   source.reject(std::move(ticket), reason);
 };
 
-// flush(): perform every queued ack/release/reject and report those that
-// failed since the last flush. The consumer calls it after each round of
-// settlements and before run() returns.
+// flush(): perform every queued ack/release/reject, wait for the calls
+// begin_flush() began (background_flushing), and report those that failed
+// since the last flush. The consumer calls it after each round of
+// settlements (begin_flush() instead, when the source has it) and before
+// run() returns.
 template <class S>
 concept settlement_flushing = requires(S& source) {
   { source.flush() } -> std::same_as<std::vector<settle_failure>>;
@@ -94,6 +96,22 @@ concept request_source =
 template <class S>
 concept stop_requesting = requires(S& source) {
   source.request_stop();
+};
+
+// Optional, not part of request_source: begin_flush() hands every queued
+// ack/release/reject to a thread of the source's own and returns without
+// waiting for the calls, so the poll thread goes on dispatching during their
+// round trips. It returns the failures known by then: settlements refused at
+// once, and calls that ended since the last flush. A call still running
+// reports its failures through a later begin_flush() or flush(); flush()
+// waits for every call begun, so the consumer's last flush() before run()
+// returns reports them all. Calls begun by one begin_flush() take effect
+// after those of the earlier ones (an SQS FIFO group keeps its order). The
+// source's own thread is no exception to "a source need not be
+// thread-safe": what it shares with the poll thread, it guards.
+template <class S>
+concept background_flushing = requires(S& source) {
+  { source.begin_flush() } -> std::same_as<std::vector<settle_failure>>;
 };
 
 // Optional, for sources and stores alike: check_ready() checks, before the

@@ -8,7 +8,9 @@
 // thread) -> settle (settle_ready, back on the poll thread). The rules live
 // in detail/: what to do with a request once its lane is done
 // (settle_decision.hpp), when a run ends by time (run_clock.hpp), what is
-// counted and logged (consumer_report.hpp).
+// counted and logged (consumer_report.hpp). A source that can make its
+// settling calls on a thread of its own is flushed without waiting for them
+// (source_settling.hpp) until the last flush, which waits.
 //
 // Threads: run() is the poll thread; it alone touches the source (sources
 // need not be thread-safe) and the counters. N lane threads, started once per
@@ -131,7 +133,7 @@ class consumer {
       pool.wait_for_results(std::chrono::milliseconds{50});
       settle_ready(run);
     }
-    settling_.flush(run.stats);
+    settling_.finish(run.stats);
     count_heartbeat_refusals(run);
     observe(run);
     consumer_summary summary{.time = log_clock::now(), .stats = elapsed(run), .reason = reason};

@@ -31,6 +31,8 @@ using widget_consumer::testing::list_all;
 using widget_consumer::testing::unique_name;
 using batch_type = std::vector<received_request<std::string>>;
 
+static_assert(background_flushing<s3_bucket_source>);
+
 // Credentials the test can break (to make S3 refuse) or hold back (to stop a
 // background request before it is sent).
 struct credentials_switch {
@@ -234,6 +236,30 @@ TEST_P(s3_bucket_source_test, batched_ack_deletes_everything) {
   EXPECT_TRUE(list_all(s3_, bucket_).empty());
   EXPECT_TRUE(options_source.poll(0ms, 10).empty());
   EXPECT_EQ(options_source.in_flight(), 0u);
+}
+
+// begin_flush() hands the deletes to the settler and returns; a key being
+// deleted is not delivered again meanwhile, and flush() waits for them all.
+TEST_P(s3_bucket_source_test, begin_flush_deletes_in_the_background_and_flush_waits) {
+  const auto keys = request_keys(12);
+  put_requests(keys);
+  s3_bucket_source source(s3_, bucket_, small_pages());
+  auto delivered = drain(source, 20);
+  ASSERT_EQ(delivered.size(), keys.size());
+  for (std::size_t i = 0; i + 1 < delivered.size(); ++i) {
+    source.ack(std::move(delivered[i].ticket));
+    if (i % 4 == 3) {
+      EXPECT_TRUE(source.begin_flush().empty());
+    }
+  }
+  EXPECT_TRUE(source.begin_flush().empty());
+  EXPECT_TRUE(source.poll(0ms, 20).empty());  // in flight, or being deleted
+  EXPECT_TRUE(source.flush().empty());
+  EXPECT_EQ(list_all(s3_, bucket_), (std::vector<std::string>{keys.back()}));
+  source.ack(std::move(delivered.back().ticket));
+  EXPECT_TRUE(source.begin_flush().empty());  // nothing else in flight: it waits
+  EXPECT_TRUE(list_all(s3_, bucket_).empty());
+  EXPECT_EQ(source.in_flight(), 0u);
 }
 
 TEST_P(s3_bucket_source_test, reject_copies_with_reason_then_deletes) {
@@ -456,6 +482,51 @@ TEST(s3_bucket_source_iam, flush_reports_every_delete_that_failed) {
   }
   auto again = drain(source, 10);
   EXPECT_EQ(names_of(again), (std::vector<std::string>{keys[0], keys[1], keys[2]}));
+  for (const auto& each : again)
+    EXPECT_EQ(each.receive_count, 2u);
+}
+
+// The same refused deletes, flushed in the background while other requests
+// are in flight: each failure is reported once, by a later flush at the
+// latest, and the keys are delivered again once their deletes have failed.
+TEST(s3_bucket_source_iam, begin_flush_reports_failed_deletes_by_a_later_flush) {
+  const emulator server = widget_consumer::testing::iam_emulator();
+  aws::s3_client s3(config_for(server));
+  const std::string bucket = unique_name("requests");
+  s3.create_bucket(bucket);
+  const auto keys = request_keys(4);
+  for (const auto& key : keys)
+    s3.put_object(bucket, key, body_of(key), "application/json");
+
+  auto control = std::make_shared<credentials_switch>();
+  s3_bucket_source source(aws::s3_client(config_for(server, control)), bucket, alone());
+  auto delivered = drain(source, 10);
+  ASSERT_EQ(delivered.size(), keys.size());
+  {
+    std::lock_guard lock(control->mutex);
+    control->broken = true;
+  }
+  source.ack(std::move(delivered[0].ticket));
+  source.ack(std::move(delivered[1].ticket));
+  auto failures = source.begin_flush();  // keys[2] and keys[3] still in flight
+  for (auto& each : source.flush())
+    failures.push_back(std::move(each));
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].name, keys[0]);
+  EXPECT_EQ(failures[1].name, keys[1]);
+  for (const auto& failure : failures) {
+    EXPECT_EQ(failure.action, settle_action::ack);
+    EXPECT_NE(failure.reason.find("403"), std::string::npos) << failure.reason;
+  }
+  EXPECT_TRUE(source.flush().empty());  // reported once
+  EXPECT_EQ(list_all(s3, bucket).size(), keys.size());
+
+  {
+    std::lock_guard lock(control->mutex);
+    control->broken = false;
+  }
+  auto again = drain(source, 10);
+  EXPECT_EQ(names_of(again), (std::vector<std::string>{keys[0], keys[1]}));
   for (const auto& each : again)
     EXPECT_EQ(each.receive_count, 2u);
 }

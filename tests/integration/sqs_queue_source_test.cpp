@@ -34,6 +34,7 @@ using batch = std::vector<received_request<sqs_ticket>>;
 
 static_assert(request_source<sqs_queue_source>);
 static_assert(stop_requesting<sqs_queue_source>);
+static_assert(background_flushing<sqs_queue_source>);
 
 std::string server_name(const ::testing::TestParamInfo<bool>& param) {
   return param.param ? "iam" : "plain";
@@ -225,6 +226,74 @@ TEST_P(sqs_queue_source_test, flush_reports_a_delete_that_failed_and_deletes_the
   EXPECT_NE(failures[0].reason.find("DeleteMessageBatch"), std::string::npos) << failures[0].reason;
   EXPECT_EQ(messages_in(sqs_, url), 0);
   EXPECT_TRUE(source.flush().empty());  // reported once
+}
+
+// begin_flush() does not wait for the calls: a delete that fails is
+// reported once, by that begin_flush() if its call ended in time, else by a
+// later flush, and flush() waits for every call begun.
+TEST_P(sqs_queue_source_test, begin_flush_reports_a_failed_delete_once_and_flush_waits) {
+  const auto url = standard_queue();
+  send(url, 3);
+  auto options = fast_options();
+  options.keep_rejected = true;
+  sqs_queue_source source(sqs_, url, options);
+
+  auto received = receive(source, 3);
+  ASSERT_EQ(received.size(), 3u);
+  source.ack(std::move(received[0].ticket));
+  source.ack(sqs_ticket{"not-a-receipt-handle", "bogus-message"});
+  auto failures = source.begin_flush();
+  source.ack(std::move(received[1].ticket));
+  source.ack(std::move(received[2].ticket));
+  for (auto& each : source.begin_flush())
+    failures.push_back(std::move(each));
+  for (auto& each : source.flush())
+    failures.push_back(std::move(each));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].action, settle_action::ack);
+  EXPECT_EQ(failures[0].name, "bogus-message");
+  EXPECT_NE(failures[0].reason.find("DeleteMessageBatch"), std::string::npos) << failures[0].reason;
+  EXPECT_EQ(messages_in(sqs_, url), 0);  // flush() waited for every delete
+  EXPECT_TRUE(source.flush().empty());
+  EXPECT_TRUE(source.begin_flush().empty());
+}
+
+// As the consumer does it: acks flushed in the background while polling
+// goes on. A group's message whose delete is under way is still in flight
+// at SQS, so nothing later of its group is handed out before it is gone.
+TEST_P(sqs_queue_source_test, fifo_groups_keep_their_order_when_flushed_in_the_background) {
+  const auto url = fifo_queue();
+  std::vector<aws::sqs_send_entry> entries;
+  for (int i = 0; i < 10; ++i)
+    for (const std::string group : {"a", "b", "c"}) {
+      aws::sqs_send_options send;
+      send.message_group_id = group;
+      send.message_deduplication_id = group + std::to_string(i);
+      entries.push_back({group + "-" + std::to_string(i), send});
+    }
+  ASSERT_TRUE(sqs_.send_message_batch(url, entries).failed.empty());
+  auto options = fast_options();
+  options.keep_rejected = true;
+  options.receivers = 3;
+  sqs_queue_source source(sqs_, url, options);
+
+  std::map<std::string, std::vector<int>> seen;
+  std::size_t total = 0;
+  const auto deadline = clock_type::now() + 15s;
+  while (total < entries.size() && clock_type::now() < deadline) {
+    for (auto& each : source.poll(200ms, 100)) {
+      const auto dash = each.body.find('-');
+      seen[each.body.substr(0, dash)].push_back(std::stoi(each.body.substr(dash + 1)));
+      source.ack(std::move(each.ticket));
+      ++total;
+      EXPECT_TRUE(source.begin_flush().empty());
+    }
+  }
+  EXPECT_TRUE(source.flush().empty());
+  ASSERT_EQ(total, entries.size());
+  for (const auto& [group, order] : seen)
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})) << group;
+  EXPECT_EQ(messages_in(sqs_, url), 0);
 }
 
 // Receives one message from url directly, with its message attributes.

@@ -517,4 +517,54 @@ TEST(consumer, gives_up_after_consecutive_poll_failures) {
   EXPECT_EQ(summary.stats.poll_failures, 3u);
 }
 
+// A source with the optional begin_flush(): its calls end later, on a
+// thread of its own, and their failures come with a later flush. The
+// consumer uses begin_flush() while it runs and flush() once, last, and
+// counts what only that last flush() reports.
+struct background_source : memory_source {
+  std::vector<settle_failure> begin_flush() {
+    ++begun;
+    begun_after_flush += flushes;
+    return {};
+  }
+  std::vector<settle_failure> flush() {
+    ++flushes;
+    auto failures = memory_source::flush();
+    failures.push_back({.action = settle_action::ack,
+                        .name = "000002",
+                        .reason = "DeleteMessageBatch: InternalError"});
+    return failures;
+  }
+  int begun = 0;
+  int flushes = 0;
+  int begun_after_flush = 0;
+};
+static_assert(widget_consumer::background_flushing<background_source>);
+static_assert(!widget_consumer::background_flushing<memory_source>);
+
+TEST(consumer, flushes_in_the_background_and_waits_at_the_end) {
+  background_source source;
+  memory_store store;
+  capturing_log log;
+  for (int i = 0; i < 5; ++i)
+    source.push(request("create", "r" + std::to_string(i), "w" + std::to_string(i)));
+
+  const auto summary =
+      consumer<background_source, memory_store, capturing_log>(source, store, log, fast()).run();
+
+  EXPECT_EQ(summary.stats.processed_total(), 5u);
+  EXPECT_GT(source.begun, 0);
+  EXPECT_EQ(source.flushes, 1);
+  EXPECT_EQ(source.begun_after_flush, 0);
+  EXPECT_EQ(summary.stats.settle_failures, 1u);
+  log.with_sink([&](doubles::capturing_sink& sink) {
+    ASSERT_EQ(sink.summaries.size(), 1u);
+    EXPECT_EQ(sink.summaries[0].stats.settle_failures, 1u);
+    EXPECT_TRUE(std::any_of(sink.messages.begin(), sink.messages.end(), [](const auto& m) {
+      return m.level == log_level::error &&
+             m.text.find("DeleteMessageBatch: InternalError") != std::string::npos;
+    }));
+  });
+}
+
 }  // namespace

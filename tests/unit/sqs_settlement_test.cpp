@@ -204,6 +204,38 @@ TEST(sqs_group_fence, holds_the_deliveries_handed_out_before_the_failure_only) {
   EXPECT_TRUE(fence.empty());
 }
 
+// An ack queued before its group's earlier delete was known to have failed
+// (flushed in the background, the failure comes later) is held back when its
+// call would be made, and reported; other groups, copies delivered again
+// (delivery 0) and rejects go on.
+TEST(sqs_group_fence, holds_back_the_acks_it_holds_and_reports_them) {
+  detail::sqs_group_fence fence;
+  fence.hold("a", 7);
+  const auto entry = [](std::string id, std::string group, std::uint64_t delivery,
+                        widget_consumer::settle_action action =
+                            widget_consumer::settle_action::ack) {
+    return detail::sqs_settlement{
+        .ticket = {.receipt_handle = "h-" + id, .message_id = id, .delivery = delivery},
+        .action = action,
+        .group_id = std::move(group)};
+  };
+  std::vector<detail::sqs_settlement> deletes{
+      entry("m5", "a", 5),   entry("m6", "b", 6),
+      entry("m7", "a", 7),   entry("m8", "a", 8),
+      entry("copy", "a", 0), entry("r4", "a", 4, widget_consumer::settle_action::reject)};
+  std::vector<widget_consumer::settle_failure> failures;
+  fence.hold_back(deletes, failures);
+  std::vector<std::string> left;
+  for (const auto& each : deletes)
+    left.push_back(each.ticket.message_id);
+  EXPECT_EQ(left, (std::vector<std::string>{"m6", "m8", "copy", "r4"}));
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].name, "m5");
+  EXPECT_EQ(failures[1].name, "m7");
+  EXPECT_EQ(failures[0].action, widget_consumer::settle_action::ack);
+  EXPECT_NE(failures[0].reason.find("earlier message of its FIFO group"), std::string::npos);
+}
+
 // SQS refuses a message whose attribute holds a character outside
 // #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF: a reason
 // quoting such a character would make the dead-letter send fail every time.

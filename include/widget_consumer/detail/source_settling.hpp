@@ -3,12 +3,16 @@
 // the source, and the source's flush(). A settlement that fails, thrown or
 // reported by flush(), is counted and said; the request stays in the source
 // and comes again (at-least-once), so nothing else is done about it.
+// During the run a source that can (concepts.hpp, background_flushing) makes
+// its calls on a thread of its own; the last flush, finish(), waits for them
+// so the run's summary counts every failure.
 
 #include <chrono>
 #include <exception>
 #include <string_view>
 #include <utility>
 
+#include <widget_consumer/concepts.hpp>
 #include <widget_consumer/delivery.hpp>
 #include <widget_consumer/detail/consumer_report.hpp>
 #include <widget_consumer/events.hpp>
@@ -40,16 +44,31 @@ class source_settling {
     }
   }
 
+  // After a round of settlements: does not wait for the calls when the
+  // source can make them in the background.
   void flush(consumer_stats& stats) {
+    if constexpr (background_flushing<Source>)
+      report(stats, [this] { return source_.begin_flush(); });
+    else
+      report(stats, [this] { return source_.flush(); });
+  }
+
+  // Before run() returns: every call begun has ended and been reported.
+  void finish(consumer_stats& stats) {
+    report(stats, [this] { return source_.flush(); });
+  }
+
+ private:
+  template <class Flush>
+  void report(consumer_stats& stats, Flush flush) {
     try {
-      for (const settle_failure& failure : source_.flush())
+      for (const settle_failure& failure : flush())
         failed(stats, failure.action, failure.name, failure.reason);
     } catch (const std::exception& e) {
       failed(stats, settle_action::ack, "(flush)", e.what());
     }
   }
 
- private:
   void failed(consumer_stats& stats, settle_action action, std::string_view name,
               std::string_view reason) {
     ++stats.settle_failures;

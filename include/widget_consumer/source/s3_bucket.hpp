@@ -24,7 +24,11 @@
 //   three tries) and reports each key still not deleted. When the batch call
 //   fails as a whole, every key is deleted on its own; a server that does not
 //   implement DeleteObjects (501/405) is not asked again, one that refuses it
-//   while the single deletes succeed not for a minute.
+//   while the single deletes succeed not for a minute. begin_flush()
+//   (concepts.hpp, background_flushing) makes these calls on a settler
+//   thread (detail/background_settler.hpp) and returns at once; a key stays
+//   in `deleting_` (not listed again), and busy in its partition (not given
+//   back to other consumers), until the poll thread takes its outcome.
 // - Settling a key that is not in flight is reported by flush(), never
 //   thrown (concepts.hpp, the settlement contract).
 // - reject writes the reason to "{rejected_prefix}{key}.reason", then
@@ -54,12 +58,14 @@
 #include <widget_consumer/aws/client.hpp>
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/background_settler.hpp>
 #include <widget_consumer/source/detail/batch_runner.hpp>
 #include <widget_consumer/source/detail/s3_object_window.hpp>
 #include <widget_consumer/source/detail/s3_partition_claims.hpp>
 #include <widget_consumer/source/detail/s3_partition_keys.hpp>
 #include <widget_consumer/source/detail/s3_partitions.hpp>
 #include <widget_consumer/source/detail/s3_rejected_copy.hpp>
+#include <widget_consumer/source/detail/s3_request_deleter.hpp>
 #include <widget_consumer/source/detail/settlement_ledger.hpp>
 #include <widget_consumer/source/s3_bucket_options.hpp>
 
@@ -117,6 +123,7 @@ class s3_bucket_source {
   // partitions held are given back, so other consumers need not wait for
   // them to expire.
   ~s3_bucket_source() {
+    finish_deletes(settler_.wait());
     window_.stop();
     if (claims_) {
       claims_->stop();
@@ -218,8 +225,21 @@ class s3_bucket_source {
   }
 
   std::vector<settle_failure> flush() {
+    finish_deletes(settler_.wait());
     if (!pending_deletes_.empty())
       delete_pending();
+    return ledger_.take_failures();
+  }
+
+  // As flush(), but the DeleteObjects run on the settler thread while this
+  // returns: their failures come with a later flush. With nothing in flight
+  // there is nothing to go on with meanwhile, so it waits, as flush() does.
+  std::vector<settle_failure> begin_flush() {
+    if (ledger_.size() == 0)
+      return flush();
+    finish_deletes(settler_.take());
+    if (!pending_deletes_.empty())
+      settler_.hand(take_pending());
     return ledger_.take_failures();
   }
 
@@ -254,6 +274,15 @@ class s3_bucket_source {
     std::string key;
     settle_action action = settle_action::ack;
   };
+
+  // What one run of the settler did: the requests it was to delete, and
+  // those (requests or claims) still there.
+  struct deletes_done {
+    std::vector<pending_delete> requests;
+    std::vector<detail::batch_undone<pending_delete>> undone;
+  };
+  using settler_type =
+      detail::background_settler<detail::queued_entries<pending_delete>, deletes_done>;
 
   // A listing that retrying cannot fix (no such bucket, access denied)
   // becomes unrecoverable_error: the consumer stops at once and says why.
@@ -365,81 +394,59 @@ class s3_bucket_source {
     }
   }
 
-  // ---- settling (poll thread only) ------------------------------------------
+  // ---- settling (poll thread, but run_deletes: settler) ---------------------
 
   void queue_delete(const std::string& key, settle_action action) {
     deleting_.insert(key);
     pending_deletes_.push_back({.key = key, .action = action});
   }
 
-  static bool batch_delete_unsupported(const aws::service_error& error) {
-    return error.status() == 501 || error.status() == 405 || error.code() == "NotImplemented";
-  }
-
-  // One call of the batch runner: DeleteObjects, or each key on its own when
-  // the batch call fails as a whole or is not asked (see the top).
-  std::vector<detail::batch_entry_failure> delete_keys(std::span<const pending_delete> chunk) {
-    std::vector<detail::batch_entry_failure> failed;
-    std::unordered_map<std::string, std::size_t> index;
-    std::vector<std::string> keys;
-    for (std::size_t i = 0; i < chunk.size(); ++i) {
-      index.emplace(chunk[i].key, i);
-      keys.push_back(chunk[i].key);
-    }
-    bool batch_refused = false;  // the server answered DeleteObjects with an error
-    if (batch_delete_ && clock::now() >= batch_delete_paused_until_) {
-      try {
-        for (const auto& failure : client_.delete_objects(bucket_, keys))
-          if (const auto found = index.find(failure.key); found != index.end())
-            failed.push_back({.index = found->second,
-                              .reason = "DeleteObjects: " + failure.code + ": " + failure.message});
-        return failed;
-      } catch (const aws::service_error& e) {
-        batch_delete_ = !batch_delete_unsupported(e);
-        batch_refused = true;
-      } catch (const std::exception&) {
-        // Whatever it was, the single deletes below will say it per key.
-      }
-    }
-    for (std::size_t i = 0; i < chunk.size(); ++i) {
-      try {
-        client_.delete_object(bucket_, chunk[i].key);
-      } catch (const std::exception& e) {
-        failed.push_back({.index = i, .reason = e.what()});
-      }
-    }
-    // DeleteObjects refused while every key deletes fine on its own: a server
-    // that cannot do the batch for these keys (some S3-compatible servers
-    // answer 500 to a key that looks like a number, i.e. every producer key).
-    // Asking it again at each flush costs the call and its retries every time
-    // (seconds per flush): delete one by one for a while, then try the batch
-    // again.
-    if (batch_refused && failed.empty())
-      batch_delete_paused_until_ = clock::now() + batch_delete_pause;
-    return failed;
-  }
-
   void delete_pending() {
+    settler_.hand(take_pending());
+    finish_deletes(settler_.wait());
+  }
+
+  detail::queued_entries<pending_delete> take_pending() {
     std::vector<pending_delete> batch = std::exchange(pending_deletes_, {});
-    std::vector<std::string> keys;
-    for (const auto& each : batch)
-      keys.push_back(each.key);
+    return {.entries = std::move(batch)};
+  }
+
+  // On the settler thread: only the client and the deleter.
+  deletes_done run_deletes(detail::queued_entries<pending_delete> work) {
+    deletes_done done;
+    done.requests = work.entries;
+    try {
+      done.undone = detail::run_batches(
+          std::move(work.entries),
+          {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
+          [this](std::span<const pending_delete> chunk) { return deleter_(chunk); });
+    } catch (const std::exception& e) {  // none deleted for sure: all come back
+      done.undone.clear();
+      for (const auto& each : done.requests)
+        done.undone.push_back({.entry = each, .reason = std::string("DeleteObjects: ") + e.what()});
+    }
+    return done;
+  }
+
+  void finish_deletes(std::vector<settler_type::outcome> outcomes) {
+    for (auto& each : outcomes)
+      if (each.result)
+        finish_deletes(*each.result);  // run_deletes() does not throw
+  }
+
+  void finish_deletes(const deletes_done& done) {
     std::unordered_set<std::string> failed;
-    const auto undone = detail::run_batches(
-        std::move(batch),
-        {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
-        [this](std::span<const pending_delete> chunk) { return delete_keys(chunk); });
-    for (const auto& each : undone) {
+    for (const auto& each : done.undone) {
       ledger_.fail(each.entry.action, each.entry.key, each.reason);
       failed.insert(each.entry.key);
     }
     // Deleted or not, they may be listed again: a failed delete means the
     // request is still there and is delivered again, counted as such.
-    for (const auto& key : keys) {
-      deleting_.erase(key);
-      finished(key);
-      if (!failed.contains(key))
-        receive_counts_.erase(key);
+    for (const auto& each : done.requests) {
+      deleting_.erase(each.key);
+      finished(each.key);
+      if (!failed.contains(each.key))
+        receive_counts_.erase(each.key);
     }
   }
 
@@ -455,10 +462,8 @@ class s3_bucket_source {
   std::unordered_map<std::string, clock::time_point> delayed_;
   std::unordered_map<std::string, std::uint32_t> receive_counts_;
   std::vector<pending_delete> pending_deletes_;
-  bool batch_delete_ = true;
-  static constexpr std::chrono::seconds batch_delete_pause{60};
-  clock::time_point batch_delete_paused_until_{};
-  static constexpr std::uint32_t unreadable_tries = 3;  // failed passes before a set-aside
+  detail::s3_request_deleter deleter_{client_, bucket_};  // the settler's
+  static constexpr std::uint32_t unreadable_tries = 3;    // failed passes before a set-aside
   std::unordered_map<std::string, std::uint32_t> read_failures_;
   std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
   std::uint64_t unreadable_ = 0;
@@ -467,6 +472,10 @@ class s3_bucket_source {
   // Before the window: eligible() asks them, under the window's lock.
   std::unique_ptr<detail::s3_partition_claims> claims_;
   detail::s3_partition_keys keys_;  // the poll thread's
+
+  // Its thread uses the client and the deleter above.
+  settler_type settler_{
+      [this](detail::queued_entries<pending_delete> work) { return run_deletes(std::move(work)); }};
 
   // Last: its threads use the members above and are joined before they go.
   detail::s3_object_window window_;

@@ -21,9 +21,13 @@
 // was settled already is reported by flush(), nothing sent (concepts.hpp,
 // the settlement contract).
 //
-// Settling is queued and done by flush(), through the shared batch runner
-// (detail/batch_runner.hpp) in FIFO group order (detail/sqs_settlement.hpp),
-// which reports every entry that did not take effect after two more tries:
+// Settling is queued, and made by a settler thread of the source's own
+// (detail/background_settler.hpp) once flushed: begin_flush() returns at once
+// (concepts.hpp, background_flushing), flush() waits for every call begun.
+// The settler makes one flush's calls after an earlier one's, through the
+// shared batch runner (detail/batch_runner.hpp) in FIFO group order
+// (detail/sqs_settlement.hpp), which reports every entry that did not take
+// effect after two more tries:
 //   ack      -> DeleteMessageBatch
 //   release  -> ChangeMessageVisibilityBatch to the delay
 //   reject   -> with a dead_letter_queue: SendMessage of the body to it (with
@@ -41,7 +45,9 @@
 // error and counts it. The message comes back later and is rejected again.
 //
 // Threads: poll/ack/release/reject/flush/request_stop from one thread (the
-// concept's poll thread). The receivers and the heartbeat are ours.
+// concept's poll thread). The receivers, the heartbeat and the settler are
+// ours. A message acked is still in flight at SQS until its delete ends, so
+// SQS hands out no later message of its FIFO group meanwhile.
 //
 // Stopping: request_stop() lets no new receive begin (the heartbeat goes on
 // while the work in flight is settled); destruction flushes, gives every
@@ -60,6 +66,7 @@
 #include <widget_consumer/source/detail/sqs_queue_setup.hpp>
 #include <widget_consumer/source/detail/sqs_receive_gate.hpp>
 #include <widget_consumer/source/detail/sqs_settlement.hpp>
+#include <widget_consumer/source/detail/sqs_settling.hpp>
 #include <widget_consumer/source/detail/worker_threads.hpp>
 #include <widget_consumer/source/sqs_queue_options.hpp>
 #include <widget_consumer/source/sqs_ticket.hpp>
@@ -97,9 +104,6 @@ class sqs_queue_source {
       : client_(std::move(client)), options_(std::move(options)) {
     validate_sqs_queue_options(options_);
     queue_ = detail::sqs_open_queue(client_, queue, options_, access_advice);
-    dead_letters_.url = queue_.dead_letter_url;
-    dead_letters_.fifo = queue_.dead_letter_fifo;
-    dead_letters_.max_size = queue_.dead_letter_size;
     capacity_ = detail::sqs_buffer_capacity(options_);
     // Without a heartbeat a message kept in flight would time out anyway.
     local_release_ =
@@ -178,15 +182,14 @@ class sqs_queue_source {
       return;
     if (!queue_.fifo)
       entry->group_id.clear();  // a standard queue has no order to keep
-    if (fence_.holds(entry->group_id, ticket.delivery)) {
+    if (settling_.fenced(entry->group_id, ticket.delivery)) {
       fail(settle_action::ack, ticket.message_id,
-           "not deleted: an earlier message of its FIFO group could not be deleted, so "
-           "this one comes back after it and is applied again");
+           std::string(detail::sqs_group_fence::held_reason));
       return;
     }
-    deletes_.push_back({.ticket = std::move(ticket),
-                        .action = settle_action::ack,
-                        .group_id = std::move(entry->group_id)});
+    settling_.queue_delete({.ticket = std::move(ticket),
+                            .action = settle_action::ack,
+                            .group_id = std::move(entry->group_id)});
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
@@ -195,7 +198,7 @@ class sqs_queue_source {
     if (!settle_entry(ticket, settle_action::release, false))
       return;
     const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
-    visibility_changes_.push_back(
+    settling_.queue_change(
         {.ticket = std::move(ticket),
          .action = settle_action::release,
          .visibility = static_cast<int>(std::min<std::int64_t>(seconds, max_visibility_seconds))});
@@ -203,7 +206,7 @@ class sqs_queue_source {
 
   void reject(ticket_type ticket, std::string_view reason) {
     // Remembered as deleted at once, so a copy received before the delete is
-    // not handed out again; send_rejects() undoes that if the send fails.
+    // not handed out again; the settler undoes that if the send fails.
     const bool deletes = queue_.reject_mode == sqs_reject_mode::dead_letter_queue;
     if (ticket.delivery == 0 && deletes) {
       fail(settle_action::reject, ticket.message_id,
@@ -212,71 +215,44 @@ class sqs_queue_source {
       return;
     }
     // One the dead-letter queue refused for good is not sent again (said once).
-    const bool undeliverable = deletes && dead_letters_.refused_for_good(ticket.message_id);
+    const bool undeliverable = deletes && settling_.refused_for_good(ticket.message_id);
     const auto entry = settle_entry(ticket, settle_action::reject, deletes && !undeliverable);
     if (!entry)
       return;
     if (undeliverable) {
-      keep_undeliverable(std::move(ticket), entry->sent_ms);
+      settling_.queue_change(settling_.undeliverable_change(std::move(ticket), entry->sent_ms));
       return;
     }
     switch (queue_.reject_mode) {
       case sqs_reject_mode::dead_letter_queue:
-        dead_letters_.queue({.ticket = std::move(ticket),
-                             .reason = std::string(reason),
-                             .body = std::move(entry->body),
-                             .group_id = std::move(entry->group_id),
-                             .sent_ms = entry->sent_ms});
+        settling_.queue_reject({.ticket = std::move(ticket),
+                                .reason = std::string(reason),
+                                .body = std::move(entry->body),
+                                .group_id = std::move(entry->group_id),
+                                .sent_ms = entry->sent_ms});
         break;
       case sqs_reject_mode::redrive_policy:
-        visibility_changes_.push_back(
-            {.ticket = std::move(ticket), .action = settle_action::reject});
+        settling_.queue_change({.ticket = std::move(ticket), .action = settle_action::reject});
         break;
       case sqs_reject_mode::keep_in_queue: {
         const int hold = detail::sqs_longest_hide(entry->sent_ms);
         fail(settle_action::reject, ticket.message_id,
              "no dead-letter queue nor RedrivePolicy: left in the queue, hidden for " +
                  std::to_string(hold) + " s (" + detail::sqs_attribute_text(reason) + ")");
-        visibility_changes_.push_back(
+        settling_.queue_change(
             {.ticket = std::move(ticket), .action = settle_action::reject, .visibility = hold});
         break;
       }
     }
   }
 
-  std::vector<settle_failure> flush() {
-    std::vector<settle_failure> failures;
-    {
-      std::lock_guard lock(mutex_);
-      failures = deliveries_.ledger().take_failures();
-    }
-    send_rejects(failures);
-    {
-      // After send_rejects(): a copy of a reject whose send failed must stay.
-      std::lock_guard lock(mutex_);
-      for (auto& copy : deliveries_.take_copy_deletes())
-        deletes_.push_back(std::move(copy));
-    }
-    auto deletes = std::move(deletes_);
-    deletes_.clear();
-    const auto undeleted_groups = detail::run_sqs_batches(
-        deletes, detail::sqs_delete_call(client_, queue_.url), "DeleteMessageBatch", failures);
-    if (!undeleted_groups.empty() || !fence_.empty()) {
-      std::lock_guard lock(mutex_);
-      for (const auto& group : undeleted_groups)
-        fence_.hold(group, deliveries_.last_delivery());
-      fence_.forget_settled(deliveries_.ledger().entries());
-    }
-    auto changes = std::move(visibility_changes_);
-    visibility_changes_.clear();
-    {
-      // Not while a heartbeat may be extending the same messages.
-      std::lock_guard visibility(visibility_mutex_);
-      detail::run_sqs_batches(changes, detail::sqs_visibility_call(client_, queue_.url),
-                              "ChangeMessageVisibilityBatch", failures);
-    }
-    return failures;
-  }
+  // Hands what is queued to the settler thread and returns without waiting:
+  // the failures known now (refused at once, or of calls that ended).
+  std::vector<settle_failure> begin_flush() { return settling_.begin_flush(); }
+
+  // Hands what is queued and waits for every call begun: every failure not
+  // reported yet.
+  std::vector<settle_failure> flush() { return settling_.flush(); }
 
   bool ordered() const noexcept { return queue_.fifo; }
 
@@ -295,7 +271,7 @@ class sqs_queue_source {
   }
 
   const std::string& queue_url() const noexcept { return queue_.url; }
-  const std::string& dead_letter_queue_url() const noexcept { return dead_letters_.url; }
+  const std::string& dead_letter_queue_url() const noexcept { return queue_.dead_letter_url; }
   sqs_reject_mode reject_mode() const noexcept { return queue_.reject_mode; }
   int visibility_timeout_seconds() const noexcept { return queue_.visibility_seconds; }
   // Received and not yet settled (buffered included).
@@ -317,19 +293,6 @@ class sqs_queue_source {
 
  private:
   using in_flight_entry = detail::sqs_in_flight;
-
-  // A reject the dead-letter queue refused for good stays in the queue: to
-  // the RedrivePolicy if there is one (SQS moves messages itself, whatever
-  // their size), else hidden for as long as SQS allows, so it does not come
-  // back every few seconds to fail again.
-  void keep_undeliverable(ticket_type ticket, std::int64_t sent_ms) {
-    visibility_changes_.push_back(
-        {.ticket = std::move(ticket),
-         .action = settle_action::reject,
-         .visibility = redrive() ? 0 : detail::sqs_longest_hide(sent_ms)});
-  }
-
-  bool redrive() const noexcept { return queue_.max_receive_count > 0; }
 
   // Kept in flight and handed out again after `delay` (detail/sqs_deliveries.hpp).
   bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
@@ -443,33 +406,13 @@ class sqs_queue_source {
     }
   }
 
-  // Sends each reject to the dead-letter queue; those sent are deleted with
-  // the acks, those not sent are reported (and reappear when their
-  // visibility times out).
-  // Those sent are deleted with the acks; those not sent are reported (and
-  // reappear when their visibility times out).
-  void send_rejects(std::vector<settle_failure>& failures) {
-    dead_letters_.send_all(
-        client_, redrive(), failures,
-        [this](ticket_type ticket) {
-          deletes_.push_back({.ticket = std::move(ticket), .action = settle_action::reject});
-        },
-        [this](const std::string& message_id) {
-          std::lock_guard lock(mutex_);
-          deliveries_.not_deleted(message_id);
-        },
-        [this](ticket_type ticket, std::int64_t sent_ms) {
-          keep_undeliverable(std::move(ticket), sent_ms);
-        });
-  }
-
   aws::sqs_client client_;
   sqs_queue_options options_;
   detail::sqs_queue_facts queue_;
   bool local_release_ = false;
   std::size_t capacity_ = 0;
 
-  // Shared with the receivers and the heartbeat.
+  // Shared with the receivers, the heartbeat and the settler (settling_).
   mutable std::mutex mutex_;
   std::condition_variable arrived_;  // buffer got messages, or a receive failed
   std::condition_variable space_;    // buffer has room, or stopping
@@ -482,15 +425,8 @@ class sqs_queue_source {
   // extension of the same message.
   std::mutex visibility_mutex_;
 
-  // The poll thread's; changed under mutex_, as it reads the deliveries then.
-  detail::sqs_group_fence fence_;
-
-  // The poll thread's own.
-  std::vector<detail::sqs_settlement> deletes_;
-  std::vector<detail::sqs_settlement> visibility_changes_;
-  detail::sqs_dead_letters dead_letters_;
-
-  // Last: joined before what they use goes.
+  // Last: joined before what they use goes (the settler too, in settling_).
+  detail::sqs_settling settling_{client_, queue_, mutex_, deliveries_, visibility_mutex_};
   detail::worker_threads receivers_;
   std::optional<detail::sqs_heartbeat> heartbeat_;
 };

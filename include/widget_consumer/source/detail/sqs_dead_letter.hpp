@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <string>
 #include <string_view>
@@ -149,8 +150,18 @@ class sqs_undeliverable {
   std::unordered_set<std::string> ids_;
 };
 
-// The rejects bound for the dead-letter queue until flush(), and the
-// messages it refused for good.
+// Where the rejects go (sqs_queue_setup.hpp).
+struct sqs_dead_letter_queue {
+  std::string url;
+  bool fifo = false;
+  std::size_t max_size = sqs_default_message_size;
+};
+
+// The rejects bound for the dead-letter queue until a flush takes them, and
+// how they are sent. The messages the dead-letter queue refused for good
+// (sqs_undeliverable) are kept by the caller, under its lock: send_all()
+// runs on the settler thread, reject() on the poll thread
+// (sqs_settling.hpp).
 class sqs_dead_letters {
  public:
   struct rejected {
@@ -161,28 +172,21 @@ class sqs_dead_letters {
     std::int64_t sent_ms = 0;
   };
 
-  // The dead-letter queue (sqs_queue_setup.hpp).
-  std::string url;
-  bool fifo = false;
-  std::size_t max_size = sqs_default_message_size;
-
   void queue(rejected item) { queued_.push_back(std::move(item)); }
-  // Refused for good before: not sent again.
-  bool refused_for_good(const std::string& message_id) const {
-    return undeliverable_.contains(message_id);
-  }
+  std::vector<rejected> take() { return std::exchange(queued_, {}); }
 
-  // Sends every queued reject. One sent goes to sent(ticket), to be deleted;
-  // one not sent to not_deleted(message id) and is reported in failures; one
+  // Sends each of `items`. One sent goes to sent(ticket), to be deleted; one
+  // not sent to not_deleted(message id) and is reported in failures; one
   // refused for good also to keep(ticket, sent_ms), said once and not sent
   // again (`redrive`: the queue has a RedrivePolicy to leave it to).
   template <class Client, class Sent, class NotDeleted, class Keep>
-  void send_all(Client& client, bool redrive, std::vector<settle_failure>& failures, Sent sent,
-                NotDeleted not_deleted, Keep keep) {
-    for (auto& item : std::exchange(queued_, {})) {
+  static void send_all(const sqs_dead_letter_queue& to, std::vector<rejected> items, Client& client,
+                       bool redrive, std::vector<settle_failure>& failures, Sent sent,
+                       NotDeleted not_deleted, Keep keep) {
+    for (auto& item : items) {
       const auto [error, for_good] =
-          sqs_send_dead_letter(client, url, fifo, max_size, item.body, item.ticket.message_id,
-                               item.group_id, item.reason);
+          sqs_send_dead_letter(client, to.url, to.fifo, to.max_size, item.body,
+                               item.ticket.message_id, item.group_id, item.reason);
       if (error.empty()) {
         sent(std::move(item.ticket));
         continue;
@@ -194,7 +198,6 @@ class sqs_dead_letters {
                             .reason = "sending to the dead-letter queue failed: " + error});
         continue;
       }
-      undeliverable_.add(item.ticket.message_id);
       failures.push_back({.action = settle_action::reject,
                           .name = item.ticket.message_id,
                           .reason = sqs_undeliverable_text(error, item.reason, redrive)});
@@ -204,7 +207,34 @@ class sqs_dead_letters {
 
  private:
   std::vector<rejected> queued_;
-  sqs_undeliverable undeliverable_;
+};
+
+// What one flush hands to sqs_queue_source's settler thread
+// (background_settler.hpp): merged in order while it waits.
+struct sqs_settle_work {
+  std::vector<sqs_settlement> deletes{};
+  std::vector<sqs_settlement> visibility_changes{};
+  std::vector<sqs_dead_letters::rejected> rejects{};
+  // Deletes of copies delivered again, kept only if their message is still
+  // deleted once the rejects are sent (sqs_deliveries::still_deleted).
+  std::vector<sqs_settlement> copies{};
+
+  void merge(sqs_settle_work later) {
+    append(deletes, later.deletes);
+    append(visibility_changes, later.visibility_changes);
+    append(rejects, later.rejects);
+    append(copies, later.copies);
+  }
+  std::size_t size() const noexcept {
+    return deletes.size() + visibility_changes.size() + rejects.size() + copies.size();
+  }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  template <class T>
+  static void append(std::vector<T>& to, std::vector<T>& from) {
+    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  }
 };
 
 }  // namespace widget_consumer::detail

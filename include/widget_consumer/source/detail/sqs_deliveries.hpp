@@ -88,14 +88,13 @@ class sqs_deliveries {
     return true;
   }
 
-  // The deletes of copies whose message is still deleted (a reject whose
-  // dead-letter send failed is not: not_deleted()).
-  std::vector<sqs_settlement> take_copy_deletes() {
-    std::vector<sqs_settlement> deletes;
-    for (auto& each : std::exchange(copy_deletes_, {}))
-      if (const auto* settled = settled_.find(each.ticket.message_id); settled && settled->deleted)
-        deletes.push_back(std::move(each));
-    return deletes;
+  // The deletes of copies received since the last call. Each is sent only
+  // if its message is still_deleted() by then: a reject whose dead-letter
+  // send failed is not (not_deleted()), and its copy must stay.
+  std::vector<sqs_settlement> take_copies() { return std::exchange(copy_deletes_, {}); }
+  bool still_deleted(const std::string& message_id) const {
+    const auto* settled = settled_.find(message_id);
+    return settled != nullptr && settled->deleted;
   }
   void not_deleted(const std::string& message_id) { settled_.not_deleted(message_id); }
 

@@ -307,6 +307,27 @@ class sqs_group_fence {
 
   bool empty() const noexcept { return held_.empty(); }
 
+  static constexpr std::string_view held_reason =
+      "not deleted: an earlier message of its FIFO group could not be deleted, so this one comes "
+      "back after it and is applied again";
+
+  // Takes the acks this fence holds out of `deletes`, each reported in
+  // failures: an ack queued before its group's earlier delete was known to
+  // have failed.
+  void hold_back(std::vector<sqs_settlement>& deletes,
+                 std::vector<settle_failure>& failures) const {
+    if (held_.empty())
+      return;
+    std::erase_if(deletes, [&](const sqs_settlement& each) {
+      if (each.action != settle_action::ack || !holds(each.group_id, each.ticket.delivery))
+        return false;
+      failures.push_back({.action = settle_action::ack,
+                          .name = each.ticket.message_id,
+                          .reason = std::string(held_reason)});
+      return true;
+    });
+  }
+
  private:
   std::unordered_map<std::string, std::uint64_t> held_;
 };

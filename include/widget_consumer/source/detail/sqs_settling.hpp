@@ -1,0 +1,218 @@
+#pragma once
+// sqs_queue_source's settling, apart from its receiving: what the poll
+// thread queues (deletes, visibility changes, rejects bound for the
+// dead-letter queue) and the settler thread that makes the calls
+// (background_settler.hpp), one flush's after an earlier one's.
+//
+// Shared with the poll thread and the source's other threads, under the
+// source's lock: the deliveries (what is in flight, what was settled), the
+// FIFO group fence and the messages the dead-letter queue refused for good.
+// The settler holds the source's visibility lock while it changes
+// visibility, as the heartbeat does, so a release is never overtaken by an
+// extension of the same message.
+//
+// Order, as a synchronous flush kept it: the rejects go to the dead-letter
+// queue first, then the deletes (acks, the rejects sent, then the copies of
+// messages still deleted by then), then the visibility changes. An ack whose
+// FIFO group had a delete fail, found out after the ack was queued, is held
+// back here (sqs_group_fence::hold_back), since its delete would overtake the
+// earlier message that comes back.
+
+#include <widget_consumer/concepts.hpp>
+
+#include <widget_consumer/aws/sqs.hpp>
+#include <widget_consumer/source/detail/background_settler.hpp>
+#include <widget_consumer/source/detail/sqs_dead_letter.hpp>
+#include <widget_consumer/source/detail/sqs_deliveries.hpp>
+#include <widget_consumer/source/detail/sqs_queue_setup.hpp>
+#include <widget_consumer/source/detail/sqs_settlement.hpp>
+#include <widget_consumer/source/sqs_ticket.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace widget_consumer::detail {
+
+class sqs_settling {
+ public:
+  // Waiting work is bounded tightly (about one call's worth): acked messages
+  // are no longer extended by the heartbeat, and a FIFO group stays blocked
+  // at SQS until its delete lands, so deletes must not lag. The poll thread
+  // waits instead, its buffer fills and the receivers pause. Against a server
+  // that serves a queue's calls one at a time (ElasticMQ), a looser bound let
+  // the receives crowd the deletes out: the backlog grew to hundreds of
+  // entries per run, deletes came after the visibility timeout and the drain
+  // slowed to a quarter (BENCHMARKS.md).
+  static constexpr std::size_t max_waiting = 10;
+
+  // `queue` is read once flushing begins (the source fills it in first).
+  sqs_settling(aws::sqs_client& client, const sqs_queue_facts& queue, std::mutex& mutex,
+               sqs_deliveries& deliveries, std::mutex& visibility)
+      : client_(client),
+        queue_(queue),
+        mutex_(mutex),
+        deliveries_(deliveries),
+        visibility_(visibility) {}
+
+  sqs_settling(const sqs_settling&) = delete;
+  sqs_settling& operator=(const sqs_settling&) = delete;
+
+  // ---- the poll thread's -----------------------------------------------------
+
+  void queue_delete(sqs_settlement entry) { deletes_.push_back(std::move(entry)); }
+  void queue_change(sqs_settlement entry) { visibility_changes_.push_back(std::move(entry)); }
+  void queue_reject(sqs_dead_letters::rejected item) { dead_letters_.queue(std::move(item)); }
+
+  // A reject the dead-letter queue refused for good stays in the queue: to
+  // the RedrivePolicy if there is one (SQS moves messages itself, whatever
+  // their size), else hidden for as long as SQS allows, so it does not come
+  // back every few seconds to fail again.
+  sqs_settlement undeliverable_change(sqs_ticket ticket, std::int64_t sent_ms) const {
+    return {.ticket = std::move(ticket),
+            .action = settle_action::reject,
+            .visibility = redrive() ? 0 : sqs_longest_hide(sent_ms)};
+  }
+
+  bool refused_for_good(const std::string& message_id) const {
+    std::lock_guard lock(mutex_);
+    return undeliverable_.contains(message_id);
+  }
+
+  bool fenced(const std::string& group, std::uint64_t delivery) const {
+    std::lock_guard lock(mutex_);
+    return fence_.holds(group, delivery);
+  }
+
+  // Hands what is queued to the settler and returns without waiting: the
+  // failures known now (refused at once, or of calls that ended).
+  std::vector<settle_failure> begin_flush() {
+    hand_queued();
+    return failures_of(settler_.take());
+  }
+
+  // Hands what is queued and waits for every call begun: every failure not
+  // reported yet.
+  std::vector<settle_failure> flush() {
+    hand_queued();
+    return failures_of(settler_.wait());
+  }
+
+ private:
+  using settler_type = background_settler<sqs_settle_work, std::vector<settle_failure>>;
+
+  bool redrive() const noexcept { return queue_.max_receive_count > 0; }
+
+  void hand_queued() {
+    sqs_settle_work work{.deletes = std::exchange(deletes_, {}),
+                         .visibility_changes = std::exchange(visibility_changes_, {}),
+                         .rejects = dead_letters_.take()};
+    {
+      std::lock_guard lock(mutex_);
+      work.copies = deliveries_.take_copies();
+    }
+    if (!work.empty())
+      settler_.hand(std::move(work));
+  }
+
+  // Those refused at once (the ledger's) first, then those of the calls.
+  std::vector<settle_failure> failures_of(std::vector<settler_type::outcome> outcomes) {
+    std::vector<settle_failure> failures;
+    {
+      std::lock_guard lock(mutex_);
+      failures = deliveries_.ledger().take_failures();
+    }
+    for (auto& each : outcomes) {
+      if (each.result) {
+        failures.insert(failures.end(), std::make_move_iterator(each.result->begin()),
+                        std::make_move_iterator(each.result->end()));
+        continue;
+      }
+      try {
+        std::rethrow_exception(each.error);
+      } catch (const std::exception& e) {
+        failures.push_back({.action = settle_action::ack, .name = "(flush)", .reason = e.what()});
+      }
+    }
+    return failures;
+  }
+
+  // ---- the settler thread's --------------------------------------------------
+
+  std::vector<settle_failure> settle(sqs_settle_work work) {
+    std::vector<settle_failure> failures;
+    send_rejects(work, failures);
+    {
+      // After send_rejects(): a copy of a reject whose send failed must stay.
+      std::lock_guard lock(mutex_);
+      for (auto& copy : work.copies)
+        if (deliveries_.still_deleted(copy.ticket.message_id))
+          work.deletes.push_back(std::move(copy));
+      fence_.hold_back(work.deletes, failures);
+    }
+    const auto undeleted_groups = run_sqs_batches(
+        work.deletes, sqs_delete_call(client_, queue_.url), "DeleteMessageBatch", failures);
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& group : undeleted_groups)
+        fence_.hold(group, deliveries_.last_delivery());
+      fence_.forget_settled(deliveries_.ledger().entries());
+    }
+    std::lock_guard visibility(visibility_);
+    run_sqs_batches(work.visibility_changes, sqs_visibility_call(client_, queue_.url),
+                    "ChangeMessageVisibilityBatch", failures);
+    return failures;
+  }
+
+  // Those sent are deleted with the acks; those not sent are reported (and
+  // reappear when their visibility times out).
+  void send_rejects(sqs_settle_work& work, std::vector<settle_failure>& failures) {
+    if (work.rejects.empty())
+      return;
+    sqs_dead_letters::send_all(
+        {.url = queue_.dead_letter_url,
+         .fifo = queue_.dead_letter_fifo,
+         .max_size = queue_.dead_letter_size},
+        std::move(work.rejects), client_, redrive(), failures,
+        [&work](sqs_ticket ticket) {
+          work.deletes.push_back({.ticket = std::move(ticket), .action = settle_action::reject});
+        },
+        [this](const std::string& message_id) {
+          std::lock_guard lock(mutex_);
+          deliveries_.not_deleted(message_id);
+        },
+        [this, &work](sqs_ticket ticket, std::int64_t sent_ms) {
+          {
+            std::lock_guard lock(mutex_);
+            undeliverable_.add(ticket.message_id);
+          }
+          work.visibility_changes.push_back(undeliverable_change(std::move(ticket), sent_ms));
+        });
+  }
+
+  aws::sqs_client& client_;
+  const sqs_queue_facts& queue_;
+  std::mutex& mutex_;
+  sqs_deliveries& deliveries_;  // under mutex_
+  std::mutex& visibility_;
+
+  // Under mutex_: changed by the settler, read by the poll thread.
+  sqs_group_fence fence_;
+  sqs_undeliverable undeliverable_;
+
+  // The poll thread's.
+  std::vector<sqs_settlement> deletes_;
+  std::vector<sqs_settlement> visibility_changes_;
+  sqs_dead_letters dead_letters_;
+
+  // Last: joined before what it uses goes.
+  settler_type settler_{[this](sqs_settle_work work) { return settle(std::move(work)); },
+                        max_waiting};
+};
+
+}  // namespace widget_consumer::detail
