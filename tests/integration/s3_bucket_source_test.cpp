@@ -49,6 +49,12 @@ struct credentials_switch {
     }
     changed.notify_all();
   }
+
+  // Broken: every signature uses a wrong secret, so the IAM server refuses it.
+  void set_broken(bool value) {
+    std::lock_guard lock(mutex);
+    broken = value;
+  }
 };
 
 aws::client_config config_for(const emulator& server,
@@ -83,6 +89,14 @@ std::vector<std::string> request_keys(std::size_t count) {
 
 std::string body_of(const std::string& key) {
   return R"({"type":"delete","requestId":"r)" + key + R"(","widgetId":"w","owner":"Sue Smith"})";
+}
+
+// A new bucket holding a request under each key.
+void put_requests(aws::s3_client& s3, const std::string& bucket,
+                  const std::vector<std::string>& keys) {
+  s3.create_bucket(bucket);
+  for (const auto& key : keys)
+    s3.put_object(bucket, key, body_of(key), "application/json");
 }
 
 batch_type drain(s3_bucket_source& source, std::size_t max_per_poll) {
@@ -446,19 +460,14 @@ TEST(s3_bucket_source_iam, flush_reports_every_delete_that_failed) {
   const emulator server = widget_consumer::testing::iam_emulator();
   aws::s3_client s3(config_for(server));
   const std::string bucket = unique_name("requests");
-  s3.create_bucket(bucket);
   const auto keys = request_keys(5);
-  for (const auto& key : keys)
-    s3.put_object(bucket, key, body_of(key), "application/json");
+  put_requests(s3, bucket, keys);
 
   auto control = std::make_shared<credentials_switch>();
   s3_bucket_source source(aws::s3_client(config_for(server, control)), bucket, alone());
   auto delivered = drain(source, 10);
   ASSERT_EQ(delivered.size(), keys.size());
-  {
-    std::lock_guard lock(control->mutex);
-    control->broken = true;
-  }
+  control->set_broken(true);
   source.ack(std::move(delivered[0].ticket));
   source.ack(std::move(delivered[1].ticket));
   source.reject(std::move(delivered[2].ticket), "cannot even copy");
@@ -476,10 +485,7 @@ TEST(s3_bucket_source_iam, flush_reports_every_delete_that_failed) {
   EXPECT_TRUE(source.flush().empty());  // reported once
   EXPECT_EQ(list_all(s3, bucket).size(), keys.size());
 
-  {
-    std::lock_guard lock(control->mutex);
-    control->broken = false;
-  }
+  control->set_broken(false);
   auto again = drain(source, 10);
   EXPECT_EQ(names_of(again), (std::vector<std::string>{keys[0], keys[1], keys[2]}));
   for (const auto& each : again)
@@ -493,19 +499,14 @@ TEST(s3_bucket_source_iam, begin_flush_reports_failed_deletes_by_a_later_flush) 
   const emulator server = widget_consumer::testing::iam_emulator();
   aws::s3_client s3(config_for(server));
   const std::string bucket = unique_name("requests");
-  s3.create_bucket(bucket);
   const auto keys = request_keys(4);
-  for (const auto& key : keys)
-    s3.put_object(bucket, key, body_of(key), "application/json");
+  put_requests(s3, bucket, keys);
 
   auto control = std::make_shared<credentials_switch>();
   s3_bucket_source source(aws::s3_client(config_for(server, control)), bucket, alone());
   auto delivered = drain(source, 10);
   ASSERT_EQ(delivered.size(), keys.size());
-  {
-    std::lock_guard lock(control->mutex);
-    control->broken = true;
-  }
+  control->set_broken(true);
   source.ack(std::move(delivered[0].ticket));
   source.ack(std::move(delivered[1].ticket));
   auto failures = source.begin_flush();  // keys[2] and keys[3] still in flight
@@ -521,10 +522,7 @@ TEST(s3_bucket_source_iam, begin_flush_reports_failed_deletes_by_a_later_flush) 
   EXPECT_TRUE(source.flush().empty());  // reported once
   EXPECT_EQ(list_all(s3, bucket).size(), keys.size());
 
-  {
-    std::lock_guard lock(control->mutex);
-    control->broken = false;
-  }
+  control->set_broken(false);
   auto again = drain(source, 10);
   EXPECT_EQ(names_of(again), (std::vector<std::string>{keys[0], keys[1]}));
   for (const auto& each : again)

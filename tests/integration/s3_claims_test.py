@@ -51,6 +51,18 @@ def summary_counts(text):
     return applied, not_found
 
 
+def backlog(test, name, seed, size, invalid_ratio):
+    """A request bucket filled by widget_producer, an empty widget bucket, and
+    the producer's expected state: (requests, widgets, expected path, counts)."""
+    requests, widgets = p.unique(f"{name}-req"), p.unique(f"{name}-widgets")
+    test.s3.create_bucket(Bucket=requests)
+    test.s3.create_bucket(Bucket=widgets)
+    expected = os.path.join(test.folder, f"expected-{seed}.json")
+    counts = p.produce(test.env, "-rb", requests, "-mwr", str(size), "--seed", str(seed),
+                       "--invalid-ratio", invalid_ratio, "--expected-state", expected)
+    return requests, widgets, expected, counts
+
+
 class ClaimsOnOneBucket(unittest.TestCase):
     def setUp(self):
         self.env = p.aws_environment()
@@ -63,13 +75,7 @@ class ClaimsOnOneBucket(unittest.TestCase):
             each.kill()
 
     def make_backlog(self, seed):
-        requests, widgets = p.unique("claims-req"), p.unique("claims-widgets")
-        self.s3.create_bucket(Bucket=requests)
-        self.s3.create_bucket(Bucket=widgets)
-        expected = os.path.join(self.folder, f"expected-{seed}.json")
-        counts = p.produce(self.env, "-rb", requests, "-mwr", str(REQUESTS), "--seed", str(seed),
-                           "--invalid-ratio", "0.01", "--expected-state", expected)
-        return requests, widgets, expected, counts
+        return backlog(self, "claims", seed, REQUESTS, "0.01")
 
     def start(self, requests, widgets, name, extra=()):
         return p.consumer(["-rb", requests, "-wb", widgets, *ARGUMENTS, *extra], self.env, name)
@@ -135,13 +141,7 @@ class Takeover(unittest.TestCase):
         self.folder = tempfile.mkdtemp(prefix="wc-takeover-")
 
     def backlog(self, seed, size):
-        requests, widgets = p.unique("takeover-req"), p.unique("takeover-widgets")
-        self.s3.create_bucket(Bucket=requests)
-        self.s3.create_bucket(Bucket=widgets)
-        expected = os.path.join(self.folder, f"expected-{seed}.json")
-        counts = p.produce(self.env, "-rb", requests, "-mwr", str(size), "--seed", str(seed),
-                           "--invalid-ratio", "0", "--expected-state", expected)
-        return requests, widgets, expected, counts
+        return backlog(self, "takeover", seed, size, "0")
 
     def assert_drained(self, requests, widgets, expected):
         ok, report = p.check_store(expected, "s3", widgets, self.env)

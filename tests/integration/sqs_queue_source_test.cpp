@@ -49,6 +49,20 @@ sqs_queue_options fast_options(std::string dead_letter_queue = {}) {
   return options;
 }
 
+// `per_group` messages "a-0", "a-1", ... in each of the groups a, b and c,
+// interleaved as one producer would send them.
+std::vector<aws::sqs_send_entry> grouped_entries(int per_group) {
+  std::vector<aws::sqs_send_entry> entries;
+  for (int i = 0; i < per_group; ++i)
+    for (const std::string group : {"a", "b", "c"}) {
+      aws::sqs_send_options send;
+      send.message_group_id = group;
+      send.message_deduplication_id = group + std::to_string(i);
+      entries.push_back({group + "-" + std::to_string(i), send});
+    }
+  return entries;
+}
+
 class sqs_queue_source_test : public ::testing::TestWithParam<bool> {
  protected:
   sqs_queue_source_test()
@@ -124,14 +138,7 @@ TEST_P(sqs_queue_source_test, receives_everything_in_batches_and_acks_delete_it_
 
 TEST_P(sqs_queue_source_test, fifo_queue_keeps_each_group_in_order) {
   const auto url = fifo_queue();
-  std::vector<aws::sqs_send_entry> entries;
-  for (int i = 0; i < 12; ++i)
-    for (const std::string group : {"a", "b", "c"}) {
-      aws::sqs_send_options send;
-      send.message_group_id = group;
-      send.message_deduplication_id = group + std::to_string(i);
-      entries.push_back({group + "-" + std::to_string(i), send});
-    }
+  const auto entries = grouped_entries(12);
   ASSERT_TRUE(sqs_.send_message_batch(url, entries).failed.empty());
 
   auto options = fast_options();
@@ -263,14 +270,7 @@ TEST_P(sqs_queue_source_test, begin_flush_reports_a_failed_delete_once_and_flush
 // at SQS, so nothing later of its group is handed out before it is gone.
 TEST_P(sqs_queue_source_test, fifo_groups_keep_their_order_when_flushed_in_the_background) {
   const auto url = fifo_queue();
-  std::vector<aws::sqs_send_entry> entries;
-  for (int i = 0; i < 10; ++i)
-    for (const std::string group : {"a", "b", "c"}) {
-      aws::sqs_send_options send;
-      send.message_group_id = group;
-      send.message_deduplication_id = group + std::to_string(i);
-      entries.push_back({group + "-" + std::to_string(i), send});
-    }
+  const auto entries = grouped_entries(10);
   ASSERT_TRUE(sqs_.send_message_batch(url, entries).failed.empty());
   auto options = fast_options();
   options.keep_rejected = true;

@@ -141,12 +141,10 @@ class s3_partition_claims {
     }
   }
 
-  std::size_t held() { return table_.held(); }
   // Partitions taken over from a consumer that stopped renewing them.
   std::uint64_t taken_over() { return table_.taken_over_count(); }
   // Partitions another consumer took over from us (not renewed in time).
   std::uint64_t lost() { return table_.lost_count(); }
-  const std::string& owner() const noexcept { return owner_; }
 
  private:
   using claim = s3_partition_table::claim;
