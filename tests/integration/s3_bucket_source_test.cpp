@@ -473,7 +473,7 @@ TEST(s3_bucket_source_iam, flush_reports_every_delete_that_failed) {
   source.reject(std::move(delivered[2].ticket), "cannot even copy");
   auto failures = source.flush();
   ASSERT_EQ(failures.size(), 3u);
-  EXPECT_EQ(failures[0].action, settle_action::reject);  // the copy, at once
+  EXPECT_EQ(failures[0].action, settle_action::reject);  // the copy, before the deletes
   EXPECT_EQ(failures[0].name, keys[2]);
   EXPECT_EQ(failures[1].action, settle_action::ack);
   EXPECT_EQ(failures[1].name, keys[0]);
@@ -490,6 +490,36 @@ TEST(s3_bucket_source_iam, flush_reports_every_delete_that_failed) {
   EXPECT_EQ(names_of(again), (std::vector<std::string>{keys[0], keys[1], keys[2]}));
   for (const auto& each : again)
     EXPECT_EQ(each.receive_count, 2u);
+}
+
+// reject() makes no call: the reason and the copy are written by the flush
+// (on the settler thread, rejects side by side), so a reject never holds up
+// the poll thread for its two round trips. Credentials refused while
+// reject() runs therefore change nothing.
+TEST(s3_bucket_source_iam, reject_copies_at_the_flush_not_at_once) {
+  const emulator server = widget_consumer::testing::iam_emulator();
+  aws::s3_client s3(config_for(server));
+  const std::string bucket = unique_name("requests");
+  const auto keys = request_keys(3);
+  put_requests(s3, bucket, keys);
+
+  auto control = std::make_shared<credentials_switch>();
+  s3_bucket_source source(aws::s3_client(config_for(server, control)), bucket, alone());
+  auto delivered = drain(source, 10);
+  ASSERT_EQ(delivered.size(), keys.size());
+  control->set_broken(true);
+  source.reject(std::move(delivered[0].ticket), "first reason");
+  source.reject(std::move(delivered[2].ticket), "second reason");
+  control->set_broken(false);
+  source.ack(std::move(delivered[1].ticket));
+  EXPECT_TRUE(source.flush().empty());
+
+  EXPECT_EQ(list_all(s3, bucket),
+            (std::vector<std::string>{"rejected/" + keys[0], "rejected/" + keys[0] + ".reason",
+                                      "rejected/" + keys[2], "rejected/" + keys[2] + ".reason"}));
+  EXPECT_EQ(s3.get_object(bucket, "rejected/" + keys[2] + ".reason"), "second reason");
+  EXPECT_EQ(s3.get_object(bucket, "rejected/" + keys[2]), body_of(keys[2]));
+  EXPECT_TRUE(source.poll(0ms, 10).empty());
 }
 
 // The same refused deletes, flushed in the background while other requests

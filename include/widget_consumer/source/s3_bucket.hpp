@@ -31,10 +31,15 @@
 //   back to other consumers), until the poll thread takes its outcome.
 // - Settling a key that is not in flight is reported by flush(), never
 //   thrown (concepts.hpp, the settlement contract).
-// - reject writes the reason to "{rejected_prefix}{key}.reason", then
-//   copies the request to "{rejected_prefix}{key}" (detail/s3_rejected_copy.hpp),
-//   then queues the delete. When the rejected objects live in the request bucket, keys under the
-//   rejected prefix are never requests.
+// - reject queues the request like an ack; before the delete, the flush
+//   writes the reason to "{rejected_prefix}{key}.reason" and copies the
+//   request to "{rejected_prefix}{key}" (detail/s3_rejected_copy.hpp), up to
+//   copy_threads rejects at once. Those two round trips were once made on
+//   the poll thread, and a few invalid requests in a hundred then held up
+//   every request behind them (BENCHMARKS.md). A failed copy keeps the
+//   request where it is (no delete) and is reported. When the rejected
+//   objects live in the request bucket, keys under the rejected prefix are
+//   never requests.
 // - Keys ending in '/' (folder markers made by consoles) are not requests.
 // - An object that cannot be read (over the response cap, AccessDenied from
 //   KMS or an ACL, InvalidObjectState) fails its pass like any failed GET,
@@ -74,6 +79,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -206,22 +212,11 @@ class s3_bucket_source {
     finished(key);
   }
 
+  // The copy under the rejected prefix is made by the next flush, before the
+  // delete (see the top).
   void reject(const ticket_type& key, std::string_view reason) {
-    if (!ledger_.settle(key, settle_action::reject))
-      return;
-    const std::string target = options_.rejected_prefix + key;
-    try {
-      detail::s3_copy_rejected(client_, bucket_, key, options_.rejected_bucket, target,
-                               std::string(reason));
-    } catch (const std::exception& e) {
-      // Not in flight any more, so it is listed and rejected again.
-      ledger_.fail(
-          settle_action::reject, key,
-          "cannot copy to " + aws::s3_resource(options_.rejected_bucket, target) + ": " + e.what());
-      finished(key);
-      return;
-    }
-    queue_delete(key, settle_action::reject);
+    if (ledger_.settle(key, settle_action::reject))
+      queue_delete(key, settle_action::reject, std::string(reason));
   }
 
   std::vector<settle_failure> flush() {
@@ -273,6 +268,7 @@ class s3_bucket_source {
   struct pending_delete {
     std::string key;
     settle_action action = settle_action::ack;
+    std::optional<std::string> copy_reason{};  // a reject not yet copied: copy it first
   };
 
   // What one run of the settler did: the requests it was to delete, and
@@ -377,7 +373,7 @@ class s3_bucket_source {
     const std::string reason = "unreadable: " + why;
     try {
       detail::s3_copy_rejected(client_, bucket_, key, options_.rejected_bucket, target, reason);
-      queue_delete(key, settle_action::reject);
+      queue_delete(key, settle_action::reject);  // copied already
       return;
     } catch (const std::exception& e) {
       // No copy, so no delete: the original stays, skipped by this source.
@@ -396,9 +392,11 @@ class s3_bucket_source {
 
   // ---- settling (poll thread, but run_deletes: settler) ---------------------
 
-  void queue_delete(const std::string& key, settle_action action) {
+  void queue_delete(const std::string& key, settle_action action,
+                    std::optional<std::string> copy_reason = std::nullopt) {
     deleting_.insert(key);
-    pending_deletes_.push_back({.key = key, .action = action});
+    pending_deletes_.push_back(
+        {.key = key, .action = action, .copy_reason = std::move(copy_reason)});
   }
 
   void delete_pending() {
@@ -411,18 +409,25 @@ class s3_bucket_source {
     return {.entries = std::move(batch)};
   }
 
-  // On the settler thread: only the client and the deleter.
+  // On the settler thread: only the client, the options and the deleter.
   deletes_done run_deletes(detail::queued_entries<pending_delete> work) {
     deletes_done done;
     done.requests = work.entries;
+    // Rejects are copied first; one whose copy failed is not deleted.
+    done.undone =
+        detail::s3_copy_rejected_entries(client_, bucket_, options_.rejected_bucket,
+                                         options_.rejected_prefix, work.entries, copy_threads);
+    std::unordered_set<std::string> not_copied;
+    for (const auto& each : done.undone)
+      not_copied.insert(each.entry.key);
+    std::erase_if(work.entries, [&](const auto& each) { return not_copied.contains(each.key); });
     try {
-      done.undone = detail::run_batches(
-          std::move(work.entries),
-          {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
+      auto undeleted = detail::run_batches(
+          work.entries, {.per_call = aws::s3_client::max_delete_keys, .operation = "DeleteObjects"},
           [this](std::span<const pending_delete> chunk) { return deleter_(chunk); });
+      std::ranges::move(undeleted, std::back_inserter(done.undone));
     } catch (const std::exception& e) {  // none deleted for sure: all come back
-      done.undone.clear();
-      for (const auto& each : done.requests)
+      for (const auto& each : work.entries)
         done.undone.push_back({.entry = each, .reason = std::string("DeleteObjects: ") + e.what()});
     }
     return done;
@@ -464,6 +469,7 @@ class s3_bucket_source {
   std::vector<pending_delete> pending_deletes_;
   detail::s3_request_deleter deleter_{client_, bucket_};  // the settler's
   static constexpr std::uint32_t unreadable_tries = 3;    // failed passes before a set-aside
+  static constexpr std::size_t copy_threads = 8;          // rejects copied at once by a flush
   std::unordered_map<std::string, std::uint32_t> read_failures_;
   std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
   std::uint64_t unreadable_ = 0;

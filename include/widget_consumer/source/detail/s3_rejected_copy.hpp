@@ -1,14 +1,18 @@
 #pragma once
-// How s3_bucket_source sets a request aside under the rejected prefix, and
-// which read failures mean an object can never be read: apart from the
-// source, which decides when.
+// How s3_bucket_source sets a request aside under the rejected prefix (one,
+// or the rejects of a flush side by side), and which read failures mean an
+// object can never be read: apart from the source, which decides when.
 
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/batch_runner.hpp>
+#include <widget_consumer/source/detail/worker_threads.hpp>
 
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace widget_consumer::detail {
 
@@ -21,6 +25,36 @@ inline void s3_copy_rejected(aws::s3_client& client, const std::string& bucket,
                              const std::string& target, const std::string& reason) {
   client.put_object(rejected_bucket, target + ".reason", reason, "text/plain; charset=utf-8");
   client.copy_object(bucket, key, rejected_bucket, target);
+}
+
+// Copies every entry whose copy_reason is set as s3_copy_rejected does, to
+// rejected_prefix + key, up to `threads` at once (each copy is two round
+// trips); returns those that failed, with why.
+template <class Entry>
+std::vector<batch_undone<Entry>> s3_copy_rejected_entries(
+    aws::s3_client& client, const std::string& bucket, const std::string& rejected_bucket,
+    const std::string& rejected_prefix, const std::vector<Entry>& entries, std::size_t threads) {
+  std::vector<const Entry*> rejects;
+  for (const auto& each : entries)
+    if (each.copy_reason)
+      rejects.push_back(&each);
+  std::vector<std::optional<std::string>> failures(rejects.size());
+  run_concurrently(rejects.size(), threads, [&](std::size_t i) noexcept {
+    const std::string target = rejected_prefix + rejects[i]->key;
+    try {
+      s3_copy_rejected(client, bucket, rejects[i]->key, rejected_bucket, target,
+                       *rejects[i]->copy_reason);
+    } catch (const std::exception& e) {
+      failures[i] = "cannot copy to " + aws::s3_resource(rejected_bucket, target) + ": " + e.what();
+    } catch (...) {
+      failures[i] = "cannot copy to " + aws::s3_resource(rejected_bucket, target);
+    }
+  });
+  std::vector<batch_undone<Entry>> failed;
+  for (std::size_t i = 0; i < rejects.size(); ++i)
+    if (failures[i])
+      failed.push_back({.entry = *rejects[i], .reason = std::move(*failures[i])});
+  return failed;
 }
 
 // Why GetObject can never succeed for this one key, or nullopt when the
