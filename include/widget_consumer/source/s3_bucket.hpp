@@ -470,6 +470,11 @@ class s3_bucket_source {
   detail::s3_request_deleter deleter_{client_, bucket_};  // the settler's
   static constexpr std::uint32_t unreadable_tries = 3;    // failed passes before a set-aside
   static constexpr std::size_t copy_threads = 8;          // rejects copied at once by a flush
+  // Deletes waiting for the settler: two DeleteObjects calls' worth. When the
+  // server deletes more slowly than we apply, the poll thread waits rather
+  // than the backlog growing (to the 10,000 once allowed: 4-5 MB at the peak
+  // of a long drain, and as many requests applied twice after a crash).
+  static constexpr std::size_t max_waiting_deletes = 2 * aws::s3_client::max_delete_keys;
   std::unordered_map<std::string, std::uint32_t> read_failures_;
   std::unordered_set<std::string> skipped_;  // unreadable and not even copyable: left in place
   std::uint64_t unreadable_ = 0;
@@ -481,7 +486,8 @@ class s3_bucket_source {
 
   // Its thread uses the client and the deleter above.
   settler_type settler_{
-      [this](detail::queued_entries<pending_delete> work) { return run_deletes(std::move(work)); }};
+      [this](detail::queued_entries<pending_delete> work) { return run_deletes(std::move(work)); },
+      max_waiting_deletes};
 
   // Last: its threads use the members above and are joined before they go.
   detail::s3_object_window window_;
