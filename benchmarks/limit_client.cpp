@@ -122,6 +122,7 @@ int main(int argc, char** argv) try {
   };
 
   const auto start = clock_type::now();
+  std::atomic<clock_type::time_point> last_progress{start};
   // Shared with the threads: they live until the threads are joined.
   std::vector<std::string> keys;
   std::atomic<std::size_t> next{0};
@@ -174,16 +175,18 @@ int main(int argc, char** argv) try {
           aws::sqs_receive_options receive;
           receive.max_messages = 10;
           receive.wait_time_seconds = 0;
-          auto idle_since = clock_type::now();
           while (done < o.expect && !failed) {
             auto messages = client.receive_message(url, receive);
             if (messages.empty()) {
-              if (clock_type::now() - idle_since > std::chrono::seconds(5))
-                break;  // the others hold the rest, or it is gone
+              // An empty receive while others progress only means the groups
+              // left are in flight elsewhere (on a queue it serves slowly,
+              // ElasticMQ can take seconds per call); give up only when no
+              // thread has deleted anything for a while.
+              if (clock_type::now() - last_progress.load() > std::chrono::seconds(15))
+                break;
               std::this_thread::sleep_for(std::chrono::milliseconds(5));
               continue;
             }
-            idle_since = clock_type::now();
             std::vector<std::string> handles;
             for (auto& message : messages) {
               apply_body(store, message.body);
@@ -191,6 +194,7 @@ int main(int argc, char** argv) try {
             }
             client.delete_message_batch(url, handles);
             done += static_cast<long>(handles.size());
+            last_progress = clock_type::now();
           }
         } catch (const std::exception& e) {
           record_error(e);
