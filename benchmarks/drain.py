@@ -52,6 +52,14 @@ def stop_on_signals():
     signal.signal(signal.SIGINT, handler)
 
 
+def limit_command(names, threads, requests):
+    """The limit client's command line for a source and store made by Bench.fresh."""
+    (source_flag, source_name), (store_flag, store_name) = names["source"], names["store"]
+    return [LIMIT, "--threads", str(threads), "--expect", str(requests),
+            "--request-bucket" if source_flag == "-rb" else "--request-queue", source_name,
+            "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
+
+
 def run_measured(command, env, timeout):
     """Runs command; returns (exit status, stdout, stderr, cpu seconds, peak RSS in KB).
 
@@ -238,10 +246,7 @@ class Bench:
         row: 138, 179, 238, 260 requests/s), so without this the first consumers measured,
         ours, meet a slower server than the limit client after them."""
         names = self.fresh(combination, requests, seed=999)
-        command = [LIMIT, "--threads", str(self.args.limit_threads_sqs), "--expect",
-                   str(requests), "--request-queue", names["source"][1],
-                   "--widget-bucket" if names["store"][0] == "-wb" else "--table",
-                   names["store"][1]]
+        command = limit_command(names, self.args.limit_threads_sqs, requests)
         status, _, stderr, _, _ = run_measured(command, self.endpoints(self.urls),
                                                self.args.timeout)
         if status != 0:
@@ -280,11 +285,7 @@ class Bench:
                        source_name,
                        "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
         else:
-            command = [LIMIT, "--threads", str(concurrency),
-                       "--expect", str(requests),
-                       "--request-bucket" if source_flag == "-rb" else "--request-queue",
-                       source_name,
-                       "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
+            command = limit_command(names, concurrency, requests)
         status, stdout, stderr, cpu, rss_kb = run_measured(command, env, timeout)
         record.update(status=status, cpu_seconds=round(cpu, 3), peak_rss_mb=round(rss_kb / 1024, 1))
         seconds = None
