@@ -8,6 +8,7 @@
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/aws_environment.hpp"
@@ -322,12 +323,31 @@ TEST_F(profile_credentials_test, credential_process_bad_output_is_a_clear_error_
   }
 }
 
+// True once `pid` has ended: no such process, or a zombie left to be reaped.
+bool process_ended(const std::string& pid) {
+  std::ifstream stat("/proc/" + pid + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  const auto end_of_name = text.rfind(')');
+  return !stat || end_of_name == std::string::npos || text.substr(end_of_name + 2, 1) == "Z";
+}
+
+// Not only the shell is stopped: the helper it runs, which would otherwise
+// sleep on with our standard error open, and anything that one started.
 TEST_F(profile_credentials_test, credential_process_timeout_stops_the_helper) {
-  write("config", "[profile slow]\ncredential_process = sleep 30\n");
+  const auto pid_file = environment_.home() / "helper.pid";
+  write("config", "[profile slow]\ncredential_process = sleep 30 & echo $! > '" +
+                      pid_file.string() + "'; wait\n");
   const auto start = std::chrono::steady_clock::now();
   const auto result = profile_credentials({.profile = "slow", .process = {.timeout = 200ms}});
   EXPECT_THAT(result.reason, HasSubstr("did not finish within 200 ms"));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  std::string helper;
+  std::ifstream(pid_file) >> helper;
+  ASSERT_FALSE(helper.empty()) << "the helper did not start";
+  for (int i = 0; i < 200 && !process_ended(helper); ++i)  // bounded: 2 s
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(process_ended(helper)) << "the helper (pid " << helper << ") still runs";
 }
 
 // --- SSO -------------------------------------------------------------------------------

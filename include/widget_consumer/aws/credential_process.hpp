@@ -7,7 +7,11 @@
 //
 // The output is a secret: no message quotes it, only says what is wrong with
 // it. A helper that does not finish within the timeout is killed, and one
-// that writes more than max_output bytes is not read further.
+// that writes more than max_output bytes is not read further. The shell runs
+// in a process group of its own, so that the kill reaches the helper it
+// started and whatever that started: killing the shell alone would leave
+// them running, holding our standard error open. (A helper therefore cannot
+// read the terminal; none can be answered by a consumer anyway.)
 
 #include <widget_consumer/aws/credentials.hpp>
 
@@ -88,10 +92,15 @@ inline process_output run_shell_command(const std::string& command,
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, write_end.fd, STDOUT_FILENO);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);  // a group of its own, numbered by its pid
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
   pid_t pid = 0;
-  const int spawned =
-      ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char* const*>(argv), environ);
+  const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, &attributes,
+                                    const_cast<char* const*>(argv), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0)
     throw std::runtime_error(std::string("cannot start /bin/sh: ") + std::strerror(spawned));
@@ -101,7 +110,7 @@ inline process_output run_shell_command(const std::string& command,
   const bool finished = read_until_eof(read_end.fd, result.text, options.max_output,
                                        std::chrono::steady_clock::now() + options.timeout);
   if (!finished)
-    ::kill(pid, SIGKILL);
+    ::kill(-pid, SIGKILL);  // the whole group: the shell and all it started
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
