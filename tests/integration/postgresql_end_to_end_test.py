@@ -6,8 +6,8 @@ again mid-run. At the end the tables equal the expected state (read with
 psql, by scripts/check_store.py), the source holds only the rejected
 requests, and the password is nowhere in the programs' output.
 
-Runs alone (tests/CMakeLists.txt): the restart would break the other
-PostgreSQL tests' connections.
+The PostgreSQL tests take the server in turn (CTest RESOURCE_LOCK postgresql,
+tests/CMakeLists.txt): the restart would break the others' connections.
 """
 
 import os
