@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 
 namespace aws = widget_consumer::aws;
@@ -306,6 +307,44 @@ TEST(BadServerSqs, BatchEntriesMissingFromTheAnswerAreFailures) {
   const auto e = expect_throw<aws::service_error>(
       [&] { stray_sqs.delete_message_batch(stray.endpoint() + queue_path, receipts); });
   EXPECT_TRUE(contains(e.what(), R"(Failed[0].Id "7" is not an entry of the batch)")) << e.what();
+}
+
+// A delete retried after a 500 may find its message deleted by the first
+// attempt, which ElasticMQ answers with ReceiptHandleIsInvalid: the failure
+// says that it came after an attempt that may have taken effect, so the
+// settler can take it for done (source/detail/sqs_settlement.hpp). After a
+// throttled attempt, which SQS turned away, it does not.
+TEST(BadServerSqs, ARetryAfterA500SaysTheEntryMayBeDoneAlready) {
+  const std::string invalid =
+      R"({"Failed": [{"Id": "0", "Code": "ReceiptHandleIsInvalid", "SenderFault": true}]})";
+  const auto answers = [&](scripted_reply first) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    return loopback_http_server(
+        [=](const received_http_request&) { return ++*calls == 1 ? first : reply(200, invalid); });
+  };
+  const std::vector<std::string> receipts{"r0"};
+
+  auto after_500 = answers(reply(500, R"({"__type": "InternalError", "message": "m"})"));
+  aws::sqs_client sqs(config_for(after_500));
+  auto failures = sqs.delete_message_batch(after_500.endpoint() + queue_path, receipts);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].code, "ReceiptHandleIsInvalid");
+  EXPECT_TRUE(failures[0].after_unknown_outcome);
+  EXPECT_EQ(after_500.requests(), 2);
+
+  auto after_throttle =
+      answers(reply(400, R"({"__type": "com.amazonaws.sqs#RequestThrottled", "message": "m"})"));
+  aws::sqs_client throttled(config_for(after_throttle));
+  failures = throttled.delete_message_batch(after_throttle.endpoint() + queue_path, receipts);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_FALSE(failures[0].after_unknown_outcome);
+  EXPECT_EQ(after_throttle.requests(), 2);
+
+  auto first_answer = always(reply(200, invalid));
+  aws::sqs_client plain(config_for(first_answer));
+  failures = plain.delete_message_batch(first_answer.endpoint() + queue_path, receipts);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_FALSE(failures[0].after_unknown_outcome);
 }
 
 TEST(BadServerDynamoDb, WrongItemTypeIsAnErrorNotAMissingItem) {

@@ -98,6 +98,7 @@ class service_client {
     // never copied.
     const std::vector<http_header> original_headers = request.headers;
     bool first_attempt = true;
+    bool unknown_outcome = false;  // an earlier attempt may have taken effect
     return retry_->run([&](std::chrono::system_clock::time_point signing_time) {
       if (!std::exchange(first_attempt, false))
         request.headers = original_headers;
@@ -107,9 +108,19 @@ class service_client {
       params.time = signing_time;
       params.s3 = service_ == "s3";
       sign(request, config_.credentials(), params);
-      http_response response = http_->send(request, cancel);
-      if (response.status < 200 || response.status > 299)
-        throw parse_service_error(service_, operation, resource, response);
+      http_response response;
+      try {
+        response = http_->send(request, cancel);
+      } catch (const transport_error& e) {
+        unknown_outcome = unknown_outcome || may_have_taken_effect(e);
+        throw;
+      }
+      response.after_unknown_outcome = unknown_outcome;
+      if (response.status < 200 || response.status > 299) {
+        service_error error = parse_service_error(service_, operation, resource, response);
+        unknown_outcome = unknown_outcome || may_have_taken_effect(error);
+        throw error;
+      }
       return read(response);
     });
   }

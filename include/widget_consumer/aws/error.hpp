@@ -273,6 +273,17 @@ class transport_error : public std::runtime_error {
   kind kind_;
 };
 
+// Whether a call that failed so may still have been carried out: a 5xx
+// other than throttling, or a transport failure once the request may have
+// gone out (anything but a refused connection). A retry of such a call may
+// find its work done already.
+inline bool may_have_taken_effect(const service_error& e) noexcept {
+  return e.status() >= 500 && !e.throttling();
+}
+inline bool may_have_taken_effect(const transport_error& e) noexcept {
+  return e.failure() != transport_error::kind::connect;
+}
+
 namespace detail {
 
 // "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" or

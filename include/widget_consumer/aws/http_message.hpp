@@ -50,6 +50,12 @@ struct http_response {
   long status = 0;
   std::vector<http_header> headers;
   std::string body;
+  // Set by service_client (client.hpp), not the transport: an earlier
+  // attempt of the same call failed in a way that may have reached the
+  // service and taken effect (a 5xx, a connection lost or a timeout after
+  // the request went out). A retried delete answered "no such handle" may
+  // then mean that the first attempt deleted it.
+  bool after_unknown_outcome = false;
 
   std::optional<std::string_view> header(std::string_view name) const noexcept {
     return detail::find_header(headers, name);

@@ -107,6 +107,9 @@ struct sqs_batch_failure {
   std::string code;
   std::string message;
   bool sender_fault = false;
+  // The answer came to a retry after an attempt that may have taken effect
+  // (http_response::after_unknown_outcome): the entry may be done already.
+  bool after_unknown_outcome = false;
 };
 
 struct sqs_send_batch_result {
@@ -199,7 +202,8 @@ void sqs_read_batch(const response_origin& origin, const boost::json::object& re
         wrong_json_type(origin, path + ".SenderFault", *sender_fault, "a boolean");
       failures.push_back({index, code ? std::string(*code) : std::string("Unknown"),
                           message ? std::string(*message) : std::string(),
-                          sender_fault != nullptr && sender_fault->get_bool()});
+                          sender_fault != nullptr && sender_fault->get_bool(),
+                          origin.response.after_unknown_outcome});
     }
   for (std::size_t i = 0; i < answered.size(); ++i)
     if (!answered[i])
