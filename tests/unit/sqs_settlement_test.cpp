@@ -186,21 +186,30 @@ TEST(sqs_batches, without_groups_a_refused_entry_does_not_hold_back_the_rest) {
 TEST(sqs_group_fence, holds_the_deliveries_handed_out_before_the_failure_only) {
   detail::sqs_group_fence fence;
   EXPECT_FALSE(fence.holds("a", 5));
-  fence.hold("a", 7);
+  fence.hold("a", 7, 3);
   EXPECT_TRUE(fence.holds("a", 5));
   EXPECT_TRUE(fence.holds("a", 7));
   EXPECT_FALSE(fence.holds("a", 8));  // received after: its predecessor came back first
   EXPECT_FALSE(fence.holds("b", 5));
   EXPECT_FALSE(fence.holds("", 5));
   EXPECT_FALSE(fence.holds("a", 0));  // not handed out by the source
+}
 
+// Forgotten only once it can stop nothing more: no delivery it holds is in
+// flight, and settle work handed after it was set (number 3 here) has run,
+// so that every ack queued before the failure was known met hold_back().
+TEST(sqs_group_fence, is_forgotten_once_no_ack_it_holds_can_still_come) {
+  detail::sqs_group_fence fence;
+  fence.hold("a", 7, 3);
   std::unordered_map<std::string, detail::sqs_in_flight> in_flight;
+  fence.forget_settled(in_flight, 3);  // the work that found the failure
+  EXPECT_TRUE(fence.holds("a", 6));    // acks queued before it may still be waiting
   in_flight["m6"] = {.receipt_handle = "h", .delivery = 6, .group_id = "a"};
-  fence.forget_settled(in_flight);
+  fence.forget_settled(in_flight, 4);
   EXPECT_TRUE(fence.holds("a", 6));  // still waiting for m6's ack
   in_flight.clear();
   in_flight["m9"] = {.receipt_handle = "h", .delivery = 9, .group_id = "a"};
-  fence.forget_settled(in_flight);
+  fence.forget_settled(in_flight, 5);
   EXPECT_TRUE(fence.empty());
 }
 
@@ -210,7 +219,7 @@ TEST(sqs_group_fence, holds_the_deliveries_handed_out_before_the_failure_only) {
 // (delivery 0) and rejects go on.
 TEST(sqs_group_fence, holds_back_the_acks_it_holds_and_reports_them) {
   detail::sqs_group_fence fence;
-  fence.hold("a", 7);
+  fence.hold("a", 7, 1);
   const auto entry = [](std::string id, std::string group, std::uint64_t delivery,
                         widget_consumer::settle_action action =
                             widget_consumer::settle_action::ack) {

@@ -177,19 +177,23 @@ class sqs_queue_source {
   }
 
   void ack(ticket_type ticket) {
-    auto entry = settle_entry(ticket, settle_action::ack, true);
-    if (!entry)
-      return;
-    if (!queue_.fifo)
-      entry->group_id.clear();  // a standard queue has no order to keep
-    if (settling_.fenced(entry->group_id, ticket.delivery)) {
-      fail(settle_action::ack, ticket.message_id,
-           std::string(detail::sqs_group_fence::held_reason));
-      return;
+    std::string group;
+    {
+      std::lock_guard lock(mutex_);
+      auto entry = deliveries_.settle(ticket, settle_action::ack, true);
+      if (!entry)
+        return;
+      if (queue_.fifo)  // a standard queue has no order to keep
+        group = std::move(entry->group_id);
+      // In the same hold as the settle (sqs_settling::fenced_while_locked).
+      if (settling_.fenced_while_locked(group, ticket.delivery)) {
+        deliveries_.ledger().fail(settle_action::ack, ticket.message_id,
+                                  std::string(detail::sqs_group_fence::held_reason));
+        return;
+      }
     }
-    settling_.queue_delete({.ticket = std::move(ticket),
-                            .action = settle_action::ack,
-                            .group_id = std::move(entry->group_id)});
+    settling_.queue_delete(
+        {.ticket = std::move(ticket), .action = settle_action::ack, .group_id = std::move(group)});
   }
 
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
@@ -198,6 +202,7 @@ class sqs_queue_source {
     if (!settle_entry(ticket, settle_action::release, false))
       return;
     const auto seconds = (std::max<std::int64_t>(delay.count(), 0) + 999) / 1000;
+    expect_back_after(std::chrono::seconds{seconds});
     settling_.queue_change(
         {.ticket = std::move(ticket),
          .action = settle_action::release,
@@ -248,11 +253,23 @@ class sqs_queue_source {
 
   // Hands what is queued to the settler thread and returns without waiting:
   // the failures known now (refused at once, or of calls that ended).
-  std::vector<settle_failure> begin_flush() { return settling_.begin_flush(); }
+  std::vector<settle_failure> begin_flush() { return expect_back(settling_.begin_flush()); }
 
   // Hands what is queued and waits for every call begun: every failure not
   // reported yet.
-  std::vector<settle_failure> flush() { return settling_.flush(); }
+  std::vector<settle_failure> flush() { return expect_back(settling_.flush()); }
+
+  // Work still to come (concepts.hpp, pending_reporting), so that the
+  // consumer's max_idle does not end a run while this source hides some:
+  // messages received and not settled (buffered, kept releases), settling
+  // not yet done, and messages given back to the queue or left in it by a
+  // failed settlement, until they are due back there. Messages hidden by
+  // other consumers, or by an earlier run that died, are not counted.
+  bool has_pending() const {
+    std::lock_guard lock(mutex_);
+    return deliveries_.ledger().size() > 0 || settling_.busy() ||
+           std::chrono::steady_clock::now() < back_by_;
+  }
 
   bool ordered() const noexcept { return queue_.fifo; }
 
@@ -293,6 +310,32 @@ class sqs_queue_source {
 
  private:
   using in_flight_entry = detail::sqs_in_flight;
+
+  // A message given back (or left hidden by a settlement that failed) is
+  // visible again after `hidden`, and a receive takes up to the long poll's
+  // wait to bring it: until then has_pending() says so.
+  void expect_back_after(std::chrono::seconds hidden) {
+    const auto due =
+        std::chrono::steady_clock::now() + hidden + options_.wait_time + std::chrono::seconds{1};
+    std::lock_guard lock(mutex_);
+    back_by_ = std::max(back_by_, due);
+  }
+
+  // An ack or release that did not take effect leaves its message hidden
+  // for up to a visibility timeout, and so does a reject whose dead-letter
+  // send failed (one refused for good, or kept in a queue with neither a
+  // dead-letter queue nor a RedrivePolicy, stays hidden for hours: that is
+  // no work to wait for).
+  std::vector<settle_failure> expect_back(std::vector<settle_failure> failures) {
+    const bool parked = queue_.reject_mode == sqs_reject_mode::keep_in_queue;
+    for (const auto& each : failures)
+      if (each.action != settle_action::reject ||
+          (!parked && !settling_.refused_for_good(each.name))) {
+        expect_back_after(std::chrono::seconds{queue_.visibility_seconds});
+        break;
+      }
+    return failures;
+  }
 
   // Kept in flight and handed out again after `delay` (detail/sqs_deliveries.hpp).
   bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
@@ -420,13 +463,16 @@ class sqs_queue_source {
   detail::sqs_deliveries deliveries_;  // in flight, and what was settled lately
   std::exception_ptr receive_error_;
   std::uint64_t heartbeat_failures_ = 0;
+  // Until when a message given back or left hidden may come back (has_pending()).
+  std::chrono::steady_clock::time_point back_by_{};
   detail::sqs_receive_gate gate_;  // the receivers' stop (its own lock, taken after mutex_)
   // Orders visibility changes: a release is never overtaken by a heartbeat
   // extension of the same message.
   std::mutex visibility_mutex_;
 
   // Last: joined before what they use goes (the settler too, in settling_).
-  detail::sqs_settling settling_{client_, queue_, mutex_, deliveries_, visibility_mutex_};
+  detail::sqs_settling<aws::sqs_client> settling_{client_, queue_, mutex_, deliveries_,
+                                                  visibility_mutex_};
   detail::worker_threads receivers_;
   std::optional<detail::sqs_heartbeat> heartbeat_;
 };

@@ -174,6 +174,7 @@ class sqs_dead_letters {
 
   void queue(rejected item) { queued_.push_back(std::move(item)); }
   std::vector<rejected> take() { return std::exchange(queued_, {}); }
+  bool empty() const noexcept { return queued_.empty(); }
 
   // Sends each of `items`. One sent goes to sent(ticket), to be deleted; one
   // not sent to not_deleted(message id) and is reported in failures; one
@@ -218,8 +219,11 @@ struct sqs_settle_work {
   // Deletes of copies delivered again, kept only if their message is still
   // deleted once the rejects are sent (sqs_deliveries::still_deleted).
   std::vector<sqs_settlement> copies{};
+  // Handed in this order (sqs_settling), 1 on; merged work has the later's.
+  std::uint64_t number = 0;
 
   void merge(sqs_settle_work later) {
+    number = later.number;
     append(deletes, later.deletes);
     append(visibility_changes, later.visibility_changes);
     append(rejects, later.rejects);

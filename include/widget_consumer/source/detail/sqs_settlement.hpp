@@ -6,6 +6,7 @@
 
 #include <widget_consumer/concepts.hpp>
 
+#include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/sqs.hpp>
 #include <widget_consumer/source/detail/batch_runner.hpp>
 #include <widget_consumer/source/sqs_ticket.hpp>
@@ -254,13 +255,40 @@ std::vector<std::string> run_sqs_batches(std::vector<sqs_settlement>& entries, C
 
 // The batch calls run_sqs_batches makes for flush(): DeleteMessageBatch and
 // ChangeMessageVisibilityBatch (to each entry's visibility).
+//
+// A delete retried after an attempt that may have taken effect (a 500, a
+// connection lost after sending, a timeout: aws::may_have_taken_effect),
+// whether the client retried it or an earlier run_batches attempt did, and
+// then answered ReceiptHandleIsInvalid, is done: the first attempt deleted
+// the message. AWS and moto accept a deleted message's handle again, but
+// ElasticMQ forgets it, and taking that answer for a failure held the
+// message's FIFO group back for a redelivery that never came. A first
+// attempt answered so is still a failure: the handle is stale (the message
+// went to another receive) or was never valid.
 template <class Client>
 auto sqs_delete_call(Client& client, const std::string& queue_url) {
-  return [&client, &queue_url](std::span<const sqs_settlement> chunk) {
+  return [&client, &queue_url, maybe_deleted = std::unordered_set<std::string>()](
+             std::span<const sqs_settlement> chunk) mutable {
     std::vector<std::string> handles;
     for (const auto& each : chunk)
       handles.push_back(each.ticket.receipt_handle);
-    return client.delete_message_batch(queue_url, handles);
+    std::vector<aws::sqs_batch_failure> failures;
+    try {
+      failures = client.delete_message_batch(queue_url, handles);
+    } catch (const aws::service_error& e) {
+      if (aws::may_have_taken_effect(e))
+        maybe_deleted.insert(handles.begin(), handles.end());
+      throw;
+    } catch (const aws::transport_error& e) {
+      if (aws::may_have_taken_effect(e))
+        maybe_deleted.insert(handles.begin(), handles.end());
+      throw;
+    }
+    std::erase_if(failures, [&](const aws::sqs_batch_failure& failure) {
+      return failure.code == "ReceiptHandleIsInvalid" && failure.index < handles.size() &&
+             (failure.after_unknown_outcome || maybe_deleted.contains(handles[failure.index]));
+    });
+    return failures;
   };
 }
 
@@ -281,28 +309,43 @@ auto sqs_visibility_call(Client& client, const std::string& queue_url) {
 // group's deliveries handed out up to then (`through`) are not sent either,
 // and come back after it. SQS hands out nothing later of the group while that
 // message is in flight, so later deliveries need no fence.
+//
+// A fence may be forgotten only when it can stop nothing more: no delivery
+// it holds is in flight (the source checks the fence in the same step that
+// takes an ack's delivery out of flight), and every ack queued before the
+// fence was set has met hold_back(), which is so once a piece of settle work
+// handed after it (`handed`, numbered by the settler's owner) has run.
+// Forgetting a fence as soon as its deliveries had left flight, as this did,
+// lost it in the same step that set it: the group's later acks, queued
+// meanwhile, went out, and the failed message came back after them.
 class sqs_group_fence {
  public:
-  void hold(const std::string& group, std::uint64_t through) {
+  // `through`: the last delivery handed out; `handed`: the last settle work
+  // handed to the settler, both when the failure was found.
+  void hold(const std::string& group, std::uint64_t through, std::uint64_t handed) {
     auto& at = held_[group];
-    at = std::max(at, through);
+    at.through = std::max(at.through, through);
+    at.handed = std::max(at.handed, handed);
   }
 
   bool holds(const std::string& group, std::uint64_t delivery) const {
     const auto found = held_.find(group);
-    return found != held_.end() && delivery != 0 && delivery <= found->second;
+    return found != held_.end() && delivery != 0 && delivery <= found->second.through;
   }
 
-  // Forgets the groups none of whose held deliveries is still in flight.
+  // After settle work number `finished` has run: forgets the fences that
+  // can stop nothing more (above).
   template <class InFlight>
-  void forget_settled(const InFlight& in_flight) {
+  void forget_settled(const InFlight& in_flight, std::uint64_t finished) {
     if (held_.empty())
       return;
     std::unordered_set<std::string> waiting;
     for (const auto& [id, entry] : in_flight)
       if (holds(entry.group_id, entry.delivery))
         waiting.insert(entry.group_id);
-    std::erase_if(held_, [&](const auto& each) { return !waiting.contains(each.first); });
+    std::erase_if(held_, [&](const auto& each) {
+      return each.second.handed < finished && !waiting.contains(each.first);
+    });
   }
 
   bool empty() const noexcept { return held_.empty(); }
@@ -329,7 +372,11 @@ class sqs_group_fence {
   }
 
  private:
-  std::unordered_map<std::string, std::uint64_t> held_;
+  struct fence {
+    std::uint64_t through = 0;
+    std::uint64_t handed = 0;
+  };
+  std::unordered_map<std::string, fence> held_;
 };
 
 // The messages settled lately, by message id: which delivery settled each

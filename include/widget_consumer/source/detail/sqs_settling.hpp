@@ -12,11 +12,15 @@
 // extension of the same message.
 //
 // Order, as a synchronous flush kept it: the rejects go to the dead-letter
-// queue first, then the deletes (acks, the rejects sent, then the copies of
-// messages still deleted by then), then the visibility changes. An ack whose
-// FIFO group had a delete fail, found out after the ack was queued, is held
-// back here (sqs_group_fence::hold_back), since its delete would overtake the
-// earlier message that comes back.
+// queue first, then the deletes (the copies of messages still deleted by
+// then, then the acks and the rejects sent), then the visibility changes. A
+// copy goes first because its message is older than any of its group's
+// acks: SQS delivered it again, so nothing of its group was in flight ahead
+// of it. An ack whose FIFO group had a delete fail, found out after the ack
+// was queued, is held back here (sqs_group_fence::hold_back), since its
+// delete would overtake the earlier message that comes back.
+//
+// `Client` is aws::sqs_client; the unit tests give a scripted one.
 
 #include <widget_consumer/concepts.hpp>
 
@@ -39,6 +43,7 @@
 
 namespace widget_consumer::detail {
 
+template <class Client>
 class sqs_settling {
  public:
   // Waiting work is bounded tightly (about one call's worth): acked messages
@@ -52,7 +57,7 @@ class sqs_settling {
   static constexpr std::size_t max_waiting = 10;
 
   // `queue` is read once flushing begins (the source fills it in first).
-  sqs_settling(aws::sqs_client& client, const sqs_queue_facts& queue, std::mutex& mutex,
+  sqs_settling(Client& client, const sqs_queue_facts& queue, std::mutex& mutex,
                sqs_deliveries& deliveries, std::mutex& visibility)
       : client_(client),
         queue_(queue),
@@ -84,9 +89,18 @@ class sqs_settling {
     return undeliverable_.contains(message_id);
   }
 
-  bool fenced(const std::string& group, std::uint64_t delivery) const {
-    std::lock_guard lock(mutex_);
+  // Whether the ack of `delivery` must not be sent (sqs_group_fence). The
+  // caller holds the source's lock, and took the delivery out of flight in
+  // the same hold: the fence is forgotten only once none it holds is in
+  // flight, so this cannot fall in between.
+  bool fenced_while_locked(const std::string& group, std::uint64_t delivery) const {
     return fence_.holds(group, delivery);
+  }
+
+  // Something queued and not flushed yet, or a settler call under way.
+  bool busy() const {
+    return !deletes_.empty() || !visibility_changes_.empty() || !dead_letters_.empty() ||
+           !settler_.idle();
   }
 
   // Hands what is queued to the settler and returns without waiting: the
@@ -115,9 +129,11 @@ class sqs_settling {
     {
       std::lock_guard lock(mutex_);
       work.copies = deliveries_.take_copies();
+      if (work.empty())
+        return;
+      work.number = ++handed_;
     }
-    if (!work.empty())
-      settler_.hand(std::move(work));
+    settler_.hand(std::move(work));
   }
 
   // Those refused at once (the ledger's) first, then those of the calls.
@@ -150,9 +166,11 @@ class sqs_settling {
     {
       // After send_rejects(): a copy of a reject whose send failed must stay.
       std::lock_guard lock(mutex_);
-      for (auto& copy : work.copies)
-        if (deliveries_.still_deleted(copy.ticket.message_id))
-          work.deletes.push_back(std::move(copy));
+      std::erase_if(work.copies, [&](const sqs_settlement& copy) {
+        return !deliveries_.still_deleted(copy.ticket.message_id);
+      });
+      work.deletes.insert(work.deletes.begin(), std::make_move_iterator(work.copies.begin()),
+                          std::make_move_iterator(work.copies.end()));
       fence_.hold_back(work.deletes, failures);
     }
     const auto undeleted_groups = run_sqs_batches(
@@ -160,8 +178,8 @@ class sqs_settling {
     {
       std::lock_guard lock(mutex_);
       for (const auto& group : undeleted_groups)
-        fence_.hold(group, deliveries_.last_delivery());
-      fence_.forget_settled(deliveries_.ledger().entries());
+        fence_.hold(group, deliveries_.last_delivery(), handed_);
+      fence_.forget_settled(deliveries_.ledger().entries(), work.number);
     }
     std::lock_guard visibility(visibility_);
     run_sqs_batches(work.visibility_changes, sqs_visibility_call(client_, queue_.url),
@@ -195,7 +213,7 @@ class sqs_settling {
         });
   }
 
-  aws::sqs_client& client_;
+  Client& client_;
   const sqs_queue_facts& queue_;
   std::mutex& mutex_;
   sqs_deliveries& deliveries_;  // under mutex_
@@ -204,6 +222,7 @@ class sqs_settling {
   // Under mutex_: changed by the settler, read by the poll thread.
   sqs_group_fence fence_;
   sqs_undeliverable undeliverable_;
+  std::uint64_t handed_ = 0;  // settle work handed to the settler, numbered
 
   // The poll thread's.
   std::vector<sqs_settlement> deletes_;
