@@ -67,6 +67,7 @@ struct consumer_options {
   std::string claim_prefix = "claims/";
   int claim_lifetime_s = 60;
   std::string dead_letter_queue;
+  std::string rejects_file;  // "" = rejected-requests.jsonl under --log-dir, or here
   // Running.
   std::int64_t max_runtime_ms = 0;  // 0 = until stopped
   std::int64_t max_idle_ms = 0;     // 0 = never stop for idleness
@@ -182,6 +183,10 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
       "standard SQS queue: receives of an update/delete whose widget is missing, then give up");
   run("dead-letter-queue", po::value(&o.dead_letter_queue),
       "SQS queue for rejected requests (default: the queue's redrive policy)");
+  run("rejects-file", po::value(&o.rejects_file),
+      "SQS queue with no dead-letter queue and no redrive policy: append rejected requests "
+      "here, whole, before deleting them (default: rejected-requests.jsonl in --log-dir, or in "
+      "the working directory)");
   run("rejected-prefix", po::value(&o.rejected_prefix)->default_value(o.rejected_prefix),
       "S3 source: key prefix rejected requests are copied under");
   run("claim-prefix", po::value(&o.claim_prefix)->default_value(o.claim_prefix),

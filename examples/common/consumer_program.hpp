@@ -102,6 +102,11 @@ inline auto make_source(std::type_identity<wc::sqs_queue_source>, const consumer
   options.wait_time = std::chrono::seconds(o.queue_wait_timeout_s);
   options.visibility_timeout = std::chrono::seconds(o.queue_visibility_timeout_s);
   options.dead_letter_queue = o.dead_letter_queue;
+  // Used only when the queue has neither a dead-letter queue nor a redrive
+  // policy (as the course's queue): a reject must go somewhere.
+  options.rejects_file = !o.rejects_file.empty() ? o.rejects_file
+                         : !o.log_dir.empty()    ? o.log_dir + "/rejected-requests.jsonl"
+                                                 : std::string("rejected-requests.jsonl");
   options.receivers = static_cast<std::size_t>(o.queue_receivers);
   return std::make_unique<wc::sqs_queue_source>(aws.config("sqs"), o.request_queue, options);
 }
@@ -202,15 +207,23 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   // second signal may come while the source's destructor is still waiting.
   static wc::stop_flag stop;
   wc::stop_on_signals(stop);
+  program_log log(o);  // first: it makes --log-dir, where the source may keep its rejects
   auto source = make_source(std::type_identity<Source>{}, o, aws);
   auto store = make_store(std::type_identity<Store>{}, o, aws);
-  program_log log(o);
   const auto metrics = serve_metrics(o, log);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
-  if constexpr (std::is_same_v<Source, wc::sqs_queue_source>)
+  if constexpr (std::is_same_v<Source, wc::sqs_queue_source>) {
+    // Shown on the terminal when they do not go to SQS: that is worth knowing.
+    const std::string rejects = "rejected requests go to " + source->rejects_go_to();
+    if (source->reject_mode() == wc::sqs_reject_mode::dead_letter_queue ||
+        source->reject_mode() == wc::sqs_reject_mode::redrive_policy)
+      log.info(rejects);
+    else
+      log.warning(rejects);
     if (const auto warning = source->redrive_warning(consumer.options().max_receives);
         !warning.empty())
       log.warning(warning);  // once, before anything is received
+  }
   const auto summary = consumer.run(stop);
   const bool failed = summary.reason == wc::stop_reason::poll_failures ||
                       summary.reason == wc::stop_reason::unrecoverable;

@@ -18,7 +18,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace aws = widget_consumer::aws;
 using widget_consumer::testing::http_reply;
@@ -345,6 +347,27 @@ TEST(BadServerSqs, ARetryAfterA500SaysTheEntryMayBeDoneAlready) {
   failures = plain.delete_message_batch(first_answer.endpoint() + queue_path, receipts);
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_FALSE(failures[0].after_unknown_outcome);
+}
+
+// A FIFO receive retried after a 500 carries the same ReceiveRequestAttemptId,
+// so SQS hands the retry the messages the lost answer held.
+TEST(BadServerSqs, AReceiveRetriedKeepsItsAttemptId) {
+  std::mutex mutex;
+  std::vector<std::string> bodies;
+  loopback_http_server server([&](const received_http_request& request) {
+    std::lock_guard lock(mutex);
+    bodies.push_back(request.body);
+    return bodies.size() == 1 ? reply(500, R"({"__type": "InternalError", "message": "m"})")
+                              : reply(200, R"({"Messages": []})");
+  });
+  aws::sqs_client sqs(config_for(server));
+  aws::sqs_receive_options options;
+  options.receive_request_attempt_id = "attempt-1";
+  EXPECT_TRUE(sqs.receive_message(server.endpoint() + queue_path, options).empty());
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(bodies.size(), 2u);
+  for (const auto& body : bodies)
+    EXPECT_TRUE(contains(body, R"("ReceiveRequestAttemptId":"attempt-1")")) << body;
 }
 
 TEST(BadServerDynamoDb, WrongItemTypeIsAnErrorNotAMissingItem) {

@@ -6,9 +6,11 @@
 // integration/sqs_queue_source_test.cpp.
 
 #include "widget_consumer/source/detail/sqs_settlement.hpp"
+#include "widget_consumer/source/detail/sqs_dead_letter.hpp"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -264,4 +266,23 @@ TEST(sqs_attribute_text, keeps_only_the_characters_sqs_accepts) {
 TEST(sqs_attribute_text, is_cut_at_a_character_boundary) {
   EXPECT_EQ(detail::sqs_attribute_text("ab\xC3\xA9", 3), "ab");
   EXPECT_EQ(detail::sqs_attribute_text("", 10), "(no reason given)");
+}
+
+// SQS's 12 h limit on hiding a message counts from its receive, not its
+// send: a message sent 13 h ago and received now may still be hidden for
+// about 12 h (this once gave 0, and a reject kept in the queue came straight
+// back, again and again).
+TEST(sqs_longest_hide, counts_from_the_receive_and_never_falls_to_zero) {
+  using namespace std::chrono;
+  const auto now_ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  wc::aws::sqs_message message;
+  message.message_id = "m";
+  message.receipt_handle = "h";
+  message.attributes["SentTimestamp"] = std::to_string(now_ms - 13 * 3600 * 1000);
+  const auto [entry, request] = detail::sqs_hand_out(message, 1, false);
+  EXPECT_GE(detail::sqs_longest_hide(entry.received_ms), 43200 - 60 - 5);
+  EXPECT_LE(detail::sqs_longest_hide(entry.received_ms), 43200 - 60);
+
+  EXPECT_EQ(detail::sqs_longest_hide(now_ms - 13 * 3600 * 1000), 60);
+  EXPECT_EQ(detail::sqs_longest_hide(0), 43200 - 60);
 }

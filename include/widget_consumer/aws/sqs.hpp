@@ -73,6 +73,10 @@ struct sqs_receive_options {
                                                      "SequenceNumber", "SentTimestamp"};
   // The sender's message attributes to return: names, or "All"; none = none.
   std::vector<std::string> message_attribute_names;
+  // FIFO queues: a receive made again with the same id within the visibility
+  // timeout gets the same messages back, so a receive whose answer was lost
+  // does not leave them hidden (and their groups blocked). "" = not sent.
+  std::string receive_request_attempt_id;
 };
 
 // MessageGroupId and MessageDeduplicationId apply to FIFO queues only; empty
@@ -253,6 +257,8 @@ class sqs_client {
       request["WaitTimeSeconds"] = *options.wait_time_seconds;
     if (options.visibility_timeout)
       request["VisibilityTimeout"] = *options.visibility_timeout;
+    if (!options.receive_request_attempt_id.empty())
+      request["ReceiveRequestAttemptId"] = options.receive_request_attempt_id;
     if (!options.system_attribute_names.empty()) {
       boost::json::array names;
       for (const auto& name : options.system_attribute_names)

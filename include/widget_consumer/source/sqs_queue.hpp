@@ -50,10 +50,11 @@
 // SQS hands out no later message of its FIFO group meanwhile.
 //
 // Stopping: request_stop() lets no new receive begin (the heartbeat goes on
-// while the work in flight is settled); destruction flushes, gives every
-// unsettled message back at once and aborts the long polls after stop_grace
-// of quiet, so a stop takes about stop_grace plus a round trip
-// (detail/sqs_receive_gate.hpp says how, and why in two steps).
+// while the work in flight is settled); destruction flushes, lets the long
+// polls end for up to stop_grace, aborts the rest and then gives every
+// unsettled message back at once, so a stop takes at most about stop_grace
+// plus a round trip (detail/sqs_receive_gate.hpp says how, and why in that
+// order).
 
 #include <widget_consumer/concepts.hpp>
 
@@ -108,9 +109,10 @@ class sqs_queue_source {
     // Without a heartbeat a message kept in flight would time out anyway.
     local_release_ =
         queue_.max_receive_count > 0 && options_.heartbeat && queue_.visibility_seconds > 0;
-    deliveries_ = detail::sqs_deliveries(
-        queue_.fifo, queue_.reject_mode == sqs_reject_mode::dead_letter_queue || local_release_,
-        local_release_);
+    deliveries_ =
+        detail::sqs_deliveries(queue_.fifo, rejects_move_aside() || local_release_, local_release_);
+    if (queue_.reject_mode == sqs_reject_mode::local_file)
+      settling_.keep_rejects_in(detail::sqs_reject_file(options_.rejects_file));
     receivers_.start(
         options_.receivers, [this] { receive_loop(); }, [this] { stop_threads(); });
     if (options_.heartbeat && queue_.visibility_seconds > 0) {
@@ -137,9 +139,12 @@ class sqs_queue_source {
       flush();
     } catch (...) {  // nothing is lost: unsettled messages come back
     }
-    gate_.give_back_until_quiet([this] { release_everything_in_flight(); }, options_.stop_grace);
+    // Given back only once no receive is open (detail/sqs_receive_gate.hpp).
+    // Receives cut short go on at SQS for up to their wait: hidden until
+    // then, what is given back cannot go to them.
+    const auto hidden = gate_.wait_quiet(options_.stop_grace, options_.wait_time);
     stop_threads();
-    release_everything_in_flight();
+    release_everything_in_flight(static_cast<int>(hidden.count()));
   }
 
   // No receive begins any more; those in progress end as usual (their
@@ -212,7 +217,7 @@ class sqs_queue_source {
   void reject(ticket_type ticket, std::string_view reason) {
     // Remembered as deleted at once, so a copy received before the delete is
     // not handed out again; the settler undoes that if the send fails.
-    const bool deletes = queue_.reject_mode == sqs_reject_mode::dead_letter_queue;
+    const bool deletes = rejects_move_aside();
     if (ticket.delivery == 0 && deletes) {
       fail(settle_action::reject, ticket.message_id,
            "the message was not received by this source, so its body is unknown: "
@@ -225,22 +230,23 @@ class sqs_queue_source {
     if (!entry)
       return;
     if (undeliverable) {
-      settling_.queue_change(settling_.undeliverable_change(std::move(ticket), entry->sent_ms));
+      settling_.queue_change(settling_.undeliverable_change(std::move(ticket), entry->received_ms));
       return;
     }
     switch (queue_.reject_mode) {
       case sqs_reject_mode::dead_letter_queue:
+      case sqs_reject_mode::local_file:
         settling_.queue_reject({.ticket = std::move(ticket),
                                 .reason = std::string(reason),
                                 .body = std::move(entry->body),
                                 .group_id = std::move(entry->group_id),
-                                .sent_ms = entry->sent_ms});
+                                .received_ms = entry->received_ms});
         break;
       case sqs_reject_mode::redrive_policy:
         settling_.queue_change({.ticket = std::move(ticket), .action = settle_action::reject});
         break;
       case sqs_reject_mode::keep_in_queue: {
-        const int hold = detail::sqs_longest_hide(entry->sent_ms);
+        const int hold = detail::sqs_longest_hide(entry->received_ms);
         fail(settle_action::reject, ticket.message_id,
              "no dead-letter queue nor RedrivePolicy: left in the queue, hidden for " +
                  std::to_string(hold) + " s (" + detail::sqs_attribute_text(reason) + ")");
@@ -288,6 +294,22 @@ class sqs_queue_source {
   }
 
   const std::string& queue_url() const noexcept { return queue_.url; }
+  // Where a reject goes, in words, for the start-up line.
+  std::string rejects_go_to() const {
+    switch (queue_.reject_mode) {
+      case sqs_reject_mode::dead_letter_queue:
+        return "the dead-letter queue " + queue_.dead_letter_url;
+      case sqs_reject_mode::redrive_policy:
+        return "the queue's RedrivePolicy dead-letter queue, after " +
+               std::to_string(queue_.max_receive_count) + " receives";
+      case sqs_reject_mode::local_file:
+        return "the file " + options_.rejects_file +
+               " (the queue has no RedrivePolicy and no dead-letter queue was given)";
+      case sqs_reject_mode::keep_in_queue:
+        break;
+    }
+    return "nowhere: they stay hidden in the queue (no RedrivePolicy, no dead-letter queue)";
+  }
   const std::string& dead_letter_queue_url() const noexcept { return queue_.dead_letter_url; }
   sqs_reject_mode reject_mode() const noexcept { return queue_.reject_mode; }
   int visibility_timeout_seconds() const noexcept { return queue_.visibility_seconds; }
@@ -337,6 +359,12 @@ class sqs_queue_source {
     return failures;
   }
 
+  // A reject leaves the queue (deleted once kept elsewhere): its body is kept.
+  bool rejects_move_aside() const noexcept {
+    return queue_.reject_mode == sqs_reject_mode::dead_letter_queue ||
+           queue_.reject_mode == sqs_reject_mode::local_file;
+  }
+
   // Kept in flight and handed out again after `delay` (detail/sqs_deliveries.hpp).
   bool release_locally(const ticket_type& ticket, std::chrono::milliseconds delay) {
     std::lock_guard lock(mutex_);
@@ -355,8 +383,12 @@ class sqs_queue_source {
   }
 
   void receive_loop() {
-    const auto receive = detail::sqs_receive_options_for(options_, queue_.visibility_seconds);
+    auto receive = detail::sqs_receive_options_for(options_, queue_.visibility_seconds);
     auto backoff = std::chrono::milliseconds{500};
+    // On a FIFO queue a receive is made again with its attempt id after it
+    // failed (the client's own retries send the same body): the messages an
+    // answer that was lost brought come back to it.
+    detail::sqs_attempt_ids attempt_ids;
     for (;;) {
       {
         std::unique_lock lock(mutex_);
@@ -370,8 +402,11 @@ class sqs_queue_source {
       // Ends the receive only once its messages are registered (below).
       std::optional<detail::sqs_receive_gate::ending> receiving(std::in_place, gate_);
       std::vector<aws::sqs_message> messages;
+      if (queue_.fifo && receive.receive_request_attempt_id.empty())
+        receive.receive_request_attempt_id = attempt_ids.next();
       try {
         messages = client_.receive_message(queue_.url, receive, gate_.token());
+        receive.receive_request_attempt_id.clear();  // answered: the next is a new receive
         backoff = std::chrono::milliseconds{500};
       } catch (const std::exception& e) {
         receiving.reset();
@@ -432,10 +467,9 @@ class sqs_queue_source {
     heartbeat_.reset();
   }
 
-  // Makes every message received and not settled visible at once. Receivers
-  // may still be running (the destructor's rounds): what they register after
-  // the snapshot is given back in a later round.
-  void release_everything_in_flight() noexcept {
+  // Makes every message received and not settled visible after `seconds`;
+  // the receivers have ended.
+  void release_everything_in_flight(int seconds) noexcept {
     try {
       std::vector<aws::sqs_visibility_change> changes;
       {
@@ -443,6 +477,8 @@ class sqs_queue_source {
         changes = deliveries_.give_back_all();
         buffer_.clear();
       }
+      for (auto& each : changes)
+        each.visibility_timeout = seconds;
       if (!changes.empty())
         client_.change_message_visibility_batch(queue_.url, changes);
     } catch (...) {  // they come back after their visibility timeout anyway

@@ -14,7 +14,7 @@ inline constexpr int sqs_max_visibility_seconds = 43200;
 // How sqs_queue_source rejects (sqs_queue.hpp): to the dead-letter queue
 // given, to the queue's RedrivePolicy, or hidden in the queue
 // (sqs_queue_options::keep_rejected).
-enum class sqs_reject_mode { dead_letter_queue, redrive_policy, keep_in_queue };
+enum class sqs_reject_mode { dead_letter_queue, redrive_policy, local_file, keep_in_queue };
 
 struct sqs_queue_options {
   // WaitTimeSeconds of each ReceiveMessage, 0..20 (long polling when > 0).
@@ -33,10 +33,16 @@ struct sqs_queue_options {
   // With no dead-letter queue and no RedrivePolicy: accept rejects left in
   // the queue (hidden for 12 h, reported by flush()) instead of refusing.
   bool keep_rejected = false;
+  // With neither a dead-letter queue nor a RedrivePolicy: each reject is
+  // appended to this file (JSON Lines, flushed to the disk) and then deleted
+  // from the queue (detail/sqs_reject_file.hpp). Opened only then; takes
+  // precedence over keep_rejected.
+  std::string rejects_file;
   bool heartbeat = true;  // extend the visibility of messages in flight
-  // On destruction, receives still in progress are aborted once none brought
-  // anything for this long (see sqs_queue.hpp): long enough for SQS to hand them the
-  // messages given back, short enough for a prompt stop.
+  // On destruction, receives still in progress are given this long to end
+  // by themselves, then aborted (sqs_queue.hpp): unsettled messages are
+  // given back at once when they all ended, else once those cut short have
+  // ended at SQS (up to wait_time).
   std::chrono::milliseconds stop_grace{1000};
 };
 

@@ -76,17 +76,21 @@ inline bool sqs_send_refused_for_good(const std::exception& error) {
   return false;
 }
 
-// How long a message sent at `sent_ms` (epoch ms; 0 = unknown) may still be
-// hidden: SQS allows 12 h since the send; a minute's margin for clocks.
-inline int sqs_longest_hide(std::int64_t sent_ms) {
-  int hide = sqs_max_visibility_seconds;
-  if (sent_ms > 0) {
+// How long a message received at `received_ms` (epoch ms; 0 = unknown) may
+// still be hidden: SQS allows 12 h in all since the receive, a minute's
+// margin kept. This counted from the message's SentTimestamp once, and gave 0
+// for a message sent more than 12 h ago: a reject kept in the queue came back
+// at once, at the receive rate. Never less than a minute.
+inline int sqs_longest_hide(std::int64_t received_ms) {
+  constexpr int margin = 60;
+  int hide = sqs_max_visibility_seconds - margin;
+  if (received_ms > 0) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    hide -= static_cast<int>(std::clamp<std::int64_t>((now_ms - sent_ms) / 1000 + 60, 0, hide));
+    hide -= static_cast<int>(std::clamp<std::int64_t>((now_ms - received_ms) / 1000, 0, hide));
   }
-  return hide;
+  return std::max(hide, margin);
 }
 
 struct sqs_dead_letter_sent {
@@ -94,8 +98,7 @@ struct sqs_dead_letter_sent {
   bool for_good = false;  // sending it again can only fail again
 };
 
-// Sends one reject, tried up to sqs_settle_attempts times unless SQS refuses
-// it for what it holds.
+// Sends one reject.
 template <class Client>
 sqs_dead_letter_sent sqs_send_dead_letter(Client& client, const std::string& url, bool fifo,
                                           std::size_t max_size, std::string_view body,
@@ -108,18 +111,43 @@ sqs_dead_letter_sent sqs_send_dead_letter(Client& client, const std::string& url
     send.message_deduplication_id = message_id;
   }
   send.message_attributes = sqs_dead_letter_attributes(body, message_id, reason, max_size);
-  sqs_dead_letter_sent result;
-  for (int attempt = 0; attempt < sqs_settle_attempts && !result.for_good; ++attempt) {
-    try {
-      client.send_message(url, body, send);
-      return {};
-    } catch (const std::exception& e) {
-      result.error = e.what();
-      result.for_good = sqs_send_refused_for_good(e);
-    }
+  // One call: the client retries what may heal, with its back-off. Tried
+  // three times more on top of that (nine sends), a dead-letter queue that
+  // was down held the settler for seconds per reject.
+  try {
+    client.send_message(url, body, send);
+    return {};
+  } catch (const std::exception& e) {
+    return {.error = e.what(), .for_good = sqs_send_refused_for_good(e)};
   }
-  return result;
 }
+
+// After a dead-letter send fails (and not for what the message holds), no
+// send is tried for a while: 1 s, doubled after each failure up to 30 s,
+// back to none after a success. Rejects met meanwhile are reported as not
+// sent; their messages come back after the visibility timeout and are
+// rejected again. The settler thread's.
+class sqs_dead_letter_rest {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  bool resting(clock::time_point now) const noexcept { return now < until_; }
+  std::chrono::milliseconds left(clock::time_point now) const noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(until_ - now);
+  }
+  void failed(clock::time_point now) noexcept {
+    pause_ = std::min(pause_ * 2, max_pause);
+    until_ = now + pause_;
+  }
+  void sent() noexcept { pause_ = min_pause / 2; }
+
+  static constexpr std::chrono::milliseconds min_pause{1000};
+  static constexpr std::chrono::milliseconds max_pause{30000};
+
+ private:
+  std::chrono::milliseconds pause_ = min_pause / 2;
+  clock::time_point until_{};
+};
 
 // The one error said for a reject the dead-letter queue refuses for good.
 inline std::string sqs_undeliverable_text(std::string_view error, std::string_view reason,
@@ -169,31 +197,46 @@ class sqs_dead_letters {
     std::string reason{};
     std::string body{};
     std::string group_id{};
-    std::int64_t sent_ms = 0;
+    std::int64_t received_ms = 0;
   };
 
   void queue(rejected item) { queued_.push_back(std::move(item)); }
   std::vector<rejected> take() { return std::exchange(queued_, {}); }
   bool empty() const noexcept { return queued_.empty(); }
 
-  // Sends each of `items`. One sent goes to sent(ticket), to be deleted; one
-  // not sent to not_deleted(message id) and is reported in failures; one
-  // refused for good also to keep(ticket, sent_ms), said once and not sent
-  // again (`redrive`: the queue has a RedrivePolicy to leave it to).
+  // Sends each of `items`, unless the queue is resting after a failure
+  // (sqs_dead_letter_rest). One sent goes to sent(ticket), to be deleted;
+  // one not sent to not_deleted(message id) and is reported in failures; one
+  // refused for good also to keep(ticket, received_ms), said once and not
+  // sent again (`redrive`: the queue has a RedrivePolicy to leave it to).
   template <class Client, class Sent, class NotDeleted, class Keep>
   static void send_all(const sqs_dead_letter_queue& to, std::vector<rejected> items, Client& client,
-                       bool redrive, std::vector<settle_failure>& failures, Sent sent,
-                       NotDeleted not_deleted, Keep keep) {
+                       bool redrive, sqs_dead_letter_rest& rest,
+                       std::vector<settle_failure>& failures, Sent sent, NotDeleted not_deleted,
+                       Keep keep) {
     for (auto& item : items) {
+      const auto now = sqs_dead_letter_rest::clock::now();
+      if (rest.resting(now)) {
+        not_deleted(item.ticket.message_id);
+        failures.push_back(
+            {.action = settle_action::reject,
+             .name = item.ticket.message_id,
+             .reason = "not sent: the dead-letter queue failed just before; tried again in " +
+                       std::to_string(rest.left(now).count()) +
+                       " ms (the message comes back after its visibility timeout)"});
+        continue;
+      }
       const auto [error, for_good] =
           sqs_send_dead_letter(client, to.url, to.fifo, to.max_size, item.body,
                                item.ticket.message_id, item.group_id, item.reason);
       if (error.empty()) {
+        rest.sent();
         sent(std::move(item.ticket));
         continue;
       }
       not_deleted(item.ticket.message_id);
       if (!for_good) {
+        rest.failed(sqs_dead_letter_rest::clock::now());
         failures.push_back({.action = settle_action::reject,
                             .name = item.ticket.message_id,
                             .reason = "sending to the dead-letter queue failed: " + error});
@@ -202,7 +245,7 @@ class sqs_dead_letters {
       failures.push_back({.action = settle_action::reject,
                           .name = item.ticket.message_id,
                           .reason = sqs_undeliverable_text(error, item.reason, redrive)});
-      keep(std::move(item.ticket), item.sent_ms);
+      keep(std::move(item.ticket), item.received_ms);
     }
   }
 

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstddef>
 #include <exception>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -54,7 +55,8 @@ inline void sqs_open_dead_letter_queue(aws::sqs_client& client, const std::strin
 
 // DECISION, no dead-letter queue and no RedrivePolicy: a reject could only
 // drop the request, which the design forbids, so such a queue is refused
-// (std::invalid_argument) unless options.keep_rejected is set.
+// (std::invalid_argument) unless options.rejects_file names a file to keep
+// the rejects in, or options.keep_rejected leaves them in the queue.
 inline sqs_queue_facts sqs_open_queue(aws::sqs_client& client, std::string_view queue,
                                       const sqs_queue_options& options,
                                       std::string_view access_advice) {
@@ -78,14 +80,17 @@ inline sqs_queue_facts sqs_open_queue(aws::sqs_client& client, std::string_view 
     sqs_open_dead_letter_queue(client, options.dead_letter_queue, facts);
   } else if (attributes.contains("RedrivePolicy")) {
     facts.reject_mode = sqs_reject_mode::redrive_policy;
+  } else if (!options.rejects_file.empty()) {
+    facts.reject_mode = sqs_reject_mode::local_file;
   } else if (options.keep_rejected) {
     facts.reject_mode = sqs_reject_mode::keep_in_queue;
   } else {
     throw std::invalid_argument(
         "SQS queue " + facts.url +
         " has no RedrivePolicy and no dead-letter queue was given, so an invalid request "
-        "could not be moved aside: give a dead-letter queue, add a RedrivePolicy to the "
-        "queue, or allow rejects to stay in the queue (keep_rejected)");
+        "could not be moved aside: give a dead-letter queue (sqs_queue_options::"
+        "dead_letter_queue), add a RedrivePolicy to the queue, or name a file for rejected "
+        "requests (sqs_queue_options::rejects_file)");
   }
   return facts;
 }
@@ -97,6 +102,25 @@ inline std::size_t sqs_buffer_capacity(const sqs_queue_options& options) {
   return std::max(options.buffer_size != 0 ? options.buffer_size : options.receivers * per_receive,
                   per_receive);
 }
+
+// Ids for ReceiveRequestAttemptId (aws/sqs.hpp): 32 random hex digits,
+// one generator per receiver thread.
+class sqs_attempt_ids {
+ public:
+  std::string next() {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string id;
+    for (int half = 0; half < 2; ++half) {
+      auto bits = engine_();
+      for (int i = 0; i < 16; ++i, bits >>= 4)
+        id += digits[bits & 0xF];
+    }
+    return id;
+  }
+
+ private:
+  std::mt19937_64 engine_{std::random_device{}()};
+};
 
 inline aws::sqs_receive_options sqs_receive_options_for(const sqs_queue_options& options,
                                                         int visibility_seconds) {

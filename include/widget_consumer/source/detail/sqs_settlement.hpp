@@ -105,7 +105,9 @@ struct sqs_in_flight {
   std::uint64_t delivery = 0;    // the ticket handed out
   std::string body{};            // kept only for a dead-letter queue
   std::string group_id{};
-  std::int64_t sent_ms = 0;  // SentTimestamp
+  // When this delivery was received (epoch ms): SQS's 12 h limit on how
+  // long a message stays hidden counts from its receive (sqs_longest_hide).
+  std::int64_t received_ms = 0;
 };
 
 // A message received, as the source keeps it in flight and hands it out as
@@ -116,8 +118,9 @@ inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::
   sqs_in_flight entry{.receipt_handle = message.receipt_handle, .delivery = delivery};
   if (const auto group = message.attribute("MessageGroupId"))
     entry.group_id = std::string(*group);
-  if (const auto sent = message.attribute("SentTimestamp"))
-    std::from_chars(sent->data(), sent->data() + sent->size(), entry.sent_ms);
+  entry.received_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   if (keep_body)
     entry.body = message.body;
   received_request<sqs_ticket> request;

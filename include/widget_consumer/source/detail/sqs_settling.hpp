@@ -11,13 +11,13 @@
 // visibility, as the heartbeat does, so a release is never overtaken by an
 // extension of the same message.
 //
-// Order, as a synchronous flush kept it: the rejects go to the dead-letter
-// queue first, then the deletes (the copies of messages still deleted by
-// then, then the acks and the rejects sent), then the visibility changes. A
-// copy goes first because its message is older than any of its group's
-// acks: SQS delivered it again, so nothing of its group was in flight ahead
-// of it. An ack whose FIFO group had a delete fail, found out after the ack
-// was queued, is held back here (sqs_group_fence::hold_back), since its
+// Order: the deletes of the acks (the copies of messages deleted lately
+// first), then the rejects to the dead-letter queue and the deletes of those
+// sent, then the visibility changes. A copy goes first because its message
+// is older than any of its group's acks: SQS delivered it again, so nothing
+// of its group was in flight ahead of it. The acks go before the rejects so
+// that a failing dead-letter queue cannot delay them. An ack whose FIFO group had a delete fail,
+// found out after the ack was queued, is held back here (sqs_group_fence::hold_back), since its
 // delete would overtake the earlier message that comes back.
 //
 // `Client` is aws::sqs_client; the unit tests give a scripted one.
@@ -29,6 +29,7 @@
 #include <widget_consumer/source/detail/sqs_dead_letter.hpp>
 #include <widget_consumer/source/detail/sqs_deliveries.hpp>
 #include <widget_consumer/source/detail/sqs_queue_setup.hpp>
+#include <widget_consumer/source/detail/sqs_reject_file.hpp>
 #include <widget_consumer/source/detail/sqs_settlement.hpp>
 #include <widget_consumer/source/sqs_ticket.hpp>
 
@@ -38,6 +39,7 @@
 #include <iterator>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -68,6 +70,10 @@ class sqs_settling {
   sqs_settling(const sqs_settling&) = delete;
   sqs_settling& operator=(const sqs_settling&) = delete;
 
+  // Rejects go to this file instead of a dead-letter queue (the queue's
+  // reject_mode is local_file). Before flushing begins.
+  void keep_rejects_in(sqs_reject_file file) { reject_file_ = std::move(file); }
+
   // ---- the poll thread's -----------------------------------------------------
 
   void queue_delete(sqs_settlement entry) { deletes_.push_back(std::move(entry)); }
@@ -78,10 +84,10 @@ class sqs_settling {
   // the RedrivePolicy if there is one (SQS moves messages itself, whatever
   // their size), else hidden for as long as SQS allows, so it does not come
   // back every few seconds to fail again.
-  sqs_settlement undeliverable_change(sqs_ticket ticket, std::int64_t sent_ms) const {
+  sqs_settlement undeliverable_change(sqs_ticket ticket, std::int64_t received_ms) const {
     return {.ticket = std::move(ticket),
             .action = settle_action::reject,
-            .visibility = redrive() ? 0 : sqs_longest_hide(sent_ms)};
+            .visibility = redrive() ? 0 : sqs_longest_hide(received_ms)};
   }
 
   bool refused_for_good(const std::string& message_id) const {
@@ -162,19 +168,38 @@ class sqs_settling {
 
   std::vector<settle_failure> settle(sqs_settle_work work) {
     std::vector<settle_failure> failures;
-    send_rejects(work, failures);
+    std::unordered_set<std::string> rejected;
+    for (const auto& each : work.rejects)
+      rejected.insert(each.ticket.message_id);
+    // The acks and the copies first: a dead-letter queue that fails must not
+    // hold them back, or their messages come back meanwhile and are applied
+    // again (once, 10 deletes went out 43 s late behind 10 failing sends).
+    // A copy of a message rejected in this run waits for the send: if it
+    // fails, the copy must stay.
+    std::vector<sqs_settlement> copies_of_rejected;
     {
-      // After send_rejects(): a copy of a reject whose send failed must stay.
       std::lock_guard lock(mutex_);
-      std::erase_if(work.copies, [&](const sqs_settlement& copy) {
+      std::erase_if(work.copies, [&](sqs_settlement& copy) {
+        if (rejected.contains(copy.ticket.message_id)) {
+          copies_of_rejected.push_back(std::move(copy));
+          return true;
+        }
         return !deliveries_.still_deleted(copy.ticket.message_id);
       });
       work.deletes.insert(work.deletes.begin(), std::make_move_iterator(work.copies.begin()),
                           std::make_move_iterator(work.copies.end()));
       fence_.hold_back(work.deletes, failures);
     }
-    const auto undeleted_groups = run_sqs_batches(
-        work.deletes, sqs_delete_call(client_, queue_.url), "DeleteMessageBatch", failures);
+    auto undeleted_groups = delete_all(work.deletes, failures);
+    auto sent = send_rejects(work, failures);
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& copy : copies_of_rejected)
+        if (deliveries_.still_deleted(copy.ticket.message_id))
+          sent.insert(sent.begin(), std::move(copy));
+    }
+    for (auto& group : delete_all(sent, failures))
+      undeleted_groups.push_back(std::move(group));
     {
       std::lock_guard lock(mutex_);
       for (const auto& group : undeleted_groups)
@@ -187,30 +212,66 @@ class sqs_settling {
     return failures;
   }
 
-  // Those sent are deleted with the acks; those not sent are reported (and
-  // reappear when their visibility times out).
-  void send_rejects(sqs_settle_work& work, std::vector<settle_failure>& failures) {
+  // The FIFO groups left with an entry undone (run_sqs_batches).
+  std::vector<std::string> delete_all(std::vector<sqs_settlement>& deletes,
+                                      std::vector<settle_failure>& failures) {
+    if (deletes.empty())
+      return {};
+    return run_sqs_batches(deletes, sqs_delete_call(client_, queue_.url), "DeleteMessageBatch",
+                           failures);
+  }
+
+  // Returns the deletes of those sent; those not sent are reported (and
+  // reappear when their visibility times out). After a send that failed, the
+  // dead-letter queue is given a rest (sqs_dead_letter_rest) in which no
+  // send is tried: the settler does not spend a client's retries on each
+  // reject of a queue that is down, and the acks behind it go out.
+  std::vector<sqs_settlement> send_rejects(sqs_settle_work& work,
+                                           std::vector<settle_failure>& failures) {
+    std::vector<sqs_settlement> sent;
     if (work.rejects.empty())
-      return;
+      return sent;
+    if (reject_file_.is_open()) {
+      write_rejects(work, sent, failures);
+      return sent;
+    }
     sqs_dead_letters::send_all(
         {.url = queue_.dead_letter_url,
          .fifo = queue_.dead_letter_fifo,
          .max_size = queue_.dead_letter_size},
-        std::move(work.rejects), client_, redrive(), failures,
-        [&work](sqs_ticket ticket) {
-          work.deletes.push_back({.ticket = std::move(ticket), .action = settle_action::reject});
+        std::move(work.rejects), client_, redrive(), dead_letter_rest_, failures,
+        [&sent](sqs_ticket ticket) {
+          sent.push_back({.ticket = std::move(ticket), .action = settle_action::reject});
         },
         [this](const std::string& message_id) {
           std::lock_guard lock(mutex_);
           deliveries_.not_deleted(message_id);
         },
-        [this, &work](sqs_ticket ticket, std::int64_t sent_ms) {
+        [this, &work](sqs_ticket ticket, std::int64_t received_ms) {
           {
             std::lock_guard lock(mutex_);
             undeliverable_.add(ticket.message_id);
           }
-          work.visibility_changes.push_back(undeliverable_change(std::move(ticket), sent_ms));
+          work.visibility_changes.push_back(undeliverable_change(std::move(ticket), received_ms));
         });
+    return sent;
+  }
+
+  void write_rejects(sqs_settle_work& work, std::vector<sqs_settlement>& written,
+                     std::vector<settle_failure>& failures) {
+    for (auto& item : work.rejects) {
+      if (auto error = reject_file_.write(queue_.url, item); !error.empty()) {
+        {
+          std::lock_guard lock(mutex_);
+          deliveries_.not_deleted(item.ticket.message_id);
+        }
+        failures.push_back({.action = settle_action::reject,
+                            .name = item.ticket.message_id,
+                            .reason = "not kept, so not deleted: " + error});
+        continue;
+      }
+      written.push_back({.ticket = std::move(item.ticket), .action = settle_action::reject});
+    }
   }
 
   Client& client_;
@@ -223,6 +284,10 @@ class sqs_settling {
   sqs_group_fence fence_;
   sqs_undeliverable undeliverable_;
   std::uint64_t handed_ = 0;  // settle work handed to the settler, numbered
+
+  // The settler's.
+  sqs_dead_letter_rest dead_letter_rest_;
+  sqs_reject_file reject_file_;
 
   // The poll thread's.
   std::vector<sqs_settlement> deletes_;
