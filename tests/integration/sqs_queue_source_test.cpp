@@ -511,6 +511,30 @@ TEST_P(sqs_queue_source_test, reject_without_a_dead_letter_queue_uses_the_redriv
   EXPECT_EQ(messages_in(sqs_, dead_letters), 1);
 }
 
+// During a store outage every request comes back released. On a queue with
+// a RedrivePolicy the source keeps those releases in flight, and they count
+// against its buffer: it stops receiving instead of hiding the whole backlog
+// from other consumers (before: 100 of 100 hidden within a few seconds).
+TEST_P(sqs_queue_source_test, releases_kept_during_a_store_outage_bound_what_it_holds) {
+  const auto dead_letters = standard_queue();
+  const auto policy = boost::json::serialize(
+      boost::json::object{{"deadLetterTargetArn", arn_of(dead_letters)}, {"maxReceiveCount", 5}});
+  const auto url = standard_queue({{"RedrivePolicy", policy}});
+  send(url, 100);
+  auto options = fast_options();
+  options.receivers = 2;  // a buffer of 20
+  sqs_queue_source source(sqs_, url, options);
+  const auto until = clock_type::now() + 3s;
+  while (clock_type::now() < until)
+    for (auto& each : source.poll(100ms, 100))
+      source.release(std::move(each.ticket), 30s);  // the store is down
+  EXPECT_GT(source.releases_kept(), 0u);
+  // The buffer's 20, plus what the two receives in progress may bring.
+  EXPECT_LE(source.in_flight(), 40u);
+  const std::vector<std::string> names{"ApproximateNumberOfMessages"};
+  EXPECT_GE(std::stoi(sqs_.get_queue_attributes(url, names).at("ApproximateNumberOfMessages")), 60);
+}
+
 TEST_P(sqs_queue_source_test, no_dead_letter_queue_nor_redrive_policy_is_refused_unless_allowed) {
   const auto url = standard_queue();
   EXPECT_THROW(sqs_queue_source(sqs_, url, fast_options()), std::invalid_argument);
@@ -625,8 +649,7 @@ TEST_P(sqs_queue_source_test, after_request_stop_what_is_received_settles_or_is_
   const std::vector<std::string> names{"ApproximateNumberOfMessages",
                                        "ApproximateNumberOfMessagesNotVisible"};
   auto attributes = sqs_.get_queue_attributes(url, names);
-  while (attributes.at("ApproximateNumberOfMessages") != "1" &&
-         clock_type::now() - stopped < 10s) {
+  while (attributes.at("ApproximateNumberOfMessages") != "1" && clock_type::now() - stopped < 10s) {
     std::this_thread::sleep_for(200ms);
     attributes = sqs_.get_queue_attributes(url, names);
   }

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -18,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace aws = widget_consumer::aws;
@@ -109,6 +111,40 @@ TEST(sqs_heartbeat, a_call_that_fails_for_good_fails_only_its_own_entries) {
     expected.insert(i);
   EXPECT_EQ(indices, expected) << "indices are into the whole pass, failures of one call only";
   EXPECT_EQ(sqs.calls.size(), 3u) << "the other calls are still made";
+}
+
+// A pass over many messages makes its calls on a few threads, not one per
+// ten messages: 1,000 messages, at most 4 calls under way at once, every
+// message extended once.
+struct counting_sqs {
+  std::mutex mutex;
+  int under_way = 0;
+  int most = 0;
+  std::multiset<std::string> handles;
+
+  std::vector<aws::sqs_batch_failure> change_message_visibility_batch(
+      std::string_view, std::span<const aws::sqs_visibility_change> changes) {
+    {
+      std::lock_guard lock(mutex);
+      most = std::max(most, ++under_way);
+      for (const auto& each : changes)
+        handles.insert(each.receipt_handle);
+    }
+    std::this_thread::sleep_for(2ms);
+    std::lock_guard lock(mutex);
+    --under_way;
+    return {};
+  }
+};
+
+TEST(sqs_heartbeat, a_pass_uses_a_bounded_number_of_threads) {
+  counting_sqs sqs;
+  const auto changes = changes_for(1000);
+  EXPECT_TRUE(detail::extend_visibility(sqs, "queue", changes, 4).empty());
+  EXPECT_LE(sqs.most, 4);
+  EXPECT_GE(sqs.most, 2) << "the calls still run side by side";
+  EXPECT_EQ(sqs.handles.size(), 1000u);
+  EXPECT_EQ(std::set<std::string>(sqs.handles.begin(), sqs.handles.end()).size(), 1000u);
 }
 
 TEST(sqs_heartbeat, nothing_in_flight_makes_no_call) {

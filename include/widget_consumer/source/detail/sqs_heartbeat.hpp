@@ -19,6 +19,7 @@
 #include <widget_consumer/source/detail/worker_threads.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -29,6 +30,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -69,12 +71,16 @@ class heartbeat_schedule {
 };
 
 // Extends the visibility of every change; returns the entries that failed,
-// each with its index into changes. Those of a call that threw: code
-// "RequestFailed", the exception's message, sender_fault false.
+// each with its index into changes, in index order. Those of a call that
+// threw: code "RequestFailed", the exception's message, sender_fault false.
+// Calls of ten run on at most `max_parallel` threads, this one included: a
+// pass once started a thread per ten messages, as many as a consumer held,
+// and a thread that could not be created threw out of the heartbeat. One
+// that cannot be created now leaves its share to the others.
 template <class Client>
 std::vector<aws::sqs_batch_failure> extend_visibility(
-    Client& client, std::string_view queue_url,
-    std::span<const aws::sqs_visibility_change> changes) {
+    Client& client, std::string_view queue_url, std::span<const aws::sqs_visibility_change> changes,
+    std::size_t max_parallel = 4) {
   constexpr std::size_t per_call = aws::sqs_client::max_batch_entries;
   auto call = [&](std::size_t begin) {
     const auto end = std::min(changes.size(), begin + per_call);
@@ -91,14 +97,29 @@ std::vector<aws::sqs_batch_failure> extend_visibility(
     return failed;
   };
 
-  std::vector<std::future<std::vector<aws::sqs_batch_failure>>> others;
-  for (std::size_t begin = per_call; begin < changes.size(); begin += per_call)
-    others.push_back(std::async(std::launch::async, call, begin));
-  auto failures = changes.empty() ? std::vector<aws::sqs_batch_failure>{} : call(0);
-  for (auto& other : others) {
-    auto more = other.get();
-    failures.insert(failures.end(), more.begin(), more.end());
+  const std::size_t calls = (changes.size() + per_call - 1) / per_call;
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  std::vector<aws::sqs_batch_failure> failures;
+  auto work = [&] {
+    for (std::size_t k = next++; k < calls; k = next++) {
+      auto failed = call(k * per_call);
+      std::lock_guard lock(mutex);
+      failures.insert(failures.end(), failed.begin(), failed.end());
+    }
+  };
+  std::vector<std::future<void>> helpers;
+  for (std::size_t i = 1; i < std::min(max_parallel, calls); ++i) {
+    try {
+      helpers.push_back(std::async(std::launch::async, work));
+    } catch (const std::system_error&) {
+      break;
+    }
   }
+  work();
+  for (auto& helper : helpers)
+    helper.get();
+  std::ranges::sort(failures, {}, &aws::sqs_batch_failure::index);
   return failures;
 }
 
