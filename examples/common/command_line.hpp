@@ -77,7 +77,7 @@ struct consumer_options {
   int max_receives = 5;
   int queue_receivers = 3;
   int concurrency = 16;
-  int max_attempts = 3;
+  int max_attempts = 0;  // 0 = AWS_MAX_ATTEMPTS, else 3
   std::string log_dir;
   std::string log_format = "text";  // text | json
   bool verbose = false;
@@ -131,8 +131,8 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
   aws_option("endpoint-url", po::value(&o.endpoint_url),
              "one endpoint for S3, SQS and DynamoDB, e.g. http://127.0.0.1:4566");
   aws_option("ca-bundle", po::value(&o.ca_bundle), "CA certificates for TLS peer verification");
-  aws_option("max-attempts", po::value(&o.max_attempts)->default_value(o.max_attempts),
-             "attempts per AWS call (standard retry mode)");
+  aws_option("max-attempts", po::value(&o.max_attempts),
+             "attempts per AWS call (standard retry mode; default: AWS_MAX_ATTEMPTS, else 3)");
 
   po::options_description sources("Request source (exactly one)");
   auto source = sources.add_options();

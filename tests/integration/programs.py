@@ -217,3 +217,53 @@ def read_text(path):
 def dump_json(path, data):
     with open(path, "w") as f:
         json.dump(data, f)
+
+
+class FaultProxy:
+    """tests/support/fault_proxy.py between a program and `upstream`, for the
+    length of a with-block: started with this venv's python, bounded wait for
+    its port, stopped by its PID (SIGTERM, then SIGKILL). --parent-pid ends
+    it with this process if the test dies first. `arguments` are the proxy's
+    own (--message-fault, --fault, --delay-ms, --seed)."""
+
+    def __init__(self, upstream, *arguments):
+        self.folder = tempfile.mkdtemp(prefix="wc-proxy-")
+        port_file = os.path.join(self.folder, "port")
+        self.stats_path = os.path.join(self.folder, "stats.json")
+        script = os.path.join(ROOT, "tests", "support", "fault_proxy.py")
+        self.log = open(os.path.join(self.folder, "log"), "wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, script, "--upstream", upstream, "--port-file", port_file,
+             "--stats-file", self.stats_path, "--stats-interval-ms", "200",
+             "--parent-pid", str(os.getpid()), *arguments],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(port_file):
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"fault_proxy did not start: {read_text(self.log.name)}")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{read_text(port_file).strip()}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stats(self):
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        self.log.close()

@@ -20,6 +20,15 @@ kind at its own rate:
   slow         forwarded and applied; the answer is held --slow-ms (3000) so
                the client's timeout trips first
 
+--message-fault KIND:TEXT[:COUNT] (repeatable, SQS JSON protocol only) aims
+at chosen messages instead of at random: the proxy reads the ReceiveMessage
+answers passing through and remembers each message whose Body contains TEXT;
+a DeleteMessage or DeleteMessageBatch naming one of its receipt handles then
+gets KIND, at most COUNT times per message (default: always):
+
+  refuse       answered 500 InternalError here, never forwarded
+  after        forwarded and applied, then answered 500 InternalError
+
 --delay-ms D adds D/2 ms before forwarding and D/2 ms before answering, a
 simulated round trip, on every request.
 
@@ -65,6 +74,8 @@ import uuid
 from urllib.parse import urlsplit
 
 FAULT_KINDS = ("throttle", "after", "reset", "reset-after", "slow")
+MESSAGE_FAULT_KINDS = ("refuse", "after")
+SQS_DELETES = ("AmazonSQS.DeleteMessage", "AmazonSQS.DeleteMessageBatch")
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 SMALL_BODY = 1024 * 1024
@@ -72,6 +83,46 @@ SMALL_BODY = 1024 * 1024
 
 class ProtocolError(Exception):
     pass
+
+
+class MessageFaults:
+    """--message-fault: which deletes to fail, learnt from the receives."""
+
+    def __init__(self, specs: list[tuple[str, str, int | None]]) -> None:
+        self.specs = specs
+        self.by_handle: dict[str, tuple[int, str]] = {}  # handle -> (spec, message id)
+        self.left: dict[tuple[int, str], int | None] = {}  # (spec, message id) -> faults left
+
+    def learn(self, answer: bytes) -> None:
+        """Remembers the handles of a ReceiveMessage answer's aimed-at messages."""
+        try:
+            messages = json.loads(answer).get("Messages") or []
+        except (ValueError, AttributeError):
+            return
+        for message in messages:
+            body, handle = message.get("Body", ""), message.get("ReceiptHandle")
+            for index, (_, text, count) in enumerate(self.specs):
+                if handle and text in body:
+                    key = (index, message.get("MessageId", handle))
+                    self.by_handle[handle] = key
+                    self.left.setdefault(key, count)
+
+    def fault_for(self, request: bytes) -> str | None:
+        """The fault a delete request gets, if it names an aimed-at handle."""
+        try:
+            parsed = json.loads(request)
+        except ValueError:
+            return None
+        handles = [parsed.get("ReceiptHandle")] + \
+            [entry.get("ReceiptHandle") for entry in parsed.get("Entries") or []]
+        for handle in handles:
+            key = self.by_handle.get(handle)
+            if key is None or self.left[key] == 0:
+                continue
+            if self.left[key] is not None:
+                self.left[key] -= 1
+            return self.specs[key[0]][0]
+        return None
 
 
 class Stats:
@@ -84,6 +135,7 @@ class Stats:
         self.late = 0
         self.slowest_ms = 0.0
         self.faults = {kind: 0 for kind in FAULT_KINDS}
+        self.message_faults = {kind: 0 for kind in MESSAGE_FAULT_KINDS}
         self.by_service: dict[str, int] = {}
 
     def as_json(self) -> str:
@@ -98,6 +150,7 @@ class Stats:
                 "slowest_ms": round(self.slowest_ms),
                 "faults": self.faults,
                 "faults_total": sum(self.faults.values()),
+                "message_faults": self.message_faults,
                 "requests_by_service": self.by_service,
             },
             sort_keys=True,
@@ -346,6 +399,7 @@ class Proxy:
         self.slow = args.slow_ms / 1000.0
         self.late_after = args.late_ms / 1000.0 if args.late_ms > 0 else None
         self.stats = Stats()
+        self.message_faults = MessageFaults(args.message_faults) if args.message_faults else None
         self.verbose = args.verbose
         self.tasks: set[asyncio.Task] = set()
 
@@ -431,6 +485,16 @@ class Proxy:
         if body is not None and client_gone(writer):
             self.stats.abandoned += 1
             return False
+        target = head.get("X-Amz-Target") or ""
+        if self.message_faults is not None and body is not None and target in SQS_DELETES:
+            aimed = self.message_faults.fault_for(body)
+            if aimed is not None:
+                self.stats.message_faults[aimed] += 1
+                if aimed == "refuse":
+                    writer.write(error_response(service, False, method))
+                    await writer.drain()
+                    return client_keeps
+                fault = "after"
         try:
             up_reader, up_writer = await upstream.connection()
             up_writer.write(head.encode())
@@ -479,6 +543,11 @@ class Proxy:
             await writer.drain()
             return client_keeps
 
+        answer = None
+        if self.message_faults is not None and target == "AmazonSQS.ReceiveMessage" and has_body:
+            answer = await read_small_body(up_reader, response)
+            if answer is not None:
+                self.message_faults.learn(answer)
         if fault == "slow":
             await asyncio.sleep(self.slow)
         if self.half_delay:
@@ -491,7 +560,10 @@ class Proxy:
         if not keeps:
             response.headers.append(("Connection", "close"))
         writer.write(response.encode())
-        if has_body:
+        if answer is not None:
+            writer.write(answer)
+            await writer.drain()
+        elif has_body:
             await relay_body(up_reader, response, writer, until_eof=True)
         else:
             await writer.drain()
@@ -538,6 +610,18 @@ def parse_fault(text: str) -> tuple[str, float]:
     return kind, value
 
 
+def parse_message_fault(text: str) -> tuple[str, str, int | None]:
+    kind, _, rest = text.partition(":")
+    aimed, _, count = rest.rpartition(":") if rest.count(":") else (rest, "", "")
+    if kind not in MESSAGE_FAULT_KINDS or not aimed:
+        raise argparse.ArgumentTypeError(
+            f"expected KIND:TEXT[:COUNT] with KIND one of {', '.join(MESSAGE_FAULT_KINDS)}: "
+            f"{text!r}")
+    if count and not count.isdigit():
+        raise argparse.ArgumentTypeError(f"bad count in {text!r}")
+    return kind, aimed, int(count) if count else None
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT")
@@ -550,6 +634,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="count answers slower than this as late (0: none)")
     parser.add_argument("--fault", action="append", type=parse_fault, default=[],
                         metavar="KIND=RATE")
+    parser.add_argument("--message-fault", action="append", type=parse_message_fault,
+                        default=[], dest="message_faults", metavar="KIND:TEXT[:COUNT]")
     parser.add_argument("--stats-file")
     parser.add_argument("--verbose", action="store_true", help="log upstream failures")
     parser.add_argument("--stats-interval-ms", type=float, default=1000.0)
