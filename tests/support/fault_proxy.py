@@ -5,6 +5,7 @@ It sits between an AWS client and the local AWS server (moto) on loopback:
 
     fault_proxy.py --upstream http://127.0.0.1:PORT --listen-port 0 --port-file FILE
                    [--seed N] [--delay-ms D] [--slow-ms S] [--fault KIND=RATE ...]
+                   [--message-fault KIND:TEXT[:COUNT] ...]
                    [--stats-file FILE] [--stats-interval-ms MS]
 
 Each request independently draws at most one fault from a seeded RNG, each
@@ -19,6 +20,24 @@ kind at its own rate:
   reset-after  forwarded and applied, then the connection is reset
   slow         forwarded and applied; the answer is held --slow-ms (3000) so
                the client's timeout trips first
+
+--message-fault KIND:TEXT[:COUNT] (repeatable) aims at chosen SQS messages
+instead (the JSON protocol, X-Amz-Target AmazonSQS.*): the proxy reads the
+answers to ReceiveMessage that pass through it and remembers the receipt
+handle of each message whose Body contains TEXT. A DeleteMessage or
+DeleteMessageBatch naming one of those handles then gets KIND:
+
+  refuse       answered here with a 500 InternalError, never forwarded
+  after        forwarded and applied, then answered with a 500 InternalError
+
+at most COUNT times per message (default: no limit), counted by MessageId,
+so a message received again under a new handle carries its count on. With
+several options the first that matches a message and has a count left
+applies (refuse:T:1 then after:T:1: a refusal, then a delete that takes
+effect and is answered 500). A faulted batch counts once against each such
+message it names. Requests that name no such handle are left to --fault;
+the option draws nothing at random. A request whose body cannot be read
+whole first (chunked, Expect: 100-continue, over 1 MiB) is not looked into.
 
 --delay-ms D adds D/2 ms before forwarding and D/2 ms before answering, a
 simulated round trip, on every request.
@@ -43,7 +62,8 @@ signal), and at once if PID is no longer its parent: a killed test leaves no
 proxy behind.
 
 The listening port goes to --port-file (written atomically once listening);
-counts go to --stats-file as JSON every --stats-interval-ms and on SIGTERM or
+counts ("message_faults": {"refuse": N, "after": M} among them) go to
+--stats-file as JSON every --stats-interval-ms and on SIGTERM or
 SIGINT, after which the proxy exits 0. Python 3.11 standard library only.
 """
 
@@ -65,6 +85,8 @@ import uuid
 from urllib.parse import urlsplit
 
 FAULT_KINDS = ("throttle", "after", "reset", "reset-after", "slow")
+MESSAGE_FAULT_KINDS = ("refuse", "after")
+SQS_DELETES = ("AmazonSQS.DeleteMessage", "AmazonSQS.DeleteMessageBatch")
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 SMALL_BODY = 1024 * 1024
@@ -84,6 +106,7 @@ class Stats:
         self.late = 0
         self.slowest_ms = 0.0
         self.faults = {kind: 0 for kind in FAULT_KINDS}
+        self.message_faults = {kind: 0 for kind in MESSAGE_FAULT_KINDS}
         self.by_service: dict[str, int] = {}
 
     def as_json(self) -> str:
@@ -98,6 +121,7 @@ class Stats:
                 "slowest_ms": round(self.slowest_ms),
                 "faults": self.faults,
                 "faults_total": sum(self.faults.values()),
+                "message_faults": self.message_faults,
                 "requests_by_service": self.by_service,
             },
             sort_keys=True,
@@ -209,6 +233,90 @@ async def copy_exactly(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
             writer.write(data)
             if writer.transport.get_write_buffer_size() > CHUNK:
                 await writer.drain()
+
+
+async def read_body(reader: asyncio.StreamReader, head: Head, until_eof: bool) -> bytes:
+    """One message body read whole, without its framing."""
+    if "chunked" in head.tokens("Transfer-Encoding"):
+        parts = []
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError as e:
+                raise ProtocolError(f"bad chunk size {size_line!r}") from e
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                    pass
+                return b"".join(parts)
+            parts.append((await reader.readexactly(size + 2))[:-2])
+    if (length := head.get("Content-Length")) is not None:
+        try:
+            return await reader.readexactly(int(length))
+        except ValueError as e:
+            raise ProtocolError(f"bad Content-Length {length!r}") from e
+    return await reader.read() if until_eof else b""
+
+
+class MessageFaults:
+    """The --message-fault rules and what they saw: which received messages
+    a rule's text names, by receipt handle, and how many requests each rule
+    has faulted per message."""
+
+    def __init__(self, rules: list[tuple[str, str, int | None]]) -> None:
+        self.rules = rules
+        self.message_of: dict[str, str] = {}  # receipt handle -> MessageId
+        self.matching: dict[str, list[int]] = {}  # MessageId -> the rules its body matches
+        self.used: dict[tuple[int, str], int] = {}  # (rule, MessageId) -> requests faulted
+
+    def received(self, body: bytes) -> None:
+        """Notes the messages of a ReceiveMessage answer that a rule names."""
+        try:
+            messages = json.loads(body).get("Messages") or []
+        except (ValueError, AttributeError):
+            return
+        for message in messages if isinstance(messages, list) else []:
+            if not isinstance(message, dict):
+                continue
+            text, handle = message.get("Body"), message.get("ReceiptHandle")
+            if not isinstance(text, str) or not isinstance(handle, str):
+                continue
+            rules = [index for index, (_, needle, _) in enumerate(self.rules) if needle in text]
+            if rules:
+                message_id = str(message.get("MessageId") or handle)
+                self.message_of[handle] = message_id
+                self.matching[message_id] = rules
+
+    def fault_for_delete(self, body: bytes) -> str | None:
+        """The fault a DeleteMessage(Batch) request gets, counted against the
+        messages it names; None when it names none with a count left."""
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(request, dict):
+            return None
+        entries = request.get("Entries")
+        handles = [request.get("ReceiptHandle")] + [
+            entry.get("ReceiptHandle") for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict)]
+        chosen: str | None = None
+        charged: list[tuple[int, str]] = []
+        for handle in handles:
+            message_id = self.message_of.get(handle) if isinstance(handle, str) else None
+            if message_id is None:
+                continue
+            for rule in self.matching[message_id]:
+                kind, _, count = self.rules[rule]
+                if count is not None and self.used.get((rule, message_id), 0) >= count:
+                    continue
+                if chosen in (None, kind):
+                    chosen = kind
+                    charged.append((rule, message_id))
+                break  # a message's first rule with a count left decides for it
+        for key in charged:
+            self.used[key] = self.used.get(key, 0) + 1
+        return chosen
 
 
 def service_of(head: Head) -> str:
@@ -345,6 +453,7 @@ class Proxy:
         self.half_delay = args.delay_ms / 2000.0
         self.slow = args.slow_ms / 1000.0
         self.late_after = args.late_ms / 1000.0 if args.late_ms > 0 else None
+        self.targets = MessageFaults(args.message_fault) if args.message_fault else None
         self.stats = Stats()
         self.verbose = args.verbose
         self.tasks: set[asyncio.Task] = set()
@@ -394,23 +503,41 @@ class Proxy:
         client_keeps = "close" not in head.tokens("Connection") and \
             not head.first_line.endswith("HTTP/1.0")
         fault = self.choose_fault()
-        if fault is not None:
-            self.stats.faults[fault] += 1
         expects_continue = "100-continue" in head.tokens("Expect")
+        # --message-fault: a delete naming a chosen message gets its fault
+        # instead of the one drawn; the answers to receives are read whole.
+        # A body left None was not read (None from read_small_body too).
+        body: bytes | None = None
+        body_read = False
+        targeted: str | None = None
+        watching = False
+        if self.targets is not None and service == "sqs" and not expects_continue:
+            action = head.get("X-Amz-Target") or ""
+            if action in SQS_DELETES:
+                body = await read_small_body(reader, head)
+                body_read = True
+                if body is not None:
+                    targeted = self.targets.fault_for_delete(body)
+            watching = action == "AmazonSQS.ReceiveMessage"
+        if targeted is not None:
+            fault = targeted  # "after" is then served as a drawn one is
+            self.stats.message_faults[targeted] += 1
+        elif fault is not None:
+            self.stats.faults[fault] += 1
 
-        if fault in ("throttle", "reset"):
+        if fault in ("throttle", "reset", "refuse"):
             if expects_continue:
                 # The body was not sent yet and will not be read: the
                 # connection cannot be reused after the answer.
                 client_keeps = False
-            else:
+            elif body is None:
                 await relay_body(reader, head, None, until_eof=False)
             if self.half_delay:
                 await asyncio.sleep(self.half_delay)
             if fault == "reset":
                 reset(writer)
                 return False
-            answer = error_response(service, True, method)
+            answer = error_response(service, fault == "throttle", method)
             if not client_keeps:
                 answer = answer.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
             writer.write(answer)
@@ -427,7 +554,8 @@ class Proxy:
             await asyncio.sleep(self.half_delay)
         # A small body is read whole first, so that whether the client is
         # still there can be seen before anything reaches the server.
-        body = await read_small_body(reader, head) if not expects_continue else None
+        if not expects_continue and not body_read:
+            body = await read_small_body(reader, head)
         if body is not None and client_gone(writer):
             self.stats.abandoned += 1
             return False
@@ -490,10 +618,20 @@ class Proxy:
                             if k.lower() not in ("connection", "keep-alive")]
         if not keeps:
             response.headers.append(("Connection", "close"))
-        writer.write(response.encode())
-        if has_body:
+        if watching and has_body and status == 200:
+            # Whole, to see its messages: passed on framed by its length.
+            data = await read_body(up_reader, response, until_eof=True)
+            self.targets.received(data)
+            response.headers = [(k, v) for k, v in response.headers
+                                if k.lower() not in ("content-length", "transfer-encoding")]
+            response.headers.append(("Content-Length", str(len(data))))
+            writer.write(response.encode() + data)
+            await writer.drain()
+        elif has_body:
+            writer.write(response.encode())
             await relay_body(up_reader, response, writer, until_eof=True)
         else:
+            writer.write(response.encode())
             await writer.drain()
         if not server_keeps:
             upstream.close()
@@ -538,6 +676,21 @@ def parse_fault(text: str) -> tuple[str, float]:
     return kind, value
 
 
+def parse_message_fault(text: str) -> tuple[str, str, int | None]:
+    """KIND:TEXT[:COUNT]; a TEXT may hold colons, and ends before a last
+    ":COUNT" of digits."""
+    kind, _, rest = text.partition(":")
+    needle, count = rest, None
+    head, sep, tail = rest.rpartition(":")
+    if sep and tail.isdigit():
+        needle, count = head, int(tail)
+    if kind not in MESSAGE_FAULT_KINDS or not needle or count == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected KIND:TEXT[:COUNT] with KIND one of {', '.join(MESSAGE_FAULT_KINDS)}, "
+            f"a TEXT and a COUNT of at least 1: {text!r}")
+    return kind, needle, count
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT")
@@ -550,6 +703,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="count answers slower than this as late (0: none)")
     parser.add_argument("--fault", action="append", type=parse_fault, default=[],
                         metavar="KIND=RATE")
+    parser.add_argument("--message-fault", action="append", type=parse_message_fault,
+                        default=[], metavar="KIND:TEXT[:COUNT]",
+                        help="fault the SQS deletes of the messages whose body holds TEXT")
     parser.add_argument("--stats-file")
     parser.add_argument("--verbose", action="store_true", help="log upstream failures")
     parser.add_argument("--stats-interval-ms", type=float, default=1000.0)
