@@ -3,8 +3,8 @@ the local AWS servers and the programs are, boto3 clients, unique resource
 names, and a process wrapper that always stops what it started, by PID.
 
 Not a test itself (the name does not end in _test.py). CTest gives each test
-WIDGET_CONSUMER_EMULATOR_STATE (moto.url, moto-iam.url, moto-iam.credentials)
-and WIDGET_CONSUMER_PROGRAMS (the folder holding widget_consumer and
+WIDGET_CONSUMER_EMULATOR_STATE (moto.url, moto-iam.url, moto-iam.credentials,
+s3rver.url, elasticmq.url) and WIDGET_CONSUMER_PROGRAMS (the folder holding widget_consumer and
 widget_producer, see tests/CMakeLists.txt).
 """
 
@@ -38,6 +38,19 @@ def moto_url():
 def s3rver_url():
     """s3rver: S3 only, key S3RVER / S3RVER."""
     return _state("s3rver.url").strip()
+
+
+def elasticmq_url():
+    """ElasticMQ: SQS only, any key accepted, no signature checked."""
+    return _state("elasticmq.url").strip()
+
+
+def sqs_url(server):
+    """The SQS endpoint of a server an SQS test runs on: "moto" or
+    "elasticmq". Pass it to client("sqs", ...) and, as
+    AWS_ENDPOINT_URL_SQS, to aws_environment(): the programs' other services
+    stay on moto."""
+    return {"moto": moto_url, "elasticmq": elasticmq_url}[server]()
 
 
 def iam_server():

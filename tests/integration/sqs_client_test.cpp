@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
-// Every test runs against both local servers: "plain" accepts any signature,
-// "iam" verifies each SigV4 signature against the IAM user's key.
+// Every test runs against three local servers: moto twice ("plain" accepts
+// any signature, "iam" verifies each SigV4 signature against the IAM user's
+// key) and ElasticMQ, a second SQS implementation: what one forgives,
+// another may not.
 
 namespace widget_consumer::aws {
 namespace {
@@ -42,15 +44,14 @@ sqs_send_options in_group(std::string group, std::string deduplication_id) {
   return options;
 }
 
-std::string server_name(const ::testing::TestParamInfo<bool>& param) {
-  return param.param ? "iam" : "plain";
+std::string server_name(const ::testing::TestParamInfo<std::string>& param) {
+  return param.param;
 }
 
-class sqs_client_test : public ::testing::TestWithParam<bool> {
+class sqs_client_test : public ::testing::TestWithParam<std::string> {
  protected:
   sqs_client_test()
-      : sqs_(client_config_for(GetParam() ? widget_consumer::testing::iam_emulator()
-                                          : widget_consumer::testing::plain_emulator())) {}
+      : sqs_(client_config_for(widget_consumer::testing::emulator_named(GetParam()))) {}
 
   std::string fifo_queue() {
     return sqs_.create_queue(unique_name("fifo") + ".fifo",
@@ -280,7 +281,8 @@ TEST_P(sqs_client_test, a_deleted_queue_is_gone) {
   EXPECT_THROW(sqs_.receive_message(url, up_to(1)), service_error);
 }
 
-INSTANTIATE_TEST_SUITE_P(servers, sqs_client_test, ::testing::Values(false, true), server_name);
+INSTANTIATE_TEST_SUITE_P(servers, sqs_client_test, ::testing::Values("plain", "iam", "elasticmq"),
+                         server_name);
 
 }  // namespace
 }  // namespace widget_consumer::aws

@@ -17,9 +17,11 @@
 #include <thread>
 #include <vector>
 
-// Every test runs against both local servers: "plain" accepts any signature,
-// "iam" verifies each SigV4 signature against the IAM user's key. Timeouts
-// are short (visibility 2-5 s, long polls of 1 s) to keep the suite fast.
+// Every test runs against three local servers: moto twice ("plain" accepts
+// any signature, "iam" verifies each SigV4 signature against the IAM user's
+// key) and ElasticMQ, a second SQS implementation: what one forgives,
+// another may not. Timeouts are short (visibility 2-5 s, long polls of 1 s)
+// to keep the suite fast.
 
 namespace widget_consumer {
 namespace {
@@ -36,8 +38,8 @@ static_assert(request_source<sqs_queue_source>);
 static_assert(stop_requesting<sqs_queue_source>);
 static_assert(background_flushing<sqs_queue_source>);
 
-std::string server_name(const ::testing::TestParamInfo<bool>& param) {
-  return param.param ? "iam" : "plain";
+std::string server_name(const ::testing::TestParamInfo<std::string>& param) {
+  return param.param;
 }
 
 sqs_queue_options fast_options(std::string dead_letter_queue = {}) {
@@ -63,11 +65,10 @@ std::vector<aws::sqs_send_entry> grouped_entries(int per_group) {
   return entries;
 }
 
-class sqs_queue_source_test : public ::testing::TestWithParam<bool> {
+class sqs_queue_source_test : public ::testing::TestWithParam<std::string> {
  protected:
   sqs_queue_source_test()
-      : config_(client_config_for(GetParam() ? widget_consumer::testing::iam_emulator()
-                                             : widget_consumer::testing::plain_emulator())),
+      : config_(client_config_for(widget_consumer::testing::emulator_named(GetParam()))),
         sqs_(config_) {}
 
   std::string standard_queue(std::map<std::string, std::string, std::less<>> attributes = {}) {
@@ -693,7 +694,8 @@ TEST_P(sqs_queue_source_test, options_out_of_range_are_refused) {
   EXPECT_THROW(sqs_queue_source(sqs_, url, options), std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(servers, sqs_queue_source_test, ::testing::Bool(), server_name);
+INSTANTIATE_TEST_SUITE_P(servers, sqs_queue_source_test,
+                         ::testing::Values("plain", "iam", "elasticmq"), server_name);
 
 }  // namespace
 }  // namespace widget_consumer

@@ -19,10 +19,11 @@
 #include <string>
 #include <vector>
 
-// End to end, against the server that verifies every SigV4 signature: the
-// producer's generator fills a FIFO queue (one message group per widget),
-// consumer<sqs_queue_source, dynamodb_table_store> drains it, and the table
-// must hold exactly the widgets the generator expects.
+// End to end: the producer's generator fills a FIFO queue (one message group
+// per widget), consumer<sqs_queue_source, dynamodb_table_store> drains it,
+// and the table must hold exactly the widgets the generator expects. The
+// table is on the moto that verifies every SigV4 signature; the queue on it
+// too ("iam") or on ElasticMQ, a second SQS implementation ("elasticmq").
 
 namespace widget_consumer {
 namespace {
@@ -33,14 +34,12 @@ using widget_consumer::testing::messages_in;
 using widget_consumer::testing::unique_name;
 namespace json = boost::json;
 
-aws::client_config iam_config() {
-  return widget_consumer::testing::client_config_for(widget_consumer::testing::iam_emulator());
-}
+class sqs_to_dynamodb : public ::testing::TestWithParam<std::string> {};
 
-TEST(sqs_to_dynamodb, a_fifo_queue_of_generated_requests_ends_as_the_expected_table) {
-  const auto config = iam_config();
-  aws::sqs_client sqs(config);
-  aws::dynamodb_client dynamodb(config);
+TEST_P(sqs_to_dynamodb, a_fifo_queue_of_generated_requests_ends_as_the_expected_table) {
+  using widget_consumer::testing::client_config_for;
+  aws::sqs_client sqs(client_config_for(widget_consumer::testing::emulator_named(GetParam())));
+  aws::dynamodb_client dynamodb(client_config_for(widget_consumer::testing::iam_emulator()));
 
   const auto table = unique_name("widgets");
   dynamodb.create_table(
@@ -130,6 +129,9 @@ TEST(sqs_to_dynamodb, a_fifo_queue_of_generated_requests_ends_as_the_expected_ta
   EXPECT_EQ(messages_in(sqs, queue), 0);
   EXPECT_EQ(messages_in(sqs, dead_letters), static_cast<int>(invalid));
 }
+
+INSTANTIATE_TEST_SUITE_P(servers, sqs_to_dynamodb, ::testing::Values("iam", "elasticmq"),
+                         [](const auto& param) { return param.param; });
 
 }  // namespace
 }  // namespace widget_consumer

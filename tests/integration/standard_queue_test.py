@@ -3,7 +3,8 @@ queue does not keep order, so an update or delete whose widget is missing may
 have overtaken its create. widget_consumer releases such a request for a
 later receive, up to --max-receives receives, then warns and acknowledges it.
 
-Against the local server, through the built program:
+Through the built program, with the queues on moto and again on ElasticMQ
+(StandardQueueOnElasticMQ; the table stays on moto):
 - an update sent before its create ends applied once the create arrives;
 - a delete of a widget that never existed is released max-receives - 1 times,
   then acknowledged with a not-found warning; nothing reaches the dead-letter
@@ -32,10 +33,13 @@ def body(kind, widget, **fields):
 
 
 class StandardQueue(unittest.TestCase):
+    sqs_server = "moto"
+
     def test_overtaking_update_waits_for_its_create_and_an_orphan_is_acked_after_max_receives(
             self):
-        env = p.aws_environment()
-        sqs = p.client("sqs")
+        sqs_url = p.sqs_url(self.sqs_server)
+        env = p.aws_environment(AWS_ENDPOINT_URL_SQS=sqs_url)
+        sqs = p.client("sqs", sqs_url)
         dynamodb = p.client("dynamodb")
         queue = sqs.create_queue(QueueName=p.unique("std"))["QueueUrl"]
         dead = sqs.create_queue(QueueName=p.unique("std-dlq"))["QueueUrl"]
@@ -81,6 +85,10 @@ class StandardQueue(unittest.TestCase):
 
         self.assertEqual(p.queue_counts(sqs, queue), (0, 0, 0))
         self.assertEqual(p.queue_counts(sqs, dead), (0, 0, 0))
+
+
+class StandardQueueOnElasticMQ(StandardQueue):
+    sqs_server = "elasticmq"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #pragma once
 // Where the integration tests find the local AWS servers that the CTest
 // fixtures (scripts/emulators) started: WIDGET_CONSUMER_EMULATOR_STATE names
-// the state folder holding moto.url, moto-iam.url, moto-iam.credentials and
-// s3rver.url.
+// the state folder holding moto.url, moto-iam.url, moto-iam.credentials,
+// s3rver.url and elasticmq.url.
 
 #include <widget_consumer/aws/client.hpp>
 
@@ -15,6 +15,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace widget_consumer::testing {
 
@@ -75,6 +76,26 @@ inline emulator iam_emulator() {
 // S3RVER / S3RVER and checks signatures made with it.
 inline emulator s3rver_emulator() {
   return {read_first_line(emulator_state_dir() + "/s3rver.url"), "S3RVER", "S3RVER"};
+}
+
+// ElasticMQ (SQS only), a second SQS implementation: it accepts any key and
+// checks no signature, but keeps AWS's limits (sqs-limits = strict).
+inline emulator elasticmq_emulator() {
+  return {read_first_line(emulator_state_dir() + "/elasticmq.url"), "testing", "testing"};
+}
+
+// A server by the name a parameterized test gives it (and puts in the test's
+// name): "plain", "iam", "s3rver" or "elasticmq".
+inline emulator emulator_named(std::string_view name) {
+  if (name == "plain")
+    return plain_emulator();
+  if (name == "iam")
+    return iam_emulator();
+  if (name == "s3rver")
+    return s3rver_emulator();
+  if (name == "elasticmq")
+    return elasticmq_emulator();
+  throw std::invalid_argument("no local server named " + std::string(name));
 }
 
 // A client configuration that signs with the server's key.

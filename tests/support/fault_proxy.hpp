@@ -41,6 +41,10 @@ struct fault_proxy_options {
   int slow_ms = 3000;                    // how long a "slow" answer is held
   int late_ms = 0;                       // answers slower than this count as late (0: none)
   std::map<std::string, double> faults;  // kind -> rate: throttle, after, reset, reset-after, slow
+  // "KIND:TEXT[:COUNT]", KIND refuse or after: the SQS deletes (JSON
+  // protocol) naming a received message whose body holds TEXT get KIND, at
+  // most COUNT times per message (fault_proxy.py --message-fault).
+  std::vector<std::string> message_faults;
   std::chrono::milliseconds start_timeout{10000};
 };
 
@@ -55,6 +59,7 @@ struct fault_proxy_stats {
   std::uint64_t late = 0;
   std::uint64_t slowest_ms = 0;
   std::map<std::string, std::uint64_t> faults;
+  std::map<std::string, std::uint64_t> message_faults;  // refuse, after
 
   std::uint64_t faults_total() const {
     std::uint64_t total = 0;
@@ -104,6 +109,10 @@ class fault_proxy {
       fault << kind << '=' << rate;
       args.push_back("--fault");
       args.push_back(fault.str());
+    }
+    for (const auto& fault : options.message_faults) {
+      args.push_back("--message-fault");
+      args.push_back(fault);
     }
     spawn(args);
 
@@ -162,10 +171,14 @@ class fault_proxy {
     result.abandoned = number("abandoned");
     result.late = number("late");
     result.slowest_ms = number("slowest_ms");
-    if (const auto* faults = object.if_contains("faults"); faults && faults->is_object())
-      for (const auto& [kind, count] : faults->get_object())
-        if (count.is_int64())
-          result.faults[std::string(kind)] = static_cast<std::uint64_t>(count.as_int64());
+    auto counts = [&](const char* name, std::map<std::string, std::uint64_t>& into) {
+      if (const auto* found = object.if_contains(name); found && found->is_object())
+        for (const auto& [kind, count] : found->get_object())
+          if (count.is_int64())
+            into[std::string(kind)] = static_cast<std::uint64_t>(count.as_int64());
+    };
+    counts("faults", result.faults);
+    counts("message_faults", result.message_faults);
     return result;
   }
 
