@@ -135,7 +135,9 @@ TEST_P(sqs_client_test, batches_larger_than_ten_are_split_and_keep_fifo_order) {
   for (const auto& sent : result.sent) {
     ASSERT_TRUE(sent.has_value());
     EXPECT_FALSE(sent->message_id.empty());
-    EXPECT_FALSE(sent->sequence_number.empty());
+    if (GetParam() != std::string("elasticmq")) {  // ElasticMQ's answer leaves it out
+      EXPECT_FALSE(sent->sequence_number.empty());
+    }
   }
 
   std::vector<std::string> bodies;

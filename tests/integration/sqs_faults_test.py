@@ -7,7 +7,10 @@ stops"), through the built widget_consumer and the project's fault proxy
   it comes back, and a second run that applies it again applies the updates
   after it, so the table ends at the last update, not at the create;
 - a delete applied but answered 500 is done: nothing is reported failed and
-  nothing is left in the queue.
+  nothing is left in the queue (on ElasticMQ, the retry is answered
+  ReceiptHandleIsInvalid: the case that held groups for good).
+
+Each case runs on moto and on ElasticMQ (the table stays on moto).
 
 The expected table comes from the requests, by the rules of DESIGN.md
 (create sets the fields, update changes the given ones), not from the code
@@ -31,8 +34,11 @@ def request(kind, widget, label):
 
 
 class SqsFaults(unittest.TestCase):
+    sqs_server = "moto"
+
     def setUp(self):
-        self.sqs = p.client("sqs")
+        self.sqs_url = p.sqs_url(self.sqs_server)
+        self.sqs = p.client("sqs", self.sqs_url)
         self.dynamodb = p.client("dynamodb")
 
     def fifo_queue(self, name):
@@ -65,7 +71,7 @@ class SqsFaults(unittest.TestCase):
         arguments = ["-rq", queue, "-dwt", table, "--dead-letter-queue", dead, "-qwt", "1",
                      "-qvt", "3", "--max-idle", "1000", "--verbose"]
         # One settle run's worth: three attempts, one call each.
-        with p.FaultProxy(p.moto_url(), "--message-fault", "refuse:fence-v1:3",
+        with p.FaultProxy(self.sqs_url, "--message-fault", "refuse:fence-v1:3",
                           "--delay-ms", "100") as proxy:
             env = p.aws_environment(AWS_ENDPOINT_URL_SQS=proxy.url)
             first = self.run_consumer([*arguments, "--max-attempts", "1"], env, "fence-1")
@@ -74,7 +80,8 @@ class SqsFaults(unittest.TestCase):
         self.assertEqual(self.label(table, "w"), "v3", first[-3000:])
         # Whatever the first run left comes back to a second one, which must
         # end where the requests say: v3.
-        second = self.run_consumer(arguments, p.aws_environment(), "fence-2")
+        second = self.run_consumer(arguments, p.aws_environment(AWS_ENDPOINT_URL_SQS=self.sqs_url),
+                                   "fence-2")
         self.assertEqual(self.label(table, "w"), "v3", (first + second)[-4000:])
         self.assertEqual(p.queue_counts(self.sqs, queue), (0, 0, 0))
 
@@ -85,7 +92,7 @@ class SqsFaults(unittest.TestCase):
         self.send_group(queue, "x", ["lost-v1", "v2"])
         arguments = ["-rq", queue, "-dwt", table, "--dead-letter-queue", dead, "-qwt", "1",
                      "-qvt", "3", "--max-idle", "1000", "--verbose"]
-        with p.FaultProxy(p.moto_url(), "--message-fault", "after:lost-v1:1") as proxy:
+        with p.FaultProxy(self.sqs_url, "--message-fault", "after:lost-v1:1") as proxy:
             env = p.aws_environment(AWS_ENDPOINT_URL_SQS=proxy.url)
             output = self.run_consumer(arguments, env, "lost-answer")
             stats = proxy.stats()
@@ -94,6 +101,12 @@ class SqsFaults(unittest.TestCase):
         self.assertIn("0 failed", p.summary_line(output), output[-3000:])
         self.assertEqual(self.label(table, "x"), "v2", output[-3000:])
         self.assertEqual(p.queue_counts(self.sqs, queue), (0, 0, 0))
+
+
+class SqsFaultsOnElasticMQ(SqsFaults):
+    """ElasticMQ forgets a deleted message's receipt handle: the retry of a
+    delete whose answer was lost is answered ReceiptHandleIsInvalid there."""
+    sqs_server = "elasticmq"
 
 
 if __name__ == "__main__":

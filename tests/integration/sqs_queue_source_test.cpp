@@ -337,6 +337,8 @@ TEST_P(sqs_queue_source_test, reject_sends_the_body_and_reason_to_the_dead_lette
 // bodies; moto and the producer do not). Such a message is in flight like any
 // other: settled once, moved to the dead-letter queue, not left hidden.
 TEST_P(sqs_queue_source_test, an_empty_body_is_rejected_to_the_dead_letter_queue) {
+  if (GetParam() == std::string("elasticmq"))
+    GTEST_SKIP() << "ElasticMQ refuses an empty MessageBody, as AWS does: only moto takes one";
   const auto url = standard_queue();
   const auto dead_letters = standard_queue();
   sqs_.send_message(url, "");
@@ -359,6 +361,10 @@ TEST_P(sqs_queue_source_test, an_empty_body_is_rejected_to_the_dead_letter_queue
 // receive, with a new receipt handle each time: the duplicate deliveries of
 // a standard queue, on demand.
 TEST_P(sqs_queue_source_test, a_message_delivered_again_while_in_flight_is_handed_out_once) {
+  if (GetParam() == std::string("elasticmq"))
+    GTEST_SKIP() << "ElasticMQ makes every earlier receipt handle invalid at each receive: with a "
+                    "queue VisibilityTimeout of 0 and receivers polling, the newest handle is "
+                    "stale before its delete lands (AWS still deletes with it)";
   const auto url = standard_queue({{"VisibilityTimeout", "0"}});
   send(url, 1);
   auto options = fast_options();
@@ -388,6 +394,10 @@ TEST_P(sqs_queue_source_test, a_message_delivered_again_while_in_flight_is_hande
 }
 
 TEST_P(sqs_queue_source_test, a_rejected_message_delivered_again_reaches_the_dead_letters_once) {
+  if (GetParam() == std::string("elasticmq"))
+    GTEST_SKIP() << "ElasticMQ makes every earlier receipt handle invalid at each receive: with a "
+                    "queue VisibilityTimeout of 0 and receivers polling, the newest handle is "
+                    "stale before its delete lands (AWS still deletes with it)";
   const auto url = standard_queue({{"VisibilityTimeout", "0"}});
   const auto dead_letters = standard_queue();
   send(url, 1, "not json ");
