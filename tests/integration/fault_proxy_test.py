@@ -13,12 +13,7 @@ COUNT times at most; the others pass untouched.
 boto3 retries nothing here, so each call is one request through the proxy.
 """
 
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -29,55 +24,7 @@ import botocore.exceptions
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import programs as p  # noqa: E402
 
-PROXY = os.path.join(p.ROOT, "tests", "support", "fault_proxy.py")
 BODIES = ["plain one", "a poison pill", "plain two"]
-
-
-class FaultProxy:
-    """fault_proxy.py on a free port for a with-block, stopped by its PID."""
-
-    def __init__(self, upstream, *arguments):
-        self.folder = tempfile.mkdtemp(prefix="wc-fault-proxy-")
-        port_file = os.path.join(self.folder, "port")
-        self.stats_file = os.path.join(self.folder, "stats.json")
-        self.log = open(os.path.join(self.folder, "proxy.log"), "wb")
-        self.popen = subprocess.Popen(
-            [sys.executable, PROXY, "--upstream", upstream, "--port-file", port_file,
-             "--stats-file", self.stats_file, "--stats-interval-ms", "50",
-             "--parent-pid", str(os.getpid()), "--verbose", *arguments],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(port_file):
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"the proxy did not listen: {self.output()}")
-            time.sleep(0.02)
-        with open(port_file) as f:
-            self.url = f"http://127.0.0.1:{int(f.read())}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        """SIGTERM (it writes its last counts), then SIGKILL; bounded."""
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        self.log.close()
-
-    def stats(self):
-        with open(self.stats_file) as f:
-            return json.load(f)
-
-    def output(self):
-        return p.read_text(self.log.name)
 
 
 class MessageFaults(unittest.TestCase):
@@ -127,7 +74,7 @@ class MessageFaults(unittest.TestCase):
         return p.queue_counts(self.direct, self.queue)[:2]
 
     def test_refuse_fails_the_batch_count_times_without_applying_it(self):
-        with FaultProxy(self.server, "--message-fault", "refuse:poison:2") as proxy:
+        with p.FaultProxy(self.server, "--message-fault", "refuse:poison:2") as proxy:
             sqs = self.through(proxy)
             handles = self.receive_all(sqs)
             for _ in range(2):
@@ -144,7 +91,7 @@ class MessageFaults(unittest.TestCase):
         self.assertEqual(stats["faults_total"], 0, stats)
 
     def test_after_applies_the_batch_and_answers_500_count_times(self):
-        with FaultProxy(self.server, "--message-fault", "after:poison:1") as proxy:
+        with p.FaultProxy(self.server, "--message-fault", "after:poison:1") as proxy:
             sqs = self.through(proxy)
             handles = self.receive_all(sqs)
             self.assert_internal_error(lambda: self.delete_batch(sqs, handles))
@@ -161,7 +108,7 @@ class MessageFaults(unittest.TestCase):
         self.assertEqual(stats["faults_total"], 0, stats)
 
     def test_without_a_count_every_delete_of_the_message_is_refused_and_no_other(self):
-        with FaultProxy(self.server, "--message-fault", "refuse:poison") as proxy:
+        with p.FaultProxy(self.server, "--message-fault", "refuse:poison") as proxy:
             sqs = self.through(proxy)
             handles = self.receive_all(sqs)
             for text in BODIES:

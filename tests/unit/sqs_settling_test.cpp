@@ -31,6 +31,16 @@ namespace detail = widget_consumer::detail;
 
 namespace {
 
+// What SQS answers when it failed inside (the call may have taken effect).
+aws::service_error internal_error(const std::string& operation) {
+  aws::service_error::details details;
+  details.service = "sqs";
+  details.operation = operation;
+  details.status = 500;
+  details.code = "InternalError";
+  return aws::service_error(details);
+}
+
 // A queue's settling calls, scripted: `refuse(handle)` fails an entry (an
 // InternalError entry of the answer), `lose(handle)` deletes it and then
 // throws a 500, as if the answer was lost. Calls wait while the gate is
@@ -83,14 +93,8 @@ class scripted_queue {
         lost = lost || lose(handle);
       }
     }
-    if (lost) {
-      aws::service_error::details lost_answer;
-      lost_answer.service = "sqs";
-      lost_answer.operation = "DeleteMessageBatch";
-      lost_answer.status = 500;
-      lost_answer.code = "InternalError";
-      throw aws::service_error(lost_answer);
-    }
+    if (lost)
+      throw internal_error("DeleteMessageBatch");
     return failures;
   }
 
@@ -107,14 +111,8 @@ class scripted_queue {
                                      const aws::sqs_send_options&) {
     std::lock_guard lock(mutex_);
     ++sends;
-    if (dead_letter_down) {
-      aws::service_error::details down;
-      down.service = "sqs";
-      down.operation = "SendMessage";
-      down.status = 500;
-      down.code = "InternalError";
-      throw aws::service_error(down);
-    }
+    if (dead_letter_down)
+      throw internal_error("SendMessage");
     return {};
   }
 
