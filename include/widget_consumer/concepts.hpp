@@ -11,6 +11,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -158,6 +159,17 @@ concept pending_reporting = requires(S& source) {
 template <class S>
 concept heartbeat_refusal_reporting = requires(const S& source) {
   { source.heartbeat_failures() } -> std::convertible_to<std::uint64_t>;
+};
+
+// Optional, not part of request_source: take_warnings() hands over what the
+// source found worth a warning since the last call, on threads of its own
+// (a resend to a dead-letter queue that may now hold a message twice, a
+// partition claim found gone), and forgets it. The consumer calls it after
+// every poll and before run() returns, and logs each text as a warning. Must
+// not block for long; called from the poll thread.
+template <class S>
+concept warning_reporting = requires(S& source) {
+  { source.take_warnings() } -> std::same_as<std::vector<std::string>>;
 };
 
 // ---------------------------------------------------------------------------

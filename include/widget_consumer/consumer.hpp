@@ -134,7 +134,7 @@ class consumer {
       settle_ready(run);
     }
     settling_.finish(run.stats);
-    count_heartbeat_refusals(run);
+    hear_from_source(run);
     observe(run);
     consumer_summary summary{.time = log_clock::now(), .stats = elapsed(run), .reason = reason};
     log_.summary(summary);
@@ -190,7 +190,7 @@ class consumer {
       pause(run, options_.poll_failure_delay);
       return std::nullopt;
     }
-    count_heartbeat_refusals(run);
+    hear_from_source(run);
     if (batch.empty()) {
       observe(run);
       pause(run, options_.empty_poll_delay);
@@ -268,9 +268,11 @@ class consumer {
     observe(run);
   }
 
-  // What the source's heartbeat had refused since the last look: counted
-  // and said, since the request may now be worked on twice at once.
-  void count_heartbeat_refusals(run_state& run) {
+  // What the source warns of since the last look, and what its heartbeat
+  // had refused: counted and said, since the request may now be worked on
+  // twice at once.
+  void hear_from_source(run_state& run) {
+    detail::say_source_warnings(source_, log_);
     const std::uint64_t now = detail::heartbeat_failures(source_, log_);
     const std::uint64_t total = now > run.heartbeat_failures_before
                                     ? now - run.heartbeat_failures_before

@@ -9,6 +9,9 @@ COUNT times at most; the others pass untouched.
 - after:poison:1: the first call is answered 500 and yet deleted all three;
 - refuse:poison (no COUNT): every DeleteMessage of it is refused, while the
   other two delete at once.
+- after:poison:1 on a SendMessage whose body holds "poison" (a consumer's
+  dead-letter send): applied and answered 500 once; the next such send and
+  a clean one pass.
 
 boto3 retries nothing here, so each call is one request through the proxy.
 """
@@ -122,6 +125,21 @@ class MessageFaults(unittest.TestCase):
             stats = proxy.stats()
         self.assertEqual(stats["message_faults"], {"refuse": 3, "after": 0}, stats)
         self.assertEqual(stats["requests_by_service"].get("sqs"), stats["requests"], stats)
+
+    def test_a_send_whose_body_holds_the_text_is_aimed_at_too(self):
+        with p.FaultProxy(self.server, "--message-fault", "after:poison:1") as proxy:
+            sqs = self.through(proxy)
+            self.assert_internal_error(lambda: sqs.send_message(
+                QueueUrl=self.queue, MessageBody="more poison"))
+            sqs.send_message(QueueUrl=self.queue, MessageBody="more poison")
+            sqs.send_message(QueueUrl=self.queue, MessageBody="clean")
+            proxy.stop()
+            stats = proxy.stats()
+        # The three of setUp, both poisoned sends (the first was applied) and
+        # the clean one.
+        self.assertEqual(self.counts(), (6, 0))
+        self.assertEqual(stats["message_faults"], {"refuse": 0, "after": 1}, stats)
+        self.assertEqual(stats["message_fault_calls"], {"SendMessage": 1}, stats)
 
 
 class MessageFaultsOnElasticMQ(MessageFaults):

@@ -9,6 +9,10 @@ stops"), through the built widget_consumer and the project's fault proxy
 - a delete applied but answered 500 is done: nothing is reported failed and
   nothing is left in the queue (on ElasticMQ, the retry is answered
   ReceiptHandleIsInvalid: the case that held groups for good).
+- a dead-letter send applied but answered 500 is sent again, and a standard
+  dead-letter queue, which has no deduplication, then holds the reject more
+  than once: the resend is said in the log, naming the message, and every
+  copy carries its SourceMessageId.
 
 Each case runs on moto and on ElasticMQ (the table stays on moto).
 
@@ -100,6 +104,49 @@ class SqsFaults(unittest.TestCase):
         self.assertNotIn("failed (it will be delivered again)", output)
         self.assertIn("0 failed", p.summary_line(output), output[-3000:])
         self.assertEqual(self.label(table, "x"), "v2", output[-3000:])
+        self.assertEqual(p.queue_counts(self.sqs, queue), (0, 0, 0))
+
+    def dead_letters(self, queue):
+        """Every message of `queue`, received until two receives in a row find
+        none (bounded)."""
+        found = []
+        empty = 0
+        for _ in range(20):
+            got = self.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1, VisibilityTimeout=60,
+                                           MessageAttributeNames=["All"]).get("Messages", [])
+            found += got
+            empty = 0 if got else empty + 1
+            if empty == 2:
+                break
+        return found
+
+    def test_a_dead_letter_resend_is_said(self):
+        queue = self.sqs.create_queue(QueueName=p.unique("resend"))["QueueUrl"]
+        dead = self.sqs.create_queue(QueueName=p.unique("resend-dlq"))["QueueUrl"]
+        table = p.make_table(self.dynamodb, p.unique("resend"))
+        sent = self.sqs.send_message(QueueUrl=queue, MessageBody="resend-me: not a request")
+        arguments = ["-rq", queue, "-dwt", table, "--dead-letter-queue", dead, "-qwt", "1",
+                     "-qvt", "3", "--max-idle", "1000", "--max-attempts", "3"]
+        # The first two attempts of the send reach the queue and are answered
+        # 500; the client's third is answered. (The message's delete is aimed
+        # at as well, twice: it is done all the same, item 2.)
+        with p.FaultProxy(self.sqs_url, "--message-fault", "after:resend-me:2") as proxy:
+            env = p.aws_environment(AWS_ENDPOINT_URL_SQS=proxy.url)
+            output = self.run_consumer(arguments, env, "resend")
+            stats = proxy.stats()
+        self.assertEqual(stats.get("message_fault_calls", {}).get("SendMessage"), 2, stats)
+        said = [line for line in output.splitlines()
+                if "sent to the dead-letter queue again" in line]
+        self.assertEqual(len(said), 1, output[-3000:])
+        self.assertIn(sent["MessageId"], said[0])
+        self.assertIn("may hold the message twice", said[0])
+        copies = self.dead_letters(dead)
+        self.assertEqual(len(copies), 3, copies)
+        for copy in copies:
+            self.assertEqual(copy["Body"], "resend-me: not a request")
+            self.assertEqual(copy["MessageAttributes"]["SourceMessageId"]["StringValue"],
+                             sent["MessageId"])
         self.assertEqual(p.queue_counts(self.sqs, queue), (0, 0, 0))
 
 

@@ -23,8 +23,9 @@ kind at its own rate:
 --message-fault KIND:TEXT[:COUNT] (repeatable, SQS JSON protocol only) aims
 at chosen messages instead of at random: the proxy reads the ReceiveMessage
 answers passing through and remembers each message whose Body contains TEXT;
-a DeleteMessage or DeleteMessageBatch naming one of its receipt handles then
-gets KIND, at most COUNT times per message (default: always):
+a DeleteMessage or DeleteMessageBatch naming one of its receipt handles, or a
+SendMessage whose MessageBody contains TEXT (a consumer's dead-letter send),
+then gets KIND, at most COUNT times per message (default: always):
 
   refuse       answered 500 InternalError here, never forwarded
   after        forwarded and applied, then answered 500 InternalError
@@ -76,6 +77,7 @@ from urllib.parse import urlsplit
 FAULT_KINDS = ("throttle", "after", "reset", "reset-after", "slow")
 MESSAGE_FAULT_KINDS = ("refuse", "after")
 SQS_DELETES = ("AmazonSQS.DeleteMessage", "AmazonSQS.DeleteMessageBatch")
+SQS_AIMED = SQS_DELETES + ("AmazonSQS.SendMessage",)
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 SMALL_BODY = 1024 * 1024
@@ -86,7 +88,8 @@ class ProtocolError(Exception):
 
 
 class MessageFaults:
-    """--message-fault: which deletes to fail, learnt from the receives."""
+    """--message-fault: which deletes to fail, learnt from the receives, and
+    which sends, by their body."""
 
     def __init__(self, specs: list[tuple[str, str, int | None]]) -> None:
         self.specs = specs
@@ -113,6 +116,20 @@ class MessageFaults:
             parsed = json.loads(request)
         except ValueError:
             return None
+        if not isinstance(parsed, dict):
+            return None
+        sent = parsed.get("MessageBody")
+        if isinstance(sent, str):
+            for index, (kind, text, count) in enumerate(self.specs):
+                if text in sent:
+                    key = (index, "sent:" + sent)
+                    left = self.left.setdefault(key, count)
+                    if left == 0:
+                        continue
+                    if left is not None:
+                        self.left[key] = left - 1
+                    return kind
+            return None
         handles = [parsed.get("ReceiptHandle")] + \
             [entry.get("ReceiptHandle") for entry in parsed.get("Entries") or []]
         for handle in handles:
@@ -136,6 +153,7 @@ class Stats:
         self.slowest_ms = 0.0
         self.faults = {kind: 0 for kind in FAULT_KINDS}
         self.message_faults = {kind: 0 for kind in MESSAGE_FAULT_KINDS}
+        self.message_fault_calls: dict[str, int] = {}  # by operation: "SendMessage"
         self.by_service: dict[str, int] = {}
 
     def as_json(self) -> str:
@@ -151,6 +169,7 @@ class Stats:
                 "faults": self.faults,
                 "faults_total": sum(self.faults.values()),
                 "message_faults": self.message_faults,
+                "message_fault_calls": self.message_fault_calls,
                 "requests_by_service": self.by_service,
             },
             sort_keys=True,
@@ -486,10 +505,13 @@ class Proxy:
             self.stats.abandoned += 1
             return False
         target = head.get("X-Amz-Target") or ""
-        if self.message_faults is not None and body is not None and target in SQS_DELETES:
+        if self.message_faults is not None and body is not None and target in SQS_AIMED:
             aimed = self.message_faults.fault_for(body)
             if aimed is not None:
                 self.stats.message_faults[aimed] += 1
+                operation = target.rpartition(".")[2]
+                calls = self.stats.message_fault_calls
+                calls[operation] = calls.get(operation, 0) + 1
                 if aimed == "refuse":
                     writer.write(error_response(service, False, method))
                     await writer.drain()

@@ -104,8 +104,10 @@ class scripted_queue {
   }
 
   // Every send fails when `dead_letter_down`, as a 500 after the client's
-  // retries.
+  // retries. With `answer_after_a_lost_one`, a send is answered as the
+  // client's retry after an attempt that got a 500.
   bool dead_letter_down = false;
+  bool answer_after_a_lost_one = false;
   int sends = 0;
   aws::sqs_sent_message send_message(std::string_view, std::string_view,
                                      const aws::sqs_send_options&) {
@@ -113,7 +115,9 @@ class scripted_queue {
     ++sends;
     if (dead_letter_down)
       throw internal_error("SendMessage");
-    return {};
+    return {.message_id = "dead-" + std::to_string(sends),
+            .sequence_number = {},
+            .after_unknown_outcome = answer_after_a_lost_one};
   }
 
  private:
@@ -361,4 +365,57 @@ TEST(sqs_settling, a_failing_dead_letter_queue_delays_no_ack) {
   source.reject(source.receive("bad-late", "b-late").ticket);
   EXPECT_TRUE(source.settling.flush().empty());
   EXPECT_EQ(source.queue.sends, 2);
+}
+
+// A reject whose send may have reached the dead-letter queue before it was
+// sent again: the client's retry after a 500, or the message rejected again
+// once it came back. A standard queue keeps both copies, so each resend is
+// said (once), naming the message; a send without doubt is not.
+TEST(sqs_settling, a_resend_to_the_dead_letter_queue_is_said) {
+  fifo_source source;
+  source.facts.dead_letter_fifo = false;
+
+  source.reject(source.receive("plain", "g1").ticket);
+  EXPECT_TRUE(source.settling.flush().empty());
+  EXPECT_TRUE(source.settling.take_warnings().empty());
+
+  source.queue.answer_after_a_lost_one = true;
+  source.reject(source.receive("retried", "g2").ticket);
+  EXPECT_TRUE(source.settling.flush().empty());
+  auto said = source.settling.take_warnings();
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("reject retried "), std::string::npos) << said[0];
+  EXPECT_NE(said[0].find("may hold the message twice"), std::string::npos) << said[0];
+  EXPECT_TRUE(source.settling.take_warnings().empty());
+
+  // Failed with a 500 (it may be there), then rejected again once back.
+  source.queue.answer_after_a_lost_one = false;
+  source.queue.dead_letter_down = true;
+  source.reject(source.receive("came-back", "g3").ticket);
+  EXPECT_EQ(names(source.settling.flush()), std::vector<std::string>{"came-back"});
+  EXPECT_TRUE(source.settling.take_warnings().empty());
+  source.queue.dead_letter_down = false;
+  std::this_thread::sleep_for(detail::sqs_dead_letter_rest::min_pause);
+  source.reject(source.receive("came-back", "g3", "h-came-back-2").ticket);
+  EXPECT_TRUE(source.settling.flush().empty());
+  said = source.settling.take_warnings();
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("reject came-back "), std::string::npos) << said[0];
+
+  // Said once: its next send is not a resend.
+  source.reject(source.receive("came-back", "g3", "h-came-back-3").ticket);
+  EXPECT_TRUE(source.settling.flush().empty());
+  EXPECT_TRUE(source.settling.take_warnings().empty());
+}
+
+// A FIFO dead-letter queue drops the copy by its deduplication id: still
+// said, as such.
+TEST(sqs_settling, a_resend_to_a_fifo_dead_letter_queue_says_it_is_deduplicated) {
+  fifo_source source;
+  source.queue.answer_after_a_lost_one = true;
+  source.reject(source.receive("retried", "g").ticket);
+  EXPECT_TRUE(source.settling.flush().empty());
+  const auto said = source.settling.take_warnings();
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("deduplication id"), std::string::npos) << said[0];
 }

@@ -92,6 +92,10 @@ struct sqs_send_options {
 struct sqs_sent_message {
   std::string message_id;
   std::string sequence_number;  // FIFO queues only
+  // Sent by a retry after an attempt that may have taken effect
+  // (http_response::after_unknown_outcome): a standard queue may hold the
+  // message twice.
+  bool after_unknown_outcome = false;
 };
 
 struct sqs_send_entry {
@@ -416,7 +420,8 @@ class sqs_client {
     const auto* sequence =
         detail::optional_string(origin, response, "SequenceNumber", path + "SequenceNumber");
     return {detail::required_string(origin, response, "MessageId", path + "MessageId"),
-            sequence ? std::string(*sequence) : std::string()};
+            sequence ? std::string(*sequence) : std::string(),
+            origin.response.after_unknown_outcome};
   }
 
   static void add_send_options(boost::json::object& entry, const sqs_send_options& options) {

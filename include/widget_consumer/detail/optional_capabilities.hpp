@@ -78,6 +78,19 @@ std::uint64_t heartbeat_failures(const Source& source, Log& log) {
   return 0;
 }
 
+// What the source warns of (warning_reporting), said at once.
+template <class Source, class Log>
+void say_source_warnings(Source& source, Log& log) {
+  if constexpr (warning_reporting<Source>) {
+    try {
+      for (const std::string& text : source.take_warnings())
+        log.warning(text);
+    } catch (const std::exception& e) {
+      log.error(std::string("asking the source for its warnings failed: ") + e.what());
+    }
+  }
+}
+
 template <class Log>
 void observe(Log& log, const consumer_state& state) noexcept {
   if constexpr (state_observing<Log>) {

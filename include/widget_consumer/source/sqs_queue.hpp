@@ -318,6 +318,10 @@ class sqs_queue_source {
     std::lock_guard lock(mutex_);
     return deliveries_.ledger().size();
   }
+  // What the settler found worth a warning since the last call: a reject
+  // sent to the dead-letter queue again after a send that may have reached
+  // it (a standard queue then holds it twice).
+  std::vector<std::string> take_warnings() { return settling_.take_warnings(); }
   // Visibility extensions SQS refused for messages still in flight (they
   // may be delivered again meanwhile). Calls that failed are made again.
   std::uint64_t heartbeat_failures() const {

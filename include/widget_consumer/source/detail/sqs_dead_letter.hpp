@@ -96,7 +96,20 @@ inline int sqs_longest_hide(std::int64_t received_ms) {
 struct sqs_dead_letter_sent {
   std::string error;      // "" = sent
   bool for_good = false;  // sending it again can only fail again
+  // Sent, or failed, after an attempt that may have reached the queue (a 5xx
+  // other than throttling, a connection lost after sending): the queue may
+  // hold it already.
+  bool may_be_there_twice = false;
 };
+
+// Whether a send that threw may have reached the queue all the same.
+inline bool sqs_send_may_have_reached(const std::exception& error) {
+  if (const auto* service = dynamic_cast<const aws::service_error*>(&error))
+    return aws::may_have_taken_effect(*service);
+  if (const auto* transport = dynamic_cast<const aws::transport_error*>(&error))
+    return aws::may_have_taken_effect(*transport);
+  return false;
+}
 
 // Sends one reject.
 template <class Client>
@@ -115,12 +128,49 @@ sqs_dead_letter_sent sqs_send_dead_letter(Client& client, const std::string& url
   // three times more on top of that (nine sends), a dead-letter queue that
   // was down held the settler for seconds per reject.
   try {
-    client.send_message(url, body, send);
-    return {};
+    const auto sent = client.send_message(url, body, send);
+    return {.error = {}, .for_good = false, .may_be_there_twice = sent.after_unknown_outcome};
   } catch (const std::exception& e) {
-    return {.error = e.what(), .for_good = sqs_send_refused_for_good(e)};
+    return {.error = e.what(),
+            .for_good = sqs_send_refused_for_good(e),
+            .may_be_there_twice = sqs_send_may_have_reached(e)};
   }
 }
+
+// What is said when a reject is sent again after a send that may have
+// reached the dead-letter queue (a retry of the client's, or the message
+// rejected again once it came back). A FIFO queue drops the copy by its
+// deduplication id (the message id, for five minutes); a standard queue has
+// no such thing and keeps both, so the resend is said: a reader of the
+// dead-letter queue then knows why two messages carry one SourceMessageId.
+inline std::string sqs_resent_text(std::string_view message_id, bool fifo) {
+  return "reject " + std::string(message_id) +
+         " was sent to the dead-letter queue again after a send that may have reached it" +
+         (fifo ? "; the FIFO queue drops the copy by its deduplication id if it came within 5 "
+                 "minutes"
+               : "; a standard queue has no deduplication, so it may hold the message twice "
+                 "(both copies carry SourceMessageId " +
+                     std::string(message_id) + ")");
+}
+
+// Message ids whose dead-letter send failed after it may have reached the
+// queue: the next send of one is a resend, and said (sqs_resent_text).
+// Bounded like sqs_undeliverable. The settler thread's.
+class sqs_unsure_sends {
+ public:
+  void add(const std::string& message_id) {
+    if (ids_.size() >= limit)
+      ids_.clear();
+    ids_.insert(message_id);
+  }
+  // True (once) when `message_id` was added.
+  bool take(const std::string& message_id) { return ids_.erase(message_id) > 0; }
+
+  static constexpr std::size_t limit = 10000;
+
+ private:
+  std::unordered_set<std::string> ids_;
+};
 
 // After a dead-letter send fails (and not for what the message holds), no
 // send is tried for a while: 1 s, doubled after each failure up to 30 s,
@@ -204,16 +254,24 @@ class sqs_dead_letters {
   std::vector<rejected> take() { return std::exchange(queued_, {}); }
   bool empty() const noexcept { return queued_.empty(); }
 
+  // What the settler keeps between calls of send_all().
+  struct sender_state {
+    sqs_dead_letter_rest rest{};
+    sqs_unsure_sends unsure{};
+  };
+
   // Sends each of `items`, unless the queue is resting after a failure
   // (sqs_dead_letter_rest). One sent goes to sent(ticket), to be deleted;
   // one not sent to not_deleted(message id) and is reported in failures; one
   // refused for good also to keep(ticket, received_ms), said once and not
   // sent again (`redrive`: the queue has a RedrivePolicy to leave it to).
-  template <class Client, class Sent, class NotDeleted, class Keep>
+  // A resend after a send that may have reached the queue goes to
+  // warn(text).
+  template <class Client, class Sent, class NotDeleted, class Keep, class Warn>
   static void send_all(const sqs_dead_letter_queue& to, std::vector<rejected> items, Client& client,
-                       bool redrive, sqs_dead_letter_rest& rest,
-                       std::vector<settle_failure>& failures, Sent sent, NotDeleted not_deleted,
-                       Keep keep) {
+                       bool redrive, sender_state& state, std::vector<settle_failure>& failures,
+                       Sent sent, NotDeleted not_deleted, Keep keep, Warn warn) {
+    sqs_dead_letter_rest& rest = state.rest;
     for (auto& item : items) {
       const auto now = sqs_dead_letter_rest::clock::now();
       if (rest.resting(now)) {
@@ -226,14 +284,18 @@ class sqs_dead_letters {
                        " ms (the message comes back after its visibility timeout)"});
         continue;
       }
-      const auto [error, for_good] =
+      const auto [error, for_good, twice] =
           sqs_send_dead_letter(client, to.url, to.fifo, to.max_size, item.body,
                                item.ticket.message_id, item.group_id, item.reason);
       if (error.empty()) {
         rest.sent();
+        if (state.unsure.take(item.ticket.message_id) || twice)
+          warn(sqs_resent_text(item.ticket.message_id, to.fifo));
         sent(std::move(item.ticket));
         continue;
       }
+      if (twice)
+        state.unsure.add(item.ticket.message_id);
       not_deleted(item.ticket.message_id);
       if (!for_good) {
         rest.failed(sqs_dead_letter_rest::clock::now());

@@ -26,6 +26,7 @@
 
 #include <widget_consumer/aws/sqs.hpp>
 #include <widget_consumer/source/detail/background_settler.hpp>
+#include <widget_consumer/source/detail/source_warnings.hpp>
 #include <widget_consumer/source/detail/sqs_dead_letter.hpp>
 #include <widget_consumer/source/detail/sqs_deliveries.hpp>
 #include <widget_consumer/source/detail/sqs_queue_setup.hpp>
@@ -101,6 +102,13 @@ class sqs_settling {
   // flight, so this cannot fall in between.
   bool fenced_while_locked(const std::string& group, std::uint64_t delivery) const {
     return fence_.holds(group, delivery);
+  }
+
+  // What the settler found worth a warning since the last call (resends
+  // to the dead-letter queue), for the consumer's log.
+  std::vector<std::string> take_warnings() {
+    std::lock_guard lock(mutex_);
+    return warnings_.take();
   }
 
   // Something queued and not flushed yet, or a settler call under way.
@@ -239,7 +247,7 @@ class sqs_settling {
         {.url = queue_.dead_letter_url,
          .fifo = queue_.dead_letter_fifo,
          .max_size = queue_.dead_letter_size},
-        std::move(work.rejects), client_, redrive(), dead_letter_rest_, failures,
+        std::move(work.rejects), client_, redrive(), dead_letter_sender_, failures,
         [&sent](sqs_ticket ticket) {
           sent.push_back({.ticket = std::move(ticket), .action = settle_action::reject});
         },
@@ -253,6 +261,10 @@ class sqs_settling {
             undeliverable_.add(ticket.message_id);
           }
           work.visibility_changes.push_back(undeliverable_change(std::move(ticket), received_ms));
+        },
+        [this](std::string text) {
+          std::lock_guard lock(mutex_);
+          warnings_.add(std::move(text));
         });
     return sent;
   }
@@ -283,10 +295,11 @@ class sqs_settling {
   // Under mutex_: changed by the settler, read by the poll thread.
   sqs_group_fence fence_;
   sqs_undeliverable undeliverable_;
+  source_warnings warnings_;
   std::uint64_t handed_ = 0;  // settle work handed to the settler, numbered
 
   // The settler's.
-  sqs_dead_letter_rest dead_letter_rest_;
+  sqs_dead_letters::sender_state dead_letter_sender_;
   sqs_reject_file reject_file_;
 
   // The poll thread's.
