@@ -139,6 +139,21 @@ concept local_releasing = requires(const S& source) {
   { source.releases_locally() } -> std::convertible_to<bool>;
 };
 
+// Optional, not part of request_source: take_forgotten_releases() names the
+// requests released earlier (with their widget) that the source will not
+// deliver again to this consumer, since the last call: a source that keeps
+// its releases (local_releasing) yet shares its requests with other
+// consumers (the S3 source's partitions) may hand a released request's
+// widget to another consumer, which applies it. The consumer's hold of the
+// widget behind such a request would otherwise wait for it for good, and
+// every later request of the widget with it. The consumer calls it after
+// every poll, before it dispatches what the poll returned; called from the
+// poll thread.
+template <class S>
+concept release_forgetting = requires(S& source) {
+  { source.take_forgotten_releases() } -> std::same_as<std::vector<forgotten_release>>;
+};
+
 // Optional, not part of request_source: has_pending() is true while the
 // source holds requests it has not delivered yet (listed and being fetched,
 // waiting behind the oldest, released and not yet due), even when poll()

@@ -268,11 +268,19 @@ class consumer {
     observe(run);
   }
 
-  // What the source warns of since the last look, and what its heartbeat
-  // had refused: counted and said, since the request may now be worked on
-  // twice at once.
+  // What the source warns of since the last look, the releases it will not
+  // deliver again, and what its heartbeat had refused: counted and said,
+  // since the request may now be worked on twice at once.
   void hear_from_source(run_state& run) {
     detail::say_source_warnings(source_, log_);
+    // Before the poll's batch is dispatched: a hold behind a request that
+    // went to another consumer ends before the widget's next request comes.
+    detail::forget_releases(source_, log_, [&run](forgotten_release gone) {
+      const std::string widget = gone.widget_id;
+      run.pool.post(widget, [gone = std::move(gone)](detail::widget_holds& holds) {
+        holds.forget(gone.widget_id, gone.name);
+      });
+    });
     const std::uint64_t now = detail::heartbeat_failures(source_, log_);
     const std::uint64_t total = now > run.heartbeat_failures_before
                                     ? now - run.heartbeat_failures_before

@@ -33,6 +33,15 @@ struct settle_failure {
   std::string reason;  // never holds credentials
 };
 
+// A request this source released earlier that it will not deliver again to
+// this consumer: another consumer has it now (the S3 source's partition of
+// its widget went elsewhere). The consumer stops holding the widget's later
+// requests behind it (concepts.hpp, release_forgetting).
+struct forgotten_release {
+  std::string name;       // received_request::name
+  std::string widget_id;  // the widget it was released for
+};
+
 inline std::string_view to_string(settle_action action) noexcept {
   switch (action) {
     case settle_action::ack:

@@ -261,6 +261,56 @@ TEST(consumer, requests_held_back_behind_a_failure_keep_their_order) {
   EXPECT_EQ(source.remaining(), 0u);
 }
 
+// A source that keeps its releases, shared with another consumer: the
+// first request it is asked to release goes to that other consumer (the S3
+// source's partition of the widget changed hands), which applies it, so it
+// is gone from here and said to be (concepts.hpp, release_forgetting).
+class handover_source : public memory_source {
+ public:
+  void release(ticket_type ticket, std::chrono::milliseconds delay) {
+    if (handed_over_) {
+      memory_source::release(ticket, delay);
+      return;
+    }
+    handed_over_ = true;
+    memory_source::ack(ticket);  // gone from here: the other applied it
+    forgotten_.push_back({.name = name_of(ticket), .widget_id = "w1"});
+  }
+  bool releases_locally() const { return true; }
+  std::vector<forgotten_release> take_forgotten_releases() { return std::exchange(forgotten_, {}); }
+
+ private:
+  bool handed_over_ = false;
+  std::vector<forgotten_release> forgotten_;
+};
+
+// F1 of issue 28: r1 fails and is released; the widget is held behind it.
+// r1 then goes to another consumer. r2 of the same widget, arriving after,
+// must be applied, and the run must reach its idle end: before, the hold
+// waited for r1 for good (holds behind a local release never expire) and r2
+// was released again at every pass.
+TEST(consumer, a_hold_behind_a_release_gone_to_another_consumer_ends) {
+  handover_source source;
+  memory_store store;
+  fail_first_attempt_of("r1", store);
+  capturing_log log;
+  source.push(request("create", "r1", "w1"));
+  consumer_options options = fast(1);
+  options.max_attempts = 1;
+  options.max_idle = 300ms;
+  std::thread late_arrival([&] {
+    std::this_thread::sleep_for(100ms);
+    source.push(request("create", "r2", "w1"));
+  });
+  const consumer_summary summary =
+      consumer<handover_source, memory_store, capturing_log>(source, store, log, options).run();
+  late_arrival.join();
+
+  EXPECT_EQ(summary.reason, stop_reason::max_idle);
+  EXPECT_EQ(store.history("w1"), (std::vector<std::string>{"r2"}));
+  EXPECT_EQ(source.remaining(), 0u);
+}
+
 TEST(consumer, rejects_invalid_requests_with_the_reason) {
   memory_source source;
   memory_store store;

@@ -88,6 +88,21 @@ TEST(lane_pool, each_lane_has_its_own_state) {
     EXPECT_EQ(results[i].lane_seen, static_cast<int>(i) + 1);
 }
 
+// post() changes the lane's state in order with the work around it, and
+// hands back no result.
+TEST(lane_pool, a_posted_change_runs_in_order_with_the_work_and_returns_nothing) {
+  pool lanes(2, lane_count{}, recording());
+  lanes.push("only", job{.key = "only", .sequence = 0});
+  lanes.post("only", [](lane_count& lane) { lane.seen += 100; });
+  lanes.push("only", job{.key = "only", .sequence = 1});
+  const auto results = take(lanes, 2);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].lane_seen, 1);
+  EXPECT_EQ(results[1].lane_seen, 102);
+  lanes.wait_for_results(20ms);
+  EXPECT_TRUE(lanes.take_results().empty());
+}
+
 TEST(lane_pool, destruction_finishes_what_was_queued) {
   int finished = 0;
   {

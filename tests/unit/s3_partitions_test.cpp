@@ -8,12 +8,15 @@
 #include <widget_consumer/source/detail/s3_partition_keys.hpp>
 #include <widget_consumer/source/detail/s3_partition_table.hpp>
 #include <widget_consumer/source/detail/s3_partitions.hpp>
+#include <widget_consumer/source/detail/s3_released_keys.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +30,7 @@ using widget_consumer::detail::s3_partition_keys;
 using widget_consumer::detail::s3_partition_of_request;
 using widget_consumer::detail::s3_partition_of_text;
 using widget_consumer::detail::s3_partition_table;
+using widget_consumer::detail::s3_released_keys;
 using clock_type = s3_partition_table::clock;
 
 std::string body(const std::string& type, const std::string& widget,
@@ -148,6 +152,80 @@ TEST(s3_partition_table, a_partition_over_the_share_goes_back_once_its_requests_
   EXPECT_FALSE(table.any_releasable());
 }
 
+// Each claim of a partition is a new tenure: a release made under one is
+// known to have gone elsewhere once the partition was lost, even if it is
+// held again now.
+TEST(s3_partition_table, a_partition_lost_and_claimed_again_is_a_new_tenure) {
+  s3_partition_table table(60s);
+  const auto t0 = clock_type::now();
+  EXPECT_FALSE(table.tenure(7).has_value());
+  table.hold({.partition = 7, .etag = "\"a\""}, t0, t0);
+  const auto first = table.tenure(7);
+  ASSERT_TRUE(first.has_value());
+  table.renewed({.partition = 7, .etag = "\"a\""}, "\"b\"", t0 + 20s);
+  EXPECT_EQ(table.tenure(7), first);  // renewed: the same tenure
+  table.renewed({.partition = 7, .etag = "\"b\""}, std::nullopt, t0 + 40s);
+  EXPECT_FALSE(table.tenure(7).has_value());  // lost
+  table.hold({.partition = 7, .etag = "\"c\""}, t0 + 50s, t0 + 50s);
+  ASSERT_TRUE(table.tenure(7).has_value());
+  EXPECT_NE(table.tenure(7), first);
+}
+
+// F1 of issue 28, at the source's bookkeeping: a release kept under the
+// tenure it was taken in is dropped, and told, at the first pass after its
+// partition went elsewhere (lost and regained included), and so is one not
+// listed in a whole pass (gone from the bucket). One whose tenure holds and
+// that is listed is kept until handed out again. Without claims, a release
+// gone from the bucket is dropped without being told (its widget is not
+// known here).
+TEST(s3_released_keys, a_release_is_forgotten_once_its_partition_changed_hands_or_it_is_gone) {
+  s3_released_keys released;
+  const auto t0 = clock_type::now();
+  std::map<std::uint32_t, std::optional<std::uint64_t>> tenure{{1, 5}, {2, 6}, {3, 7}};
+  const auto now_tenure = [&](std::uint32_t p) { return tenure.at(p); };
+  std::vector<std::string> dropped;
+  const auto drop = [&](const std::string& key) { dropped.push_back(key); };
+  released.keep("k1", t0 + 1s, {{.partition = 1, .tenure = 5, .widget = "w1"}});
+  released.keep("k2", t0 + 1s, {{.partition = 2, .tenure = 6, .widget = "w2"}});
+  released.keep("k3", t0 + 1s, {{.partition = 3, .tenure = 7, .widget = "w3"}});
+  released.keep("plain", t0 + 1s);
+  tenure[2] = std::nullopt;  // lost, or given back
+  tenure[3] = 9;             // lost and claimed again
+  released.start_pass(false, t0, now_tenure, drop);
+  std::ranges::sort(dropped);
+  EXPECT_EQ(dropped, (std::vector<std::string>{"k2", "k3"}));
+  auto forgotten = released.take_forgotten();
+  std::ranges::sort(forgotten, {}, &widget_consumer::forgotten_release::name);
+  ASSERT_EQ(forgotten.size(), 2u);
+  EXPECT_EQ(forgotten[0].name, "k2");
+  EXPECT_EQ(forgotten[0].widget_id, "w2");
+  EXPECT_EQ(forgotten[1].widget_id, "w3");
+  EXPECT_TRUE(released.take_forgotten().empty());
+
+  // Listed in the pass: waiting until due, and kept after (not handed out).
+  EXPECT_TRUE(released.waiting("k1", t0));
+  EXPECT_TRUE(released.waiting("plain", t0));
+  EXPECT_FALSE(released.waiting("k2", t0));
+  EXPECT_FALSE(released.waiting("k1", t0 + 2s));
+  dropped.clear();
+  released.start_pass(true, t0 + 3s, now_tenure, drop);
+  EXPECT_TRUE(dropped.empty());
+  EXPECT_FALSE(released.empty());
+
+  // Not listed in the whole pass that began after they were released: gone.
+  released.start_pass(true, t0 + 4s, now_tenure, drop);
+  std::ranges::sort(dropped);
+  EXPECT_EQ(dropped, (std::vector<std::string>{"k1", "plain"}));
+  EXPECT_TRUE(released.empty());
+  forgotten = released.take_forgotten();
+  ASSERT_EQ(forgotten.size(), 1u);
+  EXPECT_EQ(forgotten[0].name, "k1");
+
+  released.keep("again", t0 + 1s, {{.partition = 1, .tenure = 5, .widget = "w1"}});
+  released.handed_out("again");
+  EXPECT_TRUE(released.empty());
+}
+
 TEST(s3_partition_keys, a_key_held_elsewhere_is_remembered_while_listed_and_counts_as_work) {
   s3_partition_keys keys;
   keys.start_pass();
@@ -160,9 +238,12 @@ TEST(s3_partition_keys, a_key_held_elsewhere_is_remembered_while_listed_and_coun
   keys.start_pass();
   EXPECT_FALSE(keys.others_at_work());
   EXPECT_EQ(keys.known("k1"), std::nullopt);  // not listed for two passes: gone
-  keys.taken("k2", 4);
-  EXPECT_EQ(keys.done("k2"), 4u);
-  EXPECT_EQ(keys.done("k2"), std::nullopt);
+  keys.taken("k2", {.partition = 4, .widget = "w2"});
+  const auto done = keys.done("k2");
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->partition, 4u);
+  EXPECT_EQ(done->widget, "w2");
+  EXPECT_FALSE(keys.done("k2").has_value());
 }
 
 // ---- the order rule across consumers, on an in-memory bucket --------------

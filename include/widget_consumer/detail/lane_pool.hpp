@@ -6,7 +6,9 @@
 // consumer's widget holds). Lanes hand their results to one queue that the
 // pushing thread takes from. The destructor closes the lanes and joins their
 // threads after they drained what was queued, on every way out of the
-// owner's scope, exceptions included.
+// owner's scope, exceptions included. post() runs a change of a lane's
+// state on its thread, in order with the work pushed, and hands back no
+// result.
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +23,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace widget_consumer::detail {
@@ -30,6 +33,7 @@ class lane_pool {
  public:
   // Runs on a lane thread, for one work item at a time.
   using handler = std::function<Result(LaneState&, Work)>;
+  using state_change = std::function<void(LaneState&)>;
 
   // Starts `count` lanes (at least one), each with a copy of `state`.
   lane_pool(std::size_t count, const LaneState& state, handler handle)
@@ -50,14 +54,10 @@ class lane_pool {
   lane_pool& operator=(const lane_pool&) = delete;
   ~lane_pool() { close_and_join(); }
 
-  void push(std::string_view key, Work work) {
-    lane& target = *lanes_[std::hash<std::string_view>{}(key) % lanes_.size()];
-    {
-      std::lock_guard lock(target.mutex);
-      target.queue.push_back(std::move(work));
-    }
-    target.ready.notify_one();
-  }
+  void push(std::string_view key, Work work) { enqueue(key, std::move(work)); }
+
+  // Runs `change` on the state of `key`'s lane, after the work pushed before.
+  void post(std::string_view key, state_change change) { enqueue(key, std::move(change)); }
 
   // Returns when a result is ready or after timeout.
   void wait_for_results(std::chrono::milliseconds timeout) {
@@ -82,25 +82,39 @@ class lane_pool {
     explicit lane(const LaneState& initial) : state(initial) {}
     std::mutex mutex;
     std::condition_variable ready;
-    std::deque<Work> queue;
+    std::deque<std::variant<Work, state_change>> queue;
     bool closing = false;
     LaneState state;
     std::thread thread;
   };
 
+  template <class Item>
+  void enqueue(std::string_view key, Item item) {
+    lane& target = *lanes_[std::hash<std::string_view>{}(key) % lanes_.size()];
+    {
+      std::lock_guard lock(target.mutex);
+      target.queue.emplace_back(std::move(item));
+    }
+    target.ready.notify_one();
+  }
+
   void drain(lane& self) {
     for (;;) {
-      std::optional<Work> work;
+      std::optional<std::variant<Work, state_change>> item;
       {
         std::unique_lock lock(self.mutex);
         self.ready.wait(lock, [&] { return self.closing || !self.queue.empty(); });
         if (self.queue.empty())
           return;  // closing, and nothing left
-        work.emplace(std::move(self.queue.front()));
+        item.emplace(std::move(self.queue.front()));
         self.queue.pop_front();
       }
+      if (auto* change = std::get_if<state_change>(&*item)) {
+        (*change)(self.state);
+        continue;
+      }
       busy_.fetch_add(1, std::memory_order_relaxed);
-      Result done = handle_(self.state, std::move(*work));
+      Result done = handle_(self.state, std::move(std::get<Work>(*item)));
       busy_.fetch_sub(1, std::memory_order_relaxed);
       {
         std::lock_guard lock(results_mutex_);

@@ -1,7 +1,8 @@
 #pragma once
 // The optional capabilities of concepts.hpp (startup_checking,
 // local_releasing, pending_reporting, stop_requesting,
-// heartbeat_refusal_reporting, state_observing, store_call_observing), each
+// heartbeat_refusal_reporting, warning_reporting, release_forgetting,
+// state_observing, store_call_observing), each
 // as the consumer uses it: the member's answer when a policy has it, the
 // documented default when it has not, and what a failure of the member
 // means. Called from the poll thread only, but for store_call (lanes).
@@ -87,6 +88,20 @@ void say_source_warnings(Source& source, Log& log) {
         log.warning(text);
     } catch (const std::exception& e) {
       log.error(std::string("asking the source for its warnings failed: ") + e.what());
+    }
+  }
+}
+
+// The releases the source will not deliver again (release_forgetting),
+// each handed to forget(release); none without the member.
+template <class Source, class Log, class Forget>
+void forget_releases(Source& source, Log& log, Forget&& forget) {
+  if constexpr (release_forgetting<Source>) {
+    try {
+      for (forgotten_release& each : source.take_forgotten_releases())
+        forget(std::move(each));
+    } catch (const std::exception& e) {
+      log.error(std::string("asking the source for releases gone elsewhere failed: ") + e.what());
     }
   }
 }

@@ -17,7 +17,9 @@
 // moved. When the source keeps its releases (S3, directory: `local`), the
 // request always comes back, however late (the S3 source lists it again only
 // on its next pass), and a hold that expired first would let a later request
-// overtake it: such holds do not expire.
+// overtake it: such holds do not expire. They end when the source says the
+// request went to another consumer (forget(): the S3 source's partition of
+// the widget changed hands), which then has the widget's requests in order.
 
 #include <algorithm>
 #include <chrono>
@@ -74,6 +76,19 @@ class widget_holds {
       held_.erase(found);
     else
       found->second.until = now + max_hold_;
+  }
+
+  // `name` will not come back to this consumer (another consumer has it,
+  // concepts.hpp, release_forgetting): nothing of `widget` waits for it any
+  // more. The next in line, if any, goes when it comes back.
+  void forget(const std::string& widget, const std::string& name) {
+    const auto found = held_.find(widget);
+    if (found == held_.end())
+      return;
+    auto& queue = found->second.queue;
+    std::erase(queue, name);
+    if (queue.empty())
+      held_.erase(found);
   }
 
   bool holds(std::string_view widget) const { return held_.contains(std::string(widget)); }

@@ -52,8 +52,10 @@
 //   handed out only while this process holds the partition of its widget,
 //   claimed before the pass that listed it began. Requests of other
 //   partitions are skipped, and their keys remembered so that their bodies
-//   are read once (detail/s3_partition_keys.hpp). The destructor gives the
-//   partitions back. check_ready() refuses a server that does not honour
+//   are read once (detail/s3_partition_keys.hpp). A release is kept for
+//   the tenure of its partition; once the partition went elsewhere it is
+//   forgotten and told to the consumer (detail/s3_released_keys.hpp). The
+//   destructor gives the partitions back. check_ready() refuses a server that does not honour
 //   conditional writes. `claims = false` is for a consumer alone on its
 //   bucket (or a server without conditional writes): nothing is claimed.
 
@@ -70,6 +72,7 @@
 #include <widget_consumer/source/detail/s3_partition_keys.hpp>
 #include <widget_consumer/source/detail/s3_partitions.hpp>
 #include <widget_consumer/source/detail/s3_rejected_copy.hpp>
+#include <widget_consumer/source/detail/s3_released_keys.hpp>
 #include <widget_consumer/source/detail/s3_request_deleter.hpp>
 #include <widget_consumer/source/detail/settlement_ledger.hpp>
 #include <widget_consumer/source/s3_bucket_options.hpp>
@@ -191,6 +194,7 @@ class s3_bucket_source {
       if (claims_ && !take(item->key, *item->body))
         continue;
       read_failures_.erase(item->key);
+      released_.handed_out(item->key);
       ledger_.hand_out(item->key);
       batch.push_back({.body = std::move(*item->body),
                        .ticket = item->key,
@@ -205,11 +209,26 @@ class s3_bucket_source {
       queue_delete(key, settle_action::ack);
   }
 
+  // With claims, kept for the tenure of its partition
+  // (detail/s3_released_keys.hpp).
   void release(const ticket_type& key, std::chrono::milliseconds delay) {
     if (!ledger_.settle(key, settle_action::release))
       return;
-    delayed_[key] = clock::now() + delay;
-    finished(key);
+    const auto due = clock::now() + delay;
+    auto taken = finished(key);
+    if (!taken) {
+      released_.keep(key, due);
+      return;
+    }
+    if (claims_->tenure(taken->partition) == taken->tenure)
+      released_.keep(key, due,
+                     {{.partition = taken->partition,
+                       .tenure = taken->tenure,
+                       .widget = std::move(taken->widget)}});
+    else {  // the partition changed hands while it was worked on
+      receive_counts_.erase(key);
+      released_.forget(key, std::move(taken->widget));
+    }
   }
 
   // The copy under the rejected prefix is made by the next flush, before the
@@ -238,6 +257,10 @@ class s3_bucket_source {
     return ledger_.take_failures();
   }
 
+  // Released requests of partitions gone elsewhere since
+  // (detail/s3_released_keys.hpp).
+  std::vector<forgotten_release> take_forgotten_releases() { return released_.take_forgotten(); }
+
   bool ordered() const noexcept { return true; }
   // A released key is listed again by this source only (concepts.hpp).
   bool releases_locally() const noexcept { return true; }
@@ -248,7 +271,7 @@ class s3_bucket_source {
   // Keys of partitions held elsewhere count too: their owner may die, and
   // its partitions then come to whoever is still running.
   bool has_pending() {
-    return window_.has_pending() || !delayed_.empty() || (claims_ && keys_.others_at_work());
+    return window_.has_pending() || !released_.empty() || (claims_ && keys_.others_at_work());
   }
 
   const std::string& bucket() const noexcept { return bucket_; }
@@ -294,16 +317,10 @@ class s3_bucket_source {
 
   void start_pass() {
     const auto now = clock::now();
-    // A release that was due before the last pass began and was not seen in
-    // it is gone from the bucket: forget it.
-    if (window_.start_pass()) {
-      std::erase_if(delayed_, [&](const auto& entry) {
-        if (entry.second >= pass_started_)
-          return false;
-        receive_counts_.erase(entry.first);
-        return true;
-      });
-    }
+    // Before any request of a partition regained goes out in this pass.
+    released_.start_pass(
+        window_.start_pass(), pass_started_, [this](std::uint32_t p) { return claims_->tenure(p); },
+        [this](const std::string& key) { receive_counts_.erase(key); });
     keys_.start_pass();
     pass_started_ = now;
   }
@@ -312,23 +329,31 @@ class s3_bucket_source {
   // held here since before the pass began. Until finished(key), the partition
   // is not given back.
   bool take(const std::string& key, const std::string& body) {
-    const std::uint32_t p = detail::s3_partition_of_request(key, body);
+    // As s3_partition_of_request(), parsing the body once.
+    auto widget = detail::s3_widget_id_of(body);
+    const std::uint32_t p =
+        detail::s3_partition_of_text(widget ? std::string_view(*widget) : std::string_view(key));
     if (!keys_.allowed(p, [&] { return claims_->take(p, pass_started_); })) {
       keys_.elsewhere(key, p);
       receive_counts_.erase(key);
       return false;
     }
     keys_.forget(key);
-    keys_.taken(key, p);
+    keys_.taken(key, {.partition = p,
+                      .tenure = claims_->tenure(p).value_or(0),
+                      .widget = std::move(widget).value_or("")});
     return true;
   }
 
-  // The request under `key` is settled, and deleted if it was to be.
-  void finished(const std::string& key) {
+  // The request under `key` is settled, and deleted if it was to be: what
+  // was taken of it, if it was (with claims).
+  std::optional<detail::s3_partition_keys::taken_key> finished(const std::string& key) {
     if (!claims_)
-      return;
-    if (const auto p = keys_.done(key))
-      claims_->done(*p);
+      return std::nullopt;
+    auto taken = keys_.done(key);
+    if (taken)
+      claims_->done(taken->partition);
+    return taken;
   }
 
   // An object that cannot be read names no widget: the consumer holding the
@@ -353,17 +378,14 @@ class s3_bucket_source {
       return false;
     if (ledger_.in_flight(key) || deleting_.contains(key) || skipped_.contains(key))
       return false;
+    // Asked first, so that a release listed is known to be still there.
+    const bool waiting = released_.waiting(key, clock::now());
     if (claims_) {
       const auto p = keys_.known(key);
       if (p && !keys_.allowed(*p, [&] { return claims_->usable(*p, pass_started_); }))
         return false;  // not read again while its partition is held elsewhere
     }
-    if (const auto due = delayed_.find(key); due != delayed_.end()) {
-      if (due->second > clock::now())
-        return false;
-      delayed_.erase(due);
-    }
-    return true;
+    return !waiting;
   }
 
   // On the poll thread: a rare event, so poll() may take its time.
@@ -464,7 +486,7 @@ class s3_bucket_source {
   detail::settlement_ledger<> ledger_;
   clock::time_point pass_started_{};
   std::unordered_set<std::string> deleting_;  // acked or rejected, delete not yet sent
-  std::unordered_map<std::string, clock::time_point> delayed_;
+  detail::s3_released_keys released_;
   std::unordered_map<std::string, std::uint32_t> receive_counts_;
   std::vector<pending_delete> pending_deletes_;
   detail::s3_request_deleter deleter_{client_, bucket_};  // the settler's

@@ -115,6 +115,8 @@ class s3_partition_claims {
   bool take(std::uint32_t p, clock::time_point pass_started) {
     return table_.take(p, pass_started, clock::now());
   }
+  // Which holding of `p` this is, while held (s3_partition_table::tenure).
+  std::optional<std::uint64_t> tenure(std::uint32_t p) { return table_.tenure(p); }
   // A request of `p` taken is settled, and deleted if it was to be.
   void done(std::uint32_t p) {
     if (table_.done(p))

@@ -13,9 +13,10 @@
 //   younger key of a widget never goes before an older one skipped (a claim
 //   that was late in renewal and then renewed would otherwise be usable
 //   again mid-pass);
-// - the partition of each request handed out, until it is done (settled,
-//   and deleted if it was to be), so that a partition is given back only
-//   once none of its requests is in flight.
+// - the partition and widget of each request handed out, until it is done
+//   (settled, and deleted if it was to be), so that a partition is given
+//   back only once none of its requests is in flight, and a release can be
+//   told to the consumer as gone elsewhere (s3_bucket.hpp).
 
 #include <bitset>
 #include <cstddef>
@@ -73,16 +74,22 @@ class s3_partition_keys {
     return elsewhere_this_pass_ != 0 || elsewhere_last_pass_ != 0;
   }
 
-  void taken(const std::string& key, std::uint32_t p) { busy_[key] = p; }
+  struct taken_key {
+    std::uint32_t partition = 0;
+    std::uint64_t tenure = 0;  // of the partition when taken (s3_partition_table)
+    std::string widget;        // "" when the body named none
+  };
 
-  // The partition of a request handed out, now done; nullopt if none was.
-  std::optional<std::uint32_t> done(const std::string& key) {
+  void taken(const std::string& key, taken_key what) { busy_[key] = std::move(what); }
+
+  // What was taken of a request handed out, now done; nullopt if none was.
+  std::optional<taken_key> done(const std::string& key) {
     const auto found = busy_.find(key);
     if (found == busy_.end())
       return std::nullopt;
-    const std::uint32_t p = found->second;
+    taken_key what = std::move(found->second);
     busy_.erase(found);
-    return p;
+    return what;
   }
 
  private:
@@ -95,7 +102,7 @@ class s3_partition_keys {
   std::unordered_map<std::string, seen> elsewhere_;
   std::size_t elsewhere_this_pass_ = 0;
   std::size_t elsewhere_last_pass_ = 0;
-  std::unordered_map<std::string, std::uint32_t> busy_;
+  std::unordered_map<std::string, taken_key> busy_;
   std::bitset<s3_partition_count> refused_;
 };
 

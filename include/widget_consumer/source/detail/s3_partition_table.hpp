@@ -10,6 +10,10 @@
 //   consumer that cannot renew stops before another may take it over).
 // - take()/done(): requests handed out and not yet settled and deleted; a
 //   partition over our share is given back only once it has none.
+// - tenure(): which holding of a partition this is. Each claim made, adopted
+//   or taken over starts a new one, so a request released under one tenure
+//   is known to have gone elsewhere (lost, given back, or lost and regained)
+//   when the tenure is no longer the same.
 
 #include <widget_consumer/source/detail/s3_partitions.hpp>
 
@@ -76,6 +80,15 @@ class s3_partition_table {
     part.renewal = made.renewal;
     part.acquired = now;
     part.written = sent;
+    part.tenure = ++tenures_;
+  }
+
+  // The tenure of `p` while it is held here (given back or not yet), else
+  // nullopt.
+  std::optional<std::uint64_t> tenure(std::uint32_t p) {
+    std::lock_guard lock(mutex_);
+    const auto& part = parts_.at(p);
+    return part.held ? std::optional(part.tenure) : std::nullopt;
   }
 
   // The claims written a third of the lifetime ago or earlier.
@@ -208,6 +221,7 @@ class s3_partition_table {
     clock::time_point acquired{};
     clock::time_point written{};
     std::uint32_t busy = 0;          // requests taken and not done
+    std::uint64_t tenure = 0;        // see tenure()
     clock::time_point look_after{};  // another's claim: when to read it again
   };
 
@@ -225,6 +239,7 @@ class s3_partition_table {
   std::array<partition, s3_partition_count> parts_{};
   std::uint64_t taken_over_ = 0;
   std::uint64_t lost_ = 0;
+  std::uint64_t tenures_ = 0;
 };
 
 }  // namespace widget_consumer::detail
