@@ -12,9 +12,19 @@ bucket"):
   Before, a hold behind a release whose partition went to another consumer
   waited for it for good: that widget's later requests were never applied,
   and its consumer never went idle.
+- three consumers drain a backlog while everything under claims/ is deleted
+  twice behind their backs (F2: by hand, a lifecycle rule, `aws s3 rm
+  --recursive`). No request may be applied twice (counted from the request
+  lines of the three logs), the store must equal the expected state, and
+  the loss is said as a warning. Before, a consumer that found the
+  partitions free (its count of members fell with the member objects) took
+  them while their owners went on handing them out until their next
+  renewal, a third of a lifetime later.
 """
 
+import collections
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -72,6 +82,46 @@ class Handover(unittest.TestCase):
         ok, report = p.check_store(expected, "dynamodb", table, p.aws_environment())
         self.assertTrue(ok, report + "\n" + summaries)
         self.assertEqual(p.all_keys(self.s3, requests), [], summaries)
+
+    def delete_claims(self, bucket):
+        """Everything under claims/, deleted as `aws s3 rm --recursive` does."""
+        keys = [k for k in p.all_keys(self.s3, bucket) if k.startswith("claims/")]
+        if keys:
+            self.s3.delete_objects(Bucket=bucket,
+                                   Delete={"Objects": [{"Key": k} for k in keys]})
+        return len(keys)
+
+    def test_claims_deleted_under_running_consumers_apply_nothing_twice(self):
+        requests, widgets = p.unique("gone-req"), p.unique("gone-widgets")
+        self.s3.create_bucket(Bucket=requests)
+        self.s3.create_bucket(Bucket=widgets)
+        expected = os.path.join(self.folder, "expected.json")
+        env = p.aws_environment()
+        p.produce(env, "-rb", requests, "-mwr", "1200", "--seed", "29", "--expected-state",
+                  expected)
+        arguments = ["-rb", requests, "-wb", widgets, "--concurrency", "4", "--max-idle", "8000",
+                     "--verbose"]
+        consumers = [self.start(arguments, env, f"gone{i}") for i in range(3)]
+        deleted = []
+        for pause in (2.5, 2.5):
+            time.sleep(pause)
+            deleted.append(self.delete_claims(requests))
+        codes = [each.wait(300) for each in consumers]
+        outputs = [each.stderr() for each in consumers]
+        summaries = "\n".join(p.summary_line(o) for o in outputs)
+        self.assertEqual(codes, [0, 0, 0], summaries)
+        self.assertGreater(deleted[0], 0, "no claims to delete: the drain ended too soon")
+        applies = collections.Counter(
+            match.group(1) for output in outputs
+            for match in re.finditer(r"\(request [^,]*, ([^)]+)\): (?:applied|not_found) in",
+                                     output))
+        twice = {key: n for key, n in applies.items() if n > 1}
+        self.assertEqual(twice, {}, summaries)
+        self.assertEqual(sum(applies.values()), 1200, summaries)
+        ok, report = p.check_store(expected, "s3", widgets, env)
+        self.assertTrue(ok, report + "\n" + summaries)
+        self.assertTrue(any("was deleted" in o for o in outputs), summaries)
+        self.assertEqual([k for k in p.all_keys(self.s3, requests)], [], summaries)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,11 @@ class s3_bucket_source {
     return ledger_.take_failures();
   }
 
+  // Claims found gone or overwritten (detail/s3_partition_claims.hpp).
+  std::vector<std::string> take_warnings() {
+    return claims_ ? claims_->take_warnings() : std::vector<std::string>{};
+  }
+
   // Released requests of partitions gone elsewhere since
   // (detail/s3_released_keys.hpp).
   std::vector<forgotten_release> take_forgotten_releases() { return released_.take_forgotten(); }

@@ -33,6 +33,17 @@
 // - A claim or member written by a process of this machine (same boot id and
 //   pid namespace) whose pid no longer exists is taken for dead at once: a
 //   consumer restarted after a crash does not wait out the lifetime.
+// - Every balance round checks the claims held (HeadObject): one whose ETag
+//   is not ours was overwritten by another consumer, and one that is gone
+//   was deleted behind our back (by hand, by a lifecycle rule, by
+//   `aws s3 rm --recursive`). Either way it is not handed out from at once.
+//   One gone is written again (If-None-Match) and, if that wins, held anew
+//   (its requests from the next pass, as any new claim). Said once each, as a
+//   warning (take_warnings()). A partition that others saw claimed and then
+//   not listed counts as free for them only after two balance rounds, in
+//   which its owner writes it again: renewals alone found such a loss only
+//   a third of a lifetime later (20 s by default), while two consumers held
+//   the partition.
 // - give_back() deletes every claim (If-Match) and the member object, so a
 //   graceful stop hands its partitions to the others at once, and the
 //   member objects of consumers silent for a lifetime.
@@ -42,6 +53,7 @@
 #include <widget_consumer/source/detail/s3_conditional_writes.hpp>
 #include <widget_consumer/source/detail/s3_partition_table.hpp>
 #include <widget_consumer/source/detail/s3_partitions.hpp>
+#include <widget_consumer/source/detail/source_warnings.hpp>
 #include <widget_consumer/source/detail/worker_threads.hpp>
 
 #include <algorithm>
@@ -143,6 +155,13 @@ class s3_partition_claims {
     }
   }
 
+  // What the upkeep found worth a warning since the last call (claims gone
+  // or overwritten), for the consumer's log.
+  std::vector<std::string> take_warnings() {
+    std::lock_guard lock(mutex_);
+    return warnings_.take();
+  }
+
   // Partitions taken over from a consumer that stopped renewing them.
   std::uint64_t taken_over() { return table_.taken_over_count(); }
   // Partitions another consumer took over from us (not renewed in time).
@@ -233,6 +252,7 @@ class s3_partition_claims {
       heartbeat();
       renew_due();
       if (clock::now() >= next_balance) {
+        check_held();
         balance();
         next_balance = clock::now() + balance_every();
       }
@@ -270,6 +290,47 @@ class s3_partition_claims {
         // Tried again at the next tick; the table stops handing out meanwhile.
       }
     });
+  }
+
+  // See the top: a claim held that is gone, or another's now.
+  void check_held() {
+    const auto held = table_.held_claims();
+    run_concurrently(held.size(), call_threads, [&](std::size_t i) noexcept {
+      try {
+        const std::string key = partition_key(held[i].partition);
+        const auto found = client_.head_object(settings_.bucket, key);
+        if ((found && found->etag == held[i].etag) || !table_.drop(held[i]))
+          return;
+        const std::string name = "the claim of partition " + key.substr(key.size() - 2);
+        if (found) {
+          warn(name +
+               " was overwritten by another consumer; its requests are not handed out "
+               "here until it is held again");
+          return;
+        }
+        const auto sent = clock::now();
+        const auto etag = client_.put_object_if(settings_.bucket, key, body(held[i].renewal + 1),
+                                                {.if_match = {}, .if_none_match = true});
+        if (!etag) {
+          warn(name +
+               " was deleted (by hand or by a lifecycle rule?), and another consumer "
+               "claimed it first; its requests are not handed out here any more");
+          return;
+        }
+        table_.hold({.partition = held[i].partition, .etag = *etag, .renewal = held[i].renewal + 1},
+                    sent, clock::now());
+        warn(name +
+             " was deleted (by hand or by a lifecycle rule?) and is written again; its "
+             "requests are handed out from the next pass");
+      } catch (const std::exception&) {
+        // Checked again at the next balance round.
+      }
+    });
+  }
+
+  void warn(std::string text) {
+    std::lock_guard lock(mutex_);
+    warnings_.add(std::move(text));
   }
 
   std::vector<std::string> list_under(const std::string& prefix) {
@@ -324,7 +385,7 @@ class s3_partition_claims {
   // those of others that have expired (one at a time, each read only when
   // it would have expired unless renewed since it was last read).
   void gather(std::size_t wanted, const std::unordered_set<std::uint32_t>& listed) {
-    auto [free, elsewhere] = table_.not_held(listed, clock::now());
+    auto [free, elsewhere] = table_.not_held(listed, clock::now(), 2 * balance_every());
     // In a different order in each consumer, so that consumers starting
     // together seldom reach for the same ones.
     std::ranges::shuffle(free, random_);
@@ -405,6 +466,7 @@ class s3_partition_claims {
   std::uint64_t rounds_ = 0;
   bool succeeded_ = false;
   std::exception_ptr round_error_;
+  source_warnings warnings_;
 
   worker_threads threads_;  // last: joined before the rest goes
 };

@@ -119,6 +119,29 @@ class s3_partition_table {
     part.written = sent;
   }
 
+  // Every claim held, as last written.
+  std::vector<claim> held_claims() {
+    std::lock_guard lock(mutex_);
+    std::vector<claim> held;
+    for (std::uint32_t p = 0; p < s3_partition_count; ++p)
+      if (parts_[p].held)
+        held.push_back({.partition = p, .etag = parts_[p].etag, .renewal = parts_[p].renewal});
+    return held;
+  }
+
+  // The claim `seen` is gone from the bucket or another's now: not ours any
+  // more, counted as lost. False when it changed here meanwhile (renewed,
+  // given back).
+  bool drop(const claim& seen) {
+    std::lock_guard lock(mutex_);
+    auto& part = parts_.at(seen.partition);
+    if (!part.held || part.etag != seen.etag)
+      return false;
+    part.held = part.releasing = false;
+    ++lost_;
+    return true;
+  }
+
   // Keeps `share` partitions; the highest of the others are given back once
   // their requests are done. Returns how many are held and kept.
   std::size_t keep(std::size_t share) {
@@ -170,19 +193,36 @@ class s3_partition_table {
   }
 
   // Not held here: free (no claim listed), or claimed elsewhere and due to
-  // be read again (see look_again()).
+  // be read again (see look_again()). A partition seen claimed elsewhere
+  // and then not listed counts as free only once it has not been listed
+  // for `quiet`: its claim may have been deleted behind its owner's back
+  // (by hand, a lifecycle rule), and the owner, which checks its claims
+  // (s3_partition_claims), writes it again meanwhile instead of two
+  // consumers holding it at once.
   std::pair<std::vector<std::uint32_t>, std::vector<std::uint32_t>> not_held(
-      const std::unordered_set<std::uint32_t>& listed, clock::time_point now) {
+      const std::unordered_set<std::uint32_t>& listed, clock::time_point now,
+      std::chrono::milliseconds quiet = {}) {
     std::lock_guard lock(mutex_);
     std::vector<std::uint32_t> free;
     std::vector<std::uint32_t> elsewhere;
     for (std::uint32_t p = 0; p < s3_partition_count; ++p) {
-      if (parts_[p].held)
+      auto& part = parts_[p];
+      if (part.held)
         continue;
-      if (!listed.contains(p))
-        free.push_back(p);
-      else if (parts_[p].look_after <= now)
-        elsewhere.push_back(p);
+      if (listed.contains(p)) {
+        part.seen_claimed = true;
+        part.free_since.reset();
+        if (part.look_after <= now)
+          elsewhere.push_back(p);
+        continue;
+      }
+      if (part.seen_claimed) {
+        if (!part.free_since)
+          part.free_since = now;
+        if (now - *part.free_since < quiet)
+          continue;
+      }
+      free.push_back(p);
     }
     return {std::move(free), std::move(elsewhere)};
   }
@@ -220,9 +260,11 @@ class s3_partition_table {
     std::uint64_t renewal = 0;
     clock::time_point acquired{};
     clock::time_point written{};
-    std::uint32_t busy = 0;          // requests taken and not done
-    std::uint64_t tenure = 0;        // see tenure()
-    clock::time_point look_after{};  // another's claim: when to read it again
+    std::uint32_t busy = 0;                         // requests taken and not done
+    std::uint64_t tenure = 0;                       // see tenure()
+    bool seen_claimed = false;                      // listed as another's claim once
+    std::optional<clock::time_point> free_since{};  // not listed since, after that
+    clock::time_point look_after{};                 // another's claim: when to read it again
   };
 
   bool usable_locked(const partition& part, clock::time_point pass_started,
