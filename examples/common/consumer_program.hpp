@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
@@ -56,11 +57,19 @@ inline store_kind store_of(const consumer_options& o) {
 class aws_context {
  public:
   explicit aws_context(const consumer_options& o)
-      : settings_{o.profile, o.region, o.endpoint_url, o.ca_bundle, o.max_attempts, {}},
+      : settings_{o.profile, o.region, o.endpoint_url, o.ca_bundle, o.max_attempts, {}, {}},
         credentials_(wc::aws::make_credentials(settings_)) {}
 
   wc::aws::client_config config(std::string_view service) const {
     return wc::aws::make_client_config(service, settings_, credentials_);
+  }
+
+  // The same context, whose clients tell `notice` (INFO) what is no error:
+  // the region an S3 bucket was found in. The credentials stay shared.
+  aws_context with_notices(std::function<void(std::string_view)> notice) const {
+    aws_context copy = *this;
+    copy.settings_.notice = std::move(notice);
+    return copy;
   }
 
  private:
@@ -208,8 +217,10 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   static wc::stop_flag stop;
   wc::stop_on_signals(stop);
   program_log log(o);  // first: it makes --log-dir, where the source may keep its rejects
-  auto source = make_source(std::type_identity<Source>{}, o, aws);
-  auto store = make_store(std::type_identity<Store>{}, o, aws);
+  // The log outlives the source and the store, whose clients may call it.
+  const auto logged_aws = aws.with_notices([&log](std::string_view text) { log.info(text); });
+  auto source = make_source(std::type_identity<Source>{}, o, logged_aws);
+  auto store = make_store(std::type_identity<Store>{}, o, logged_aws);
   const auto metrics = serve_metrics(o, log);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
   if constexpr (std::is_same_v<Source, wc::sqs_queue_source>) {

@@ -62,8 +62,10 @@ inline bool retrying_cannot_fix(const std::exception& error) noexcept {
   if (const auto* service = dynamic_cast<const service_error*>(&error)) {
     if (service->retryable())
       return false;
+    // 301: a permanent redirect that was not followed (s3_region_redirect.hpp)
+    // is met again; a HEAD's has no code to say so.
     return detail::contains(detail::unrecoverable_codes, service->code()) ||
-           service->status() == 401 || service->status() == 403;
+           service->status() == 301 || service->status() == 401 || service->status() == 403;
   }
   if (const auto* transport = dynamic_cast<const transport_error*>(&error))
     return transport->failure() == transport_error::kind::permanent;

@@ -4,7 +4,9 @@
 // retry.hpp + turn a final non-2xx into a service_error + read the 2xx body
 // (response.hpp) inside the same retry loop. Errors are
 // exceptions, as error.hpp states: service_error for an answer that says no,
-// transport_error when no answer came.
+// transport_error when no answer came. A call may be routed (send_routed):
+// S3 signs it for the bucket's region, and follows one redirect to it inside
+// the attempt that met it (s3_region_redirect.hpp).
 //
 // A client may be used from many threads at once: the transport and the retry
 // state are thread-safe, and copies of a client share them (one connection
@@ -29,6 +31,7 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -55,6 +58,31 @@ struct client_config {
   // system's. Tests inject a sleep that does not wait.
   std::optional<retry_environment> retry_env;
   std::function<aws::credentials()> credentials;
+  // Where a client says what a person running the program should know and
+  // that is no error (S3: the region a bucket was found in, once per bucket).
+  // Called from any thread that makes calls; empty: not said. Never given a
+  // secret.
+  std::function<void(std::string_view)> notice;
+};
+
+// How the attempts of one call are signed and what a non-2xx answer leads to,
+// when not simply as the config says (config_route). s3_region_redirect.hpp's
+// route re-signs a call for the bucket's region. A Route has:
+//   region()                   the region to sign the next sending for;
+//   follow(request, response)  for a non-2xx answer: true when the request,
+//                              given a new url and region(), is to be sent
+//                              again at once, inside the same attempt (no
+//                              backoff, no retry quota); at most once a call;
+//   explain(error, request, response)
+//                              the error to throw for the final non-2xx answer.
+struct config_route {
+  std::string_view signing_region;
+
+  std::string_view region() const noexcept { return signing_region; }
+  bool follow(http_request&, const http_response&) noexcept { return false; }
+  service_error explain(service_error error, const http_request&, const http_response&) const {
+    return error;
+  }
 };
 
 class service_client {
@@ -93,36 +121,58 @@ class service_client {
   auto send(http_request request, std::string_view operation, std::string_view resource,
             Read&& read, std::stop_token cancel = {})
       -> std::invoke_result_t<Read&, http_response&> {
-    // Each attempt signs the caller's headers afresh: the first in place,
-    // a retry from a copy kept for it. The body is signed and sent in place,
-    // never copied.
+    config_route route{config_.region};
+    return send_routed(std::move(request), operation, resource, std::forward<Read>(read), route,
+                       std::move(cancel));
+  }
+
+  // As above, signed and redirected as `route` says (config_route).
+  template <class Read, class Route>
+  auto send_routed(http_request request, std::string_view operation, std::string_view resource,
+                   Read&& read, Route& route, std::stop_token cancel = {})
+      -> std::invoke_result_t<Read&, http_response&> {
+    // Each sending signs the caller's headers afresh: the first in place,
+    // a retry or a redirect from a copy kept for it. The body is signed and
+    // sent in place, never copied.
     const std::vector<http_header> original_headers = request.headers;
-    bool first_attempt = true;
+    bool first_sending = true;
     bool unknown_outcome = false;  // an earlier attempt may have taken effect
-    return retry_->run([&](std::chrono::system_clock::time_point signing_time) {
-      if (!std::exchange(first_attempt, false))
+    auto sign_and_send = [&](std::chrono::system_clock::time_point signing_time) {
+      if (!std::exchange(first_sending, false))
         request.headers = original_headers;
-      signing_params params;
-      params.region = config_.region;
-      params.service = service_;
-      params.time = signing_time;
-      params.s3 = service_ == "s3";
-      sign(request, config_.credentials(), params);
-      http_response response;
+      sign(request, config_.credentials(), signing_for(route.region(), signing_time));
       try {
-        response = http_->send(request, cancel);
+        return http_->send(request, cancel);
       } catch (const transport_error& e) {
         unknown_outcome = unknown_outcome || may_have_taken_effect(e);
         throw;
       }
+    };
+    return retry_->run([&](std::chrono::system_clock::time_point signing_time) {
+      http_response response = sign_and_send(signing_time);
+      // A redirect is no failed attempt: it is followed here, so that the
+      // retry loop sees only the answer to the redirected request.
+      if (!success(response) && route.follow(request, response))
+        response = sign_and_send(signing_time);
       response.after_unknown_outcome = unknown_outcome;
-      if (response.status < 200 || response.status > 299) {
-        service_error error = parse_service_error(service_, operation, resource, response);
+      if (!success(response)) {
+        service_error error = route.explain(
+            parse_service_error(service_, operation, resource, response), request, response);
         unknown_outcome = unknown_outcome || may_have_taken_effect(error);
         throw error;
       }
       return read(response);
     });
+  }
+
+  // Signs `request` for `region` and sends it once: the answer as it came,
+  // whatever its status; transport_error when none came. For a probe whose
+  // answer is in its headers even when it says no (S3's HeadBucket telling
+  // a bucket's region).
+  http_response send_once(http_request request, std::string_view region,
+                          std::stop_token cancel = {}) {
+    sign(request, config_.credentials(), signing_for(region, retry_->signing_time()));
+    return http_->send(request, cancel);
   }
 
   // JSON-protocol helper (DynamoDB, SQS JSON protocol): POST to the endpoint
@@ -169,6 +219,20 @@ class service_client {
   const retry_strategy& retries() const noexcept { return *retry_; }
 
  private:
+  static bool success(const http_response& response) noexcept {
+    return response.status >= 200 && response.status <= 299;
+  }
+
+  signing_params signing_for(std::string_view region,
+                             std::chrono::system_clock::time_point time) const {
+    signing_params params;
+    params.region = std::string(region);
+    params.service = service_;
+    params.time = time;
+    params.s3 = service_ == "s3";
+    return params;
+  }
+
   std::string service_;
   client_config config_;
   std::shared_ptr<http_client> http_;

@@ -10,6 +10,7 @@
 #include <widget_consumer/aws/default_credentials.hpp>
 #include <widget_consumer/aws/retry.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,9 @@ struct client_settings {
   std::string ca_bundle;              // "" = the system's CA certificates
   int max_attempts = 0;               // 0 = AWS_MAX_ATTEMPTS, else 3
   std::optional<bool> s3_path_style;  // unset: path style for custom endpoints only
+  // client_config::notice: what a client tells that is no error (the region
+  // an S3 bucket was found in). Empty: not said.
+  std::function<void(std::string_view)> notice;
 };
 
 // One credentials chain serves every client of a program, so credentials are
@@ -48,6 +52,7 @@ inline client_config make_client_config(std::string_view service, const client_s
       settings.max_attempts > 0 ? settings.max_attempts : max_attempts_from_environment();
   config.http.ca_bundle = settings.ca_bundle;
   config.credentials = credentials;
+  config.notice = settings.notice;
   return config;
 }
 

@@ -94,6 +94,10 @@ inline std::string display_service_name(std::string_view service) {
 
 inline std::string_view reason_phrase(long status) noexcept {
   switch (status) {
+    case 301:
+      return "Moved Permanently";
+    case 307:
+      return "Temporary Redirect";
     case 400:
       return "Bad Request";
     case 401:
@@ -197,6 +201,16 @@ class service_error : public std::runtime_error {
   const std::string& request_id() const noexcept { return details_.request_id; }
   const std::optional<std::chrono::system_clock::time_point>& server_time() const noexcept {
     return details_.server_time;
+  }
+
+  // The same error with `note` added to its message: what the layer above
+  // knows of its cause (S3: the region the bucket is in).
+  service_error with_note(std::string_view note) const {
+    details d = details_;
+    if (!d.message.empty())
+      d.message += "; ";
+    d.message += note;
+    return service_error(std::move(d));
   }
 
   // The service asked us to slow down. 429 counts even without a known code:

@@ -8,12 +8,16 @@
 // get_object returns nullopt for NoSuchKey, head_object nullopt for 404 and
 // head_bucket false for 404.
 // Everything else that fails throws service_error / transport_error.
+//
+// A bucket in another region than the client's is found and used there
+// (s3_region_redirect.hpp); the client's notice says so once per bucket.
 
 #include <widget_consumer/aws/client.hpp>
 #include <widget_consumer/aws/config.hpp>
 #include <widget_consumer/aws/crypto.hpp>
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/response.hpp>
+#include <widget_consumer/aws/s3_region_redirect.hpp>
 #include <widget_consumer/aws/uri.hpp>
 #include <widget_consumer/aws/xml.hpp>
 
@@ -24,6 +28,7 @@
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -241,7 +246,8 @@ class s3_client {
  public:
   static constexpr std::size_t max_delete_keys = 1000;  // DeleteObjects' limit
 
-  explicit s3_client(client_config config) : client_("s3", std::move(config)) {}
+  explicit s3_client(client_config config)
+      : client_("s3", std::move(config)), regions_(std::make_shared<s3_bucket_regions>()) {}
 
   service_client& service() noexcept { return client_; }
 
@@ -476,20 +482,21 @@ class s3_client {
   http_response send(std::string method, std::string_view bucket, std::string_view key,
                      std::string_view query, std::vector<http_header> headers, std::string body,
                      std::string_view operation, std::string_view resource) {
-    http_request request{std::move(method), url(bucket, key, query), std::move(headers),
-                         std::move(body)};
-    return client_.send(std::move(request), operation, resource);
+    return send(std::move(method), bucket, key, query, std::move(headers), std::move(body),
+                operation, resource, [](http_response& response) { return std::move(response); });
   }
 
   // The same, with the reader of the answer run inside the retry loop.
+  // Signed for the bucket's region when it is known to differ.
   template <class Read>
   auto send(std::string method, std::string_view bucket, std::string_view key,
             std::string_view query, std::vector<http_header> headers, std::string body,
             std::string_view operation, std::string_view resource, Read&& read)
       -> std::invoke_result_t<Read&, http_response&> {
-    http_request request{std::move(method), url(bucket, key, query), std::move(headers),
-                         std::move(body)};
-    return client_.send(std::move(request), operation, resource, std::forward<Read>(read));
+    s3_region_route route(client_, *regions_, bucket, key, query);
+    http_request request{std::move(method), route.url(), std::move(headers), std::move(body)};
+    return client_.send_routed(std::move(request), operation, resource, std::forward<Read>(read),
+                               route);
   }
 
   void delete_batch(std::string_view bucket, std::span<const std::string_view> keys,
@@ -515,22 +522,8 @@ class s3_client {
     std::move(failed.begin(), failed.end(), std::back_inserter(failures));
   }
 
-  // Virtual-hosted style on AWS's own endpoint (config.hpp keeps buckets
-  // with dots path style), path style elsewhere unless the config says not.
-  std::string url(std::string_view bucket, std::string_view key, std::string_view query) const {
-    const auto& config = client_.config();
-    const bool on_aws = config.endpoint == aws_endpoint_url("s3", config.region);
-    const service_endpoint endpoint{config.endpoint, on_aws ? false : config.path_style};
-    std::string text =
-        key.empty() ? s3_bucket_url(endpoint, bucket) : s3_object_url(endpoint, bucket, key);
-    if (!query.empty()) {
-      text += '?';
-      text += query;
-    }
-    return text;
-  }
-
   service_client client_;
+  std::shared_ptr<s3_bucket_regions> regions_;  // shared by copies, as the connections are
 };
 
 }  // namespace widget_consumer::aws
