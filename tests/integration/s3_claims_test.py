@@ -11,6 +11,9 @@ conditional writes:
 - the same with one of the three SIGKILLed twice and started again: its
   partition claims are taken over, the store is exact, nothing is left but
   the rejected requests, the claim prefix is empty;
+- three consumers on an idle bucket hold 10 or 11 partitions each; one
+  SIGKILLed and started again holds its share again within 30 s (a few
+  balance rounds);
 - a consumer of this machine killed is taken over at once (its pid is gone),
   one of another machine only once its claims are a lifetime old;
 - a server that does not honour conditional writes (s3rver ignores
@@ -21,6 +24,7 @@ WIDGET_CONSUMER_CLAIMS_REQUESTS sets the size of the runs (default 3000).
 """
 
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -106,6 +110,11 @@ class ClaimsOnOneBucket(unittest.TestCase):
         self.assertEqual(sum(a for a, _ in applied), valid, self.describe(outputs))
         # In order: no update or delete ever found its widget missing.
         self.assertEqual(sum(n for _, n in applied), 0, self.describe(outputs))
+        # Shared: one measured run split 32/35/33 %. Each must apply at least a
+        # fifth, well inside what a fair share (32 partitions over 3) and a
+        # late starter on a loaded machine allow.
+        for each, _ in applied:
+            self.assertGreaterEqual(each, valid // 5, self.describe(outputs))
 
     def test_a_consumer_killed_twice_loses_nothing(self):
         requests, widgets, expected, counts = self.make_backlog(17)
@@ -130,6 +139,79 @@ class ClaimsOnOneBucket(unittest.TestCase):
         self.assertEqual(kills, 2, "the backlog drained before the kills")
         self.assertEqual(codes, [0, 0, 0], self.describe(outputs))
         self.assert_drained(requests, widgets, expected, counts)
+
+
+def claim_pids(s3, bucket):
+    """{partition: pid} of the claims under claims/partitions/, from their bodies."""
+    held = {}
+    for key in p.all_keys(s3, bucket):
+        if not key.startswith("claims/partitions/"):
+            continue
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        except s3.exceptions.NoSuchKey:
+            continue  # given back meanwhile
+        fields = dict(line.split(" ", 1) for line in body.splitlines() if " " in line)
+        held[key.rsplit("/", 1)[1]] = int(fields.get("pid", "0"))
+    return held
+
+
+class Sharing(unittest.TestCase):
+    """Three consumers on one (idle) bucket hold about a third of the 32
+    partitions each; one SIGKILLed and started again gets its share back
+    within a few balance rounds (2 s each): its dead pid's claims are taken
+    over at once, by it or by the others, and the others give back what is
+    over their share."""
+
+    def setUp(self):
+        self.env = p.aws_environment()
+        self.s3 = p.client("s3")
+        self.consumers = []
+
+    def tearDown(self):
+        for each in self.consumers:
+            each.kill()
+
+    def start(self, bucket, name):
+        consumer = p.consumer(["-rb", bucket, "-wb", bucket + "-widgets", "--max-idle", "120000"],
+                              self.env, name)
+        self.consumers.append(consumer)
+        return consumer
+
+    def shares(self, bucket, consumers):
+        held = claim_pids(self.s3, bucket)
+        return [sum(1 for pid in held.values() if pid == c.popen.pid) for c in consumers]
+
+    def wait_for_shares(self, bucket, consumers, least, seconds):
+        """The partitions each of `consumers` holds, once each holds `least`
+        (bounded by `seconds`)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            shares = self.shares(bucket, consumers)
+            if min(shares) >= least or time.monotonic() > deadline:
+                return shares
+            time.sleep(0.5)
+
+    def test_a_consumer_restarted_after_sigkill_gets_its_share_back(self):
+        bucket = p.unique("share")
+        self.s3.create_bucket(Bucket=bucket)
+        self.s3.create_bucket(Bucket=bucket + "-widgets")
+        consumers = [self.start(bucket, f"share{i}") for i in range(3)]
+        shares = self.wait_for_shares(bucket, consumers, 10, 60)
+        self.assertGreaterEqual(min(shares), 10, shares)  # 32 / 3: 10 or 11 each
+        self.assertTrue(consumers[0].kill())
+        started = time.monotonic()
+        consumers[0] = self.start(bucket, "share-again")
+        shares = self.wait_for_shares(bucket, consumers, 10, 60)
+        took = time.monotonic() - started
+        print(f"shares {shares} {took:.1f} s after the restart")
+        self.assertGreaterEqual(min(shares), 10, shares)
+        # A few balance rounds, with room for start-up on a loaded machine.
+        self.assertLess(took, 30, shares)
+        self.assertEqual(sum(shares), 32, shares)
+        for each in consumers:
+            each.popen.send_signal(signal.SIGTERM)
+        self.assertEqual([each.wait(60) for each in consumers], [0, 0, 0])
 
 
 class Takeover(unittest.TestCase):
