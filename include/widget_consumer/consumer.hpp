@@ -113,6 +113,7 @@ class consumer {
   consumer_summary run_impl(const stop_flag* stop) {
     detail::check_ready(source_, "request source", log_);
     detail::check_ready(destination_, "widget store", log_);
+    settling_.begin_run();
     const bool ordered = static_cast<bool>(source_.ordered());
     lanes pool(options_.concurrency,
                detail::widget_holds(options_.max_hold, detail::releases_locally(source_)),
@@ -136,7 +137,11 @@ class consumer {
     settling_.finish(run.stats);
     count_heartbeat_refusals(run);
     observe(run);
-    consumer_summary summary{.time = log_clock::now(), .stats = elapsed(run), .reason = reason};
+    consumer_summary summary{.time = log_clock::now(),
+                             .stats = elapsed(run),
+                             .reason = reason,
+                             .unsettled = settling_.unsettled(),
+                             .last_poll_ok = run.last_poll_ok};
     log_.summary(summary);
     log_.flush();
     return summary;

@@ -107,6 +107,14 @@ struct consumer_summary {
   log_clock::time_point time;
   consumer_stats stats;
   stop_reason reason = stop_reason::stop_requested;
+  // Requests this run took whose last settlement was a release or did not
+  // take effect: they are still in the source and come again (nothing is
+  // lost), but the run did not finish them. A release that later came back
+  // and was acked or rejected is not counted.
+  std::uint64_t unsettled = 0;
+  // The last poll that did not throw; the epoch when none did (the source
+  // was never reached).
+  log_clock::time_point last_poll_ok{};
 };
 
 inline std::string_view to_string(request_outcome outcome) noexcept {
