@@ -166,9 +166,13 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
       "stop after this many milliseconds without a request, 0 = never");
   run("poll-interval", po::value(&o.poll_interval_ms)->default_value(o.poll_interval_ms),
       "milliseconds to wait after an empty poll");
-  run("stop-deadline", po::value(&o.stop_deadline_s)->default_value(o.stop_deadline_s),
+  const std::string stop_deadline_help =
       "seconds a graceful stop (the first SIGINT or SIGTERM) may take; past them the program "
-      "exits 5 and what it had not settled stays in the source, 0 = no deadline");
+      "exits " +
+      std::to_string(exit_status::stop_deadline) +
+      " and what it had not settled stays in the source, 0 = no deadline";
+  run("stop-deadline", po::value(&o.stop_deadline_s)->default_value(o.stop_deadline_s),
+      stop_deadline_help.c_str());
   run("concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
       "widget lanes worked in parallel (one widget's requests stay in order)");
   run("queue-wait-timeout",

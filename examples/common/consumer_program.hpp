@@ -214,8 +214,9 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   // the claims given back) are part of the stop it bounds.
   const wc::stop_deadline deadline(stop, std::chrono::seconds(o.stop_deadline_s), [&log, &o] {
     log.error("stop deadline passed: the stop took over " + std::to_string(o.stop_deadline_s) +
-              " s (--stop-deadline); exiting with status 5, what was not settled stays in the "
-              "source and comes again");
+              " s (--stop-deadline); exiting with status " +
+              std::to_string(exit_status::stop_deadline) +
+              ", what was not settled stays in the source and comes again");
     log.flush();
     std::_Exit(exit_status::stop_deadline);
   });

@@ -20,29 +20,33 @@ inline constexpr int usage = 2;
 inline constexpr int work_left = 3;
 inline constexpr int never_reached = 4;
 inline constexpr int stop_deadline = 5;
-// 128 + n: a second signal n ends the process at once (widget_consumer/stop.hpp).
+// Plus n: a second signal n ends the process at once (widget_consumer/stop.hpp).
+inline constexpr int second_signal = 128;
 
 struct meaning {
-  std::string_view code;
+  int code;
   std::string_view text;
 };
 
 inline constexpr std::array<meaning, 7> table{{
-    {"0",
+    {finished,
      "finished as asked (-mrt, --max-idle or a signal), a poll reached the source, and "
      "every request taken was settled"},
-    {"1",
+    {failed,
      "failed: what retrying cannot fix (no credentials, a missing bucket, queue or table, "
-     "access denied), or 10 failed polls in a row after one had succeeded"},
-    {"2", "bad command line"},
-    {"3",
+     "access denied), a queue that could not be looked up at start, or 10 failed polls in a "
+     "row after one had succeeded"},
+    {usage, "bad command line"},
+    {work_left,
      "finished, but requests taken were left unsettled (released after a store failure, "
-     "or their ack or reject failed); they stay in the source and come again, none is lost"},
-    {"4", "the source was never reached: no poll succeeded (nothing listening, network down)"},
-    {"5",
+     "or their ack or reject failed), or --max-idle ended it while polls were failing, so the "
+     "source was not seen empty; what is left stays in the source, none is lost"},
+    {never_reached,
+     "the source was never reached: no poll succeeded (nothing listening, network down)"},
+    {stop_deadline,
      "a signal's graceful stop outlasted --stop-deadline; what was not settled stays in "
      "the source"},
-    {"128+n", "a second signal n (SIGINT, SIGTERM) ended it at once"},
+    {second_signal, "a second signal n (SIGINT, SIGTERM) ended it at once"},
 }};
 
 // The --help epilog: one line per code, its meaning wrapped under it.
@@ -50,15 +54,16 @@ inline std::string help() {
   constexpr std::size_t width = 88;
   const std::string indent(9, ' ');
   std::string text = "Exit status:\n";
-  for (const auto& [code, meaning] : table) {
-    std::string line = "  " + std::string(code);
+  for (const auto& [code, text_of_code] : table) {
+    std::string line =
+        "  " + (code == second_signal ? std::to_string(code) + "+n" : std::to_string(code));
     line.resize(indent.size(), ' ');
     bool line_empty = true;
-    for (std::size_t start = 0; start < meaning.size();) {
-      std::size_t end = meaning.find(' ', start);
+    for (std::size_t start = 0; start < text_of_code.size();) {
+      std::size_t end = text_of_code.find(' ', start);
       if (end == std::string_view::npos)
-        end = meaning.size();
-      const std::string_view word = meaning.substr(start, end - start);
+        end = text_of_code.size();
+      const std::string_view word = text_of_code.substr(start, end - start);
       if (!line_empty && line.size() + 1 + word.size() > width) {
         text += line + '\n';
         line = indent;
@@ -75,6 +80,13 @@ inline std::string help() {
   return text;
 }
 
+// --max-idle ends a run when nothing came for a while, and while polls fail
+// nothing comes either: that idleness says nothing about the source.
+inline bool idle_unseen(const widget_consumer::consumer_summary& summary) {
+  return summary.reason == widget_consumer::stop_reason::max_idle &&
+         summary.failed_polls_at_end > 0;
+}
+
 // A run that returned (not one that threw: that is `failed`).
 inline int of(const widget_consumer::consumer_summary& summary) {
   using widget_consumer::stop_reason;
@@ -86,7 +98,7 @@ inline int of(const widget_consumer::consumer_summary& summary) {
     return never_reached;
   if (summary.reason == stop_reason::poll_failures)
     return failed;
-  if (summary.unsettled > 0)
+  if (summary.unsettled > 0 || idle_unseen(summary))
     return work_left;
   return finished;
 }
@@ -95,12 +107,21 @@ inline int of(const widget_consumer::consumer_summary& summary) {
 // (a failure was logged when it happened).
 inline std::string explain(int code, const widget_consumer::consumer_summary& summary) {
   switch (code) {
-    case work_left:
-      return "exit status 3: " + std::to_string(summary.unsettled) +
-             " requests taken were left unsettled (released, or their ack or reject failed); "
-             "they stay in the source and come again";
+    case work_left: {
+      std::string why = "exit status " + std::to_string(code) + ": ";
+      if (summary.unsettled > 0)
+        why += std::to_string(summary.unsettled) +
+               " requests taken were left unsettled (released, or their ack or reject "
+               "failed); they stay in the source and come again";
+      if (summary.unsettled > 0 && idle_unseen(summary))
+        why += "; and ";
+      if (idle_unseen(summary))
+        why += "the run went idle while its last " + std::to_string(summary.failed_polls_at_end) +
+               " polls failed: the source was not seen empty";
+      return why;
+    }
     case never_reached:
-      return "exit status 4: no poll of the source succeeded (" +
+      return "exit status " + std::to_string(code) + ": no poll of the source succeeded (" +
              std::to_string(summary.stats.poll_failures) + " failed)";
     default:
       return {};

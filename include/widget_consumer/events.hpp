@@ -115,6 +115,9 @@ struct consumer_summary {
   // The last poll that did not throw; the epoch when none did (the source
   // was never reached).
   log_clock::time_point last_poll_ok{};
+  // Polls that failed since the last one that did not, when the run ended:
+  // not 0, the run ended with the source failing, so it was not seen empty.
+  std::uint64_t failed_polls_at_end = 0;
 };
 
 inline std::string_view to_string(request_outcome outcome) noexcept {

@@ -7,8 +7,10 @@ moto:
   job or a Kubernetes Job reported success);
 - 0 for a drain that settled everything, the store exact;
 - 3 when the run ended as asked but left requests it took unsettled (the
-  store down for the whole run: each request released); the next run, the
-  store back, applies them all;
+  store down for the whole run: each request released), or when --max-idle
+  ended it while its polls were failing (the source behind a proxy that is
+  stopped once a poll succeeded; requests arrive meanwhile): the source was
+  not seen empty. The next run, the server reachable, applies them all;
 - 2 for a bad command line, the new --stop-deadline's checks included;
 - 5 when a graceful stop outlasts --stop-deadline: our own moto is stopped
   (SIGSTOP) under a drain, so every call hangs until its 30 s timeout, then
@@ -18,6 +20,7 @@ moto:
 - --help and the README list the same codes.
 """
 
+import http.client
 import os
 import re
 import shutil
@@ -50,6 +53,18 @@ def dead_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def http_status(port, path):
+    """The status of GET path on loopback, None when nothing answers."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
 
 
 class ExitStatus(unittest.TestCase):
@@ -110,6 +125,40 @@ class ExitStatus(unittest.TestCase):
 
         code, output = self.run_consumer(["-rb", requests, "-dwt", table, "--max-idle", "1000"],
                                          self.env, "store-back")
+        self.assertEqual(code, FINISHED, output[-3000:])
+        ok, check = p.check_store(expected, "dynamodb", table, self.env)
+        self.assertTrue(ok, check)
+
+    def test_idle_while_the_source_fails_exits_3_and_loses_nothing(self):
+        requests = p.unique("exit-req")
+        self.s3.create_bucket(Bucket=requests)
+        table = p.make_table(p.client("dynamodb"), p.unique("exit-widgets"))
+        port = dead_port()
+        arguments = ["-rb", requests, "-dwt", table, "--max-idle", "8000"]
+        with p.FaultProxy(p.moto_url()) as proxy:
+            # S3 through the proxy, DynamoDB straight to moto.
+            env = p.aws_environment(AWS_ENDPOINT_URL_S3=proxy.url)
+            with p.consumer([*arguments, "--metrics-listen", f"127.0.0.1:{port}"], env,
+                            "source-down") as run:
+                deadline = time.monotonic() + 60
+                while run.running() and time.monotonic() < deadline \
+                        and http_status(port, "/readyz") != 200:
+                    time.sleep(0.1)
+                self.assertTrue(run.running(), run.stderr()[-3000:])
+                self.assertEqual(http_status(port, "/readyz"), 200, "no poll succeeded")
+                proxy.stop()  # connections refused from here on
+                # Requests arrive while the consumer cannot see them.
+                expected = os.path.join(self.folder, "expected-44.json")
+                p.produce(self.env, "-rb", requests, "-mwr", "20", "--seed", "44",
+                          "--expected-state", expected)
+                code = run.wait(120)
+                output = run.stderr()
+        self.assertEqual(code, WORK_LEFT, output[-3000:])
+        self.assertIn("(max idle time reached)", p.summary_line(output), output[-3000:])
+        self.assertIn("polls failed: the source was not seen empty", output)
+        self.assertEqual(len(request_keys(self.s3, requests)), 20)
+
+        code, output = self.run_consumer(arguments, self.env, "source-back")
         self.assertEqual(code, FINISHED, output[-3000:])
         ok, check = p.check_store(expected, "dynamodb", table, self.env)
         self.assertTrue(ok, check)

@@ -53,6 +53,7 @@ TEST(consumer_summary, a_drain_leaves_nothing_unsettled_and_records_its_last_pol
   EXPECT_EQ(summary.reason, stop_reason::max_idle);
   EXPECT_EQ(summary.unsettled, 0u);
   EXPECT_NE(summary.last_poll_ok, log_clock::time_point{});
+  EXPECT_EQ(summary.failed_polls_at_end, 0u);
 }
 
 // A store failure that heals within the run: the release came back and was
@@ -132,6 +133,41 @@ TEST(consumer_summary, a_source_never_reached_leaves_the_last_poll_at_the_epoch)
 
   EXPECT_GT(summary.stats.poll_failures, 0u);
   EXPECT_EQ(summary.last_poll_ok, log_clock::time_point{});
+  EXPECT_EQ(summary.failed_polls_at_end, summary.stats.poll_failures);
+  EXPECT_EQ(summary.unsettled, 0u);
+}
+
+// Reached, then failing: --max-idle ends the run with its last polls failed,
+// which the summary says (the source was not seen empty); one success in
+// between starts the count again.
+class failing_after_source : public memory_source {
+ public:
+  std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
+    if (++polls_ == 1 || polls_ == 3)
+      return memory_source::poll(wait, max);
+    throw std::runtime_error("connection refused");
+  }
+
+ private:
+  int polls_ = 0;
+};
+
+TEST(consumer_summary, a_run_that_went_idle_while_polls_failed_says_so) {
+  failing_after_source source;
+  memory_store store;
+  capturing_log log;
+  source.push(create("1"));
+  consumer_options options = fast();
+  options.max_poll_failures = 0;  // only idleness ends it
+
+  const consumer_summary summary =
+      consumer<failing_after_source, memory_store, capturing_log>(source, store, log, options)
+          .run();
+
+  EXPECT_EQ(summary.reason, stop_reason::max_idle);
+  EXPECT_NE(summary.last_poll_ok, log_clock::time_point{});
+  EXPECT_GT(summary.failed_polls_at_end, 0u);
+  EXPECT_EQ(summary.failed_polls_at_end, summary.stats.poll_failures - 1);
   EXPECT_EQ(summary.unsettled, 0u);
 }
 
