@@ -4,6 +4,8 @@
 // four fixed-combination programs and widget_consumer, which picks the
 // combination from what is given.
 
+#include "common/exit_status.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <widget_consumer/metrics/http_server.hpp>
@@ -22,7 +24,7 @@ namespace examples {
 namespace po = boost::program_options;
 
 // Bad usage: the program prints the message and where to find help, and
-// exits 2 (usage_error_exit).
+// exits exit_status::usage (usage_error_exit).
 struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -32,16 +34,8 @@ struct usage_error : std::runtime_error {
 inline int usage_error_exit(std::ostream& err, std::string_view program, const usage_error& error) {
   err << program << ": " << error.what() << "\nTry '" << program
       << " --help' for more information.\n";
-  return 2;
+  return exit_status::usage;
 }
-
-inline constexpr std::string_view exit_status_help =
-    "Exit status:\n"
-    "  0    finished: a stop condition was reached (-mrt, --max-idle) or a signal asked it to\n"
-    "  1    failed: what retrying cannot fix (no credentials, a missing bucket, queue or\n"
-    "       table, access denied), or too many failed polls in a row\n"
-    "  2    bad command line\n"
-    "  128+n  a second signal n (SIGINT, SIGTERM) ended it at once\n";
 
 struct consumer_options {
   std::string profile;
@@ -72,6 +66,9 @@ struct consumer_options {
   std::int64_t max_runtime_ms = 0;  // 0 = until stopped
   std::int64_t max_idle_ms = 0;     // 0 = never stop for idleness
   std::int64_t poll_interval_ms = 100;
+  // Under Kubernetes' default 30 s between SIGTERM and SIGKILL, with room
+  // for the log's last lines.
+  int stop_deadline_s = 25;  // 0 = a graceful stop waits however long it takes
   int queue_wait_timeout_s = 20;
   int queue_visibility_timeout_s = 30;
   int max_receives = 5;
@@ -169,6 +166,13 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
       "stop after this many milliseconds without a request, 0 = never");
   run("poll-interval", po::value(&o.poll_interval_ms)->default_value(o.poll_interval_ms),
       "milliseconds to wait after an empty poll");
+  const std::string stop_deadline_help =
+      "seconds a graceful stop (the first SIGINT or SIGTERM) may take; past them the program "
+      "exits " +
+      std::to_string(exit_status::stop_deadline) +
+      " and what it had not settled stays in the source, 0 = no deadline";
+  run("stop-deadline", po::value(&o.stop_deadline_s)->default_value(o.stop_deadline_s),
+      stop_deadline_help.c_str());
   run("concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
       "widget lanes worked in parallel (one widget's requests stay in order)");
   run("queue-wait-timeout",
@@ -231,7 +235,7 @@ inline void print_usage(std::ostream& out, std::string_view program,
       << "  " << program
       << " -rq requests -pdbc postgresql://db.example.com/shop -pdbu app --pdb-create-schema\n\n"
       << descriptions << '\n'
-      << exit_status_help;
+      << exit_status::help();
 }
 
 // Parses and checks the combination. Returns nullopt when --help was shown.
@@ -277,6 +281,8 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
     throw usage_error("--queue-visibility-timeout must be between 0 and 43200 seconds");
   if (options.max_runtime_ms < 0 || options.max_idle_ms < 0)
     throw usage_error("--max-runtime and --max-idle must not be negative");
+  if (options.stop_deadline_s < 0 || options.stop_deadline_s > 86400)
+    throw usage_error("--stop-deadline must be between 0 and 86400 seconds");
   if (options.log_format != "text" && options.log_format != "json")
     throw usage_error("--log-format must be text or json, not \"" + options.log_format + "\"");
   if (options.ready_within_ms <= 0)

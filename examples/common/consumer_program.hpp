@@ -1,10 +1,11 @@
 #pragma once
 // What every consumer program does: read the command line, build the source
 // and the store it names, run consumer<Source, Store, program_log> until a
-// stop condition or a signal, and exit 0 (drained or stopped), 1 (could not
-// run) or 2 (bad command line).
+// stop condition or a signal, and exit with what became of the run
+// (common/exit_status.hpp).
 
 #include "common/command_line.hpp"
+#include "common/exit_status.hpp"
 #include "common/program_log.hpp"
 
 #include <widget_consumer/aws/client_settings.hpp>
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -217,6 +219,16 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   static wc::stop_flag stop;
   wc::stop_on_signals(stop);
   program_log log(o);  // first: it makes --log-dir, where the source may keep its rejects
+  // Before the source and the store: their destructors (the last deletes,
+  // the claims given back) are part of the stop it bounds.
+  const wc::stop_deadline deadline(stop, std::chrono::seconds(o.stop_deadline_s), [&log, &o] {
+    log.error("stop deadline passed: the stop took over " + std::to_string(o.stop_deadline_s) +
+              " s (--stop-deadline); exiting with status " +
+              std::to_string(exit_status::stop_deadline) +
+              ", what was not settled stays in the source and comes again");
+    log.flush();
+    std::_Exit(exit_status::stop_deadline);
+  });
   // The log outlives the source and the store, whose clients may call it.
   const auto logged_aws = aws.with_notices([&log](std::string_view text) { log.info(text); });
   auto source = make_source(std::type_identity<Source>{}, o, logged_aws);
@@ -236,9 +248,12 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
       log.warning(warning);  // once, before anything is received
   }
   const auto summary = consumer.run(stop);
-  const bool failed = summary.reason == wc::stop_reason::poll_failures ||
-                      summary.reason == wc::stop_reason::unrecoverable;
-  return failed ? 1 : 0;
+  const int code = exit_status::of(summary);
+  if (const std::string why = exit_status::explain(code, summary); !why.empty()) {
+    log.warning(why);
+    log.flush();
+  }
+  return code;
 }
 
 // widget_consumer picks the combination from the command line: every one is
@@ -260,7 +275,7 @@ int run_with_store_of(const consumer_options& o, const aws_context& aws) {
           "this program was built without PostgreSQL (libpq): -pdbc is not available");
 #endif
   }
-  return 1;
+  return exit_status::failed;
 }
 
 inline int run_any_combination(const consumer_options& o, const aws_context& aws) {
@@ -272,7 +287,7 @@ inline int run_any_combination(const consumer_options& o, const aws_context& aws
     case source_kind::directory:
       return run_with_store_of<wc::directory_source>(o, aws);
   }
-  return 1;
+  return exit_status::failed;
 }
 
 inline std::string_view describe(source_kind kind) {
@@ -308,14 +323,14 @@ int program_main(int argc, const char* const argv[], std::string_view program, B
   try {
     const auto options = parse_consumer_command_line(argc, argv, program);
     if (!options)
-      return 0;
+      return exit_status::finished;
     const aws_context aws(*options);
     return body(*options, aws);
   } catch (const usage_error& error) {
     return usage_error_exit(std::cerr, program, error);
   } catch (const std::exception& error) {
     std::cerr << program << ": " << error.what() << '\n';
-    return 1;
+    return exit_status::failed;
   }
 }
 

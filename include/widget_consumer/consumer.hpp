@@ -113,6 +113,7 @@ class consumer {
   consumer_summary run_impl(const stop_flag* stop) {
     detail::check_ready(source_, "request source", log_);
     detail::check_ready(destination_, "widget store", log_);
+    settling_.begin_run();
     const bool ordered = static_cast<bool>(source_.ordered());
     lanes pool(options_.concurrency,
                detail::widget_holds(options_.max_hold, detail::releases_locally(source_)),
@@ -136,7 +137,12 @@ class consumer {
     settling_.finish(run.stats);
     hear_from_source(run);
     observe(run);
-    consumer_summary summary{.time = log_clock::now(), .stats = elapsed(run), .reason = reason};
+    consumer_summary summary{.time = log_clock::now(),
+                             .stats = elapsed(run),
+                             .reason = reason,
+                             .unsettled = settling_.unsettled(),
+                             .last_poll_ok = run.last_poll_ok,
+                             .failed_polls_at_end = run.poll_failures_in_a_row};
     log_.summary(summary);
     log_.flush();
     return summary;
@@ -177,15 +183,17 @@ class consumer {
     } catch (const unrecoverable_error& e) {
       // Polling again would meet the same error: said once, then stop.
       ++run.stats.poll_failures;
+      ++run.poll_failures_in_a_row;
       observe(run);
       log_.error(std::string("poll failed, stopping: ") + e.what());
       return stop_reason::unrecoverable;
     } catch (const std::exception& e) {
       ++run.stats.poll_failures;
+      ++run.poll_failures_in_a_row;
       observe(run);
       log_.error(std::string("poll failed: ") + e.what());
       if (options_.max_poll_failures != 0 &&
-          ++run.poll_failures_in_a_row >= options_.max_poll_failures)
+          run.poll_failures_in_a_row >= options_.max_poll_failures)
         return stop_reason::poll_failures;
       pause(run, options_.poll_failure_delay);
       return std::nullopt;

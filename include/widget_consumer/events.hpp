@@ -107,6 +107,17 @@ struct consumer_summary {
   log_clock::time_point time;
   consumer_stats stats;
   stop_reason reason = stop_reason::stop_requested;
+  // Requests this run took whose last settlement was a release or did not
+  // take effect: they are still in the source and come again (nothing is
+  // lost), but the run did not finish them. A release that later came back
+  // and was acked or rejected is not counted.
+  std::uint64_t unsettled = 0;
+  // The last poll that did not throw; the epoch when none did (the source
+  // was never reached).
+  log_clock::time_point last_poll_ok{};
+  // Polls that failed since the last one that did not, when the run ended:
+  // not 0, the run ended with the source failing, so it was not seen empty.
+  std::uint64_t failed_polls_at_end = 0;
 };
 
 inline std::string_view to_string(request_outcome outcome) noexcept {

@@ -60,11 +60,11 @@ class SqsFaults(unittest.TestCase):
         item = self.dynamodb.get_item(TableName=table, Key={"id": {"S": widget}}).get("Item")
         return item["label"]["S"] if item else None
 
-    def run_consumer(self, arguments, env, name):
+    def run_consumer(self, arguments, env, name, expected_codes=(0,)):
         with p.consumer(arguments, env, name) as consumer:
             code = consumer.wait(120)
             output = consumer.stderr()
-        self.assertEqual(code, 0, output[-3000:])
+        self.assertIn(code, expected_codes, output[-3000:])
         return output
 
     def test_a_create_whose_delete_failed_is_not_applied_after_its_updates(self):
@@ -78,7 +78,11 @@ class SqsFaults(unittest.TestCase):
         with p.FaultProxy(self.sqs_url, "--message-fault", "refuse:fence-v1:3",
                           "--delay-ms", "100") as proxy:
             env = p.aws_environment(AWS_ENDPOINT_URL_SQS=proxy.url)
-            first = self.run_consumer([*arguments, "--max-attempts", "1"], env, "fence-1")
+            # Exit 3 (README, "Exit status") when the refused acks' messages
+            # were still hidden as the run went idle, left for the second
+            # run; 0 when a slow run took them back and acked them itself.
+            first = self.run_consumer([*arguments, "--max-attempts", "1"], env, "fence-1",
+                                      (0, 3))
             stats = proxy.stats()
         self.assertEqual(stats.get("message_faults", {}).get("refuse"), 3, stats)
         self.assertEqual(self.label(table, "w"), "v3", first[-3000:])

@@ -6,10 +6,17 @@
 // During the run a source that can (concepts.hpp, background_flushing) makes
 // its calls on a thread of its own; the last flush, finish(), waits for them
 // so the run's summary counts every failure.
+// It also keeps the names of the requests left unsettled (released, or a
+// settlement that failed) until a later ack or reject of the same name took
+// effect: their number at the end is the summary's `unsettled`, which tells
+// a run that finished its work from one that left some behind.
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
+#include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 
 #include <widget_consumer/concepts.hpp>
@@ -37,6 +44,10 @@ class source_settling {
         source_.release(std::move(ticket), release_delay_);
       else
         source_.reject(std::move(ticket), reason);
+      if (action == settle_action::release)
+        unsettled_.emplace(name);
+      else
+        unsettled_.erase(std::string(name));
       return true;
     } catch (const std::exception& e) {
       failed(stats, action, name, e.what());
@@ -58,6 +69,10 @@ class source_settling {
     report(stats, [this] { return source_.flush(); });
   }
 
+  // A new run() counts its own.
+  void begin_run() { unsettled_.clear(); }
+  std::uint64_t unsettled() const noexcept { return unsettled_.size(); }
+
  private:
   template <class Flush>
   void report(consumer_stats& stats, Flush flush) {
@@ -72,12 +87,14 @@ class source_settling {
   void failed(consumer_stats& stats, settle_action action, std::string_view name,
               std::string_view reason) {
     ++stats.settle_failures;
+    unsettled_.emplace(name);
     log_.error(settle_failed_message(action, name, reason));
   }
 
   Source& source_;
   Log& log_;
   std::chrono::milliseconds release_delay_;
+  std::unordered_set<std::string> unsettled_;
 };
 
 }  // namespace widget_consumer::detail
