@@ -283,7 +283,8 @@ class consumer {
     detail::say_source_warnings(source_, log_);
     // Before the poll's batch is dispatched: a hold behind a request that
     // went to another consumer ends before the widget's next request comes.
-    detail::forget_releases(source_, log_, [&run](forgotten_release gone) {
+    detail::forget_releases(source_, log_, [this, &run](forgotten_release gone) {
+      settling_.gone_elsewhere(gone.name);
       const std::string widget = gone.widget_id;
       run.pool.post(widget, [gone = std::move(gone)](detail::widget_holds& holds) {
         holds.forget(gone.widget_id, gone.name);

@@ -71,7 +71,9 @@ class Handover(unittest.TestCase):
             third = self.start(arguments, env, "handover-third")
             time.sleep(4.0)
             third.popen.send_signal(signal.SIGTERM)
-            self.assertEqual(third.wait(120), 0, third.stderr()[-3000:])
+            # 3 when it stopped with releases of its own not back yet (work left
+            # for the others: nothing lost).
+            self.assertIn(third.wait(120), (0, 3), third.stderr()[-3000:])
             self.assertEqual(producer.wait(120), 0, producer.stderr()[-2000:])
             codes = [each.wait(180) for each in steady]
             outputs = [each.stderr() for each in (*steady, third)]

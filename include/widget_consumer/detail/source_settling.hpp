@@ -71,6 +71,10 @@ class source_settling {
 
   // A new run() counts its own.
   void begin_run() { unsettled_.clear(); }
+  // A release the source will not deliver again to this consumer: another
+  // has it now (concepts.hpp, release_forgetting), so it is not work this
+  // run left.
+  void gone_elsewhere(const std::string& name) { unsettled_.erase(name); }
   std::uint64_t unsettled() const noexcept { return unsettled_.size(); }
 
  private:
