@@ -174,7 +174,7 @@ class credential_process_refresh : public testing::Test {
     return lines;
   }
   credentials_chain chain(std::chrono::milliseconds timeout) const {
-    const std::string command = "cd '" + folder_.string() + "' && sh helper.sh";
+    const std::string command = "cd '" + folder_.string() + "' && exec sh helper.sh";
     return credentials_chain(
         {{"helper",
           [command, timeout] {
