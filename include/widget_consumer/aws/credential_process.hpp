@@ -90,9 +90,9 @@ inline bool has_exited(pid_t pid) {
 }
 
 // Reads the helper's standard output until it has exited and the output is
-// at end of file, or the deadline. False on the deadline. Once the helper has
-// exited, the output is read for output_after_exit more at most (what a
-// child left behind holds open is not waited for).
+// at end of file, or the deadline. False when it has not exited by the
+// deadline. Once it has exited, the output is read for output_after_exit
+// more at most (what a child left behind holds open is not waited for).
 inline bool read_until_exit(pid_t pid, int fd, std::string& out, std::size_t max,
                             std::chrono::steady_clock::time_point deadline) {
   fd_guard exit_notice{open_exit_notice(pid)};
@@ -106,7 +106,7 @@ inline bool read_until_exit(pid_t pid, int fd, std::string& out, std::size_t max
     if (exited_at && (at_end || now >= *exited_at + output_after_exit))
       return true;
     if (now >= deadline)
-      return false;
+      return exited_at.has_value();  // it did exit, only the output was not closed
     auto until = deadline;
     if (exited_at)
       until = std::min(until, *exited_at + output_after_exit);
