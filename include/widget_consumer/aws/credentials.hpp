@@ -178,7 +178,9 @@ class credentials_chain {
     } else if (!valid || now >= s.next_attempt) {
       s.refresh(lock);
     }
-    if (cached && (!cached->expiration || s.opts.now() < *cached->expiration))
+    // What a refresh has just found is used even if it has expired already
+    // (a skewed clock, say), as before: the provider's answer is the best.
+    if (cached && (s.last_found || !cached->expiration || s.opts.now() < *cached->expiration))
       return *cached;
     throw credentials_error(s.last_failure);
   }
@@ -229,6 +231,7 @@ class credentials_chain {
                 std::string failure) {
       lock.lock();
       const auto now = opts.now();
+      last_found = found.has_value();
       if (found) {
         cached = std::move(found);
         failures = 0;
@@ -258,6 +261,7 @@ class credentials_chain {
     bool refreshing = false;
     unsigned long generation = 0;  // refreshes settled, for the callers that wait for one
     int failures = 0;              // in a row
+    bool last_found = false;       // the last refresh's outcome
     std::chrono::system_clock::time_point next_attempt = {};
     std::string last_failure;
   };
