@@ -190,6 +190,78 @@ TEST_F(credentials_test, container_failures_are_reasons_without_secrets) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
 }
 
+// Issue 28, F6: FULL_URI is refused, before any connection and without the
+// token going anywhere, unless it is https, or http to a loopback address or
+// a container host (192.0.2.1 is TEST-NET: nothing answers there, and the
+// refusal must come before trying). The message names the variable and the
+// host, never the token.
+TEST_F(credentials_test, container_full_uri_over_plain_http_must_stay_on_the_machine) {
+  set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer not-for-strangers");
+  for (const char* uri : {"http://192.0.2.1/creds", "http://192.0.2.1:8080/v2/credentials",
+                          "http://[fd00:ec2::24]/creds", "http://127.0.0.1@192.0.2.1/creds"}) {
+    set("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri);
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = container_credentials(3s);
+    EXPECT_FALSE(result.found) << uri;
+    EXPECT_TRUE(result.final) << uri << ": a refused URI is a configuration error";
+    EXPECT_THAT(result.reason, HasSubstr("AWS_CONTAINER_CREDENTIALS_FULL_URI")) << uri;
+    EXPECT_THAT(result.reason, HasSubstr("https")) << uri;
+    EXPECT_THAT(result.reason, Not(HasSubstr("not-for-strangers"))) << uri;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << uri << ": it tried to connect";
+  }
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://192.0.2.1/creds");
+  EXPECT_THAT(container_credentials().reason, HasSubstr("host 192.0.2.1"));
+  set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "@192.0.2.1/creds");  // not a path: a user name
+  EXPECT_THAT(container_credentials().reason,
+              HasSubstr("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI names host 192.0.2.1"));
+}
+
+// What may be used: https anywhere; plain http to 127.0.0.0/8, ::1,
+// localhost and the container hosts 169.254.170.2, 169.254.170.23 and
+// fd00:ec2::23 (the list of the AWS SDKs). No connection is made here.
+TEST(container_endpoint, https_loopback_and_the_container_hosts_pass_the_check) {
+  for (const char* uri :
+       {"https://192.0.2.1/creds", "https://credentials.example.com/v1", "http://127.0.0.1/c",
+        "http://127.0.0.1:9000/c", "http://127.45.6.7/c", "http://[::1]:9000/c",
+        "http://localhost:9000/c", "http://LOCALHOST/c", "http://169.254.170.2/v2/credentials",
+        "http://169.254.170.23/v1/credentials", "http://[fd00:ec2::23]/v1/credentials",
+        "HTTP://127.0.0.1/c"})
+    EXPECT_EQ(detail::container_endpoint_refusal(uri), "") << uri;
+  for (const char* uri :
+       {"http://192.0.2.1/c", "http://10.0.0.1/c", "http://[::2]/c", "http://[::ffff:192.0.2.1]/c",
+        "ftp://127.0.0.1/c", "127.0.0.1/c", "http://128.0.0.1/c", "http://localhost.example/c",
+        "http://example.com/creds", "http://169.254.170.2.example/c"})
+    EXPECT_NE(detail::container_endpoint_refusal(uri), "") << uri;
+}
+
+// The token file wins over the token, as in the AWS SDKs, and is read at
+// every fetch (EKS Pod Identity rotates it). A token that would end the
+// header line is refused, and not quoted.
+TEST_F(credentials_test, container_token_file_wins_and_a_token_cannot_add_headers) {
+  loopback_http_server server(
+      [](const received_http_request&) { return answer(200, credentials_json()); }, recording::on);
+  set("AWS_CONTAINER_CREDENTIALS_FULL_URI", server.endpoint() + "/c");
+  set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "from-variable");
+  std::ofstream(home_ / "token") << "from-file\n";
+  set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", (home_ / "token").string());
+  ASSERT_TRUE(container_credentials().found);
+  std::ofstream(home_ / "token") << "rotated";
+  ASSERT_TRUE(container_credentials().found);
+  ::unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "secret-part\r\nX-Injected: yes");
+  const auto injected = container_credentials();
+  EXPECT_FALSE(injected.found);
+  EXPECT_THAT(injected.reason, HasSubstr("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+  EXPECT_THAT(injected.reason, Not(HasSubstr("secret-part")));
+  const auto requests = server.received();
+  ASSERT_GE(requests.size(), 2u);
+  EXPECT_EQ(requests[0].headers.at("authorization"), "from-file");
+  EXPECT_EQ(requests[1].headers.at("authorization"), "rotated");
+  EXPECT_EQ(requests.size(), 2u) << "the token that adds a header was sent";
+  for (const auto& request : requests)
+    EXPECT_FALSE(request.headers.contains("x-injected"));
+}
+
 // --- IMDS --------------------------------------------------------------------
 
 TEST_F(credentials_test, imds_v2_token_role_and_credentials) {

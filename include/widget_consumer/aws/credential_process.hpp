@@ -6,12 +6,16 @@
 // goes where ours goes, so the user sees the helper's own messages.
 //
 // The output is a secret: no message quotes it, only says what is wrong with
-// it. A helper that does not finish within the timeout is killed, and one
-// that writes more than max_output bytes is not read further. The shell runs
-// in a process group of its own, so that the kill reaches the helper it
-// started and whatever that started: killing the shell alone would leave
-// them running, holding our standard error open. (A helper therefore cannot
-// read the terminal; none can be answered by a consumer anyway.)
+// it. The timeout bounds the whole run, the wait for the exit included: a
+// helper that has not exited by then, even one that has answered and closed
+// its output, is killed, and its answer is not used (only the exit status
+// says it is good). One that writes more than max_output bytes is not read
+// further. The shell runs in a process group of its own, so that the kill
+// reaches the helper it started and whatever that started: killing the
+// shell alone would leave them running, holding our standard error open.
+// (A helper therefore cannot read the terminal; none can be answered by a
+// consumer anyway.) A child that the helper leaves behind when it exits is
+// not waited for, even if it holds the output open, and is left alone.
 
 #include <widget_consumer/aws/credentials.hpp>
 
@@ -21,12 +25,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -56,32 +63,76 @@ struct fd_guard {
   }
 };
 
-// Reads `fd` until end of file, the deadline or max bytes; false on timeout.
-inline bool read_until_eof(int fd, std::string& out, std::size_t max,
-                           std::chrono::steady_clock::time_point deadline) {
+// How long the output is still read once the helper has exited: a child it
+// left behind may hold the pipe open for good, and the helper's answer is
+// complete when it exits.
+inline constexpr std::chrono::milliseconds output_after_exit{250};
+
+// A file descriptor that becomes readable when `pid` ends (Linux 5.3+), or -1:
+// then the wait for the exit polls.
+inline int open_exit_notice(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  static_cast<void>(pid);
+  return -1;
+#endif
+}
+
+// True once `pid` has exited. The exit is only observed, not reaped: the
+// zombie keeps the process group's number in use, so that the group can
+// still be killed without reaching a process that took the number over.
+inline bool has_exited(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+    return errno == ECHILD;  // reaped already: the program ignores SIGCHLD
+  return info.si_pid == pid;
+}
+
+// Reads the helper's standard output until it has exited and the output is
+// at end of file, or the deadline. False when it has not exited by the
+// deadline. Once it has exited, the output is read for output_after_exit
+// more at most (what a child left behind holds open is not waited for).
+inline bool read_until_exit(pid_t pid, int fd, std::string& out, std::size_t max,
+                            std::chrono::steady_clock::time_point deadline) {
+  fd_guard exit_notice{open_exit_notice(pid)};
+  bool at_end = false;
+  std::optional<std::chrono::steady_clock::time_point> exited_at;
   char buffer[4096];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
+    const auto now = std::chrono::steady_clock::now();
+    if (!exited_at && has_exited(pid))
+      exited_at = now;
+    if (exited_at && (at_end || now >= *exited_at + output_after_exit))
+      return true;
+    if (now >= deadline)
+      return exited_at.has_value();  // it did exit, only the output was not closed
+    auto until = deadline;
+    if (exited_at)
+      until = std::min(until, *exited_at + output_after_exit);
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(until - now);
+    if (exit_notice.fd < 0 && !exited_at)
+      wait = std::min(wait, std::chrono::milliseconds{10});  // no notice: look again soon
+    pollfd ready[2] = {{at_end ? -1 : fd, POLLIN, 0}, {exited_at ? -1 : exit_notice.fd, POLLIN, 0}};
+    const int polled = ::poll(ready, 2, static_cast<int>(wait.count()));
+    if (polled < 0 && errno != EINTR)
       return false;
-    pollfd ready{fd, POLLIN, 0};
-    const int polled = ::poll(&ready, 1, static_cast<int>(left.count()));
-    if (polled < 0 && errno == EINTR)
+    if (polled <= 0 || (ready[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
       continue;
-    if (polled <= 0)
-      return false;
     const auto n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0)
-      return true;
+    if (n <= 0) {
+      at_end = true;
+      continue;
+    }
     if (out.size() < max)
       out.append(buffer, std::min(static_cast<std::size_t>(n), max - out.size()));
   }
 }
 
-// /bin/sh -c command, stdout captured, stdin and stderr shared with us.
+// /bin/sh -c command, stdout captured, stdin and stderr shared with us. The
+// timeout bounds the whole run: reading, and the wait for the exit.
 inline process_output run_shell_command(const std::string& command,
                                         const credential_process_options& options) {
   int pipe_fds[2];
@@ -107,8 +158,8 @@ inline process_output run_shell_command(const std::string& command,
   ::close(write_end.fd);
   write_end.fd = -1;
   process_output result;
-  const bool finished = read_until_eof(read_end.fd, result.text, options.max_output,
-                                       std::chrono::steady_clock::now() + options.timeout);
+  const bool finished = read_until_exit(pid, read_end.fd, result.text, options.max_output,
+                                        std::chrono::steady_clock::now() + options.timeout);
   if (!finished)
     ::kill(-pid, SIGKILL);  // the whole group: the shell and all it started
   int status = 0;

@@ -10,7 +10,13 @@
 #include <curl/curl.h>
 #include <boost/json.hpp>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -105,6 +111,106 @@ inline credentials parse_metadata_credentials(const std::string& body, const std
 inline bool is_true(const std::optional<std::string>& value) {
   return value && to_lower(*value) == "true";
 }
+
+// 127.0.0.0/8, ::1, and the hosts of the ECS and EKS Pod Identity agents.
+inline bool is_loopback_or_container_address(const std::string& host) {
+  unsigned char address[16];
+  if (::inet_pton(AF_INET, host.c_str(), address) == 1)
+    return address[0] == 127 || host == "169.254.170.2" || host == "169.254.170.23";
+  if (::inet_pton(AF_INET6, host.c_str(), address) != 1)
+    return false;
+  unsigned char loopback[16] = {}, container[16] = {};
+  loopback[15] = 1;
+  ::inet_pton(AF_INET6, "fd00:ec2::23", container);
+  return std::memcmp(address, loopback, 16) == 0 || std::memcmp(address, container, 16) == 0;
+}
+
+// "localhost" counts as loopback when every address it resolves to is one.
+inline bool localhost_is_loopback() {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo("localhost", nullptr, &hints, &found) != 0)
+    return false;
+  bool loopback = found != nullptr;
+  for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+    if (entry->ai_family == AF_INET) {
+      const auto* address = reinterpret_cast<const sockaddr_in*>(entry->ai_addr);
+      loopback = loopback && (ntohl(address->sin_addr.s_addr) >> 24) == 127;
+    } else {
+      const auto* address = reinterpret_cast<const sockaddr_in6*>(entry->ai_addr);
+      loopback =
+          loopback && entry->ai_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&address->sin6_addr);
+    }
+  }
+  ::freeaddrinfo(found);
+  return loopback;
+}
+
+// Why the container endpoint `url`, from `variable`, may not be used, or ""
+// when it may. The authorization token goes with the request: like the AWS
+// SDKs, plain http is allowed only to a loopback address or a container
+// host, https anywhere. (A RELATIVE_URI is checked too: "@host/..." would
+// make 169.254.170.2 a user name.) The URL is taken apart by libcurl's own parser, the one that
+// will connect, so that no URL reads one way here and another way there.
+// The message names the host, not the URL (it may hold more than a host).
+inline std::string container_endpoint_refusal(
+    const std::string& url, const std::string& variable = "AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(), &curl_url_cleanup);
+  if (!parsed)
+    throw std::runtime_error("cannot initialise libcurl");
+  char* scheme_text = nullptr;
+  char* host_text = nullptr;
+  if (curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK ||
+      curl_url_get(parsed.get(), CURLUPART_SCHEME, &scheme_text, 0) != CURLUE_OK ||
+      curl_url_get(parsed.get(), CURLUPART_HOST, &host_text, 0) != CURLUE_OK) {
+    curl_free(scheme_text);
+    return variable + " is not a URL with a scheme and a host";
+  }
+  const std::string scheme = to_lower(scheme_text);
+  std::string host = to_lower(host_text);
+  curl_free(scheme_text);
+  curl_free(host_text);
+  if (scheme == "https")
+    return {};
+  if (scheme != "http")
+    return variable + " has the scheme " + scheme + ": only http and https are used";
+  const std::string shown = host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (is_loopback_or_container_address(host) || (host == "localhost" && localhost_is_loopback()))
+    return {};
+  return variable + " names host " + shown +
+         " over plain http, which would send the authorization token in the clear: use https, "
+         "or http to a loopback address or to 169.254.170.2, 169.254.170.23 or fd00:ec2::23";
+}
+
+// The Authorization header's value, as the AWS SDKs find it: the token file
+// first (read at every fetch: EKS rotates it), else the token. A token that
+// would end the header line and start another is refused, never quoted.
+inline std::optional<std::string> container_authorization(std::string& problem) {
+  std::optional<std::string> token;
+  std::string from = "AWS_CONTAINER_AUTHORIZATION_TOKEN";
+  if (auto token_file = environment("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) {
+    std::ifstream in(*token_file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      problem = "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + *token_file;
+      return std::nullopt;
+    }
+    token = std::string(trim(text.str()));
+    from = "the file of AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+  } else {
+    token = environment("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+  }
+  if (token && token->find_first_of("\r\n") != std::string::npos) {
+    problem = "the token in " + from + " holds a line break, which no header value may hold";
+    return std::nullopt;
+  }
+  return token;
+}
 }  // namespace detail
 
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
@@ -124,29 +230,30 @@ inline provider_result environment_credentials() {
 }
 
 // ECS/EKS: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (against 169.254.170.2) or
-// AWS_CONTAINER_CREDENTIALS_FULL_URI, with AWS_CONTAINER_AUTHORIZATION_TOKEN
-// (or _TOKEN_FILE) as the Authorization header.
+// AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to loopback or a
+// container host), with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (or _TOKEN)
+// as the Authorization header. A refused URI or token is a configuration
+// error: it stops the chain.
 inline provider_result container_credentials(
     std::chrono::milliseconds timeout = std::chrono::seconds{1}) {
-  std::string url;
-  if (auto relative = detail::environment("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"))
+  std::string url, variable;
+  if (auto relative = detail::environment("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
     url = "http://169.254.170.2" + *relative;
-  else if (auto full = detail::environment("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
+    variable = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
+  } else if (auto full = detail::environment("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
     url = *full;
-  else
+    variable = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+  } else {
     return detail::not_found("not configured");
+  }
+  // Checked before the token is read, and before any connection.
+  if (auto refusal = detail::container_endpoint_refusal(url, variable); !refusal.empty())
+    return detail::not_found(std::move(refusal), true);
+  std::string problem;
+  const auto token = detail::container_authorization(problem);
+  if (!problem.empty())
+    return detail::not_found(std::move(problem), true);
   std::vector<std::string> headers;
-  auto token = detail::environment("AWS_CONTAINER_AUTHORIZATION_TOKEN");
-  if (!token)
-    if (auto token_file = detail::environment("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) {
-      std::ifstream in(*token_file);
-      std::ostringstream text;
-      text << in.rdbuf();
-      if (!in)
-        return detail::not_found("cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " +
-                                 *token_file);
-      token = std::string(detail::trim(text.str()));
-    }
   if (token)
     headers.push_back("Authorization: " + *token);
   try {

@@ -1,14 +1,16 @@
 #pragma once
 // AWS credentials, the answer of one provider, and credentials_chain, which
 // asks providers in order, caches the first answer and refreshes it before it
-// expires. The providers live in credential_providers.hpp (environment,
-// container, IMDS), sts.hpp, sso.hpp, credential_process.hpp and
-// profile_credentials.hpp; default_credentials.hpp puts them in the AWS SDKs'
-// order. The secret key and session token never leave these headers in text
+// expires, as the AWS SDKs do. The providers live in credential_providers.hpp
+// (environment, container, IMDS), sts.hpp, sso.hpp, credential_process.hpp
+// and profile_credentials.hpp; default_credentials.hpp puts them in the AWS
+// SDKs' order. The secret key and session token never leave these headers in text
 // form: describe() and operator<< redact them, no exception message includes
 // them, and response bodies that hold them are never quoted.
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -126,13 +128,29 @@ struct named_provider {
 };
 
 // Callable as std::function<credentials()>: the first provider with
-// credentials wins, the result is cached until `refresh_margin` before its
-// expiration, and a failed refresh keeps serving still-valid credentials.
-// Copies share one cache. Thread-safe; a refresh blocks other callers.
+// credentials wins, and the result is cached. Copies share one cache.
+// Thread-safe. Refreshing follows the AWS SDKs (botocore's advisory and
+// mandatory refresh, aws-sdk-go-v2's CredentialsCache):
+//   - until `refresh_margin` before the expiration, the cache answers;
+//   - inside the margin (advisory), one caller refreshes; the others go on
+//     with the cached credentials and do not wait for it;
+//   - inside `mandatory_margin` before the expiration, callers wait for the
+//     refresh in flight, if any; once the credentials have expired (or
+//     when there are none), callers wait for a refresh, and one refresh
+//     serves every caller waiting for it, failure included;
+//   - a refresh that fails (or brings credentials already inside the margin)
+//     is not tried again before a backoff, 1 s doubling up to 30 s, while
+//     the cached credentials are still valid; the backoff never carries past
+//     the start of the mandatory window (inside it, past the expiration).
+// A refresh that fails leaves the cached credentials in use while they are
+// valid; after that, the failure is thrown.
 class credentials_chain {
  public:
   struct options {
     std::chrono::seconds refresh_margin = std::chrono::minutes{5};
+    std::chrono::seconds mandatory_margin = std::chrono::minutes{1};
+    std::chrono::milliseconds first_backoff = std::chrono::seconds{1};
+    std::chrono::milliseconds max_backoff = std::chrono::seconds{30};
     std::function<std::chrono::system_clock::time_point()> now = [] {
       return std::chrono::system_clock::now();
     };
@@ -143,41 +161,109 @@ class credentials_chain {
       : state_(std::make_shared<state>(std::move(providers), std::move(opts))) {}
 
   credentials operator()() const {
-    std::lock_guard lock(state_->mutex);
-    const auto now = state_->opts.now();
-    auto& cached = state_->cached;
-    if (cached && (!cached->expiration || now < *cached->expiration - state_->opts.refresh_margin))
+    state& s = *state_;
+    std::unique_lock lock(s.mutex);
+    const auto now = s.opts.now();
+    const auto& cached = s.cached;
+    if (cached && (!cached->expiration || now < *cached->expiration - s.opts.refresh_margin))
       return *cached;
-    std::string tried;
-    for (const auto& provider : state_->providers) {
-      provider_result result;
-      try {
-        result = provider.fetch();
-      } catch (const std::exception& error) {
-        result = detail::not_found(error.what(), true);
-      }
-      if (result.found) {
-        cached = std::move(result.found);
-        if (cached->source.empty())
-          cached->source = provider.name;
+    const bool valid = cached && now < *cached->expiration;
+    if (valid && now < *cached->expiration - s.opts.mandatory_margin) {  // advisory
+      if (s.refreshing || now < s.next_attempt)
         return *cached;
-      }
-      tried += (tried.empty() ? "" : "; ") + provider.name + ": " + result.reason;
-      if (result.final)
-        break;
+      s.refresh(lock);
+    } else if (s.refreshing) {  // the one in flight serves this caller too
+      const auto generation = s.generation;
+      s.refreshed.wait(lock, [&] { return s.generation != generation; });
+    } else if (!valid || now >= s.next_attempt) {
+      s.refresh(lock);
     }
-    if (cached && cached->expiration && now < *cached->expiration)
+    // What a refresh has just found is used even if it has expired already
+    // (a skewed clock, say), as before: the provider's answer is the best.
+    if (cached && (s.last_found || !cached->expiration || s.opts.now() < *cached->expiration))
       return *cached;
-    throw credentials_error("no AWS credentials: " + tried);
+    throw credentials_error(s.last_failure);
   }
 
  private:
   struct state {
     state(std::vector<named_provider> p, options o) : providers(std::move(p)), opts(std::move(o)) {}
+
+    // Asks the providers with the lock released: the refreshing flag keeps
+    // the refresh single, and callers that may go on do not wait for it.
+    void refresh(std::unique_lock<std::mutex>& lock) {
+      refreshing = true;
+      lock.unlock();
+      std::optional<credentials> found;
+      std::string tried;
+      try {
+        found = ask_providers(tried);
+      } catch (...) {
+        settle(lock, std::nullopt, "no AWS credentials: " + tried);
+        throw;
+      }
+      settle(lock, std::move(found), "no AWS credentials: " + tried);
+    }
+
+    std::optional<credentials> ask_providers(std::string& tried) const {
+      for (const auto& provider : providers) {
+        provider_result result;
+        try {
+          result = provider.fetch();
+        } catch (const std::exception& error) {
+          result = detail::not_found(error.what(), true);
+        }
+        if (result.found) {
+          if (result.found->source.empty())
+            result.found->source = provider.name;
+          return std::move(result.found);
+        }
+        tried += (tried.empty() ? "" : "; ") + provider.name + ": " + result.reason;
+        if (result.final)
+          break;
+      }
+      return std::nullopt;
+    }
+
+    // Takes the lock again, keeps the outcome and wakes the callers waiting
+    // for it.
+    void settle(std::unique_lock<std::mutex>& lock, std::optional<credentials> found,
+                std::string failure) {
+      lock.lock();
+      const auto now = opts.now();
+      last_found = found.has_value();
+      if (found) {
+        cached = std::move(found);
+        failures = 0;
+      } else {
+        last_failure = std::move(failure);
+        ++failures;
+      }
+      // The next try, for credentials still valid but inside the margin.
+      auto backoff = opts.first_backoff;
+      for (int i = 1; i < failures && backoff < opts.max_backoff; ++i)
+        backoff *= 2;
+      next_attempt = now + std::min(backoff, opts.max_backoff);
+      if (cached && cached->expiration) {
+        const auto mandatory = *cached->expiration - opts.mandatory_margin;
+        next_attempt = std::min(next_attempt, now < mandatory ? mandatory : *cached->expiration);
+      }
+      refreshing = false;
+      ++generation;
+      refreshed.notify_all();
+    }
+
     std::mutex mutex;
+    std::condition_variable refreshed;
     std::vector<named_provider> providers;
     options opts;
     std::optional<credentials> cached;
+    bool refreshing = false;
+    unsigned long generation = 0;  // refreshes settled, for the callers that wait for one
+    int failures = 0;              // in a row
+    bool last_found = false;       // the last refresh's outcome
+    std::chrono::system_clock::time_point next_attempt = {};
+    std::string last_failure;
   };
   std::shared_ptr<state> state_;
 };
