@@ -11,8 +11,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -47,18 +49,34 @@ class raw_client {
     std::string text;
     char chunk[4096];
     for (;;) {
-      boost::system::error_code ec;
-      const std::size_t n = socket_.read_some(boost::asio::buffer(chunk), ec);
+      const std::size_t n = socket_.read_some(boost::asio::buffer(chunk), last_error_);
       text.append(chunk, n);
-      if (ec)
+      if (last_error_)
         return text;
     }
+  }
+
+  // True when the last read_all ended because the server closed, not
+  // because the read timed out.
+  bool closed_by_server() const {
+    return last_error_ == boost::asio::error::eof ||
+           last_error_ == boost::asio::error::connection_reset;
   }
 
  private:
   boost::asio::io_context io_;
   tcp::socket socket_;
+  boost::system::error_code last_error_;
 };
+
+// Connections that send nothing; each closes when destroyed.
+std::vector<tcp::socket> idle_connections(boost::asio::io_context& io, std::uint16_t port,
+                                          int count) {
+  std::vector<tcp::socket> sockets;
+  for (int i = 0; i < count; ++i)
+    sockets.emplace_back(io).connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  return sockets;
+}
 
 std::string exchange(std::uint16_t port, std::string_view request) {
   raw_client client(port);
@@ -144,15 +162,68 @@ TEST_F(serving, a_trickle_is_cut_off_and_others_are_served_meanwhile) {
   EXPECT_LT(std::chrono::steady_clock::now() - began, 3s);
 }
 
-TEST_F(serving, connections_beyond_the_limit_are_closed_and_the_server_goes_on) {
-  std::vector<std::unique_ptr<raw_client>> idle;
-  for (int i = 0; i < 20; ++i)
-    idle.push_back(std::make_unique<raw_client>(server.port()));
-  // The four the limit lets in time out; the rest were closed at once.
-  for (auto& each : idle)
-    EXPECT_EQ(each->read_all(), "");
+TEST_F(serving, over_the_limit_the_oldest_waiting_connection_makes_room) {
+  boost::asio::io_context io;
+  auto idle = idle_connections(io, server.port(), 20);
+  EXPECT_EQ(status_line(get("/metrics")), "HTTP/1.1 200 OK") << "not refused: limit 4";
   idle.clear();
   EXPECT_EQ(status_line(get("/metrics")), "HTTP/1.1 200 OK");
+}
+
+// Issue 28: 32 idle connections used to fill every slot, and /healthz was
+// refused. With the shipped options, 100 idle connections (more than the
+// limit, fewer than the read timeout lets time out) do not delay a probe
+// past the 1 s a Kubernetes probe allows by default. Best of three, for a
+// loaded machine; every attempt must be answered.
+TEST(metrics_server, probes_are_answered_within_a_second_while_100_idle_connections_are_open) {
+  metrics_log log;
+  metrics::metrics_server server(metrics::listen_address::parse("127.0.0.1:0"), log);
+  for (const std::string path : {"/healthz", "/readyz", "/metrics"}) {
+    auto best = std::chrono::steady_clock::duration::max();
+    for (int attempt = 0; attempt < 3 && best >= 1s; ++attempt) {
+      boost::asio::io_context io;
+      auto idle = idle_connections(io, server.port(), 100);
+      const auto began = std::chrono::steady_clock::now();
+      const std::string response =
+          exchange(server.port(), "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+      const auto took = std::chrono::steady_clock::now() - began;
+      ASSERT_NE(status_line(response), "") << path << ": closed without an answer";
+      EXPECT_EQ(status_line(response),
+                path == "/readyz" ? "HTTP/1.1 503 Service Unavailable" : "HTTP/1.1 200 OK")
+          << path;
+      best = std::min(best, took);
+    }
+    EXPECT_LT(best, 1s) << path << ": best of three "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(best).count()
+                        << " ms";
+  }
+}
+
+// The shipped read timeout: a slot held by an idle connection is free again
+// soon, and a slow network still gets its request in (issue 28: 2 to 5 s).
+static_assert(metrics::default_request_timeout >= 2s && metrics::default_request_timeout <= 5s);
+
+// The fixture's read timeout is 300 ms; the EOF must come from it, so not
+// much earlier, and within a second of slack after.
+TEST_F(serving, an_idle_connection_is_closed_after_the_read_timeout) {
+  raw_client idle(server.port());
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(idle.read_all(), "");
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_TRUE(idle.closed_by_server()) << "the client's own 5 s read timeout ran out first";
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 1300ms);
+}
+
+TEST_F(serving, a_partial_request_head_is_closed_after_the_read_timeout) {
+  raw_client slow(server.port());
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(slow.send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_EQ(slow.read_all(), "") << "closed without an answer";
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_TRUE(slow.closed_by_server()) << "the client's own 5 s read timeout ran out first";
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 1300ms);
 }
 
 TEST(metrics_server, says_when_it_cannot_listen) {

@@ -4,12 +4,17 @@
 // (200 while the process runs) and /readyz (200 when a poll succeeded
 // within ready_within, else 503). Other paths are 404, other methods 405.
 //
-// Whoever connects must not be able to stall or crash the consumer: the
-// server shares nothing with it but the metrics_log's atomics; each
-// connection has a deadline for its request (a trickle is cut off), a limit
-// on its header and no body; connections beyond max_connections are closed
-// at once; an error in one connection ends that connection only. Each
-// connection carries one request and is then closed.
+// Whoever connects must not be able to stall or crash the consumer, nor
+// keep a probe out: the server shares nothing with it but the metrics_log's
+// atomics; idle sockets cost no thread (one thread serves them all); each
+// connection has a deadline for its whole request head from its accept
+// (default_request_timeout: an idle connection or a trickle is cut off), a
+// limit on its header and no body. Every connection is accepted: past
+// max_connections, the oldest one not busy writing an answer is closed to
+// make room, so idle connections cannot starve a new request (only when all
+// of them are writing is the new one closed at once). An error in one
+// connection ends that connection only. Each connection carries one request
+// and is then closed.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -23,11 +28,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -75,13 +82,20 @@ struct listen_address {
   }
 };
 
+// How long a connection may take, from its accept, to send a whole request
+// head before it is closed unanswered. A probe or a scrape sends its request
+// at once (a Kubernetes probe gives up after 1 s by default); an idle
+// connection or a slowloris trickle holds a slot no longer than this.
+inline constexpr std::chrono::seconds default_request_timeout{5};
+
 struct metrics_server_options {
   // /readyz is 200 when a poll succeeded at most this long ago.
   std::chrono::milliseconds ready_within{std::chrono::seconds{60}};
   // A connection's request must have arrived whole by then.
-  std::chrono::milliseconds request_timeout{std::chrono::seconds{5}};
+  std::chrono::milliseconds request_timeout{default_request_timeout};
   std::chrono::milliseconds write_timeout{std::chrono::seconds{10}};
   std::size_t header_limit = 8 * 1024;
+  // Open connections; a new one beyond them closes the oldest waiting one.
   std::size_t max_connections = 32;
 };
 
@@ -124,12 +138,12 @@ class metrics_server {
   class connection : public std::enable_shared_from_this<connection> {
    public:
     connection(metrics_server& server, tcp::socket socket)
-        : server_(server), stream_(std::move(socket)) {
-      ++server_.connections_;
-    }
+        : server_(server),
+          stream_(std::move(socket)),
+          place_(server_.open_.insert(server_.open_.end(), this)) {}
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
-    ~connection() { --server_.connections_; }
+    ~connection() { unlist(); }
 
     void start() {
       parser_.header_limit(static_cast<std::uint32_t>(server_.options_.header_limit));
@@ -140,6 +154,19 @@ class metrics_server {
           [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
             self->on_read(ec);
           });
+    }
+
+    // True while the answer is being written: such a connection is not closed
+    // to make room, so a scrape under way is not cut off.
+    bool answering() const noexcept { return answering_; }
+
+    // Idempotent; a pending operation ends with an error, and with it the
+    // connection.
+    void close() {
+      unlist();
+      boost::beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream_.socket().close(ignored);
     }
 
    private:
@@ -158,6 +185,7 @@ class metrics_server {
     }
 
     void answer(response page) {
+      answering_ = true;
       response_ = std::move(page);
       response_.keep_alive(false);
       response_.prepare_payload();
@@ -176,6 +204,7 @@ class metrics_server {
     // so the answer is followed by a half-close, and what the client still
     // sends is read and dropped until it closes too, within the deadline.
     void finish() {
+      answering_ = false;
       boost::beast::error_code ignored;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
       stream_.expires_after(server_.options_.request_timeout);
@@ -191,10 +220,11 @@ class metrics_server {
           });
     }
 
-    void close() {
-      boost::beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_.socket().close(ignored);
+    // Out of the server's list of open connections: it no longer counts.
+    void unlist() {
+      if (listed_)
+        server_.open_.erase(place_);
+      listed_ = false;
     }
 
     metrics_server& server_;
@@ -203,6 +233,9 @@ class metrics_server {
     request_parser parser_;
     response response_;
     std::array<char, 1024> discard_{};
+    std::list<connection*>::iterator place_;  // in server_.open_
+    bool listed_ = true;
+    bool answering_ = false;
   };
 
   static response plain(boost::beast::http::status status, std::string body) {
@@ -249,11 +282,23 @@ class metrics_server {
         });
         return;
       }
-      if (connections_ < options_.max_connections)
+      if (open_.size() >= options_.max_connections)
+        make_room();
+      if (open_.size() < options_.max_connections)
         std::make_shared<connection>(*this, std::move(socket))->start();
-      // else the socket goes out of scope here, closed: one too many
+      // else the socket goes out of scope here, closed: all are answering
       accept();
     });
+  }
+
+  // Closes the oldest open connection not writing an answer: the one that
+  // waited longest for its request, or one that was answered and lingers.
+  // A new connection is more likely a probe than the oldest idle one is.
+  void make_room() {
+    const auto oldest = std::find_if(open_.begin(), open_.end(),
+                                     [](const connection* each) { return !each->answering(); });
+    if (oldest != open_.end())
+      (*oldest)->close();
   }
 
   // An exception from a handler ends that handler, not the server.
@@ -270,7 +315,9 @@ class metrics_server {
   const metrics_log& log_;
   metrics_server_options options_;
   std::uint16_t port_ = 0;
-  std::size_t connections_ = 0;  // the server thread's only
+  // In the order they were accepted; the server thread's only. Before io_:
+  // connections still pending when io_ goes unlist themselves from it.
+  std::list<connection*> open_;
   boost::asio::io_context io_{1};
   tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_{io_};
