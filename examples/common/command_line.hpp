@@ -9,6 +9,7 @@
 #include <boost/program_options.hpp>
 
 #include <widget_consumer/metrics/http_server.hpp>
+#include <widget_consumer/source/s3_bucket_options.hpp>
 
 #include <cstdint>
 #include <iostream>
@@ -197,7 +198,7 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
       "S3 source: key prefix of the partition claims that let several consumers share the "
       "bucket");
   run("claim-lifetime", po::value(&o.claim_lifetime_s)->default_value(o.claim_lifetime_s),
-      "S3 source: seconds a claim lasts unrenewed before others take it over (>= 1)");
+      "S3 source: seconds a claim lasts unrenewed before others take it over (>= 5)");
   run("single-consumer", po::bool_switch(&o.single_consumer),
       "S3 source: no claims; only for a consumer alone on its bucket, or a server without "
       "conditional writes");
@@ -281,6 +282,11 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
     throw usage_error("--queue-visibility-timeout must be between 0 and 43200 seconds");
   if (options.max_runtime_ms < 0 || options.max_idle_ms < 0)
     throw usage_error("--max-runtime and --max-idle must not be negative");
+  // Claim ages are whole seconds of the server's clock (s3_claim_settings.hpp).
+  if (options.claim_lifetime_s < widget_consumer::s3_min_claim_lifetime.count())
+    throw usage_error("--claim-lifetime must be at least " +
+                      std::to_string(widget_consumer::s3_min_claim_lifetime.count()) +
+                      " s: claim ages are read in whole seconds of the server's clock");
   if (options.stop_deadline_s < 0 || options.stop_deadline_s > 86400)
     throw usage_error("--stop-deadline must be between 0 and 86400 seconds");
   if (options.log_format != "text" && options.log_format != "json")

@@ -89,7 +89,7 @@ class CrashSafety(unittest.TestCase):
         started = time.monotonic()
         kills, outputs = self.kill_and_restart(
             ["-rb", requests, "-wb", widgets, "--concurrency", "8", "--max-idle", "2000",
-             "--claim-lifetime", "2"],
+             "--claim-lifetime", "5"],
             0.05, 1.5,
             lambda: all(k.startswith("rejected/") for k in p.all_keys(s3, requests)))
         print(f"s3->s3: seed {SEED}, 1500 requests {counts}, {kills} kills, "

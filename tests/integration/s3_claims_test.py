@@ -16,6 +16,7 @@ conditional writes:
   balance rounds);
 - a consumer of this machine killed is taken over at once (its pid is gone),
   one of another machine only once its claims are a lifetime old;
+- a claim lifetime under 5 s is refused (exit 2);
 - a server that does not honour conditional writes (s3rver ignores
   If-None-Match and If-Match) is refused at start-up with a one-line reason,
   and --single-consumer runs on it.
@@ -43,6 +44,8 @@ ARGUMENTS = ["--concurrency", "8", "--max-idle", "8000"]
 # shows both ways); the lifetime bounds how late a live consumer's renewal
 # may be, and 15 s leaves room on a loaded server.
 KILL_LIFETIME = ["--claim-lifetime", "15"]
+# The shortest lifetime a consumer accepts (s3_claim_settings.hpp).
+MIN_LIFETIME_S = 5
 
 
 def summary_counts(text):
@@ -262,8 +265,8 @@ class Takeover(unittest.TestCase):
             self.s3.put_object(Bucket=requests, Key=f"claims/partitions/{n:02d}", Body=body)
         self.s3.put_object(Bucket=requests, Key="claims/members/0123456789abcdef", Body=body)
         written = time.monotonic()
-        with p.consumer(["-rb", requests, "-wb", widgets, "--claim-lifetime", "4",
-                         "--max-idle", "3000"], self.env, "patient") as run:
+        with p.consumer(["-rb", requests, "-wb", widgets, "--claim-lifetime",
+                         str(MIN_LIFETIME_S), "--max-idle", "3000"], self.env, "patient") as run:
             code = run.wait(120)
             output = run.stderr() + run.stdout()
         elapsed = time.monotonic() - written
@@ -271,8 +274,70 @@ class Takeover(unittest.TestCase):
         self.assertEqual(code, 0, output)
         self.assert_drained(requests, widgets, expected)
         # The drain needed every partition, none of which was free before
-        # the server's clock (whole seconds) saw them 4 s old.
-        self.assertGreaterEqual(elapsed, 4.0, output)
+        # the server's clock (whole seconds) saw them a lifetime old.
+        self.assertGreaterEqual(elapsed, MIN_LIFETIME_S, output)
+
+    def test_a_claim_naming_our_node_from_another_machine_waits_out_its_lifetime(self):
+        # A VM clone restored from our snapshot shares our boot id, and every
+        # host's first pid namespace has the same inode: such a machine writes
+        # our node string. Its consumer's pid does not exist here. What it
+        # cannot write is the lock that a consumer of this machine holds on
+        # a file of its own in /dev/shm (s3_claim_liveness.hpp): without it,
+        # the claims wait out their lifetime, as any other machine's.
+        requests, widgets, expected, _ = self.backlog(23, 100)
+        body = ("owner fedcba9876543210 clone/{pid}\nnode {node}\npid {pid}\nrenewal 0\n"
+                .format(node=our_node(), pid=pid_not_here())).encode()
+        for n in range(32):
+            self.s3.put_object(Bucket=requests, Key=f"claims/partitions/{n:02d}", Body=body)
+        self.s3.put_object(Bucket=requests, Key="claims/members/fedcba9876543210", Body=body)
+        written = time.monotonic()
+        with p.consumer(["-rb", requests, "-wb", widgets, "--claim-lifetime",
+                         str(MIN_LIFETIME_S), "--max-idle", "3000"], self.env, "clone") as run:
+            code = run.wait(120)
+            output = run.stderr() + run.stdout()
+        elapsed = time.monotonic() - written
+        print(f"waited and drained in {elapsed:.1f} s")
+        self.assertEqual(code, 0, output)
+        self.assert_drained(requests, widgets, expected)
+        # Not before the server's whole seconds said a lifetime (more than
+        # lifetime - 1 s really), then the 3 s idle end; taken over at once,
+        # the run lasts about 4 s.
+        self.assertGreaterEqual(elapsed, MIN_LIFETIME_S - 1 + 3, output)
+
+
+def our_node():
+    """The node string a consumer of this machine writes: boot id and pid
+    namespace (s3_claim_settings.hpp, claim_node())."""
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip()
+    return f"{boot} {os.readlink('/proc/self/ns/pid')}"
+
+
+def pid_not_here():
+    """A pid no process of this machine has (bounded search from the top)."""
+    for pid in range(4194000, 4000000, -1):
+        if not os.path.exists(f"/proc/{pid}"):
+            return pid
+    raise AssertionError("no free pid found")
+
+
+class ClaimLifetime(unittest.TestCase):
+    def test_a_lifetime_under_the_minimum_is_refused_with_exit_2(self):
+        # Claim ages are whole seconds of the server's clock: a lifetime
+        # under 5 s would let a claim be taken over while its holder still
+        # hands out its requests (s3_claim_settings.hpp).
+        env = p.aws_environment()
+        for seconds in ("4", "1", "0", "-3"):
+            with self.subTest(lifetime=seconds):
+                with p.consumer(["-rb", "no-such-bucket", "-wb", "no-such-widgets",
+                                 "--claim-lifetime", seconds, "--max-idle", "1000"], env,
+                                "lifetime") as run:
+                    code = run.wait(60)
+                    output = run.stderr() + run.stdout()
+                self.assertEqual(code, 2, output)
+                first = output.splitlines()[0]
+                self.assertIn("--claim-lifetime", first)
+                self.assertIn(f"at least {MIN_LIFETIME_S} s", first)
 
 
 class ServerWithoutConditionalWrites(unittest.TestCase):

@@ -34,7 +34,9 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import programs as p  # noqa: E402
 
-LIFETIME = ["--claim-lifetime", "3"]
+# The shortest lifetime a consumer accepts (s3_claim_settings.hpp): the most
+# handovers in a run.
+LIFETIME = ["--claim-lifetime", "5"]
 
 
 class Handover(unittest.TestCase):

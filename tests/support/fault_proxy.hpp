@@ -45,6 +45,9 @@ struct fault_proxy_options {
   // protocol) naming a received message whose body holds TEXT get KIND, at
   // most COUNT times per message (fault_proxy.py --message-fault).
   std::vector<std::string> message_faults;
+  // "HEADER=PATH": requests carrying HEADER are held before they are
+  // forwarded until PATH exists, at most 60 s (fault_proxy.py --hold).
+  std::vector<std::string> holds;
   std::chrono::milliseconds start_timeout{10000};
 };
 
@@ -58,6 +61,7 @@ struct fault_proxy_stats {
   std::uint64_t abandoned = 0;
   std::uint64_t late = 0;
   std::uint64_t slowest_ms = 0;
+  std::uint64_t held = 0;  // requests held by a --hold
   std::map<std::string, std::uint64_t> faults;
   std::map<std::string, std::uint64_t> message_faults;  // refuse, after
 
@@ -113,6 +117,10 @@ class fault_proxy {
     for (const auto& fault : options.message_faults) {
       args.push_back("--message-fault");
       args.push_back(fault);
+    }
+    for (const auto& hold : options.holds) {
+      args.push_back("--hold");
+      args.push_back(hold);
     }
     spawn(args);
 
@@ -171,6 +179,7 @@ class fault_proxy {
     result.abandoned = number("abandoned");
     result.late = number("late");
     result.slowest_ms = number("slowest_ms");
+    result.held = number("held");
     auto counts = [&](const char* name, std::map<std::string, std::uint64_t>& into) {
       if (const auto* found = object.if_contains(name); found && found->is_object())
         for (const auto& [kind, count] : found->get_object())

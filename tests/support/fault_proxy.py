@@ -33,6 +33,11 @@ then gets KIND, at most COUNT times per message (default: always):
 --delay-ms D adds D/2 ms before forwarding and D/2 ms before answering, a
 simulated round trip, on every request.
 
+--hold HEADER=PATH (repeatable) holds every request that carries HEADER
+before it is forwarded, until PATH exists (at most 60 s): a test makes one
+kind of call slow, e.g. S3 CopyObject (x-amz-copy-source), while the others
+go through, and says when it may go on. Counted as "held".
+
 A request whose client closed its connection before the request was
 forwarded (it gave up waiting) is dropped, not forwarded: on a loaded machine
 this process may read a request long after it was sent, and forwarding it
@@ -154,6 +159,7 @@ class Stats:
         self.faults = {kind: 0 for kind in FAULT_KINDS}
         self.message_faults = {kind: 0 for kind in MESSAGE_FAULT_KINDS}
         self.message_fault_calls: dict[str, int] = {}  # by operation: "SendMessage"
+        self.held = 0
         self.by_service: dict[str, int] = {}
 
     def as_json(self) -> str:
@@ -168,6 +174,7 @@ class Stats:
                 "slowest_ms": round(self.slowest_ms),
                 "faults": self.faults,
                 "faults_total": sum(self.faults.values()),
+                "held": self.held,
                 "message_faults": self.message_faults,
                 "message_fault_calls": self.message_fault_calls,
                 "requests_by_service": self.by_service,
@@ -420,7 +427,19 @@ class Proxy:
         self.stats = Stats()
         self.message_faults = MessageFaults(args.message_faults) if args.message_faults else None
         self.verbose = args.verbose
+        self.holds = args.holds
         self.tasks: set[asyncio.Task] = set()
+
+    async def hold(self, head: Head) -> None:
+        """Waits, bounded, while a --hold names a header of this request."""
+        for header, path in self.holds:
+            if head.get(header) is None:
+                continue
+            self.stats.held += 1
+            for _ in range(3000):  # 60 s
+                if os.path.exists(path):
+                    break
+                await asyncio.sleep(0.02)
 
     def choose_fault(self) -> str | None:
         if not self.rates:
@@ -466,6 +485,7 @@ class Proxy:
         self.stats.by_service[service] = self.stats.by_service.get(service, 0) + 1
         client_keeps = "close" not in head.tokens("Connection") and \
             not head.first_line.endswith("HTTP/1.0")
+        await self.hold(head)
         fault = self.choose_fault()
         if fault is not None:
             self.stats.faults[fault] += 1
@@ -632,6 +652,13 @@ def parse_fault(text: str) -> tuple[str, float]:
     return kind, value
 
 
+def parse_hold(text: str) -> tuple[str, str]:
+    header, sep, path = text.partition("=")
+    if not sep or not header or not path:
+        raise argparse.ArgumentTypeError(f"expected HEADER=PATH, got {text!r}")
+    return header, path
+
+
 def parse_message_fault(text: str) -> tuple[str, str, int | None]:
     kind, _, rest = text.partition(":")
     aimed, _, count = rest.rpartition(":") if rest.count(":") else (rest, "", "")
@@ -658,6 +685,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         metavar="KIND=RATE")
     parser.add_argument("--message-fault", action="append", type=parse_message_fault,
                         default=[], dest="message_faults", metavar="KIND:TEXT[:COUNT]")
+    parser.add_argument("--hold", action="append", type=parse_hold, default=[], dest="holds",
+                        help="HEADER=PATH: hold requests carrying HEADER until PATH exists")
     parser.add_argument("--stats-file")
     parser.add_argument("--verbose", action="store_true", help="log upstream failures")
     parser.add_argument("--stats-interval-ms", type=float, default=1000.0)

@@ -146,6 +146,9 @@ TEST(s3_partition_table, a_partition_over_the_share_goes_back_once_its_requests_
   EXPECT_TRUE(table.done(3));
   idle = table.releasable();
   ASSERT_EQ(idle.size(), 2u);
+  // While the deletes of their claims are under way, neither is handed out.
+  EXPECT_FALSE(table.take(2, pass, t0 + 1s));
+  EXPECT_FALSE(table.take(3, pass, t0 + 1s));
   for (const auto& each : idle)
     table.released(each);
   EXPECT_EQ(table.held(), 2u);

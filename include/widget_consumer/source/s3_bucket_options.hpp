@@ -21,9 +21,13 @@ struct s3_bucket_source_options {
   // Several consumers on one bucket (s3_bucket.hpp); false: this one is alone.
   bool claims = true;
   std::string claim_prefix = "claims/";  // in the request bucket; never requests
-  // Unrenewed for this long, a partition's owner is taken for dead (>= 1 s).
+  // Unrenewed for this long, a partition's owner is taken for dead
+  // (>= s3_min_claim_lifetime).
   std::chrono::milliseconds claim_lifetime{std::chrono::seconds(60)};
 };
+
+// The shortest claim_lifetime accepted; why: detail/s3_claim_settings.hpp.
+inline constexpr std::chrono::seconds s3_min_claim_lifetime = detail::min_claim_lifetime;
 
 // The options as the source runs with them (the rejected bucket filled in,
 // read_ahead at least 1); std::invalid_argument names what is wrong.

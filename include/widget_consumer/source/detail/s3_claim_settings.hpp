@@ -1,21 +1,17 @@
 #pragma once
 // What the claims of s3_bucket_source (detail/s3_partition_claims.hpp) are set up
 // with: where they live, how long one lasts unrenewed, the checks of the
-// options, the owner name a claim's body carries, and how a consumer tells
-// that the owner of a claim was a process of its own machine that is gone.
+// options and the owner name a claim's body carries. How a consumer tells
+// that the owner of a claim was a process of its own machine that is gone:
+// detail/s3_claim_liveness.hpp.
 
-#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 
-#include <signal.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 namespace widget_consumer::detail {
@@ -25,6 +21,17 @@ struct s3_claim_settings {
   std::string prefix;
   std::chrono::milliseconds lifetime{60000};
 };
+
+// The shortest lifetime that is safe. A claim's age is the server's Date
+// minus its Last-Modified, both in whole seconds, so an age read as over the
+// lifetime L may be only L - 1 s really: another consumer may take the
+// partition over then. Its holder stops handing its requests out once it
+// has not renewed it for 3/4 L by its own clock (renewals at L/3), counted
+// from before the renewal was sent. That is safe while L/4 covers the 1 s of
+// resolution with room for the last request handed out to be applied and
+// for the two clocks' rates: L >= 5 s leaves 1.25 s against 1 s. Below,
+// the rule of 3/4 no longer keeps two holders apart.
+inline constexpr std::chrono::seconds min_claim_lifetime{5};
 
 // The claim prefix never holds requests, and overlaps neither the request
 // prefix nor the rejected one ("" when rejected requests go elsewhere).
@@ -38,8 +45,9 @@ inline void check_claim_options(const std::string& request_prefix, const std::st
   if (!rejected_prefix.empty() &&
       (claim_prefix.starts_with(rejected_prefix) || rejected_prefix.starts_with(claim_prefix)))
     throw std::invalid_argument("s3_bucket_source: the claim and rejected prefixes overlap");
-  if (lifetime < std::chrono::seconds(1))
-    throw std::invalid_argument("s3_bucket_source: claim_lifetime must be at least 1 s");
+  if (lifetime < min_claim_lifetime)
+    throw std::invalid_argument("s3_bucket_source: claim_lifetime must be at least " +
+                                std::to_string(min_claim_lifetime.count()) + " s");
 }
 
 // "<random id> <host>/<pid>": unique per process, readable by a person.
@@ -54,40 +62,6 @@ inline std::string make_claim_owner() {
   for (std::size_t i = 0; i < text.size(); ++i)
     text[i] = digits[(id >> (4 * i)) & 0xfU];
   return text + " " + host + "/" + std::to_string(getpid());
-}
-
-// Where this process runs, as far as pids go: the kernel's boot id and the
-// pid namespace. Two processes with the same node see the same pids, so one
-// can tell whether the other still exists; "" when either is unknown (then
-// no owner is ever judged gone from here).
-inline std::string claim_node() {
-  std::string boot;
-  std::ifstream file("/proc/sys/kernel/random/boot_id");
-  std::getline(file, boot);
-  char ns[128] = {};
-  const ssize_t length = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
-  if (boot.empty() || length <= 0)
-    return {};
-  return boot + " " + std::string(ns, static_cast<std::size_t>(length));
-}
-
-// True when a claim's owner ran on `node` (ours, known) as `pid`, and no
-// process has that pid any more: it died without giving its claims back,
-// and they need not wait out their lifetime. A pid used again by another
-// process reads as alive: the claim then waits, which is safe.
-inline bool claim_owner_gone(const std::string& our_node, std::string_view node,
-                             std::string_view pid) {
-  if (our_node.empty() || node != our_node || pid.empty() || pid.size() > 9)
-    return false;
-  pid_t number = 0;
-  for (const char c : pid) {
-    if (c < '0' || c > '9')
-      return false;
-    number = number * 10 + (c - '0');
-  }
-  if (number <= 0 || number == getpid())
-    return false;
-  return kill(number, 0) == -1 && errno == ESRCH;
 }
 
 }  // namespace widget_consumer::detail

@@ -31,7 +31,8 @@
 //   applying: the one before gave it back only once its requests were
 //   deleted, or stopped renewing it a lifetime ago.
 // - A claim or member written by a process of this machine (same boot id and
-//   pid namespace) whose pid no longer exists is taken for dead at once: a
+//   pid namespace) whose pid no longer exists, and whose lock file here is
+//   free, is taken for dead at once (detail/s3_claim_liveness.hpp): a
 //   consumer restarted after a crash does not wait out the lifetime.
 // - Every balance round checks the claims held (HeadObject): one whose ETag
 //   is not ours was overwritten by another consumer, and one that is gone
@@ -49,6 +50,7 @@
 //   member objects of consumers silent for a lifetime.
 
 #include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/source/detail/s3_claim_liveness.hpp>
 #include <widget_consumer/source/detail/s3_claim_settings.hpp>
 #include <widget_consumer/source/detail/s3_conditional_writes.hpp>
 #include <widget_consumer/source/detail/s3_partition_table.hpp>
@@ -84,8 +86,11 @@ class s3_partition_claims {
       : client_(std::move(client)),
         settings_(std::move(settings)),
         owner_(make_claim_owner()),
-        node_(claim_node()),
-        table_(settings_.lifetime) {}
+        marker_(owner_),
+        node_(marker_.held() ? claim_node() : std::string()),
+        table_(settings_.lifetime) {
+    sweep_claim_markers(settings_.lifetime);
+  }
 
   s3_partition_claims(const s3_partition_claims&) = delete;
   s3_partition_claims& operator=(const s3_partition_claims&) = delete;
@@ -193,7 +198,7 @@ class s3_partition_claims {
   }
   // Written by a process of this machine that no longer exists.
   bool owner_gone(std::string_view text) const {
-    return claim_owner_gone(node_, field(text, "node"), field(text, "pid"));
+    return claim_owner_gone(node_, field(text, "owner"), field(text, "node"), field(text, "pid"));
   }
   static std::string_view field(std::string_view text, std::string_view name) {
     for (std::size_t start = 0; start < text.size();) {
@@ -275,6 +280,7 @@ class s3_partition_claims {
       return;
     client_.put_object(settings_.bucket, member_key(owner_), body(0), "text/plain");
     member_written_ = now;
+    marker_.touch();
   }
 
   void renew_due() {
@@ -453,7 +459,8 @@ class s3_partition_claims {
   aws::s3_client client_;
   s3_claim_settings settings_;
   std::string owner_;
-  std::string node_;  // claim_node(): to tell a dead owner of this machine
+  s3_claim_marker marker_;  // held while we live: a dead owner of this machine
+  std::string node_;        // claim_node(), "" without a marker
   s3_partition_table table_;
   std::mt19937_64 random_{std::random_device{}()};
   std::optional<clock::time_point> member_written_;  // the upkeep thread's
