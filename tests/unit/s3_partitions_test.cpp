@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -227,6 +228,26 @@ TEST(s3_released_keys, a_release_is_forgotten_once_its_partition_changed_hands_o
   released.keep("again", t0 + 1s, {{.partition = 1, .tenure = 5, .widget = "w1"}});
   released.handed_out("again");
   EXPECT_TRUE(released.empty());
+}
+
+// F2 of issue 28: a claim deleted behind its owner's back must not look free
+// to others before the owner's next balance round writes it again. A
+// partition not listed is free only once it stayed unlisted for `quiet`
+// (none at a consumer's first round); listed again, the wait starts over.
+TEST(s3_partition_table, a_partition_unlisted_is_free_only_after_the_quiet_time) {
+  s3_partition_table table(60s);
+  const auto t0 = clock_type::now();
+  const std::unordered_set<std::uint32_t> none;
+  EXPECT_EQ(table.not_held(none, t0, 0ms).first.size(), s3_partition_count);  // first round
+  EXPECT_TRUE(table.not_held(none, t0 + 1s, 4s).first.empty());
+  EXPECT_EQ(table.not_held(none, t0 + 4s, 4s).first.size(), s3_partition_count);
+  const auto [free, elsewhere] = table.not_held({5}, t0 + 5s, 4s);
+  EXPECT_EQ(elsewhere, std::vector<std::uint32_t>{5});
+  EXPECT_EQ(free.size(), s3_partition_count - 1);
+  auto later = table.not_held(none, t0 + 6s, 4s).first;  // 5 unlisted again: waits
+  EXPECT_EQ(std::ranges::count(later, 5u), 0);
+  later = table.not_held(none, t0 + 10s, 4s).first;
+  EXPECT_EQ(std::ranges::count(later, 5u), 1);
 }
 
 TEST(s3_partition_keys, a_key_held_elsewhere_is_remembered_while_listed_and_counts_as_work) {

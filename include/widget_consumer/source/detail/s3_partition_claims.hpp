@@ -40,9 +40,9 @@
 //   `aws s3 rm --recursive`). Either way it is not handed out from at once.
 //   One gone is written again (If-None-Match) and, if that wins, held anew
 //   (its requests from the next pass, as any new claim). Said once each, as a
-//   warning (take_warnings()). A partition that others saw claimed and then
-//   not listed counts as free for them only after two balance rounds, in
-//   which its owner writes it again: renewals alone found such a loss only
+//   warning (take_warnings()). A partition not listed counts as free only
+//   once it has not been listed for two balance rounds (but at a consumer's
+//   first round), in which its owner writes it again: renewals alone found such a loss only
 //   a third of a lifetime later (20 s by default), while two consumers held
 //   the partition.
 // - give_back() deletes every claim (If-Match) and the member object, so a
@@ -383,15 +383,19 @@ class s3_partition_claims {
       if (const auto p = partition_number(std::string_view(key).substr(under.size())))
         listed.insert(*p);
     const std::size_t kept = table_.keep(share);
+    // At the first round nothing was listed before: what is free is free.
+    const auto quiet = balanced_once_ ? 2 * balance_every() : std::chrono::milliseconds(0);
+    balanced_once_ = true;
     if (kept < share)
-      gather(share - kept, listed);
+      gather(share - kept, listed, quiet);
   }
 
   // Claims up to `wanted` partitions: free ones first (all at once), then
   // those of others that have expired (one at a time, each read only when
   // it would have expired unless renewed since it was last read).
-  void gather(std::size_t wanted, const std::unordered_set<std::uint32_t>& listed) {
-    auto [free, elsewhere] = table_.not_held(listed, clock::now(), 2 * balance_every());
+  void gather(std::size_t wanted, const std::unordered_set<std::uint32_t>& listed,
+              std::chrono::milliseconds quiet) {
+    auto [free, elsewhere] = table_.not_held(listed, clock::now(), quiet);
     // In a different order in each consumer, so that consumers starting
     // together seldom reach for the same ones.
     std::ranges::shuffle(free, random_);
@@ -464,6 +468,7 @@ class s3_partition_claims {
   s3_partition_table table_;
   std::mt19937_64 random_{std::random_device{}()};
   std::optional<clock::time_point> member_written_;  // the upkeep thread's
+  bool balanced_once_ = false;                       // the upkeep thread's
 
   std::mutex mutex_;                     // around what follows
   std::condition_variable wake_;         // the upkeep thread waits

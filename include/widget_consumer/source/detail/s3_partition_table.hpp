@@ -81,6 +81,7 @@ class s3_partition_table {
     part.acquired = now;
     part.written = sent;
     part.tenure = ++tenures_;
+    part.free_since.reset();
   }
 
   // The tenure of `p` while it is held here (given back or not yet), else
@@ -193,12 +194,13 @@ class s3_partition_table {
   }
 
   // Not held here: free (no claim listed), or claimed elsewhere and due to
-  // be read again (see look_again()). A partition seen claimed elsewhere
-  // and then not listed counts as free only once it has not been listed
-  // for `quiet`: its claim may have been deleted behind its owner's back
-  // (by hand, a lifecycle rule), and the owner, which checks its claims
-  // (s3_partition_claims), writes it again meanwhile instead of two
-  // consumers holding it at once.
+  // be read again (see look_again()). A partition not listed counts as free
+  // only once it has not been listed for `quiet` (0 at a consumer's first
+  // round): its claim may have been deleted behind its owner's back (by
+  // hand, a lifecycle rule), and the owner, which checks its claims every
+  // balance round (s3_partition_claims), writes it again meanwhile instead
+  // of two consumers holding it at once. Whether this consumer saw it
+  // claimed before does not tell: the deletion may come before it looked.
   std::pair<std::vector<std::uint32_t>, std::vector<std::uint32_t>> not_held(
       const std::unordered_set<std::uint32_t>& listed, clock::time_point now,
       std::chrono::milliseconds quiet = {}) {
@@ -210,19 +212,15 @@ class s3_partition_table {
       if (part.held)
         continue;
       if (listed.contains(p)) {
-        part.seen_claimed = true;
         part.free_since.reset();
         if (part.look_after <= now)
           elsewhere.push_back(p);
         continue;
       }
-      if (part.seen_claimed) {
-        if (!part.free_since)
-          part.free_since = now;
-        if (now - *part.free_since < quiet)
-          continue;
-      }
-      free.push_back(p);
+      if (!part.free_since)
+        part.free_since = now;
+      if (now - *part.free_since >= quiet)
+        free.push_back(p);
     }
     return {std::move(free), std::move(elsewhere)};
   }
@@ -262,8 +260,7 @@ class s3_partition_table {
     clock::time_point written{};
     std::uint32_t busy = 0;                         // requests taken and not done
     std::uint64_t tenure = 0;                       // see tenure()
-    bool seen_claimed = false;                      // listed as another's claim once
-    std::optional<clock::time_point> free_since{};  // not listed since, after that
+    std::optional<clock::time_point> free_since{};  // not listed since (not held)
     clock::time_point look_after{};                 // another's claim: when to read it again
   };
 
