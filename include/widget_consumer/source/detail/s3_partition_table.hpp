@@ -95,11 +95,8 @@ class s3_partition_table {
   // The claims written a third of the lifetime ago or earlier.
   std::vector<claim> due_for_renewal(clock::time_point now) {
     std::lock_guard lock(mutex_);
-    std::vector<claim> due;
-    for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-      if (parts_[p].held && parts_[p].written <= now - lifetime_ / 3)
-        due.push_back({.partition = p, .etag = parts_[p].etag, .renewal = parts_[p].renewal});
-    return due;
+    return claims_where_locked(
+        [&](const partition& part) { return part.held && part.written <= now - lifetime_ / 3; });
   }
 
   // The answer to renewing `seen` with a write sent at `sent`: its new ETag,
@@ -123,11 +120,7 @@ class s3_partition_table {
   // Every claim held, as last written.
   std::vector<claim> held_claims() {
     std::lock_guard lock(mutex_);
-    std::vector<claim> held;
-    for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-      if (parts_[p].held)
-        held.push_back({.partition = p, .etag = parts_[p].etag, .renewal = parts_[p].renewal});
-    return held;
+    return claims_where_locked([](const partition& part) { return part.held; });
   }
 
   // The claim `seen` is gone from the bucket or another's now: not ours any
@@ -162,11 +155,7 @@ class s3_partition_table {
   // Partitions being given back with nothing busy.
   std::vector<claim> releasable() {
     std::lock_guard lock(mutex_);
-    std::vector<claim> idle;
-    for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-      if (releasable_locked(parts_[p]))
-        idle.push_back({.partition = p, .etag = parts_[p].etag, .renewal = parts_[p].renewal});
-    return idle;
+    return claims_where_locked([](const partition& part) { return releasable_locked(part); });
   }
   bool any_releasable() {
     std::lock_guard lock(mutex_);
@@ -185,10 +174,7 @@ class s3_partition_table {
   // Every claim held, forgotten here (the caller deletes them).
   std::vector<claim> take_all() {
     std::lock_guard lock(mutex_);
-    std::vector<claim> held;
-    for (std::uint32_t p = 0; p < s3_partition_count; ++p)
-      if (parts_[p].held)
-        held.push_back({.partition = p, .etag = parts_[p].etag, .renewal = parts_[p].renewal});
+    auto held = claims_where_locked([](const partition& part) { return part.held; });
     parts_ = {};
     return held;
   }
@@ -263,6 +249,16 @@ class s3_partition_table {
     std::optional<clock::time_point> free_since{};  // not listed since (not held)
     clock::time_point look_after{};                 // another's claim: when to read it again
   };
+
+  // The claims of the partitions that `pick` chooses, in partition order.
+  template <class Pick>
+  std::vector<claim> claims_where_locked(Pick&& pick) const {
+    std::vector<claim> chosen;
+    for (std::uint32_t p = 0; p < s3_partition_count; ++p)
+      if (pick(parts_[p]))
+        chosen.push_back({.partition = p, .etag = parts_[p].etag, .renewal = parts_[p].renewal});
+    return chosen;
+  }
 
   bool usable_locked(const partition& part, clock::time_point pass_started,
                      clock::time_point now) const {

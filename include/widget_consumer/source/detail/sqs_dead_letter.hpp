@@ -153,25 +153,6 @@ inline std::string sqs_resent_text(std::string_view message_id, bool fifo) {
                      std::string(message_id) + ")");
 }
 
-// Message ids whose dead-letter send failed after it may have reached the
-// queue: the next send of one is a resend, and said (sqs_resent_text).
-// Bounded like sqs_undeliverable. The settler thread's.
-class sqs_unsure_sends {
- public:
-  void add(const std::string& message_id) {
-    if (ids_.size() >= limit)
-      ids_.clear();
-    ids_.insert(message_id);
-  }
-  // True (once) when `message_id` was added.
-  bool take(const std::string& message_id) { return ids_.erase(message_id) > 0; }
-
-  static constexpr std::size_t limit = 10000;
-
- private:
-  std::unordered_set<std::string> ids_;
-};
-
 // After a dead-letter send fails (and not for what the message holds), no
 // send is tried for a while: 1 s, doubled after each failure up to 30 s,
 // back to none after a success. Rejects met meanwhile are reported as not
@@ -208,12 +189,10 @@ inline std::string sqs_undeliverable_text(std::string_view error, std::string_vi
          " (reject reason: " + sqs_attribute_text(reason, 200) + ")";
 }
 
-// Messages whose dead-letter send was refused for good: their reject is
-// said once, as an error, then they are left in the queue (to its
-// RedrivePolicy, or hidden for as long as SQS allows) without another try.
-// Bounded: a consumer that meets more than `limit` of them forgets the
-// oldest half and says those again.
-class sqs_undeliverable {
+// A bounded set of message ids, the settler's memory of what was said or
+// sent: past `limit` ids it forgets them all, so a consumer that meets that
+// many says some things again, and keeps no more.
+class sqs_message_ids {
  public:
   bool contains(const std::string& message_id) const { return ids_.contains(message_id); }
   void add(const std::string& message_id) {
@@ -221,6 +200,8 @@ class sqs_undeliverable {
       ids_.clear();
     ids_.insert(message_id);
   }
+  // True (once) when `message_id` was added.
+  bool take(const std::string& message_id) { return ids_.erase(message_id) > 0; }
 
   static constexpr std::size_t limit = 10000;
 
@@ -237,7 +218,7 @@ struct sqs_dead_letter_queue {
 
 // The rejects bound for the dead-letter queue until a flush takes them, and
 // how they are sent. The messages the dead-letter queue refused for good
-// (sqs_undeliverable) are kept by the caller, under its lock: send_all()
+// (sqs_settling::undeliverable_) are kept by the caller, under its lock: send_all()
 // runs on the settler thread, reject() on the poll thread
 // (sqs_settling.hpp).
 class sqs_dead_letters {
@@ -257,7 +238,9 @@ class sqs_dead_letters {
   // What the settler keeps between calls of send_all().
   struct sender_state {
     sqs_dead_letter_rest rest{};
-    sqs_unsure_sends unsure{};
+    // Ids whose send failed after it may have reached the queue: the next
+    // send of one is a resend, and said (sqs_resent_text).
+    sqs_message_ids unsure{};
   };
 
   // Sends each of `items`, unless the queue is resting after a failure

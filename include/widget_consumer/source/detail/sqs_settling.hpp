@@ -294,7 +294,10 @@ class sqs_settling {
 
   // Under mutex_: changed by the settler, read by the poll thread.
   sqs_group_fence fence_;
-  sqs_undeliverable undeliverable_;
+  // Messages whose dead-letter send was refused for good: their reject is
+  // said once, as an error, then they are left in the queue (to its
+  // RedrivePolicy, or hidden for as long as SQS allows) without another try.
+  sqs_message_ids undeliverable_;
   source_warnings warnings_;
   std::uint64_t handed_ = 0;  // settle work handed to the settler, numbered
 
