@@ -204,6 +204,20 @@ concept request_applying = requires(D& store, const widget_request& request) {
 template <class D>
 concept widget_store = request_applying<D>;
 
+// Optional, not part of widget_store: apply(request, position) applies the
+// request only if position (position.hpp) is newer than the widget's stored
+// position, atomically with the write, and stores the new position with it;
+// otherwise it changes nothing and returns apply_outcome::stale. A delete
+// leaves a tombstone holding its position, so a late create is refused too.
+// The consumer calls it, in place of apply(request), for every request whose
+// source gave a position; a store built without fencing (--no-fencing)
+// ignores the position. Same threading as apply(request).
+template <class D>
+concept position_fencing = requires(D& store, const widget_request& request,
+                                    std::string_view position) {
+  { store.apply(request, position) } -> std::same_as<fenced_outcome>;
+};
+
 // ---------------------------------------------------------------------------
 // Logs
 // ---------------------------------------------------------------------------

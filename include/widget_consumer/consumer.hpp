@@ -86,6 +86,7 @@ class consumer {
     std::string name{};
     widget_request request{};
     std::uint32_t receive_count = 1;
+    std::string position{};  // for the store's fence (position.hpp)
     clock::time_point received{};
   };
 
@@ -230,6 +231,7 @@ class consumer {
               .name = std::move(received.name),
               .request = std::move(std::get<widget_request>(parsed)),
               .receive_count = received.receive_count,
+              .position = std::move(received.position),
               .received = run.times.last_activity()};
     if (const std::string unknown = detail::unknown_fields_message(item.request, item.name);
         !unknown.empty())
@@ -253,7 +255,7 @@ class consumer {
     }
     const request_type type = item.request.type;
     detail::store_result stored = detail::call_store_with_retries(
-        destination_, item.request, std::move(facts), options_.retry_backoff,
+        destination_, item.request, item.position, std::move(facts), options_.retry_backoff,
         [this, type](clock::duration took, bool threw) {
           detail::store_call(
               log_, store_call_event{

@@ -21,6 +21,10 @@ struct received_request {
   // (SQS ApproximateReceiveCount). Sources that cannot tell count their own
   // deliveries or say 1.
   std::uint32_t receive_count = 1;
+  // Where it stands in the source's order, for the store's fence
+  // (position.hpp); "" when the source cannot tell, and then it is applied
+  // unfenced.
+  std::string position{};
 };
 
 enum class settle_action { ack, release, reject };

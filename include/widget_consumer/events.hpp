@@ -21,6 +21,7 @@ enum class request_outcome {
   released,   // left in the source for a later attempt
   rejected,   // moved aside as invalid
   failed,     // the store failed permanently; released
+  stale,      // acked: the widget is already further on (fencing)
 };
 
 // One request's outcome. Views are valid only during the call.
@@ -56,7 +57,11 @@ struct consumer_stats {
   std::uint64_t rejected = 0;                // invalid or refused by the store
   std::uint64_t retried = 0;                 // released for a later attempt
   std::uint64_t failed = 0;                  // permanent store failures (released)
-  std::uint64_t settle_failures = 0;         // ack/release/reject that failed
+  // Acked without a change: the store holds the widget at a position the
+  // request's is not newer than (a replay, a duplicate, a stalled consumer's
+  // old request). Not in processed.
+  std::uint64_t stale = 0;
+  std::uint64_t settle_failures = 0;  // ack/release/reject that failed
   std::uint64_t poll_failures = 0;
   // Visibility extensions the source's heartbeat had refused for messages
   // still being worked on: each may be handed to another consumer meanwhile.
@@ -132,6 +137,8 @@ inline std::string_view to_string(request_outcome outcome) noexcept {
       return "rejected";
     case request_outcome::failed:
       return "failed";
+    case request_outcome::stale:
+      return "stale";
   }
   return "unknown";
 }

@@ -8,7 +8,18 @@
 
 namespace widget_consumer {
 
-enum class apply_outcome { applied, not_found };
+// stale: only from a fenced apply (concepts.hpp, position_fencing): the
+// widget is stored at a position the request's is not newer than, so the
+// request changed nothing.
+enum class apply_outcome { applied, not_found, stale };
+
+// What a fenced apply returns: the outcome and, for a stale request, the
+// position the widget is stored at (for the log; may be empty when the
+// store could not read it back).
+struct fenced_outcome {
+  apply_outcome outcome = apply_outcome::applied;
+  std::string stored_position{};
+};
 
 // How a store failed, which decides what the consumer does with the request.
 enum class store_failure {

@@ -2,13 +2,24 @@
 // directory_store: one JSON document per widget at {root}/{widget_key(...)}, the
 // layout of the S3 store on a local disk. Writes are atomic (a hidden
 // temporary, fsync, rename), so a reader or a crash never sees half a widget.
+//
+// Fencing (position.hpp): each widget's position is a file of its own at
+// {root}/.positions/{widget_key(...)}, written after the widget, under an
+// flock of {that}.lock held from the check to the write, so processes sharing
+// the folder are fenced too. A deleted widget's position file stays: it is
+// the tombstone, kept for good (a local folder has no lifecycle). A crash
+// between the widget's write and its position's leaves the old position: the
+// request delivered again is applied again, to the same result.
 
 #include <widget_consumer/concepts.hpp>
 #include <widget_consumer/destination/detail/widget_document.hpp>
+#include <widget_consumer/destination/fencing.hpp>
+#include <widget_consumer/position.hpp>
 #include <widget_consumer/request.hpp>
 #include <widget_consumer/widget.hpp>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,9 +39,28 @@ namespace widget_consumer {
 
 class directory_store {
  public:
-  explicit directory_store(std::filesystem::path root, widget_key_layout layout = {})
-      : root_(std::move(root)), layout_(std::move(layout)) {
+  explicit directory_store(std::filesystem::path root, widget_key_layout layout = {},
+                           fencing_options fencing = {})
+      : root_(std::move(root)), layout_(std::move(layout)), fencing_(fencing) {
     std::filesystem::create_directories(root_);
+  }
+
+  // Fenced (concepts.hpp, position_fencing): applied only if position is
+  // newer than the widget's stored one.
+  fenced_outcome apply(const widget_request& request, std::string_view position) {
+    if (!fencing_.enabled || position.empty())
+      return {apply(request)};
+    const std::filesystem::path path = path_of(request.owner, request.widget_id);
+    const std::filesystem::path position_path =
+        root_ / positions_folder / path.lexically_relative(root_);
+    const widget_lock lock(position_path.string() + ".lock");
+    std::string stored = read_text(position_path).value_or(std::string{});
+    if (!moves_forward(position, stored))
+      return {apply_outcome::stale, std::move(stored)};
+    const apply_outcome outcome = apply(request);
+    if (outcome == apply_outcome::applied)
+      write_atomically(position_path, std::string(position));
+    return {outcome};
   }
 
   // Safe from several threads for different widgets (what the consumer does).
@@ -79,6 +109,8 @@ class directory_store {
                 key.back() != '/';
     for (const auto& part : relative)
       safe = safe && part != ".." && part != ".";
+    // The fence's own folder is not a widget's.
+    safe = safe && *relative.begin() != positions_folder;
     if (!safe)
       throw store_error(store_failure::bad_request,
                         "widget key \"" + key + "\" would leave the store folder");
@@ -87,8 +119,38 @@ class directory_store {
 
   const std::filesystem::path& root() const noexcept { return root_; }
 
+  // Under root: one position file per widget key (see the top of this file).
+  static constexpr std::string_view positions_folder = ".positions";
+
  private:
-  static std::optional<widget> read(const std::filesystem::path& path) {
+  // An exclusive flock on a lock file of the widget's, for as long as it
+  // lives: the lock ends with the descriptor, even if the process dies.
+  class widget_lock {
+   public:
+    explicit widget_lock(const std::string& path) {
+      std::error_code error;
+      std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd_ < 0)
+        fail("cannot open the lock", path, std::error_code(errno, std::generic_category()));
+      while (::flock(fd_, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+          const std::error_code lock_error(errno, std::generic_category());
+          ::close(fd_);
+          fail("cannot lock", path, lock_error);
+        }
+      }
+    }
+    widget_lock(const widget_lock&) = delete;
+    widget_lock& operator=(const widget_lock&) = delete;
+    ~widget_lock() { ::close(fd_); }
+
+   private:
+    int fd_ = -1;
+  };
+
+  // The file's bytes; nullopt when it does not exist.
+  static std::optional<std::string> read_text(const std::filesystem::path& path) {
     std::ifstream file(path, std::ios::binary);
     if (!file) {
       std::error_code error;
@@ -96,12 +158,18 @@ class directory_store {
         throw store_error(store_failure::permanent, "cannot open " + path.string());
       return std::nullopt;
     }
-    const std::string document{std::istreambuf_iterator<char>(file),
-                               std::istreambuf_iterator<char>()};
+    std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
     if (file.bad())
       throw store_error(store_failure::transient, "cannot read " + path.string());
+    return text;
+  }
+
+  static std::optional<widget> read(const std::filesystem::path& path) {
+    const std::optional<std::string> document = read_text(path);
+    if (!document)
+      return std::nullopt;
     try {
-      return widget_from_json(document);
+      return widget_from_json(*document);
     } catch (const std::exception& e) {
       throw store_error(store_failure::permanent, path.string() + ": " + e.what());
     }
@@ -157,6 +225,7 @@ class directory_store {
 
   std::filesystem::path root_;
   widget_key_layout layout_;
+  fencing_options fencing_;
   std::atomic<std::uint64_t> next_temporary_{0};
 };
 

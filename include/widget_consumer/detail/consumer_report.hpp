@@ -33,6 +33,9 @@ inline void count_settled(consumer_stats& stats, request_type type, request_outc
     case request_outcome::failed:
       ++stats.failed;
       break;
+    case request_outcome::stale:
+      ++stats.stale;
+      break;
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include <widget_consumer/delivery.hpp>
 #include <widget_consumer/events.hpp>
+#include <widget_consumer/position.hpp>
 #include <widget_consumer/request.hpp>
 #include <widget_consumer/store_error.hpp>
 
@@ -29,8 +30,15 @@ struct store_fault {
   std::string message{};
 };
 
+// A fenced store refused the request: the widget is stored at a position the
+// request's is not newer than (position.hpp).
+struct refused_as_stale {
+  std::string position{};
+  std::string stored{};
+};
+
 // What became of a request in its lane.
-using lane_outcome = std::variant<held_behind, apply_outcome, store_fault>;
+using lane_outcome = std::variant<held_behind, apply_outcome, store_fault, refused_as_stale>;
 
 struct settle_inputs {
   lane_outcome lane{};
@@ -93,6 +101,11 @@ inline settle_decision decide_settlement(const settle_inputs& in) {
                       ") is waiting for a retry"};
   if (const auto* fault = std::get_if<store_fault>(&in.lane))
     return decide_store_fault(*fault, in);
+  // Not an error: the request is settled, and the widget stays where it is.
+  if (const auto* stale = std::get_if<refused_as_stale>(&in.lane))
+    return {.action = settle_action::ack,
+            .outcome = request_outcome::stale,
+            .detail = stale_detail(stale->position, stale->stored)};
   if (std::get<apply_outcome>(in.lane) == apply_outcome::applied)
     return {.action = settle_action::ack, .outcome = request_outcome::applied};
   return decide_not_found(in);

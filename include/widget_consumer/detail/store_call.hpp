@@ -6,19 +6,34 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <variant>
 
+#include <widget_consumer/concepts.hpp>
 #include <widget_consumer/detail/settle_decision.hpp>
 #include <widget_consumer/request.hpp>
 #include <widget_consumer/store_error.hpp>
 
 namespace widget_consumer::detail {
 
+// position: the request's (position.hpp); a store with position_fencing
+// gets it, unless it is empty (the source could not tell).
 template <class Store>
-lane_outcome call_store(Store& store, const widget_request& request) {
+lane_outcome call_store(Store& store, const widget_request& request,
+                        std::string_view position = {}) {
   try {
+    if constexpr (position_fencing<Store>) {
+      if (!position.empty()) {
+        fenced_outcome fenced = store.apply(request, position);
+        if (fenced.outcome == apply_outcome::stale)
+          return refused_as_stale{.position = std::string(position),
+                                  .stored = std::move(fenced.stored_position)};
+        return fenced.outcome;
+      }
+    }
     return store.apply(request);
   } catch (const store_error& e) {
     return store_fault{.failure = e.failure(), .message = e.what()};
@@ -44,11 +59,11 @@ struct ignore_store_calls {
 // threw) hears of each call as it ends.
 template <class Store, class Timed = ignore_store_calls>
 store_result call_store_with_retries(Store& store, const widget_request& request,
-                                     settle_inputs facts, std::chrono::milliseconds backoff,
-                                     Timed&& timed = {}) {
+                                     std::string_view position, settle_inputs facts,
+                                     std::chrono::milliseconds backoff, Timed&& timed = {}) {
   for (facts.attempts = 1;; ++facts.attempts, backoff *= 2) {
     const auto began = std::chrono::steady_clock::now();
-    facts.lane = call_store(store, request);
+    facts.lane = call_store(store, request, position);
     timed(std::chrono::steady_clock::now() - began,
           std::holds_alternative<store_fault>(facts.lane));
     settle_decision decision = decide_settlement(facts);

@@ -25,6 +25,7 @@ inline log_level level_of(request_outcome outcome) noexcept {
   switch (outcome) {
     case request_outcome::applied:
     case request_outcome::released:
+    case request_outcome::stale:
       return log_level::info;
     case request_outcome::not_found:
     case request_outcome::rejected:
@@ -152,6 +153,8 @@ inline std::string format_stats(const consumer_stats& stats) {
       std::to_string(stats.not_found) + " not found, " + std::to_string(stats.rejected) +
       " rejected, " + std::to_string(stats.retried) + " retried, " + std::to_string(stats.failed) +
       " failed";
+  if (stats.stale != 0)
+    line += ", " + std::to_string(stats.stale) + " stale";
   if (stats.settle_failures != 0)
     line += ", " + std::to_string(stats.settle_failures) + " ack failures";
   if (stats.poll_failures != 0)

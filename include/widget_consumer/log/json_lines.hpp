@@ -79,6 +79,7 @@ class json_lines_sink {
     object["rejected"] = stats.rejected;
     object["retried"] = stats.retried;
     object["failed"] = stats.failed;
+    object["stale"] = stats.stale;
     object["ackFailures"] = stats.settle_failures;
     object["pollFailures"] = stats.poll_failures;
     object["heartbeatRefusals"] = stats.heartbeat_refusals;

@@ -177,9 +177,9 @@ class metrics_log : public null_log {
  private:
   static constexpr std::array<std::string_view, 4> type_names{"create", "update", "delete",
                                                               unknown_type};
-  static constexpr std::array<request_outcome, 5> outcomes{
-      request_outcome::applied, request_outcome::not_found, request_outcome::rejected,
-      request_outcome::released, request_outcome::failed};
+  static constexpr std::array<request_outcome, 6> outcomes{
+      request_outcome::applied,  request_outcome::not_found, request_outcome::rejected,
+      request_outcome::released, request_outcome::failed,    request_outcome::stale};
 
   struct run_counts {
     std::uint64_t settle_failures = 0;

@@ -7,6 +7,7 @@
 // not in flight is reported by flush() and touches no file (concepts.hpp).
 
 #include <widget_consumer/concepts.hpp>
+#include <widget_consumer/position.hpp>
 #include <widget_consumer/source/detail/settlement_ledger.hpp>
 
 #include <algorithm>
@@ -63,8 +64,11 @@ class directory_source {
       ledger_.hand_out(name);
       delayed_.erase(name);
       const std::uint32_t receives = ++receive_counts_[name];
-      batch.push_back(
-          {.body = std::move(body), .ticket = name, .name = name, .receive_count = receives});
+      batch.push_back({.body = std::move(body),
+                       .ticket = name,
+                       .name = name,
+                       .receive_count = receives,
+                       .position = file_position(name)});
     }
     return batch;
   }

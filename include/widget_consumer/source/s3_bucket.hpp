@@ -60,6 +60,7 @@
 //   bucket (or a server without conditional writes): nothing is claimed.
 
 #include <widget_consumer/concepts.hpp>
+#include <widget_consumer/position.hpp>
 
 #include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/client.hpp>
@@ -199,7 +200,8 @@ class s3_bucket_source {
       batch.push_back({.body = std::move(*item->body),
                        .ticket = item->key,
                        .name = item->key,
-                       .receive_count = ++receive_counts_[item->key]});
+                       .receive_count = ++receive_counts_[item->key],
+                       .position = s3_key_position(item->key)});
     }
     return batch;
   }

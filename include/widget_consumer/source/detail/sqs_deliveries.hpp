@@ -83,7 +83,8 @@ class sqs_deliveries {
                             .message_id = ticket.message_id,
                             .delivery = entry->delivery},
                  .name = ticket.message_id,
-                 .receive_count = local_.count_of(ticket.message_id) + 1},
+                 .receive_count = local_.count_of(ticket.message_id) + 1,
+                 .position = entry->position},
                 due);
     return true;
   }

@@ -5,6 +5,7 @@
 // harmless duplicate delivery from a ticket settled twice.
 
 #include <widget_consumer/concepts.hpp>
+#include <widget_consumer/position.hpp>
 
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/sqs.hpp>
@@ -108,7 +109,18 @@ struct sqs_in_flight {
   // When this delivery was received (epoch ms): SQS's 12 h limit on how
   // long a message stays hidden counts from its receive (sqs_longest_hide).
   std::int64_t received_ms = 0;
+  std::string position{};  // received_request::position, for a local release
 };
+
+// Where the message stands (position.hpp): its SequenceNumber on a FIFO queue
+// (only FIFO messages have one), else SentTimestamp and the message id.
+inline std::string sqs_position(const aws::sqs_message& message) {
+  if (const auto sequence = message.attribute("SequenceNumber"))
+    return fifo_position(*sequence);
+  if (const auto sent = message.attribute("SentTimestamp"))
+    return standard_position(*sent, message.message_id);
+  return {};
+}
 
 // A message received, as the source keeps it in flight and hands it out as
 // `delivery`.
@@ -123,7 +135,9 @@ inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::
                           .count();
   if (keep_body)
     entry.body = message.body;
+  entry.position = sqs_position(message);
   received_request<sqs_ticket> request;
+  request.position = entry.position;
   request.name = message.message_id;
   request.receive_count = static_cast<std::uint32_t>(std::max(message.receive_count(), 1));
   request.ticket = {.receipt_handle = message.receipt_handle,
