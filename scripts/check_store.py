@@ -61,7 +61,12 @@ def dynamodb_widgets(table):
     found = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
-            fields = {name: value["S"] for name, value in item.items()}
+            # The fence's attributes (_wc_*) are not the widget's; an item
+            # with no owner is a delete's tombstone (README, Fencing).
+            fields = {name: value["S"] for name, value in item.items()
+                      if not name.startswith("_wc_")}
+            if "owner" not in fields:
+                continue
             widget = {
                 "widgetId": fields.pop("id"),
                 "owner": fields.pop("owner"),

@@ -59,6 +59,8 @@ struct consumer_options {
   bool use_owner_in_prefix = true;
   std::string rejected_prefix = "rejected/";
   bool single_consumer = false;
+  bool no_fencing = false;
+  int tombstone_days = 30;
   std::string claim_prefix = "claims/";
   int claim_lifetime_s = 60;
   std::string dead_letter_queue;
@@ -202,6 +204,12 @@ inline po::options_description consumer_option_descriptions(consumer_options& o)
   run("single-consumer", po::bool_switch(&o.single_consumer),
       "S3 source: no claims; only for a consumer alone on its bucket, or a server without "
       "conditional writes");
+  run("no-fencing", po::bool_switch(&o.no_fencing),
+      "the store keeps no positions and no tombstones (the course's layout exactly); a stalled "
+      "consumer, a replay or a duplicate can then move a widget backwards");
+  run("tombstone-days", po::value(&o.tombstone_days)->default_value(o.tombstone_days),
+      "days a deleted widget's tombstone refuses a late create (DynamoDB TTL, S3 lifecycle, "
+      "PostgreSQL clean-up)");
 
   po::options_description logging("Logging");
   auto log = logging.add_options();
@@ -287,6 +295,8 @@ inline std::optional<consumer_options> parse_consumer_command_line(int argc,
     throw usage_error("--claim-lifetime must be at least " +
                       std::to_string(widget_consumer::s3_min_claim_lifetime.count()) +
                       " s: claim ages are read in whole seconds of the server's clock");
+  if (options.tombstone_days < 1 || options.tombstone_days > 3650)
+    throw usage_error("--tombstone-days must be between 1 and 3650");
   if (options.stop_deadline_s < 0 || options.stop_deadline_s > 86400)
     throw usage_error("--stop-deadline must be between 0 and 86400 seconds");
   if (options.log_format != "text" && options.log_format != "json")

@@ -127,6 +127,11 @@ inline auto make_source(std::type_identity<wc::directory_source>, const consumer
   return std::make_unique<wc::directory_source>(o.request_dir);
 }
 
+inline wc::fencing_options fencing_of(const consumer_options& o) {
+  return {.enabled = !o.no_fencing,
+          .tombstone_retention = std::chrono::hours(24) * o.tombstone_days};
+}
+
 inline auto make_store(std::type_identity<wc::s3_bucket_store>, const consumer_options& o,
                        const aws_context& aws) {
   return std::make_unique<wc::s3_bucket_store>(aws.config("s3"), o.widget_bucket, layout_of(o));
@@ -134,13 +139,13 @@ inline auto make_store(std::type_identity<wc::s3_bucket_store>, const consumer_o
 
 inline auto make_store(std::type_identity<wc::dynamodb_table_store>, const consumer_options& o,
                        const aws_context& aws) {
-  return std::make_unique<wc::dynamodb_table_store>(aws.config("dynamodb"),
-                                                    o.dynamodb_widget_table);
+  return std::make_unique<wc::dynamodb_table_store>(aws.config("dynamodb"), o.dynamodb_widget_table,
+                                                    fencing_of(o));
 }
 
 inline auto make_store(std::type_identity<wc::directory_store>, const consumer_options& o,
                        const aws_context&) {
-  return std::make_unique<wc::directory_store>(o.widget_dir, layout_of(o));
+  return std::make_unique<wc::directory_store>(o.widget_dir, layout_of(o), fencing_of(o));
 }
 
 #ifdef WIDGET_CONSUMER_EXAMPLES_POSTGRESQL
@@ -233,6 +238,11 @@ int run_combination(const consumer_options& o, const aws_context& aws) {
   const auto logged_aws = aws.with_notices([&log](std::string_view text) { log.info(text); });
   auto source = make_source(std::type_identity<Source>{}, o, logged_aws);
   auto store = make_store(std::type_identity<Store>{}, o, logged_aws);
+  if (o.no_fencing)
+    log.warning(
+        "--no-fencing: the store keeps no positions and no tombstones, so a consumer that "
+        "stalls past its claim, a replayed request, a duplicate delivery or a late create after "
+        "a delete can move a widget backwards (RELIABILITY.md, Fencing)");
   const auto metrics = serve_metrics(o, log);
   wc::consumer<Source, Store, program_log> consumer(*source, *store, log, consumer_settings(o));
   if constexpr (std::is_same_v<Source, wc::sqs_queue_source>) {

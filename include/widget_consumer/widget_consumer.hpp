@@ -10,6 +10,7 @@
 #include <widget_consumer/delivery.hpp>
 #include <widget_consumer/destination/directory.hpp>
 #include <widget_consumer/destination/dynamodb_table.hpp>
+#include <widget_consumer/destination/fencing.hpp>
 #include <widget_consumer/destination/s3_bucket.hpp>
 #include <widget_consumer/events.hpp>
 #include <widget_consumer/log/basic_log.hpp>
@@ -18,6 +19,7 @@
 #include <widget_consumer/log/json_lines.hpp>
 #include <widget_consumer/log/null.hpp>
 #include <widget_consumer/log/tee.hpp>
+#include <widget_consumer/position.hpp>
 #include <widget_consumer/source/directory.hpp>
 #include <widget_consumer/source/s3_bucket.hpp>
 #include <widget_consumer/source/sqs_queue.hpp>

@@ -378,6 +378,8 @@ class fault_run {
     std::map<std::string, widget> stored;
     if (scenario_.store == store_kind::dynamodb) {
       for (const auto& item : dynamodb_->scan_all(table_, {{"ConsistentRead", true}})) {
+        if (dynamodb_is_tombstone(item))  // a delete's, not a widget
+          continue;
         auto each = widget_from_dynamodb_item(item);
         stored.emplace(each.widget_id, std::move(each));
       }

@@ -22,6 +22,7 @@
 
 #include "widget_consumer/concepts.hpp"
 #include "widget_consumer/log/basic_log.hpp"
+#include "widget_consumer/position.hpp"
 
 namespace widget_consumer::testing {
 
@@ -35,10 +36,11 @@ class memory_source {
   explicit memory_source(bool ordered = true) : ordered_(ordered) {}
 
   // Safe to call while the consumer runs (tests feed it from outside).
-  void push(std::string body) {
+  // position: received_request::position ("" = none).
+  void push(std::string body, std::string position = {}) {
     std::lock_guard lock(mutex_);
     const ticket_type id = next_id_++;
-    entries_.emplace(id, entry{std::move(body), name_of(id)});
+    entries_.emplace(id, entry{std::move(body), name_of(id), std::move(position)});
   }
 
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t max) {
@@ -57,7 +59,8 @@ class memory_source {
       batch.push_back({.body = each.body,
                        .ticket = id,
                        .name = each.name,
-                       .receive_count = each.receive_count});
+                       .receive_count = each.receive_count,
+                       .position = each.position});
     }
     in_flight_ += batch.size();
     max_in_flight_ = std::max(max_in_flight_, in_flight_);
@@ -147,6 +150,7 @@ class memory_source {
   struct entry {
     std::string body;
     std::string name;
+    std::string position;
     bool in_flight = false;
     std::uint32_t receive_count = 0;
     clock::time_point available_at{};
@@ -232,6 +236,30 @@ class memory_store {
     return outcome;
   }
 
+  // Fenced (concepts.hpp, position_fencing): the rule of position.hpp over a
+  // position per widget, kept through deletes. The positions it was given
+  // are recorded.
+  fenced_outcome apply(const widget_request& request, std::string_view position) {
+    std::string stored;
+    {
+      std::lock_guard lock(mutex_);
+      given_positions_.emplace_back(position);
+      stored = positions_[request.widget_id];
+      if (!moves_forward(position, stored))
+        return {apply_outcome::stale, stored};
+    }
+    const apply_outcome outcome = apply(request);
+    if (outcome == apply_outcome::applied) {
+      std::lock_guard lock(mutex_);
+      positions_[request.widget_id] = std::string(position);
+    }
+    return {outcome};
+  }
+  std::vector<std::string> given_positions() const {
+    std::lock_guard lock(mutex_);
+    return given_positions_;
+  }
+
   // Runs inside apply() before the change; throw from it to inject failures.
   std::function<void(const widget_request&)> before_apply;
   std::chrono::microseconds delay{0};
@@ -262,6 +290,8 @@ class memory_store {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::string> owners_;
   std::unordered_map<std::string, std::vector<std::string>> history_;
+  std::unordered_map<std::string, std::string> positions_;
+  std::vector<std::string> given_positions_;
   std::vector<std::string> confirmed_;
   std::unordered_map<std::string, int> busy_;
   int active_ = 0;

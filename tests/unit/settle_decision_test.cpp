@@ -105,6 +105,18 @@ const std::vector<row> rows = {
      .ordered = false,
      .outcome = request_outcome::not_found,
      .detail = "widget not found"},
+    // stale (a fenced store refused it): settled, acked, not an error, on any source
+    {.what = "stale update, unordered",
+     .lane = detail::refused_as_stale{.position = "std:1:m", .stored = "std:2:n"},
+     .type = request_type::update,
+     .ordered = false,
+     .outcome = request_outcome::stale,
+     .detail = "position std:1:m is not newer than the widget's std:2:n"},
+    {.what = "stale create, on its third receive",
+     .lane = detail::refused_as_stale{.position = "s3:a", .stored = "s3:b"},
+     .receive_count = 3,
+     .outcome = request_outcome::stale,
+     .detail = "s3:b; nothing changed"},
     // transient: retried while attempts are left, then released, holding the widget
     {.what = "transient, attempt 1 of 3", .lane = transient, .retry = true},
     {.what = "transient, attempt 2 of 3, unordered",

@@ -15,12 +15,22 @@
 // detail/store_failure.hpp says (a ValidationException is bad_request unless
 // it is about the table's key schema); anything else is permanent.
 //
+// Fenced (apply(request, position); detail/dynamodb_fence.hpp): the same one
+// call, conditioned on the position too. A failed condition is then read
+// back (GetItem, consistent) to tell stale from not_found: only on that
+// path, so a fenced write costs no extra call. A delete leaves a tombstone.
+// Fencing off (fencing_options::enabled false, --no-fencing): the course's
+// item layout exactly, and no tombstones.
+//
 // Thread-safe: the lanes call apply() concurrently; the client is (see
 // aws/client.hpp) and the store keeps no other state.
 
 #include <widget_consumer/concepts.hpp>
+#include <widget_consumer/destination/detail/dynamodb_fence.hpp>
 #include <widget_consumer/destination/detail/dynamodb_widget.hpp>
 #include <widget_consumer/destination/detail/store_failure.hpp>
+#include <widget_consumer/destination/fencing.hpp>
+#include <widget_consumer/position.hpp>
 #include <widget_consumer/request.hpp>
 #include <widget_consumer/widget.hpp>
 
@@ -29,6 +39,9 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -38,14 +51,14 @@ namespace widget_consumer {
 
 class dynamodb_table_store {
  public:
-  dynamodb_table_store(aws::dynamodb_client client, std::string table)
-      : client_(std::move(client)), table_(std::move(table)) {
+  dynamodb_table_store(aws::dynamodb_client client, std::string table, fencing_options fencing = {})
+      : client_(std::move(client)), table_(std::move(table)), fencing_(fencing) {
     if (table_.empty())
       throw std::invalid_argument("dynamodb_table_store: the table name is empty");
   }
 
-  dynamodb_table_store(aws::client_config config, std::string table)
-      : dynamodb_table_store(aws::dynamodb_client(std::move(config)), std::move(table)) {}
+  dynamodb_table_store(aws::client_config config, std::string table, fencing_options fencing = {})
+      : dynamodb_table_store(aws::dynamodb_client(std::move(config)), std::move(table), fencing) {}
 
   // Before the first request (concepts.hpp, startup_checking): DescribeTable,
   // which writes nothing: the table exists, these credentials may see it, and
@@ -81,6 +94,25 @@ class dynamodb_table_store {
     }
   }
 
+  // Fenced (concepts.hpp, position_fencing): see the top of this file.
+  fenced_outcome apply(const widget_request& request, std::string_view position) {
+    if (!fencing_.enabled || position.empty())
+      return {apply(request)};
+    try {
+      return detail::with_store_failures(detail::dynamodb_store_failure,
+                                         [&] { return write_fenced(request, position); });
+    } catch (const store_error&) {
+      throw;
+    } catch (const item_too_large& e) {
+      throw store_error(store_failure::bad_request, e.what());
+    } catch (const reserved_attribute_name& e) {
+      throw store_error(store_failure::bad_request, e.what());
+    } catch (const std::exception& e) {
+      throw store_error(store_failure::permanent, e.what());
+    }
+  }
+
+  const fencing_options& fencing() const noexcept { return fencing_; }
   const std::string& table() const noexcept { return table_; }
   aws::dynamodb_client& client() noexcept { return client_; }
 
@@ -107,6 +139,88 @@ class dynamodb_table_store {
       }
     }
     throw store_error(store_failure::bad_request, "unknown request type");
+  }
+
+  // A condition that fails after a write between our read and our call is
+  // tried again; this bounds how often.
+  static constexpr int fenced_attempts = 4;
+
+  fenced_outcome write_fenced(const widget_request& request, std::string_view position) {
+    for (int attempt = 1; attempt <= fenced_attempts; ++attempt) {
+      if (const auto outcome = try_fenced(request, position))
+        return *outcome;
+    }
+    throw store_error(store_failure::transient, "widget " + detail::quoted(request.widget_id) +
+                                                    " changed under every one of " +
+                                                    std::to_string(fenced_attempts) +
+                                                    " conditional writes");
+  }
+
+  // nullopt: the item changed between the condition and the read; try again.
+  std::optional<fenced_outcome> try_fenced(const widget_request& request,
+                                           std::string_view position) {
+    switch (request.type) {
+      case request_type::create:
+        if (!client_.put_item(table_, dynamodb_fenced_put_item(request, position))
+                 .condition_failed())
+          return fenced_outcome{apply_outcome::applied};
+        break;
+      case request_type::update: {
+        auto body = dynamodb_fenced_update_item(request, position);
+        if (!body)
+          return legacy_update(request, position);
+        if (!client_.update_item(table_, std::move(*body)).condition_failed())
+          return fenced_outcome{apply_outcome::applied};
+        break;
+      }
+      case request_type::remove:
+        if (!client_.put_item(table_, dynamodb_tombstone_put_item(request, position, expiry()))
+                 .condition_failed())
+          return fenced_outcome{apply_outcome::applied};
+        break;
+    }
+    // Why the condition failed: the position (stale), or, for an update or a
+    // delete, no widget of this owner (not_found). A create can only fail on
+    // the position: read as newer, the item changed since, so try again.
+    const auto item = read_item(request.widget_id);
+    std::string stored = dynamodb_stored_position(item ? &*item : nullptr);
+    if (!moves_forward(position, stored))
+      return fenced_outcome{apply_outcome::stale, std::move(stored)};
+    if (request.type == request_type::create)
+      return std::nullopt;
+    return fenced_outcome{apply_outcome::not_found};
+  }
+
+  // An update too large for an expression: read, decide, then write on the
+  // condition that the item still holds what was read.
+  std::optional<fenced_outcome> legacy_update(const widget_request& request,
+                                              std::string_view position) {
+    const auto item = read_item(request.widget_id);
+    if (!item || dynamodb_is_tombstone(*item))
+      return fenced_outcome{apply_outcome::not_found};
+    std::string stored = dynamodb_stored_position(&*item);
+    if (!moves_forward(position, stored))
+      return fenced_outcome{apply_outcome::stale, std::move(stored)};
+    if (!client_.update_item(table_, dynamodb_fenced_legacy_update_item(request, position, stored))
+             .condition_failed())
+      return fenced_outcome{apply_outcome::applied};
+    // The owner differs, or the item changed since the read.
+    const auto now = read_item(request.widget_id);
+    if (now && dynamodb_stored_position(&*now) != stored)
+      return std::nullopt;
+    return fenced_outcome{apply_outcome::not_found};
+  }
+
+  std::optional<boost::json::object> read_item(std::string_view widget_id) {
+    return client_.get_item(
+        table_, boost::json::object{{"Key", boost::json::object{{"id", {{"S", widget_id}}}}},
+                                    {"ConsistentRead", true}});
+  }
+
+  std::int64_t expiry() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               (std::chrono::system_clock::now() + fencing_.tombstone_retention).time_since_epoch())
+        .count();
   }
 
   // "id (S)", "id (N)", "id (S), sort key owner (S)": the key as a person
@@ -141,6 +255,7 @@ class dynamodb_table_store {
 
   aws::dynamodb_client client_;
   std::string table_;
+  fencing_options fencing_;
 };
 
 }  // namespace widget_consumer

@@ -105,6 +105,11 @@ inline void check_attribute_name(std::string_view name) {
     throw reserved_attribute_name(std::string(name), "the table's key, the widget's id");
   if (is_reserved_attribute_name(name))
     throw reserved_attribute_name(std::string(name), "the widget's own property");
+  // The fence's attributes (detail/dynamodb_fence.hpp), with or without
+  // fencing, so that a table reads the same either way.
+  if (name.starts_with("_wc_"))
+    throw reserved_attribute_name(std::string(name),
+                                  "in the _wc_ names the store keeps its fence in");
 }
 
 inline boost::json::object dynamodb_key(std::string_view widget_id) {
@@ -186,15 +191,13 @@ inline boost::json::object dynamodb_update_item_without_expression(
 // gives: atomic, conditional on the owner, idempotent (fixed puts and
 // deletes). Updates that fit keep the expression form DESIGN.md names; the
 // two forms cannot be mixed in one request.
-inline boost::json::object dynamodb_update_item(const widget_request& update) {
-  boost::json::object body{{"Key", detail::dynamodb_key(update.widget_id)}};
-  detail::add_owner_condition(body, update.owner);
-  auto& names = body["ExpressionAttributeNames"].get_object();
-  auto& values = body["ExpressionAttributeValues"].get_object();
+namespace detail {
 
-  // The last mention of a name wins, as in apply_update(); DynamoDB rejects
-  // two actions on one path.
-  std::vector<std::pair<std::string, std::string>> changes;  // name, value ("" = remove)
+// What an update changes: name and value ("" = remove). The last mention of
+// a name wins, as in apply_update(); DynamoDB rejects two actions on one path.
+inline std::vector<std::pair<std::string, std::string>> dynamodb_changes_of(
+    const widget_request& update) {
+  std::vector<std::pair<std::string, std::string>> changes;
   auto change = [&](const std::string& name, const std::optional<std::string>& value) {
     if (!value)
       return;
@@ -209,9 +212,20 @@ inline boost::json::object dynamodb_update_item(const widget_request& update) {
   change("label", update.label);
   change("description", update.description);
   for (const auto& attribute : update.other_attributes) {
-    detail::check_attribute_name(attribute.name);
+    check_attribute_name(attribute.name);
     change(attribute.name, attribute.value);
   }
+  return changes;
+}
+
+}  // namespace detail
+
+inline boost::json::object dynamodb_update_item(const widget_request& update) {
+  boost::json::object body{{"Key", detail::dynamodb_key(update.widget_id)}};
+  detail::add_owner_condition(body, update.owner);
+  auto& names = body["ExpressionAttributeNames"].get_object();
+  auto& values = body["ExpressionAttributeValues"].get_object();
+  const auto changes = detail::dynamodb_changes_of(update);
 
   std::string set_clause;
   std::string remove_clause;
@@ -270,6 +284,8 @@ inline widget widget_from_dynamodb_item(const boost::json::object& item) {
   bool has_owner = false;
   for (const auto& field : item) {
     const std::string_view name = field.key();
+    if (name.starts_with("_wc_"))
+      continue;  // the fence's (detail/dynamodb_fence.hpp), not the widget's
     std::string value = string_of(name, field.value());
     if (name == "id") {
       result.widget_id = std::move(value);
