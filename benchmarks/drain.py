@@ -263,10 +263,12 @@ class Bench:
         timeout = self.args.timeout
         record = {"combination": combination, "rtt_ms": rtt, "consumer": consumer,
                   "concurrency": concurrency, "requests": requests, "proxied": proxied}
-        if consumer == "ours":
+        if consumer.startswith("ours"):
             idle_ms = MAX_IDLE_MS if source_flag == "-rb" else SQS_MAX_IDLE_MS
             command = [CONSUMER, *names["source"], *names["store"], "--concurrency",
                        str(concurrency), "--max-idle", str(idle_ms)]
+            if consumer == "ours-unfenced":
+                command += ["--no-fencing"]
             if source_flag == "-rq":
                 command += ["--dead-letter-queue", names["dlq"], "-qwt", str(self.args.queue_wait)]
                 if self.args.queue_receivers:
@@ -289,7 +291,7 @@ class Bench:
         status, stdout, stderr, cpu, rss_kb = run_measured(command, env, timeout)
         record.update(status=status, cpu_seconds=round(cpu, 3), peak_rss_mb=round(rss_kb / 1024, 1))
         seconds = None
-        if consumer == "ours":
+        if consumer.startswith("ours"):
             match = re.search(r"summary: (\d+) processed.* (\d+) rejected, (\d+) retried, "
                               r"(\d+) failed.* in ([\d.]+) s", stderr)
             if match:
@@ -436,6 +438,32 @@ def summarise(bench, args):
     return rows
 
 
+def summarise_fencing(bench, args):
+    """What the fence costs: ours against ours --no-fencing, paired in one run."""
+    print("\n== fencing cost (requests/s with the fence / without, same row, pairs in "
+          "alternating order)")
+    print(f"{'combination':13} {'RTT':>4} {'c':>4} {'fenced':>9} {'unfenced':>9} {'ratio':>6} "
+          f"{'pairs min..max':>15} {'CPU ms/req f/u':>15}")
+    for rtt in args.rtt_ms:
+        for combination in args.combinations:
+            for concurrency in args.concurrency:
+                runs = [r for r in bench.results if r["combination"] == combination
+                        and r["rtt_ms"] == rtt and r["concurrency"] == concurrency
+                        and r.get("ok")]
+                fenced = [r for r in runs if r["consumer"] == "ours"]
+                unfenced = [r for r in runs if r["consumer"] == "ours-unfenced"]
+                if not fenced or not unfenced:
+                    continue
+                mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
+                pairs = [f["rate"] / u["rate"] for f, u in zip(fenced, unfenced) if u["rate"]]
+                print(f"{combination:13} {rtt:>4} {concurrency:>4} {mean(fenced, 'rate'):9.1f} "
+                      f"{mean(unfenced, 'rate'):9.1f} "
+                      f"{mean(fenced, 'rate') / mean(unfenced, 'rate'):6.2f} "
+                      f"{min(pairs):7.2f}..{max(pairs):<6.2f} "
+                      f"{mean(fenced, 'cpu_ms_per_request'):7.3f}/"
+                      f"{mean(unfenced, 'cpu_ms_per_request'):<7.3f}")
+
+
 def write_plot(bench, args):
     """docs/throughput.png: requests/s against concurrency, ours and the baseline."""
     data = os.path.join(bench.state, "plot")
@@ -541,6 +569,9 @@ def main():
     parser.add_argument("--single-consumer", action="store_true",
                         help="our consumer without claims on S3 sources (--single-consumer): "
                              "what the claims cost, against a default run")
+    parser.add_argument("--fencing-cost", type=int, default=0, metavar="PAIRS",
+                        help="drain each row PAIRS times with the fence and without "
+                             "(--no-fencing), in alternating order, and print the rate ratio")
     parser.add_argument("--perf", metavar="DIR",
                         help="run ours under `perf record -g`, one DIR/<combination>-rtt<R>-c<C>.data "
                              "per drain (profiles only: CPU and RSS then include perf's)")
@@ -596,7 +627,16 @@ def main():
                     bench.drain(combination, rtt, "baseline", 1, slow(rtt))
                 for concurrency in args.concurrency:
                     n = slow(rtt) if concurrency == 1 else args.requests
-                    bench.drain(combination, rtt, "ours", concurrency, n)
+                    if args.fencing_cost:
+                        # Pairs in alternating order, so drift on a shared
+                        # machine falls on both sides alike.
+                        for i in range(args.fencing_cost):
+                            pair = ("ours-unfenced", "ours") if i % 2 == 0 else ("ours",
+                                                                                 "ours-unfenced")
+                            for consumer in pair:
+                                bench.drain(combination, rtt, consumer, concurrency, n)
+                    else:
+                        bench.drain(combination, rtt, "ours", concurrency, n)
                 threads = (args.limit_threads_sqs if combination.startswith("sqs")
                            else args.limit_threads)
                 if not args.no_limit:
@@ -608,6 +648,8 @@ def main():
         if args.memory_requests:
             bench.memory_run(args.memory_requests)
         summarise(bench, args)
+        if args.fencing_cost:
+            summarise_fencing(bench, args)
         if args.plot:
             write_plot(bench, args)
         if args.json:

@@ -20,6 +20,10 @@
 // source and then another takes the first request of the new kind as newer
 // (moves_forward), so switching sources never freezes a widget. Equal
 // positions are not newer: the same request delivered again is a no-op.
+// Standard messages sent within one millisecond (a SendMessageBatch) are not
+// ordered by their random message ids: among them, any other message is
+// newer, so they are applied in the order they arrive, as without the fence
+// (position_tie_group).
 
 #include <cstddef>
 #include <cstdint>
@@ -81,14 +85,29 @@ inline std::string_view position_kind(std::string_view position) noexcept {
   return colon == std::string_view::npos ? std::string_view{} : position.substr(0, colon + 1);
 }
 
+// The positions no order is known within: "std:<16 digits>:" of a standard
+// message (one millisecond); "" for the other kinds, which are all ordered.
+inline std::string_view position_tie_group(std::string_view position) noexcept {
+  constexpr std::string_view standard = "std:";
+  if (!position.starts_with(standard) ||
+      position.size() <= standard.size() + standard_position_digits ||
+      position[standard.size() + standard_position_digits] != ':')
+    return {};
+  return position.substr(0, standard.size() + standard_position_digits + 1);
+}
+
 // May a request at `candidate` change a widget stored at `stored`? Yes when
-// either is empty (nothing to compare), when their kinds differ (see the
-// top of this file), or when candidate sorts after stored.
+// either is empty (nothing to compare), when their kinds differ, when both
+// are in one tie group and differ (see the top of this file), or when
+// candidate sorts after stored.
 inline bool moves_forward(std::string_view candidate, std::string_view stored) noexcept {
   if (candidate.empty() || stored.empty())
     return true;
   if (position_kind(candidate) != position_kind(stored))
     return true;
+  if (const auto group = position_tie_group(candidate);
+      !group.empty() && stored.starts_with(group))
+    return candidate != stored;
   return candidate > stored;
 }
 

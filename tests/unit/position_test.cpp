@@ -28,13 +28,24 @@ TEST(position, a_fifo_sequence_number_that_is_not_one_gives_no_position) {
 
 TEST(position, standard_positions_sort_by_sent_time_then_message_id) {
   EXPECT_LT(standard_position("999", "zzz"), standard_position("1000", "aaa"));
-  EXPECT_LT(standard_position("1700000000000", "a"), standard_position("1700000000000", "b"));
   // The same message delivered twice is the same position: not newer.
   EXPECT_FALSE(moves_forward(standard_position("1700000000000", "m-1"),
                              standard_position("1700000000000", "m-1")));
   EXPECT_EQ(standard_position("", "m"), "");
   EXPECT_EQ(standard_position("17x", "m"), "");
   EXPECT_EQ(standard_position("1", ""), "");
+}
+
+TEST(position, standard_messages_of_one_millisecond_apply_in_arrival_order) {
+  const auto a = standard_position("1700000000000", "b-later-id");
+  const auto b = standard_position("1700000000000", "a-earlier-id");
+  EXPECT_TRUE(moves_forward(a, b));
+  EXPECT_TRUE(moves_forward(b, a));
+  EXPECT_FALSE(moves_forward(a, a));
+  EXPECT_FALSE(moves_forward(a, standard_position("1700000000001", "0")));
+  EXPECT_EQ(position_tie_group(a), "std:0001700000000000:");
+  EXPECT_EQ(position_tie_group("s3:std:0001700000000000:x"), "");
+  EXPECT_EQ(position_tie_group(fifo_position("1")), "");
 }
 
 TEST(position, s3_keys_and_file_names_keep_their_own_order) {

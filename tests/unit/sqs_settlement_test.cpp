@@ -279,7 +279,7 @@ TEST(sqs_longest_hide, counts_from_the_receive_and_never_falls_to_zero) {
   message.message_id = "m";
   message.receipt_handle = "h";
   message.attributes["SentTimestamp"] = std::to_string(now_ms - 13 * 3600 * 1000);
-  const auto [entry, request] = detail::sqs_hand_out(message, 1, false);
+  const auto [entry, request] = detail::sqs_hand_out(message, 1, false, false);
   EXPECT_GE(detail::sqs_longest_hide(entry.received_ms), 43200 - 60 - 5);
   EXPECT_LE(detail::sqs_longest_hide(entry.received_ms), 43200 - 60);
 

@@ -59,19 +59,24 @@ inline boost::json::object& object_member(boost::json::object& body, std::string
 }
 
 // Adds to body's ConditionExpression (ANDed with what is there): no position
-// yet, an older one, or one of another kind (moves_forward()).
+// yet, an older one, one of another kind, or another of a standard message's
+// millisecond (moves_forward()).
 inline void add_fence(boost::json::object& body, std::string_view position) {
   object_member(body, "ExpressionAttributeNames")["#wcp"] = dynamodb_position_attribute;
   auto& values = object_member(body, "ExpressionAttributeValues");
   values[":wcp"] = dynamodb_string(position);
   values[":wck"] = dynamodb_string(position_kind(position));
-  constexpr std::string_view fence =
-      "(attribute_not_exists(#wcp) OR #wcp < :wcp OR NOT begins_with(#wcp, :wck))";
+  std::string fence = "(attribute_not_exists(#wcp) OR #wcp < :wcp OR NOT begins_with(#wcp, :wck)";
+  if (const auto group = position_tie_group(position); !group.empty()) {
+    values[":wcg"] = dynamodb_string(group);
+    fence += " OR (begins_with(#wcp, :wcg) AND #wcp <> :wcp)";
+  }
+  fence += ")";
   const auto* existing = body.if_contains("ConditionExpression");
   body["ConditionExpression"] =
       existing != nullptr && existing->is_string() && !existing->get_string().empty()
-          ? std::string(existing->get_string()) + " AND " + std::string(fence)
-          : std::string(fence);
+          ? std::string(existing->get_string()) + " AND " + fence
+          : fence;
 }
 
 }  // namespace detail

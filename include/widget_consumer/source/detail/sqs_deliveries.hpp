@@ -45,7 +45,7 @@ class sqs_deliveries {
   std::optional<request> receive(aws::sqs_message message) {
     if (copy(message))
       return std::nullopt;
-    auto [entry, handed] = sqs_hand_out(std::move(message), ++next_delivery_, keep_body_);
+    auto [entry, handed] = sqs_hand_out(std::move(message), ++next_delivery_, keep_body_, fifo_);
     if (count_local_)
       local_.handed(handed.name, handed.receive_count);
     ledger_.hand_out(handed.name, std::move(entry));

@@ -112,11 +112,16 @@ struct sqs_in_flight {
   std::string position{};  // received_request::position, for a local release
 };
 
-// Where the message stands (position.hpp): its SequenceNumber on a FIFO queue
-// (only FIFO messages have one), else SentTimestamp and the message id.
-inline std::string sqs_position(const aws::sqs_message& message) {
-  if (const auto sequence = message.attribute("SequenceNumber"))
-    return fifo_position(*sequence);
+// Where the message stands (position.hpp): its SequenceNumber on a FIFO
+// queue, SentTimestamp and the message id on a standard one. A FIFO message
+// without its SequenceNumber (moto leaves it out of ReceiveMessage) gets
+// none, and is applied unfenced: its SentTimestamp would not order a batch
+// sent within one millisecond, and the FIFO order is the group's.
+inline std::string sqs_position(const aws::sqs_message& message, bool fifo) {
+  if (fifo) {
+    const auto sequence = message.attribute("SequenceNumber");
+    return sequence ? fifo_position(*sequence) : std::string{};
+  }
   if (const auto sent = message.attribute("SentTimestamp"))
     return standard_position(*sent, message.message_id);
   return {};
@@ -126,7 +131,8 @@ inline std::string sqs_position(const aws::sqs_message& message) {
 // `delivery`.
 inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::sqs_message message,
                                                                            std::uint64_t delivery,
-                                                                           bool keep_body) {
+                                                                           bool keep_body,
+                                                                           bool fifo) {
   sqs_in_flight entry{.receipt_handle = message.receipt_handle, .delivery = delivery};
   if (const auto group = message.attribute("MessageGroupId"))
     entry.group_id = std::string(*group);
@@ -135,7 +141,7 @@ inline std::pair<sqs_in_flight, received_request<sqs_ticket>> sqs_hand_out(aws::
                           .count();
   if (keep_body)
     entry.body = message.body;
-  entry.position = sqs_position(message);
+  entry.position = sqs_position(message, fifo);
   received_request<sqs_ticket> request;
   request.position = entry.position;
   request.name = message.message_id;
