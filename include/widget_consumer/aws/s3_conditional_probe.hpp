@@ -17,8 +17,13 @@ namespace widget_consumer::aws {
 // themselves), so that probes starting together do not meet.
 inline std::string probe_conditional_writes(s3_client& client, std::string_view bucket,
                                             std::string_view key) {
-  const auto first =
-      client.put_object_if(bucket, key, "probe", {.if_match = {}, .if_none_match = true});
+  // Refused on a new key: unless the refusal answered a retry of an attempt
+  // that was stored but whose answer was lost (a reset connection), when
+  // the key holds the probe already.
+  const bool first =
+      client.put_object_if(bucket, key, "probe", {.if_match = {}, .if_none_match = true})
+          .has_value() ||
+      client.get_object(bucket, key) == "probe";
   std::string failure;
   if (!first) {
     failure = "a PutObject with If-None-Match: * on a new key was refused";
