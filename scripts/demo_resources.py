@@ -11,6 +11,19 @@ dynamodb = boto3.client("dynamodb", region_name=REGION)
 for bucket in ("demo-requests", "demo-widgets"):
     s3.create_bucket(Bucket=bucket)
 
+# The S3 store's fence never deletes the tombstones a delete leaves
+# (destination/s3_bucket.hpp): S3 expires them, after fencing_options'
+# tombstone_retention (30 days by default).
+s3.put_bucket_lifecycle_configuration(
+    Bucket="demo-widgets",
+    LifecycleConfiguration={"Rules": [{
+        "ID": "widget-tombstones",
+        "Filter": {"Prefix": "tombstones/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 30},
+    }]},
+)
+
 fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
 sqs.create_queue(QueueName="demo-rejected.fifo", Attributes=fifo)
 sqs.create_queue(QueueName="demo-requests.fifo", Attributes=fifo)

@@ -55,7 +55,8 @@ struct drain_case {
   double invalid_ratio = 0.05;
   int page_size = 50;
   std::chrono::milliseconds max_runtime{60000};
-  bool claims = true;  // false: a server without conditional writes
+  // false: a server without conditional writes, so neither claims nor fencing
+  bool claims = true;
 };
 
 // The producer's requests drained by the consumer on one server: the widget
@@ -102,7 +103,9 @@ void drain_and_check(const emulator& server, const drain_case& test) {
     source_options.fetch_concurrency = 8;
     source_options.claims = test.claims;
     s3_bucket_source source(client_config_for(server), requests, source_options);
-    s3_bucket_store store(client_config_for(server), widgets);
+    fencing_options fencing;
+    fencing.enabled = test.claims;
+    s3_bucket_store store(client_config_for(server), widgets, {}, fencing);
     capturing_log log;
     consumer_options options;
     options.concurrency = 8;
@@ -136,7 +139,10 @@ void drain_and_check(const emulator& server, const drain_case& test) {
   std::map<std::string, widget> expected_by_key;
   for (const auto& [id, w] : expected)
     expected_by_key.emplace(widget_key(w.owner, w.widget_id), w);
-  const auto stored_keys = list_all(s3, widgets);
+  // Under the widget prefix: the fence's tombstones live beside it.
+  aws::s3_list_options widget_prefix;
+  widget_prefix.prefix = "widgets/";
+  const auto stored_keys = list_all(s3, widgets, widget_prefix);
   EXPECT_EQ(stored_keys.size(), expected_by_key.size());
   for (const auto& key : stored_keys) {
     const auto found = expected_by_key.find(key);

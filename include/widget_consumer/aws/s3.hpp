@@ -83,7 +83,13 @@ struct s3_object {
   // The server's clock when it answered (the Date header): compared with
   // last_modified, it tells an object's age with no clock of ours involved.
   std::optional<std::chrono::system_clock::time_point> server_time;
+  std::map<std::string, std::string> metadata;  // as s3_object_info's
 };
+
+// User metadata to send with a PutObject: x-amz-meta-<name>: <value>. Names
+// lower-case; values printable ASCII (S3 refuses or re-encodes others), all
+// of them together at most 2 KB.
+using s3_metadata = std::map<std::string, std::string>;
 
 // A key DeleteObjects did not delete, with S3's reason.
 struct s3_delete_failure {
@@ -193,6 +199,22 @@ inline s3_object_list s3_read_list_objects_v2(const response_origin& origin) {
   return list;
 }
 
+// The x-amz-meta-<name> headers of a HeadObject or GetObject answer.
+inline std::map<std::string, std::string> s3_read_user_metadata(const http_response& response) {
+  constexpr std::string_view meta_prefix = "x-amz-meta-";
+  std::map<std::string, std::string> metadata;
+  for (const auto& header : response.headers) {
+    if (!istarts_with(header.name, meta_prefix))
+      continue;
+    auto name = lower(std::string_view(header.name).substr(meta_prefix.size()));
+    // A header sent twice is one header with both values (RFC 9110 5.3).
+    auto [it, inserted] = metadata.try_emplace(std::move(name), header.value);
+    if (!inserted)
+      it->second += "," + header.value;
+  }
+  return metadata;
+}
+
 // HeadObject answers in headers only. Content-Length is required: without it
 // a size of 0 would be a guess, and S3 always sends it.
 inline s3_object_info s3_read_head_object(const response_origin& origin) {
@@ -209,16 +231,7 @@ inline s3_object_info s3_read_head_object(const response_origin& origin) {
   if (const auto modified = response.header("Last-Modified"))
     info.last_modified = parse_http_date(*modified);
   info.content_type = std::string(response.header("Content-Type").value_or(""));
-  constexpr std::string_view meta_prefix = "x-amz-meta-";
-  for (const auto& header : response.headers) {
-    if (!istarts_with(header.name, meta_prefix))
-      continue;
-    auto name = lower(std::string_view(header.name).substr(meta_prefix.size()));
-    // A header sent twice is one header with both values (RFC 9110 5.3).
-    auto [it, inserted] = info.metadata.try_emplace(std::move(name), header.value);
-    if (!inserted)
-      it->second += "," + header.value;
-  }
+  info.metadata = s3_read_user_metadata(response);
   return info;
 }
 
@@ -291,7 +304,8 @@ class s3_client {
     }
   }
 
-  // The same with the ETag, Last-Modified and the server's Date.
+  // The same with the ETag, Last-Modified, the server's Date and the user
+  // metadata.
   std::optional<s3_object> get_object_with_info(std::string_view bucket, std::string_view key) {
     try {
       http_response response = send("GET", bucket, require_key(key, "GetObject"), {}, {}, {},
@@ -303,6 +317,7 @@ class s3_client {
         object.last_modified = detail::parse_http_date(*modified);
       if (const auto date = response.header("Date"))
         object.server_time = detail::parse_http_date(*date);
+      object.metadata = detail::s3_read_user_metadata(response);
       return object;
     } catch (const service_error& error) {
       if (error.code() == "NoSuchKey")
@@ -342,12 +357,16 @@ class s3_client {
   // when it does not (412 PreconditionFailed; 409 ConditionalRequestConflict,
   // another conditional write to the key was under way; 404 NoSuchKey for
   // If-Match on a key that is gone).
+  // `metadata` goes with the object (s3_metadata).
   std::optional<std::string> put_object_if(std::string_view bucket, std::string_view key,
                                            std::string body, const s3_write_condition& condition,
-                                           std::string_view content_type = "text/plain") {
+                                           std::string_view content_type = "text/plain",
+                                           const s3_metadata& metadata = {}) {
     std::vector<http_header> headers{{"Content-Type", std::string(content_type)},
                                      {"Content-MD5", base64_encode(md5(body))}};
     add_condition(headers, condition);
+    for (const auto& [name, value] : metadata)
+      headers.push_back({"x-amz-meta-" + name, value});
     try {
       const http_response response =
           send("PUT", bucket, require_key(key, "PutObject"), {}, std::move(headers),

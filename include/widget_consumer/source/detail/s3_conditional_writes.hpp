@@ -9,6 +9,7 @@
 
 #include <widget_consumer/aws/access_check.hpp>
 #include <widget_consumer/aws/s3.hpp>
+#include <widget_consumer/aws/s3_conditional_probe.hpp>
 #include <widget_consumer/source/detail/s3_claim_settings.hpp>
 #include <widget_consumer/unrecoverable_error.hpp>
 
@@ -16,26 +17,13 @@
 
 namespace widget_consumer::detail {
 
-// What the server let through that it must refuse, or "". The probe object
-// is named after the owner, so consumers starting together do not meet.
+// The probe object is named after the owner, so consumers starting together
+// do not meet.
 inline std::string probe_conditional_writes(aws::s3_client& client,
                                             const s3_claim_settings& settings,
                                             const std::string& owner) {
-  const std::string key = settings.prefix + ".probe-" + owner.substr(0, 16);
-  const auto first =
-      client.put_object_if(settings.bucket, key, "probe", {.if_match = {}, .if_none_match = true});
-  std::string failure;
-  if (!first) {
-    failure = "a PutObject with If-None-Match: * on a new key was refused";
-  } else if (client.put_object_if(settings.bucket, key, "probe 2",
-                                  {.if_match = {}, .if_none_match = true})) {
-    failure = "a second PutObject with If-None-Match: * on one key succeeded";
-  } else if (client.put_object_if(settings.bucket, key, "probe 3",
-                                  {.if_match = "\"0\"", .if_none_match = false})) {
-    failure = "a PutObject with If-Match on a stale ETag succeeded";
-  }
-  client.delete_object(settings.bucket, key);
-  return failure;
+  return aws::probe_conditional_writes(client, settings.bucket,
+                                       settings.prefix + ".probe-" + owner.substr(0, 16));
 }
 
 inline void check_conditional_writes(aws::s3_client& client, const s3_claim_settings& settings,
