@@ -1,7 +1,7 @@
 #pragma once
-// postgresql_table_store: widgets in two PostgreSQL tables, through libpq.
-// Link WidgetConsumer::postgresql (libpq) to use it; the rest of the library
-// does not need libpq.
+// postgresql_table_store: widgets in two PostgreSQL tables (fenced, a third
+// for positions), through libpq. Link WidgetConsumer::postgresql (libpq) to
+// use it; the rest of the library does not need libpq.
 //
 //   widgets           (id text PRIMARY KEY, owner text NOT NULL,
 //                      label text, description text)
