@@ -1,7 +1,7 @@
 #pragma once
-// postgresql_table_store: widgets in two PostgreSQL tables, through libpq.
-// Link WidgetConsumer::postgresql (libpq) to use it; the rest of the library
-// does not need libpq.
+// postgresql_table_store: widgets in two PostgreSQL tables (fenced, a third
+// for positions), through libpq. Link WidgetConsumer::postgresql (libpq) to
+// use it; the rest of the library does not need libpq.
 //
 //   widgets           (id text PRIMARY KEY, owner text NOT NULL,
 //                      label text, description text)
@@ -23,26 +23,47 @@
 //   delete -> DELETE ... WHERE id and owner match; whether a row went is the
 //             answer; the attribute rows go with it (ON DELETE CASCADE)
 //
+// Fencing (position.hpp; off with fencing.enabled = false, --no-fencing):
+// a third table, widget_positions (widget_id text PRIMARY KEY, position text
+// NOT NULL, deleted_at timestamptz), holds each widget's position, so the
+// course's two tables keep their columns either way. One INSERT ... ON
+// CONFLICT DO UPDATE ... WHERE, first in the request's own transaction,
+// compares and advances it: the row lock it takes orders every writer of the
+// widget, in this process or another (a stalled consumer, a duplicate
+// delivery), and the rollback of a stale, not_found or failed request takes
+// the position back with the change, so the two never disagree. A delete
+// leaves its row as a tombstone (deleted_at set), which refuses a late
+// create. Tombstones older than fencing.tombstone_retention are removed at
+// check_ready() and then every tombstone_clean_up_interval; after that, a
+// create replayed from before its widget's delete is applied again (the
+// widget comes back), and an update or delete from then finds nothing.
+//
 // Failures (detail/postgresql_connection.hpp): transient ones (connection
 // lost, serialization failure, deadlock, shutdown) are retried once at once
 // on a fresh connection, then left to the consumer as store_failure::transient.
+// Fenced, a retry after a COMMIT whose answer was lost finds its own
+// position stored and answers stale: the request was applied once.
 // Thread-safe: each lane takes a connection of its own from the pool.
 
 #include <widget_consumer/concepts.hpp>
 #include <widget_consumer/destination/detail/postgresql_connection.hpp>
+#include <widget_consumer/destination/detail/postgresql_schema.hpp>
+#include <widget_consumer/destination/fencing.hpp>
+#include <widget_consumer/position.hpp>
 #include <widget_consumer/request.hpp>
 #include <widget_consumer/unrecoverable_error.hpp>
 #include <widget_consumer/widget.hpp>
 
 #include <boost/json.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -58,6 +79,12 @@ struct postgresql_store_options {
   // check_ready() creates the tables when they are missing, instead of only
   // checking them.
   bool create_schema = false;
+  // Fencing (the top of this file). Off: only widgets and widget_attributes.
+  fencing_options fencing{};
+  // How often, at most, a fenced apply first removes the tombstones older
+  // than fencing.tombstone_retention: one DELETE on an index of tombstones,
+  // on whichever lane finds it due.
+  std::chrono::seconds tombstone_clean_up_interval = std::chrono::minutes(10);
 };
 
 class postgresql_table_store {
@@ -67,11 +94,14 @@ class postgresql_table_store {
             detail::pg_settings{
                 .conninfo = options.connection, .user = options.user, .password = options.password},
             options.pool_size),
-        create_schema_(options.create_schema) {}
+        create_schema_(options.create_schema),
+        fencing_(options.fencing),
+        clean_up_interval_(options.tombstone_clean_up_interval) {}
 
   // Before the first request (concepts.hpp, startup_checking): connects, then
   // creates the tables (when asked to) and checks that both have the columns
-  // and primary keys this store writes, and that we may write them. What
+  // and primary keys this store writes, and that we may write them; fenced,
+  // widget_positions too, and its old tombstones are removed. What
   // cannot heal (refused login, no such database, wrong tables, no
   // privilege) is unrecoverable_error; a server not reachable yet may heal.
   void check_ready() {
@@ -88,17 +118,29 @@ class postgresql_table_store {
 
   apply_outcome apply(const widget_request& request) {
     return with_retry([&](PGconn* connection) {
-      switch (request.type) {
-        case request_type::create:
-          create(connection, request);
-          return apply_outcome::applied;
-        case request_type::update:
-          return update(connection, request);
-        case request_type::remove:
-          return remove(connection, request);
-      }
-      throw store_error(store_failure::bad_request, "unknown request type");
+      // A delete is one statement, so a transaction of its own.
+      if (request.type == request_type::remove)
+        return change(connection, request);
+      return transaction(connection, [&] { return change(connection, request); });
     });
+  }
+
+  // Fenced (concepts.hpp, position_fencing; the top of this file): applied
+  // only if position is newer than the widget's stored one.
+  fenced_outcome apply(const widget_request& request, std::string_view position) {
+    if (!fencing_.enabled || position.empty())
+      return {apply(request)};
+    if (clean_up_due())
+      try {
+        with_connection([&](PGconn* connection) {
+          clean_up_tombstones(connection);
+          return 0;
+        });
+      } catch (const store_error&) {
+        // Tried again at the next interval; the request does not fail for it.
+      }
+    return with_retry(
+        [&](PGconn* connection) { return apply_fenced(connection, request, position); });
   }
 
   // The stored widget (attributes by name), or nullopt. Throws store_error.
@@ -131,7 +173,8 @@ class postgresql_table_store {
     });
   }
 
-  // Creates the tables if they are missing (what --pdb-create-schema does).
+  // Creates the tables if they are missing (what --pdb-create-schema does);
+  // widget_positions only when fencing.
   void create_schema() {
     with_connection([&](PGconn* connection) {
       create_tables(connection);
@@ -156,11 +199,23 @@ class postgresql_table_store {
           throw unrecoverable_error("cannot create the PostgreSQL widget tables at " +
                                     describe(connection) + ": " + e.what());
         }
-      if (const auto problem = schema_problem(connection))
+      if (const auto problem =
+              detail::pg_tables_problem(connection, pool_.redact(), detail::pg_widget_columns()))
         throw unrecoverable_error("cannot use the PostgreSQL widget tables at " +
                                   describe(connection) + ": " + *problem +
                                   "; create them with --pdb-create-schema, or see README.md "
                                   "for the schema");
+      if (!fencing_.enabled)
+        return 0;
+      if (const auto problem =
+              detail::pg_tables_problem(connection, pool_.redact(), detail::pg_position_columns()))
+        throw unrecoverable_error("cannot use the PostgreSQL table widget_positions at " +
+                                  describe(connection) + ": " + *problem +
+                                  "; fencing keeps each widget's position there: create it with " +
+                                  "--pdb-create-schema or " + detail::pg_positions_table_sql +
+                                  ", or run without fencing (--no-fencing)");
+      clean_up_tombstones(connection);
+      next_clean_up_ = (now() + clean_up_interval_).count();
       return 0;
     });
   }
@@ -223,23 +278,98 @@ class postgresql_table_store {
       "SELECT $1, pair->>0, pair->>1 FROM jsonb_array_elements($2::jsonb) AS pair "
       "ON CONFLICT (widget_id, name) DO UPDATE SET value = EXCLUDED.value";
 
+  // The request's statements, without BEGIN or COMMIT.
+  apply_outcome change(PGconn* connection, const widget_request& request) {
+    switch (request.type) {
+      case request_type::create:
+        create(connection, request);
+        return apply_outcome::applied;
+      case request_type::update:
+        return update(connection, request);
+      case request_type::remove:
+        return remove(connection, request);
+    }
+    throw store_error(store_failure::bad_request, "unknown request type");
+  }
+
+  // Advances the widget's position to $2 when it moves forward (position.hpp:
+  // no stored position, another kind, or a later one, compared bytewise as
+  // C++ compares them); $3 = "t" for a delete, whose row is then its
+  // tombstone. The row is locked either way until the transaction ends, so
+  // an empty answer (stale) stays true until the rollback.
+  static constexpr const char* advance_position_sql =
+      "INSERT INTO widget_positions AS stored (widget_id, position, deleted_at) "
+      "VALUES ($1, $2, CASE WHEN $3::boolean THEN now() END) "
+      "ON CONFLICT (widget_id) DO UPDATE SET position = EXCLUDED.position, "
+      "deleted_at = EXCLUDED.deleted_at "
+      "WHERE stored.position = '' "
+      "OR left(stored.position, strpos(stored.position, ':')) COLLATE \"C\" <> "
+      "left(EXCLUDED.position, strpos(EXCLUDED.position, ':')) COLLATE \"C\" "
+      "OR EXCLUDED.position COLLATE \"C\" > stored.position COLLATE \"C\" "
+      "RETURNING 1";
+
+  fenced_outcome apply_fenced(PGconn* connection, const widget_request& request,
+                              std::string_view position) {
+    execute(connection, "BEGIN", {});
+    const auto advanced = execute(connection, advance_position_sql,
+                                  {request.widget_id, std::string(position),
+                                   std::string(request.type == request_type::remove ? "t" : "f")},
+                                  PGRES_TUPLES_OK);
+    if (PQntuples(advanced.get()) == 0) {
+      const auto stored =
+          execute(connection, "SELECT position FROM widget_positions WHERE widget_id = $1",
+                  {request.widget_id}, PGRES_TUPLES_OK);
+      std::string stored_position =
+          PQntuples(stored.get()) == 1
+              ? std::string(PQgetvalue(stored.get(), 0, 0),
+                            static_cast<std::size_t>(PQgetlength(stored.get(), 0, 0)))
+              : std::string();
+      execute(connection, "ROLLBACK", {});
+      return {apply_outcome::stale, std::move(stored_position)};
+    }
+    // A not_found rolls the new position back too: the widget did not move.
+    const apply_outcome outcome = change(connection, request);
+    execute(connection, outcome == apply_outcome::applied ? "COMMIT" : "ROLLBACK", {});
+    return {outcome};
+  }
+
+  static std::chrono::steady_clock::duration now() {
+    return std::chrono::steady_clock::now().time_since_epoch();
+  }
+
+  // True for the one caller that finds the clean-up due, which then owes it.
+  bool clean_up_due() {
+    const auto at = now().count();
+    auto due = next_clean_up_.load();
+    return at >= due &&
+           next_clean_up_.compare_exchange_strong(
+               due, at + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             clean_up_interval_)
+                             .count());
+  }
+
+  // A create that clears a tombstone concurrently holds its row: the DELETE
+  // waits, then sees deleted_at NULL and leaves the row.
+  void clean_up_tombstones(PGconn* connection) {
+    execute(connection,
+            "DELETE FROM widget_positions "
+            "WHERE deleted_at < now() - $1::bigint * interval '1 second'",
+            {std::to_string(fencing_.tombstone_retention.count())});
+  }
+
   void create(PGconn* connection, const widget_request& request) {
     const widget created = make_widget(request);
     std::map<std::string, std::string> attributes;
     for (const auto& attribute : created.other_attributes)
       attributes[attribute.name] = attribute.value;
-    transaction(connection, [&] {
-      execute(connection,
-              "INSERT INTO widgets (id, owner, label, description) VALUES ($1, $2, $3, $4) "
-              "ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, label = EXCLUDED.label, "
-              "description = EXCLUDED.description",
-              {created.widget_id, created.owner, created.label, created.description});
-      execute(connection, "DELETE FROM widget_attributes WHERE widget_id = $1",
-              {created.widget_id});
-      if (!attributes.empty())
-        execute(connection, insert_attributes_sql, {created.widget_id, pairs_json(attributes)});
-      return apply_outcome::applied;
-    });
+    execute(connection,
+            "INSERT INTO widgets (id, owner, label, description) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, label = EXCLUDED.label, "
+            "description = EXCLUDED.description",
+            {created.widget_id, created.owner, created.label, created.description});
+    execute(connection, "DELETE FROM widget_attributes WHERE widget_id = $1", {created.widget_id});
+    if (!attributes.empty())
+      execute(connection, insert_attributes_sql, {created.widget_id, pairs_json(attributes)});
   }
 
   apply_outcome update(PGconn* connection, const widget_request& request) {
@@ -259,40 +389,36 @@ class postgresql_table_store {
       }
     }
     // $3/$5: "t" to change the column, then its new value (NULL removes it).
-    auto change = [](const std::optional<std::string>& value) {
+    auto column_change = [](const std::optional<std::string>& value) {
       return std::pair<std::optional<std::string>, std::optional<std::string>>{
           value ? "t" : "f", value && !value->empty() ? value : std::nullopt};
     };
-    // Pairs, not structured bindings: clang before 16 cannot capture those
-    // in the lambda below.
-    const auto label = change(request.label);
-    const auto description = change(request.description);
-    return transaction(connection, [&] {
-      const auto updated =
-          execute(connection,
-                  "UPDATE widgets SET label = CASE WHEN $3::boolean THEN $4::text ELSE label END, "
-                  "description = CASE WHEN $5::boolean THEN $6::text ELSE description END "
-                  "WHERE id = $1 AND owner = $2",
-                  {request.widget_id, request.owner, label.first, label.second, description.first,
-                   description.second});
-      if (std::string_view(PQcmdTuples(updated.get())) != "1")
-        return apply_outcome::not_found;
-      if (!removed.empty()) {
-        boost::json::array names;
-        for (const auto& name : removed)
-          names.push_back(boost::json::string(name));
+    const auto label = column_change(request.label);
+    const auto description = column_change(request.description);
+    const auto updated =
         execute(connection,
-                "DELETE FROM widget_attributes WHERE widget_id = $1 AND name IN "
-                "(SELECT jsonb_array_elements_text($2::jsonb))",
-                {request.widget_id, boost::json::serialize(names)});
-      }
-      if (!set.empty())
-        execute(connection, insert_attributes_sql, {request.widget_id, pairs_json(set)});
-      return apply_outcome::applied;
-    });
+                "UPDATE widgets SET label = CASE WHEN $3::boolean THEN $4::text ELSE label END, "
+                "description = CASE WHEN $5::boolean THEN $6::text ELSE description END "
+                "WHERE id = $1 AND owner = $2",
+                {request.widget_id, request.owner, label.first, label.second, description.first,
+                 description.second});
+    if (std::string_view(PQcmdTuples(updated.get())) != "1")
+      return apply_outcome::not_found;
+    if (!removed.empty()) {
+      boost::json::array names;
+      for (const auto& name : removed)
+        names.push_back(boost::json::string(name));
+      execute(connection,
+              "DELETE FROM widget_attributes WHERE widget_id = $1 AND name IN "
+              "(SELECT jsonb_array_elements_text($2::jsonb))",
+              {request.widget_id, boost::json::serialize(names)});
+    }
+    if (!set.empty())
+      execute(connection, insert_attributes_sql, {request.widget_id, pairs_json(set)});
+    return apply_outcome::applied;
   }
 
-  // One statement is one transaction; the owner is compared exactly.
+  // The owner is compared exactly.
   apply_outcome remove(PGconn* connection, const widget_request& request) {
     const auto deleted = execute(connection, "DELETE FROM widgets WHERE id = $1 AND owner = $2",
                                  {request.widget_id, request.owner});
@@ -301,71 +427,12 @@ class postgresql_table_store {
   }
 
   void create_tables(PGconn* connection) {
-    execute(connection,
-            "CREATE TABLE IF NOT EXISTS widgets (id text PRIMARY KEY, owner text NOT NULL, "
-            "label text, description text)",
-            {});
-    execute(connection,
-            "CREATE TABLE IF NOT EXISTS widget_attributes ("
-            "widget_id text NOT NULL REFERENCES widgets (id) ON DELETE CASCADE, "
-            "name text NOT NULL, value text NOT NULL, PRIMARY KEY (widget_id, name))",
-            {});
-  }
-
-  // What is wrong with the tables, or nullopt when they are as this store
-  // writes them. Extra nullable columns are allowed.
-  std::optional<std::string> schema_problem(PGconn* connection) {
-    const auto columns = execute(
-        connection,
-        "SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, "
-        "EXISTS (SELECT 1 FROM information_schema.table_constraints t "
-        "JOIN information_schema.key_column_usage k USING (constraint_schema, constraint_name, "
-        "table_name) WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = c.table_schema "
-        "AND t.table_name = c.table_name AND k.column_name = c.column_name) "
-        "FROM information_schema.columns c WHERE c.table_schema = current_schema() "
-        "AND c.table_name IN ('widgets', 'widget_attributes')",
-        {}, PGRES_TUPLES_OK);
-    struct column {
-      std::string type, nullable, key;
-    };
-    std::map<std::string, column> found;
-    for (int r = 0; r < PQntuples(columns.get()); ++r)
-      found[std::string(PQgetvalue(columns.get(), r, 0)) + "." + PQgetvalue(columns.get(), r, 1)] =
-          {PQgetvalue(columns.get(), r, 2), PQgetvalue(columns.get(), r, 3),
-           PQgetvalue(columns.get(), r, 4)};
-    // name, nullable, part of the primary key
-    static const std::vector<std::tuple<std::string, std::string, std::string>> wanted = {
-        {"widgets.id", "NO", "t"},
-        {"widgets.owner", "NO", "f"},
-        {"widgets.label", "YES", "f"},
-        {"widgets.description", "YES", "f"},
-        {"widget_attributes.widget_id", "NO", "t"},
-        {"widget_attributes.name", "NO", "t"},
-        {"widget_attributes.value", "NO", "f"}};
-    for (const auto& [name, nullable, key] : wanted) {
-      const auto it = found.find(name);
-      if (it == found.end())
-        return "the column " + name + " is missing";
-      if (it->second.type != "text")
-        return "the column " + name + " is " + it->second.type + ", not text";
-      if (it->second.key != key)
-        return "the column " + name + (key == "t" ? " is not" : " is") +
-               " part of its table's primary key";
-      if (nullable == "NO" && it->second.nullable != "NO")
-        return "the column " + name + " allows NULL";
+    for (const char* sql : detail::pg_widget_tables_sql)
+      execute(connection, sql, {});
+    if (fencing_.enabled) {
+      execute(connection, detail::pg_positions_table_sql, {});
+      execute(connection, detail::pg_positions_index_sql, {});
     }
-    for (const auto& [name, each] : found)
-      if (each.key == "t" && name != "widgets.id" && name != "widget_attributes.widget_id" &&
-          name != "widget_attributes.name")
-        return "the column " + name + " is part of its table's primary key";
-    const auto allowed =
-        execute(connection,
-                "SELECT has_table_privilege('widgets', 'SELECT, INSERT, UPDATE, DELETE') AND "
-                "has_table_privilege('widget_attributes', 'SELECT, INSERT, UPDATE, DELETE')",
-                {}, PGRES_TUPLES_OK);
-    if (std::string_view(PQgetvalue(allowed.get(), 0, 0)) != "t")
-      return std::string("this user may not select, insert, update and delete in both tables");
-    return std::nullopt;
   }
 
   // "127.0.0.1:5432, database widgets, user app": the server as libpq
@@ -377,6 +444,11 @@ class postgresql_table_store {
 
   detail::pg_pool pool_;
   bool create_schema_ = false;
+  fencing_options fencing_;
+  std::chrono::seconds clean_up_interval_;
+  // When the next clean-up of tombstones is due (now()'s ticks); 0: at the
+  // first fenced apply, if check_ready() did not run.
+  std::atomic<std::chrono::steady_clock::rep> next_clean_up_{0};
 };
 
 }  // namespace widget_consumer
