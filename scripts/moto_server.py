@@ -54,6 +54,12 @@ make its SQS keep guarantees real AWS keeps.
    AWS refuses for good (a reject reason quoting U+FFFF, a body near the limit
    once the reason is added) went through here.
 
+6. A FIFO message's SequenceNumber rises, as SQS's does within a message
+   group. moto 5.2 draws 20 random digits when the sender names a
+   deduplication id, so the stores' fence (position.hpp), which orders a
+   FIFO group's requests by it, refused half of them as stale. Here one
+   counter numbers every FIFO message.
+
 1 and 2 are fixed by one lock per queue. Deletes and sends take it. A receive is
 a loop of moto's own receive with no wait, each pass under the lock with the
 timed-out messages first taken out of the in-flight set, and the waiting done
@@ -74,6 +80,7 @@ Usage: the same arguments as moto_server (scripts/emulators passes them).
 """
 
 import functools
+import itertools
 import sys
 import threading
 import time
@@ -246,8 +253,19 @@ def _send_message(self, queue_name, message_body, message_attributes=None, *argu
                 f"Invalid binary character '#x{point:X}' was found in the message body or "
                 "a message attribute, the set of allowed characters is #x9 | #xA | #xD | "
                 "#x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
-    return _original_send(self, queue_name, message_body, message_attributes, *arguments,
-                          **keywords)
+    message = _original_send(self, queue_name, message_body, message_attributes, *arguments,
+                             **keywords)
+    # moto gives a FIFO message a random SequenceNumber when the sender names
+    # its deduplication id; SQS's rises within a message group (the fence
+    # orders FIFO requests by it, position.hpp): one rising counter here.
+    if getattr(message, "sequence_number", None):
+        with _sequence_lock:
+            message.sequence_number = str(next(_sequence_numbers))
+    return message
+
+
+_sequence_lock = threading.Lock()
+_sequence_numbers = itertools.count(18850000000000000000)
 
 
 moto.sqs.models.SQSBackend.send_message = _send_message

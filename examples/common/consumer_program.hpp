@@ -134,7 +134,8 @@ inline wc::fencing_options fencing_of(const consumer_options& o) {
 
 inline auto make_store(std::type_identity<wc::s3_bucket_store>, const consumer_options& o,
                        const aws_context& aws) {
-  return std::make_unique<wc::s3_bucket_store>(aws.config("s3"), o.widget_bucket, layout_of(o));
+  return std::make_unique<wc::s3_bucket_store>(aws.config("s3"), o.widget_bucket, layout_of(o),
+                                               fencing_of(o));
 }
 
 inline auto make_store(std::type_identity<wc::dynamodb_table_store>, const consumer_options& o,
@@ -157,7 +158,8 @@ inline auto make_store(std::type_identity<wc::postgresql_table_store>, const con
                                    .user = o.postgresql_user,
                                    .password = o.postgresql_password,
                                    .pool_size = static_cast<std::size_t>(o.concurrency),
-                                   .create_schema = o.postgresql_create_schema});
+                                   .create_schema = o.postgresql_create_schema,
+                                   .fencing = fencing_of(o)});
 }
 
 inline constexpr store_kind kind_of(std::type_identity<wc::postgresql_table_store>) {

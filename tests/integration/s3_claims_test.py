@@ -19,7 +19,8 @@ conditional writes:
 - a claim lifetime under 5 s is refused (exit 2);
 - a server that does not honour conditional writes (s3rver ignores
   If-None-Match and If-Match) is refused at start-up with a one-line reason,
-  and --single-consumer runs on it.
+  and --single-consumer runs on it (with --no-fencing: the widget store's
+  fence needs the conditions too).
 
 WIDGET_CONSUMER_CLAIMS_REQUESTS sets the size of the runs (default 3000).
 """
@@ -362,8 +363,18 @@ class ServerWithoutConditionalWrites(unittest.TestCase):
         self.assertIn("--single-consumer", reason[0])
         self.assertEqual(p.all_keys(s3, requests), ["1700000000000"])  # nothing touched
 
+        # The widget store's fence needs the same conditions: refused too,
+        # naming the way out, and nothing touched.
         with p.consumer(["-rb", requests, "-wb", widgets, "--max-idle", "1000",
-                         "--single-consumer"], env, "alone") as run:
+                         "--single-consumer"], env, "fenced") as run:
+            code = run.wait(60)
+            output = run.stderr() + run.stdout()
+        self.assertEqual(code, 1, output)
+        self.assertIn("--no-fencing", output)
+        self.assertEqual(p.all_keys(s3, requests), ["1700000000000"])
+
+        with p.consumer(["-rb", requests, "-wb", widgets, "--max-idle", "1000",
+                         "--single-consumer", "--no-fencing"], env, "alone") as run:
             code = run.wait(60)
             output = run.stderr() + run.stdout()
         self.assertEqual(code, 0, output)

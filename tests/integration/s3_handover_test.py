@@ -109,7 +109,8 @@ class Handover(unittest.TestCase):
         # Once, as `aws s3 rm --recursive` would. (Deleted again within the
         # two balance rounds others wait, a partition can be claimed by one
         # consumer while its owner's check has not looked yet: RELIABILITY.md
-        # names that window, which fencing closes.)
+        # names that window; the store's fence then refuses the second apply
+        # as stale, which fencing_test.py's claims case shows.)
         time.sleep(3.0)
         deleted = [self.delete_claims(requests)]
         codes = [each.wait(300) for each in consumers]

@@ -286,3 +286,21 @@ TEST(sqs_longest_hide, counts_from_the_receive_and_never_falls_to_zero) {
   EXPECT_EQ(detail::sqs_longest_hide(now_ms - 13 * 3600 * 1000), 60);
   EXPECT_EQ(detail::sqs_longest_hide(0), 43200 - 60);
 }
+
+// The fence's position (position.hpp): SequenceNumber on a FIFO queue,
+// SentTimestamp and the id on a standard one, kept for a local release. A
+// FIFO message without its SequenceNumber (moto's receive leaves it out)
+// gets none: a batch sent within one millisecond is not ordered by time.
+TEST(sqs_position, is_the_sequence_number_on_fifo_and_the_sent_time_on_standard) {
+  wc::aws::sqs_message message;
+  message.message_id = "m-1";
+  message.receipt_handle = "h";
+  message.attributes["SentTimestamp"] = "1700000000000";
+  EXPECT_EQ(detail::sqs_position(message, false), wc::standard_position("1700000000000", "m-1"));
+  EXPECT_EQ(detail::sqs_position(message, true), "");
+  message.attributes["SequenceNumber"] = "18850000000000000001";
+  EXPECT_EQ(detail::sqs_position(message, true), wc::fifo_position("18850000000000000001"));
+  const auto [entry, request] = detail::sqs_hand_out(message, 1, false, true);
+  EXPECT_EQ(request.position, wc::fifo_position("18850000000000000001"));
+  EXPECT_EQ(entry.position, request.position);
+}

@@ -80,36 +80,14 @@ class dynamodb_table_store {
   }
 
   apply_outcome apply(const widget_request& request) {
-    try {
-      return detail::with_store_failures(detail::dynamodb_store_failure,
-                                         [&] { return write(request); });
-    } catch (const store_error&) {
-      throw;
-    } catch (const item_too_large& e) {
-      throw store_error(store_failure::bad_request, e.what());
-    } catch (const reserved_attribute_name& e) {
-      throw store_error(store_failure::bad_request, e.what());
-    } catch (const std::exception& e) {
-      throw store_error(store_failure::permanent, e.what());
-    }
+    return as_store_errors([&] { return write(request); });
   }
 
   // Fenced (concepts.hpp, position_fencing): see the top of this file.
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
-    try {
-      return detail::with_store_failures(detail::dynamodb_store_failure,
-                                         [&] { return write_fenced(request, position); });
-    } catch (const store_error&) {
-      throw;
-    } catch (const item_too_large& e) {
-      throw store_error(store_failure::bad_request, e.what());
-    } catch (const reserved_attribute_name& e) {
-      throw store_error(store_failure::bad_request, e.what());
-    } catch (const std::exception& e) {
-      throw store_error(store_failure::permanent, e.what());
-    }
+    return as_store_errors([&] { return write_fenced(request, position); });
   }
 
   const fencing_options& fencing() const noexcept { return fencing_; }
@@ -117,6 +95,23 @@ class dynamodb_table_store {
   aws::dynamodb_client& client() noexcept { return client_; }
 
  private:
+  // Every failure of a write as the store_error concepts.hpp names.
+  template <class Write>
+  static auto as_store_errors(Write&& write) -> decltype(std::forward<Write>(write)()) {
+    try {
+      return detail::with_store_failures(detail::dynamodb_store_failure,
+                                         std::forward<Write>(write));
+    } catch (const store_error&) {
+      throw;
+    } catch (const item_too_large& e) {
+      throw store_error(store_failure::bad_request, e.what());
+    } catch (const reserved_attribute_name& e) {
+      throw store_error(store_failure::bad_request, e.what());
+    } catch (const std::exception& e) {
+      throw store_error(store_failure::permanent, e.what());
+    }
+  }
+
   // One call per request type; what DynamoDB's answer means for the widget.
   apply_outcome write(const widget_request& request) {
     switch (request.type) {

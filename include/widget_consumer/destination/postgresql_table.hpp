@@ -293,8 +293,8 @@ class postgresql_table_store {
   }
 
   // Advances the widget's position to $2 when it moves forward (position.hpp:
-  // no stored position, another kind, or a later one, compared bytewise as
-  // C++ compares them); $3 = "t" for a delete, whose row is then its
+  // no stored position, another kind, a later one compared bytewise as C++
+  // compares them, or another of the tie group $4); $3 = "t" for a delete, whose row is then its
   // tombstone. The row is locked either way until the transaction ends, so
   // an empty answer (stale) stays true until the rollback.
   static constexpr const char* advance_position_sql =
@@ -306,6 +306,8 @@ class postgresql_table_store {
       "OR left(stored.position, strpos(stored.position, ':')) COLLATE \"C\" <> "
       "left(EXCLUDED.position, strpos(EXCLUDED.position, ':')) COLLATE \"C\" "
       "OR EXCLUDED.position COLLATE \"C\" > stored.position COLLATE \"C\" "
+      "OR ($4 <> '' AND left(stored.position, length($4)) COLLATE \"C\" = $4 COLLATE \"C\" "
+      "AND stored.position COLLATE \"C\" <> EXCLUDED.position COLLATE \"C\") "
       "RETURNING 1";
 
   fenced_outcome apply_fenced(PGconn* connection, const widget_request& request,
@@ -313,7 +315,8 @@ class postgresql_table_store {
     execute(connection, "BEGIN", {});
     const auto advanced = execute(connection, advance_position_sql,
                                   {request.widget_id, std::string(position),
-                                   std::string(request.type == request_type::remove ? "t" : "f")},
+                                   std::string(request.type == request_type::remove ? "t" : "f"),
+                                   std::string(position_tie_group(position))},
                                   PGRES_TUPLES_OK);
     if (PQntuples(advanced.get()) == 0) {
       const auto stored =

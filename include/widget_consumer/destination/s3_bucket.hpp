@@ -135,7 +135,7 @@ class s3_bucket_store {
         case request_type::create:
           return fence.create(key, tombstone, make_widget(request), position);
         case request_type::update:
-          return fence.update(key, request, position);
+          return fence.update(key, tombstone, request, position);
         case request_type::remove:
           return fence.remove(key, tombstone, request, position);
       }

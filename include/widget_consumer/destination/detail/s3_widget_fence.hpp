@@ -15,7 +15,7 @@
 //           + DeleteObject If-Match                                 3
 //           a widget deleted before: + HeadObject + PutObject If-Match  5
 //   stale   what was read up to the refusal (1 or 2), nothing written
-//   not_found (update, delete)  GetObject                           1
+//   not_found (update, delete)  GetObject, HeadObject (tombstone)   2
 // Each 412 costs the reads and the write again, at most max_attempts times.
 //
 // The order of a delete: the tombstone first, then the widget (If-Match). A
@@ -128,12 +128,12 @@ class s3_widget_fence {
     throw kept_changing(key);
   }
 
-  fenced_outcome update(const std::string& key, const widget_request& request,
-                        std::string_view position) {
+  fenced_outcome update(const std::string& key, const std::string& tombstone_key,
+                        const widget_request& request, std::string_view position) {
     for (int attempt = 0; attempt < max_attempts; ++attempt) {
       auto stored = read(key);
       if (!stored)
-        return {apply_outcome::not_found};
+        return missing(tombstone_key, position);
       if (!moves_forward(position, stored->state.position))
         return {apply_outcome::stale, stored->state.position};
       // The owner check is exact, as unfenced (s3_bucket.hpp).
@@ -153,7 +153,7 @@ class s3_widget_fence {
     for (int attempt = 0; attempt < max_attempts; ++attempt) {
       const auto stored = read(key);
       if (!stored)
-        return {apply_outcome::not_found};
+        return missing(tombstone_key, position);
       if (!moves_forward(position, stored->state.position))
         return {apply_outcome::stale, stored->state.position};
       if (stored->document.owner != request.owner)
@@ -173,6 +173,16 @@ class s3_widget_fence {
 
  private:
   static constexpr std::string_view tombstone_type = "text/plain";  // an empty body
+
+  // An update or delete that finds no widget: stale when a newer delete's
+  // tombstone is why (a replay after the delete), else not found. One HEAD,
+  // on this path only.
+  fenced_outcome missing(const std::string& tombstone_key, std::string_view position) {
+    if (const auto tombstone = head(tombstone_key);
+        tombstone && !moves_forward(position, tombstone->position))
+      return {apply_outcome::stale, tombstone->position};
+    return {apply_outcome::not_found};
+  }
 
   struct stored_widget {
     widget document;
