@@ -359,13 +359,15 @@ TEST(S3RegionRedirect, ErrorsInTheBucketsRegionNameIt) {
 TEST(S3RegionRedirect, StartupChecksFollowTheRedirectOrNameTheBucketsRegion) {
   {
     redirecting_server s3_server(wrong_region::permanent_redirect);
-    widget_consumer::s3_bucket_store store(s3_server.config(), std::string(bucket));
+    widget_consumer::s3_bucket_store store(s3_server.config(), std::string(bucket), {},
+                                           {.enabled = false});  // redirects, not the fence
     EXPECT_NO_THROW(store.check_ready());
     widget_consumer::s3_bucket_source source(s3_server.config(), std::string(bucket), alone());
     EXPECT_NO_THROW(source.check_ready());
   }
   redirecting_server s3_server(wrong_region::always);
-  widget_consumer::s3_bucket_store store(s3_server.config(), std::string(bucket));
+  widget_consumer::s3_bucket_store store(s3_server.config(), std::string(bucket), {},
+                                         {.enabled = false});  // redirects, not the fence
   try {
     store.check_ready();
     FAIL() << "no error";
