@@ -14,7 +14,6 @@
 #include "support/widget_model.hpp"
 
 #include <cstddef>
-#include <cstdio>
 #include <optional>
 #include <random>
 #include <string>
@@ -55,10 +54,11 @@ inline fencing_schedule random_fencing_schedule(std::mt19937& random, const std:
     auto* request = std::get_if<widget_request>(&parsed);
     if (request == nullptr)
       continue;  // the vocabulary only makes valid bodies; kept for safety
-    char key[32];
-    std::snprintf(key, sizeof key, "requests/%06zu.json", i);
+    std::string number = std::to_string(i);
+    number.insert(0, number.size() < 6 ? 6 - number.size() : 0, '0');  // sorts as it rises
     (void)model.apply(*request);
-    schedule.in_order.push_back({std::move(*request), s3_key_position(key)});
+    schedule.in_order.push_back(
+        {std::move(*request), s3_key_position("requests/" + number + ".json")});
   }
   for (std::size_t i = 0; i < schedule.in_order.size(); ++i)
     schedule.deliveries.push_back(i);
