@@ -110,14 +110,6 @@ class FencingOnDynamoDB(unittest.TestCase):
         self.assertEqual(stale_count(second), 0, p.summary_line(second))
         self.assertIn("--no-fencing: the store keeps no positions", second)
 
-    def delete_claims(self, bucket):
-        """Everything under claims/, deleted as `aws s3 rm --recursive` does."""
-        keys = [k for k in p.all_keys(self.s3, bucket) if k.startswith("claims/")]
-        if keys:
-            self.s3.delete_objects(Bucket=bucket,
-                                   Delete={"Objects": [{"Key": k} for k in keys]})
-        return len(keys)
-
     def test_claims_deleted_twice_under_three_consumers_leave_the_store_exact(self):
         requests = p.unique("gone-req")
         store, kind, name = self.make_store()
@@ -127,9 +119,9 @@ class FencingOnDynamoDB(unittest.TestCase):
         # Twice within two balance rounds: without the fence, a partition
         # could then be handed out by two consumers at once (RELIABILITY.md).
         time.sleep(2.5)
-        deleted = [self.delete_claims(requests)]
+        deleted = [p.delete_claims(self.s3, requests)]
         time.sleep(2.0)
-        deleted.append(self.delete_claims(requests))
+        deleted.append(p.delete_claims(self.s3, requests))
         codes = [each.wait(300) for each in consumers]
         summaries = "\n".join(p.summary_line(each.stderr()) for each in consumers)
         self.assertTrue(all(code in (0, 3) for code in codes), f"{codes}\n{summaries}")

@@ -135,6 +135,15 @@ def all_keys(s3, bucket):
     return keys
 
 
+def delete_claims(s3, bucket):
+    """Everything under claims/, deleted as `aws s3 rm --recursive` does;
+    returns how many."""
+    keys = [k for k in all_keys(s3, bucket) if k.startswith("claims/")]
+    if keys:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    return len(keys)
+
+
 def check_store(expected_path, kind, name, env):
     """scripts/check_store.py: (ok, its output)."""
     run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "check_store.py"),

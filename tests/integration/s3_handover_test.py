@@ -87,14 +87,6 @@ class Handover(unittest.TestCase):
         self.assertTrue(ok, report + "\n" + summaries)
         self.assertEqual(p.all_keys(self.s3, requests), [], summaries)
 
-    def delete_claims(self, bucket):
-        """Everything under claims/, deleted as `aws s3 rm --recursive` does."""
-        keys = [k for k in p.all_keys(self.s3, bucket) if k.startswith("claims/")]
-        if keys:
-            self.s3.delete_objects(Bucket=bucket,
-                                   Delete={"Objects": [{"Key": k} for k in keys]})
-        return len(keys)
-
     def test_claims_deleted_under_running_consumers_apply_nothing_twice(self):
         requests, widgets = p.unique("gone-req"), p.unique("gone-widgets")
         self.s3.create_bucket(Bucket=requests)
@@ -112,7 +104,7 @@ class Handover(unittest.TestCase):
         # names that window; the store's fence then refuses the second apply
         # as stale, which fencing_test.py's claims case shows.)
         time.sleep(3.0)
-        deleted = [self.delete_claims(requests)]
+        deleted = [p.delete_claims(self.s3, requests)]
         codes = [each.wait(300) for each in consumers]
         outputs = [each.stderr() for each in consumers]
         summaries = "\n".join(p.summary_line(o) for o in outputs)

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/scratch_folder.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <random>
@@ -23,21 +25,9 @@ namespace fs = std::filesystem;
 
 static_assert(position_fencing<directory_store>);
 
-class scratch_folder {
- public:
-  scratch_folder() {
-    path_ = fs::temp_directory_path() /
-            ("widget_consumer_fencing_test_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~scratch_folder() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+// A fresh folder per test, removed afterwards.
+struct scratch_folder : widget_consumer::testing::scratch_folder {
+  scratch_folder() : widget_consumer::testing::scratch_folder("widget_consumer_fencing_test_") {}
 };
 
 const widget_key_layout by_id{.prefix = "widgets/", .owner_in_key = false};

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/scratch_folder.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -22,21 +24,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 // A fresh folder per test, removed afterwards.
-class scratch_folder {
- public:
-  scratch_folder() {
-    path_ = fs::temp_directory_path() /
-            ("widget_consumer_directory_test_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~scratch_folder() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+struct scratch_folder : widget_consumer::testing::scratch_folder {
+  scratch_folder() : widget_consumer::testing::scratch_folder("widget_consumer_directory_test_") {}
 };
 
 void write_file(const fs::path& path, const std::string& text) {

@@ -207,9 +207,8 @@ class dynamodb_table_store {
   }
 
   std::optional<boost::json::object> read_item(std::string_view widget_id) {
-    return client_.get_item(
-        table_, boost::json::object{{"Key", boost::json::object{{"id", {{"S", widget_id}}}}},
-                                    {"ConsistentRead", true}});
+    return client_.get_item(table_, boost::json::object{{"Key", detail::dynamodb_key(widget_id)},
+                                                        {"ConsistentRead", true}});
   }
 
   std::int64_t expiry() const {

@@ -145,10 +145,7 @@ inline boost::json::object dynamodb_tombstone_put_item(const widget_request& rem
                            {dynamodb_expires_attribute,
                             boost::json::object{{"N", std::to_string(expires_epoch_seconds)}}}};
   boost::json::object body{{"Item", std::move(item)}, {"ReturnValues", "ALL_OLD"}};
-  body["ConditionExpression"] = "#owner = :owner";
-  detail::object_member(body, "ExpressionAttributeNames")["#owner"] = "owner";
-  detail::object_member(body, "ExpressionAttributeValues")[":owner"] =
-      detail::dynamodb_string(remove.owner);
+  detail::add_owner_condition(body, remove.owner);  // as the unfenced delete's
   detail::add_fence(body, position);
   return body;
 }
