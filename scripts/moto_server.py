@@ -57,8 +57,9 @@ make its SQS keep guarantees real AWS keeps.
 6. A FIFO message's SequenceNumber rises, as SQS's does within a message
    group. moto 5.2 draws 20 random digits when the sender names a
    deduplication id, so the stores' fence (position.hpp), which orders a
-   FIFO group's requests by it, refused half of them as stale. Here one
-   counter numbers every FIFO message.
+   FIFO group's requests by it, refused half of them as stale; under
+   content-based deduplication it gives none. Here one counter numbers every
+   FIFO message as it joins its queue, under the queue's lock.
 
 1 and 2 are fixed by one lock per queue. Deletes and sends take it. A receive is
 a loop of moto's own receive with no wait, each pass under the lock with the
@@ -145,7 +146,7 @@ def _seconds_until_a_message_shows(queue):
 
 
 moto.sqs.models.Queue.delete_message = _under_queue_lock(moto.sqs.models.Queue.delete_message)
-moto.sqs.models.Queue.add_message = _under_queue_lock(moto.sqs.models.Queue.add_message)
+_original_add_message = moto.sqs.models.Queue.add_message
 
 _original_receive = moto.sqs.models.SQSBackend.receive_message
 
@@ -253,22 +254,26 @@ def _send_message(self, queue_name, message_body, message_attributes=None, *argu
                 f"Invalid binary character '#x{point:X}' was found in the message body or "
                 "a message attribute, the set of allowed characters is #x9 | #xA | #xD | "
                 "#x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
-    message = _original_send(self, queue_name, message_body, message_attributes, *arguments,
-                             **keywords)
-    # moto gives a FIFO message a random SequenceNumber when the sender names
-    # its deduplication id; SQS's rises within a message group (the fence
-    # orders FIFO requests by it, position.hpp): one rising counter here.
-    if getattr(message, "sequence_number", None):
-        with _sequence_lock:
-            message.sequence_number = str(next(_sequence_numbers))
-    return message
+    return _original_send(self, queue_name, message_body, message_attributes, *arguments,
+                          **keywords)
 
 
-_sequence_lock = threading.Lock()
 _sequence_numbers = itertools.count(18850000000000000000)
 
 
+def _add_message(queue, message):
+    """moto's add_message, with every FIFO message numbered under the queue's
+    lock as it joins the queue: SQS's SequenceNumber rises within a message
+    group (the fence orders FIFO requests by it, position.hpp). moto draws 20
+    random digits, and none at all under content-based deduplication; a number
+    given after the append would let two concurrent sends to one group swap."""
+    if queue.fifo_queue:
+        message.sequence_number = str(next(_sequence_numbers))
+    _original_add_message(queue, message)
+
+
 moto.sqs.models.SQSBackend.send_message = _send_message
+moto.sqs.models.Queue.add_message = _under_queue_lock(_add_message)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -88,6 +88,39 @@ class FifoSequenceNumbers(unittest.TestCase):
         self.assertEqual(numbers, sorted(numbers))
         self.assertEqual(len(set(numbers)), 50)
 
+    def test_concurrent_sends_to_one_group_are_numbered_in_queue_order(self):
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        queue = backend.create_queue("concurrent.fifo", FifoQueue="true")
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-4)
+        try:
+            def sender(k):
+                return lambda: [backend.send_message("concurrent.fifo", f"m{k}-{i}", group_id="g",
+                                                     deduplication_id=f"d{k}-{i}")
+                                for i in range(200)]
+            threads = [threading.Thread(target=sender(k)) for k in range(THREADS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+        finally:
+            sys.setswitchinterval(switch_interval)
+        # A number given after the append let two sends swap: the group's
+        # order of delivery disagreed with its numbers (a fenced store then
+        # refused the later request as stale).
+        numbers = [int(message.sequence_number) for message in queue._messages]
+        self.assertEqual(len(numbers), THREADS * 200)
+        self.assertEqual(numbers, sorted(numbers))
+
+    def test_content_based_deduplication_numbers_messages_too(self):
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        backend.create_queue("content.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+        numbers = [backend.send_message("content.fifo", f"m{i}", group_id="g").sequence_number
+                   for i in range(5)]
+        # Unpatched: None, and the fence had no position for the request.
+        self.assertTrue(all(number is not None for number in numbers), numbers)
+        self.assertEqual([int(n) for n in numbers], sorted(int(n) for n in numbers))
+
 
 class VisibilityOfMessagesNoLongerInFlight(unittest.TestCase):
     def test_a_timed_out_message_keeps_its_place_first_in_its_group(self):
