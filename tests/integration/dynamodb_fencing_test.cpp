@@ -95,6 +95,37 @@ TEST_F(dynamodb_fencing_test, an_older_or_equal_position_changes_nothing) {
   EXPECT_EQ(stored_position(), at(2));
 }
 
+TEST_F(dynamodb_fencing_test, standard_messages_of_one_millisecond_apply_in_arrival_order) {
+  // position.hpp: their message ids say nothing about order, so the later
+  // arrival applies whichever id sorts first; the same message again is stale.
+  dynamodb_table_store store(config_, table_);
+  const std::string first = "std:0001765000000000:b-message";
+  const std::string second = "std:0001765000000000:a-message";
+  ASSERT_EQ(store.apply(request(request_type::create, "one"), first).outcome,
+            apply_outcome::applied);
+  ASSERT_EQ(store.apply(request(request_type::update, "two"), second).outcome,
+            apply_outcome::applied);
+  EXPECT_EQ(store.apply(request(request_type::update, "again"), second).outcome,
+            apply_outcome::stale);
+  EXPECT_EQ(store.apply(request(request_type::update, "older"), "std:0001764999999999:z").outcome,
+            apply_outcome::stale);
+  EXPECT_EQ(label(), "two");
+  EXPECT_EQ(stored_position(), second);
+}
+
+TEST_F(dynamodb_fencing_test, another_owners_update_or_delete_is_not_found_and_moves_nothing) {
+  // The owner condition holds in every alternative of the fence's condition.
+  dynamodb_table_store store(config_, table_);
+  ASSERT_EQ(store.apply(request(request_type::create, "one"), at(1)).outcome,
+            apply_outcome::applied);
+  EXPECT_EQ(store.apply(request(request_type::update, "theirs", "Tom"), at(2)).outcome,
+            apply_outcome::not_found);
+  EXPECT_EQ(store.apply(request(request_type::remove, "", "Tom"), at(3)).outcome,
+            apply_outcome::not_found);
+  EXPECT_EQ(label(), "one");
+  EXPECT_EQ(stored_position(), at(1));
+}
+
 TEST_F(dynamodb_fencing_test, a_delete_leaves_a_tombstone_that_refuses_a_late_create) {
   dynamodb_table_store store(config_, table_, {.tombstone_retention = std::chrono::hours(2)});
   ASSERT_EQ(store.apply(request(request_type::create, "one"), at(1)).outcome,

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <widget_consumer/destination/detail/dynamodb_widget.hpp>
 #include <widget_consumer/position.hpp>
@@ -58,25 +59,36 @@ inline boost::json::object& object_member(boost::json::object& body, std::string
   return member.get_object();
 }
 
-// Adds to body's ConditionExpression (ANDed with what is there): no position
-// yet, an older one, one of another kind, or another of a standard message's
-// millisecond (moves_forward()).
+// Adds to body's ConditionExpression (ANDed with what is there, which is a
+// conjunction): no position yet, an older one, one of another kind, or
+// another of a standard message's millisecond (moves_forward()). Written
+// with no parentheses, the conjunction repeated in each alternative (AND
+// binds tighter than OR): the same condition to DynamoDB, and dynalite's
+// parser backtracks on parentheses, which doubled its CPU per write and cost
+// a fifth of a drain's rate there (BENCHMARKS.md, "What the fence costs").
 inline void add_fence(boost::json::object& body, std::string_view position) {
   object_member(body, "ExpressionAttributeNames")["#wcp"] = dynamodb_position_attribute;
   auto& values = object_member(body, "ExpressionAttributeValues");
   values[":wcp"] = dynamodb_string(position);
   values[":wck"] = dynamodb_string(position_kind(position));
-  std::string fence = "(attribute_not_exists(#wcp) OR #wcp < :wcp OR NOT begins_with(#wcp, :wck)";
+  std::vector<std::string_view> alternatives = {"attribute_not_exists(#wcp)", "#wcp < :wcp",
+                                                "NOT begins_with(#wcp, :wck)"};
   if (const auto group = position_tie_group(position); !group.empty()) {
     values[":wcg"] = dynamodb_string(group);
-    fence += " OR (begins_with(#wcp, :wcg) AND #wcp <> :wcp)";
+    alternatives.push_back("begins_with(#wcp, :wcg) AND #wcp <> :wcp");
   }
-  fence += ")";
   const auto* existing = body.if_contains("ConditionExpression");
-  body["ConditionExpression"] =
+  const std::string conjunction =
       existing != nullptr && existing->is_string() && !existing->get_string().empty()
-          ? std::string(existing->get_string()) + " AND " + fence
-          : fence;
+          ? std::string(existing->get_string()) + " AND "
+          : std::string{};
+  std::string condition;
+  for (const auto alternative : alternatives) {
+    condition += condition.empty() ? "" : " OR ";
+    condition += conjunction;
+    condition += alternative;
+  }
+  body["ConditionExpression"] = std::move(condition);
 }
 
 }  // namespace detail
