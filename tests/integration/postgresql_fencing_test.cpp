@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <random>
 #include <string>
@@ -136,6 +137,33 @@ TEST_F(postgresql_fencing_test,
   expect_stale(store().apply(remove("w-1"), at(4)), at(4));
   expect_stale(store().apply(update("w-1", "third"), at(3)), at(4));
   EXPECT_EQ(tables(), deleted);
+}
+
+TEST_F(postgresql_fencing_test, a_request_that_fails_midway_leaves_neither_widget_nor_position) {
+  // The statements go in one round trip (detail/postgresql_pipeline.hpp):
+  // a failure among them must still undo the fence's advance with them.
+  ASSERT_EQ(store().apply(create("w-1", "first"), at(1)).outcome, apply_outcome::applied);
+  const rows before = tables();
+  for (auto type : {request_type::create, request_type::update}) {
+    auto failing = type == request_type::create ? create("w-1", "second") : update("w-1", "second");
+    // Over the index's limit, and not compressible below it.
+    std::string name;
+    for (std::uint32_t x = 1; name.size() < 100 * 1024;) {
+      x = x * 1664525U + 1013904223U;
+      name += static_cast<char>('a' + (x >> 24) % 26);
+    }
+    failing.other_attributes = {{name, "v"}};
+    try {
+      store().apply(failing, at(2));
+      ADD_FAILURE() << "a 100 KB attribute name was accepted";
+    } catch (const store_error& e) {
+      EXPECT_EQ(e.failure(), store_failure::bad_request) << e.what();
+    }
+    EXPECT_TRUE(tables() == before) << "the failed request changed the tables";
+  }
+  // The pool goes on with fresh connections.
+  EXPECT_EQ(store().apply(update("w-1", "second"), at(2)).outcome, apply_outcome::applied);
+  EXPECT_EQ(position_row("w-1"), (std::vector<std::string>{at(2), "f"}));
 }
 
 TEST_F(postgresql_fencing_test, a_late_create_after_a_delete_is_refused_and_a_newer_one_applies) {

@@ -47,7 +47,9 @@
 
 #include <widget_consumer/concepts.hpp>
 #include <widget_consumer/destination/detail/postgresql_connection.hpp>
+#include <widget_consumer/destination/detail/postgresql_pipeline.hpp>
 #include <widget_consumer/destination/detail/postgresql_schema.hpp>
+#include <widget_consumer/destination/detail/postgresql_statements.hpp>
 #include <widget_consumer/destination/fencing.hpp>
 #include <widget_consumer/position.hpp>
 #include <widget_consumer/request.hpp>
@@ -59,6 +61,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -118,10 +121,20 @@ class postgresql_table_store {
 
   apply_outcome apply(const widget_request& request) {
     return with_retry([&](PGconn* connection) {
+      auto mine = detail::pg_statements_of(request);
       // A delete is one statement, so a transaction of its own.
       if (request.type == request_type::remove)
-        return change(connection, request);
-      return transaction(connection, [&] { return change(connection, request); });
+        return detail::pg_outcome_of(mine, pipeline(connection, mine.statements), 0);
+      mine.statements.insert(mine.statements.begin(), {"BEGIN", {}});
+      // A create always applies: its COMMIT goes in the same round trip.
+      if (!mine.found_by) {
+        mine.statements.push_back({"COMMIT", {}});
+        pipeline(connection, mine.statements);
+        return apply_outcome::applied;
+      }
+      const auto outcome = detail::pg_outcome_of(mine, pipeline(connection, mine.statements), 1);
+      execute(connection, outcome == apply_outcome::applied ? "COMMIT" : "ROLLBACK", {});
+      return outcome;
     });
   }
 
@@ -254,84 +267,54 @@ class postgresql_table_store {
     return with_connection(work);
   }
 
-  // BEGIN ... COMMIT around `body`; a failure or a not_found rolls back
-  // (the connection is then closed or reused as with_connection decides).
-  template <class Body>
-  apply_outcome transaction(PGconn* connection, Body&& body) {
-    execute(connection, "BEGIN", {});
-    const apply_outcome outcome = body();
-    execute(connection, outcome == apply_outcome::applied ? "COMMIT" : "ROLLBACK", {});
-    return outcome;
+  std::vector<detail::pg_result> pipeline(PGconn* connection,
+                                          const std::vector<detail::pg_statement>& statements) {
+    return detail::pg_pipeline(connection, statements, pool_.redact());
   }
 
-  // A JSON array of [name, value] pairs: one parameter carries them all, so
-  // a request costs the same few round trips whatever its size.
-  static std::string pairs_json(const std::map<std::string, std::string>& pairs) {
-    boost::json::array array;
-    for (const auto& [name, value] : pairs)
-      array.push_back(boost::json::array{boost::json::string(name), boost::json::string(value)});
-    return boost::json::serialize(array);
-  }
-
-  static constexpr const char* insert_attributes_sql =
-      "INSERT INTO widget_attributes (widget_id, name, value) "
-      "SELECT $1, pair->>0, pair->>1 FROM jsonb_array_elements($2::jsonb) AS pair "
-      "ON CONFLICT (widget_id, name) DO UPDATE SET value = EXCLUDED.value";
-
-  // The request's statements, without BEGIN or COMMIT.
-  apply_outcome change(PGconn* connection, const widget_request& request) {
-    switch (request.type) {
-      case request_type::create:
-        create(connection, request);
-        return apply_outcome::applied;
-      case request_type::update:
-        return update(connection, request);
-      case request_type::remove:
-        return remove(connection, request);
-    }
-    throw store_error(store_failure::bad_request, "unknown request type");
-  }
-
-  // Advances the widget's position to $2 when it moves forward (position.hpp:
-  // no stored position, another kind, a later one compared bytewise as C++
-  // compares them, or another of the tie group $4); $3 = "t" for a delete, whose row is then its
-  // tombstone. The row is locked either way until the transaction ends, so
-  // an empty answer (stale) stays true until the rollback.
-  static constexpr const char* advance_position_sql =
-      "INSERT INTO widget_positions AS stored (widget_id, position, deleted_at) "
-      "VALUES ($1, $2, CASE WHEN $3::boolean THEN now() END) "
-      "ON CONFLICT (widget_id) DO UPDATE SET position = EXCLUDED.position, "
-      "deleted_at = EXCLUDED.deleted_at "
-      "WHERE stored.position = '' "
-      "OR left(stored.position, strpos(stored.position, ':')) COLLATE \"C\" <> "
-      "left(EXCLUDED.position, strpos(EXCLUDED.position, ':')) COLLATE \"C\" "
-      "OR EXCLUDED.position COLLATE \"C\" > stored.position COLLATE \"C\" "
-      "OR ($4 <> '' AND left(stored.position, length($4)) COLLATE \"C\" = $4 COLLATE \"C\" "
-      "AND stored.position COLLATE \"C\" <> EXCLUDED.position COLLATE \"C\") "
-      "RETURNING 1";
-
+  // BEGIN, the position's advance, the stored position and the request's
+  // statements in one round trip. A create's COMMIT goes with them (its
+  // statements change nothing unless the advance moved the position to its
+  // own: detail/postgresql_statements.hpp); an update or a delete then
+  // sends COMMIT, or ROLLBACK when the advance found it stale (its
+  // statements ran, and are undone) or the widget was not there. The
+  // advance's row lock is taken before any of the request's statements, and
+  // each of them reads a snapshot taken after it, so the order of writers is
+  // the lock's.
   fenced_outcome apply_fenced(PGconn* connection, const widget_request& request,
                               std::string_view position) {
-    execute(connection, "BEGIN", {});
-    const auto advanced = execute(connection, advance_position_sql,
-                                  {request.widget_id, std::string(position),
-                                   std::string(request.type == request_type::remove ? "t" : "f"),
-                                   std::string(position_tie_group(position))},
-                                  PGRES_TUPLES_OK);
-    if (PQntuples(advanced.get()) == 0) {
-      const auto stored =
-          execute(connection, "SELECT position FROM widget_positions WHERE widget_id = $1",
-                  {request.widget_id}, PGRES_TUPLES_OK);
+    const bool create = request.type == request_type::create;
+    auto mine = create ? detail::pg_create(request, std::string(position))
+                       : detail::pg_statements_of(request);
+    std::vector<detail::pg_statement> all;
+    all.reserve(mine.statements.size() + 3);
+    all.push_back({"BEGIN", {}});
+    all.push_back({detail::pg_advance_position_sql,
+                   {request.widget_id, std::string(position),
+                    std::string(request.type == request_type::remove ? "t" : "f"),
+                    std::string(position_tie_group(position))},
+                   PGRES_TUPLES_OK});
+    all.push_back({"SELECT position FROM widget_positions WHERE widget_id = $1",
+                   {request.widget_id},
+                   PGRES_TUPLES_OK});
+    std::move(mine.statements.begin(), mine.statements.end(), std::back_inserter(all));
+    if (create)
+      all.push_back({"COMMIT", {}});
+    const auto results = pipeline(connection, all);
+    if (PQntuples(results[1].get()) == 0) {
+      const auto* stored = results[2].get();
       std::string stored_position =
-          PQntuples(stored.get()) == 1
-              ? std::string(PQgetvalue(stored.get(), 0, 0),
-                            static_cast<std::size_t>(PQgetlength(stored.get(), 0, 0)))
-              : std::string();
-      execute(connection, "ROLLBACK", {});
+          PQntuples(stored) == 1 ? std::string(PQgetvalue(stored, 0, 0),
+                                               static_cast<std::size_t>(PQgetlength(stored, 0, 0)))
+                                 : std::string();
+      if (!create)
+        execute(connection, "ROLLBACK", {});
       return {apply_outcome::stale, std::move(stored_position)};
     }
+    if (create)
+      return {apply_outcome::applied};
     // A not_found rolls the new position back too: the widget did not move.
-    const apply_outcome outcome = change(connection, request);
+    const apply_outcome outcome = detail::pg_outcome_of(mine, results, 3);
     execute(connection, outcome == apply_outcome::applied ? "COMMIT" : "ROLLBACK", {});
     return {outcome};
   }
@@ -358,75 +341,6 @@ class postgresql_table_store {
             "DELETE FROM widget_positions "
             "WHERE deleted_at < now() - $1::bigint * interval '1 second'",
             {std::to_string(fencing_.tombstone_retention.count())});
-  }
-
-  void create(PGconn* connection, const widget_request& request) {
-    const widget created = make_widget(request);
-    std::map<std::string, std::string> attributes;
-    for (const auto& attribute : created.other_attributes)
-      attributes[attribute.name] = attribute.value;
-    execute(connection,
-            "INSERT INTO widgets (id, owner, label, description) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, label = EXCLUDED.label, "
-            "description = EXCLUDED.description",
-            {created.widget_id, created.owner, created.label, created.description});
-    execute(connection, "DELETE FROM widget_attributes WHERE widget_id = $1", {created.widget_id});
-    if (!attributes.empty())
-      execute(connection, insert_attributes_sql, {created.widget_id, pairs_json(attributes)});
-  }
-
-  apply_outcome update(PGconn* connection, const widget_request& request) {
-    // The request's attributes in order, the last mention of a name winning,
-    // as applying them one after another would.
-    std::map<std::string, std::string> set;
-    std::set<std::string> removed;
-    for (const auto& attribute : request.other_attributes) {
-      if (!attribute.value)
-        continue;
-      if (attribute.value->empty()) {
-        set.erase(attribute.name);
-        removed.insert(attribute.name);
-      } else {
-        removed.erase(attribute.name);
-        set[attribute.name] = *attribute.value;
-      }
-    }
-    // $3/$5: "t" to change the column, then its new value (NULL removes it).
-    auto column_change = [](const std::optional<std::string>& value) {
-      return std::pair<std::optional<std::string>, std::optional<std::string>>{
-          value ? "t" : "f", value && !value->empty() ? value : std::nullopt};
-    };
-    const auto label = column_change(request.label);
-    const auto description = column_change(request.description);
-    const auto updated =
-        execute(connection,
-                "UPDATE widgets SET label = CASE WHEN $3::boolean THEN $4::text ELSE label END, "
-                "description = CASE WHEN $5::boolean THEN $6::text ELSE description END "
-                "WHERE id = $1 AND owner = $2",
-                {request.widget_id, request.owner, label.first, label.second, description.first,
-                 description.second});
-    if (std::string_view(PQcmdTuples(updated.get())) != "1")
-      return apply_outcome::not_found;
-    if (!removed.empty()) {
-      boost::json::array names;
-      for (const auto& name : removed)
-        names.push_back(boost::json::string(name));
-      execute(connection,
-              "DELETE FROM widget_attributes WHERE widget_id = $1 AND name IN "
-              "(SELECT jsonb_array_elements_text($2::jsonb))",
-              {request.widget_id, boost::json::serialize(names)});
-    }
-    if (!set.empty())
-      execute(connection, insert_attributes_sql, {request.widget_id, pairs_json(set)});
-    return apply_outcome::applied;
-  }
-
-  // The owner is compared exactly.
-  apply_outcome remove(PGconn* connection, const widget_request& request) {
-    const auto deleted = execute(connection, "DELETE FROM widgets WHERE id = $1 AND owner = $2",
-                                 {request.widget_id, request.owner});
-    return std::string_view(PQcmdTuples(deleted.get())) == "1" ? apply_outcome::applied
-                                                               : apply_outcome::not_found;
   }
 
   void create_tables(PGconn* connection) {

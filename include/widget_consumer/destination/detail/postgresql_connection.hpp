@@ -161,11 +161,11 @@ inline pg_connection pg_connect(const pg_settings& settings, const pg_redactor& 
           (no_password ? " (no password was given: -pdbp, PGPASSWORD or ~/.pgpass)" : ""));
 }
 
-// Runs one statement with text parameters (nullopt = SQL NULL). Throws
-// pg_error unless the result is `expected`.
-inline pg_result pg_execute(PGconn* connection, const char* sql,
-                            const std::vector<std::optional<std::string>>& parameters,
-                            const pg_redactor& redact, ExecStatusType expected = PGRES_COMMAND_OK) {
+using pg_parameters = std::vector<std::optional<std::string>>;
+
+// The parameters as libpq takes them (nullptr = SQL NULL); a NUL byte is
+// refused before anything is sent.
+inline std::vector<const char*> pg_text_values(const pg_parameters& parameters) {
   std::vector<const char*> values;
   values.reserve(parameters.size());
   for (const auto& parameter : parameters) {
@@ -174,6 +174,14 @@ inline pg_result pg_execute(PGconn* connection, const char* sql,
                         "PostgreSQL: a value holds a NUL byte, which a text column cannot store");
     values.push_back(parameter ? parameter->c_str() : nullptr);
   }
+  return values;
+}
+
+// Runs one statement with text parameters (nullopt = SQL NULL). Throws
+// pg_error unless the result is `expected`.
+inline pg_result pg_execute(PGconn* connection, const char* sql, const pg_parameters& parameters,
+                            const pg_redactor& redact, ExecStatusType expected = PGRES_COMMAND_OK) {
+  const auto values = pg_text_values(parameters);
   pg_result result(PQexecParams(connection, sql, static_cast<int>(values.size()), nullptr,
                                 values.data(), nullptr, nullptr, 0));
   if (result && PQresultStatus(result.get()) == expected)
