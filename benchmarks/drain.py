@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "bench")
@@ -34,6 +35,9 @@ SERVICES = ("s3", "sqs", "dynamodb")
 # keys (benchmarks/servers starts it with these), the others accept any.
 ACCESS_KEY, SECRET_KEY = "bench", "bench"
 COMBINATIONS = ("s3-s3", "s3-dynamodb", "sqs-s3", "sqs-dynamodb")
+# Only ours drains into PostgreSQL (the baseline and the limit client speak
+# AWS alone): asked for by name, for --fencing-cost on every store.
+POSTGRESQL_COMBINATIONS = ("s3-postgresql", "sqs-postgresql")
 MAX_IDLE_MS = 1000
 # Against moto, a FIFO receive can come back empty for over a second while the
 # queue still holds messages (see BENCHMARKS.md), so SQS drains wait longer
@@ -108,12 +112,36 @@ def run_measured(command, env, timeout):
     return status, stdout, stderr, cpu, rss_kb
 
 
+def tree_cpu_seconds(pid):
+    """User + sys CPU seconds of pid and its live descendants (a server may be
+    a wrapper script around its JVM or node process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0.0)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return total
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
         self.state = os.path.join(BUILD, "drain-state")
         os.makedirs(self.state, exist_ok=True)
         self.urls = {}  # service -> the server's own URL
+        self.server_pids = {}  # service -> its server's pid, for its CPU
         self.proxy = None
         self.proxy_urls = {}  # service -> the delay proxy's URL in front of it
         self.serial = 0
@@ -137,6 +165,8 @@ class Bench:
             with open(os.path.join(self.state, "moto.url")) as f:
                 url = f.read().strip()
             self.urls = {service: url for service in SERVICES}
+            self.server_pids = {service: self.read_pid(os.path.join(self.state, "moto.pid"))
+                                for service in SERVICES}
         else:
             subprocess.run([os.path.join(ROOT, "benchmarks", "servers"), "start", "--state-dir",
                             os.path.join(self.state, "servers"), "--access-key", ACCESS_KEY,
@@ -144,6 +174,10 @@ class Bench:
             for service in SERVICES:
                 with open(os.path.join(self.state, "servers", f"{service}.url")) as f:
                     self.urls[service] = f.read().strip()
+                self.server_pids[service] = self.read_pid(
+                    os.path.join(self.state, "servers", f"{service}.pid"))
+        if any(c in POSTGRESQL_COMBINATIONS for c in self.args.combinations):
+            self.start_postgresql()
         import boto3  # noqa: E402 (the venv's; only once the servers are up)
         from botocore.config import Config
         session = boto3.session.Session(aws_access_key_id=ACCESS_KEY,
@@ -153,7 +187,42 @@ class Bench:
         self.sqs = session.client("sqs", endpoint_url=self.urls["sqs"])
         self.dynamodb = session.client("dynamodb", endpoint_url=self.urls["dynamodb"])
 
+    def start_postgresql(self):
+        folder = os.path.join(self.state, "postgresql")
+        subprocess.run([os.path.join(ROOT, "scripts", "postgresql"), "start", "--state-dir",
+                        folder], check=True, stdout=subprocess.DEVNULL)
+        def read(name):
+            with open(os.path.join(folder, f"postgresql.{name}")) as f:
+                return f.read().strip()
+        self.postgresql = {"url": read("url"), "user": read("user"),
+                           "password": read("credentials")}
+        self.urls["postgresql"] = self.postgresql["url"]
+        self.server_pids["postgresql"] = self.read_pid(os.path.join(folder, "postgresql.pid"))
+        self.env["PGPASSWORD"] = self.postgresql["password"]
+
+    def psql(self, sql):
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.postgresql["url"],
+                        "-U", self.postgresql["user"], "-c", sql], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    @staticmethod
+    def read_pid(path):
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def server_cpu(self):
+        """CPU seconds used so far by each server (by service; one moto serves all)."""
+        return {service: tree_cpu_seconds(pid) if pid else 0.0
+                for service, pid in self.server_pids.items()}
+
     def stop_servers(self):
+        if "postgresql" in self.urls:
+            subprocess.run([os.path.join(ROOT, "scripts", "postgresql"), "stop", "--state-dir",
+                            os.path.join(self.state, "postgresql")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.args.servers == "moto":
             subprocess.run([os.path.join(ROOT, "scripts", "emulators"), "stop", "--state-dir",
                             self.state], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -168,7 +237,9 @@ class Bench:
         port_file = os.path.join(self.state, "proxy.ports")
         if os.path.exists(port_file):
             os.remove(port_file)
-        upstream_ports = ",".join(self.urls[service].rsplit(":", 1)[1] for service in SERVICES)
+        proxied = [service for service in (*SERVICES, "postgresql") if service in self.urls]
+        upstream_ports = ",".join(str(urllib.parse.urlsplit(self.urls[service]).port)
+                                  for service in proxied)
         self.proxy = subprocess.Popen(
             [DELAY_PROXY, "--upstream-port", upstream_ports, "--rtt-ms", str(rtt_ms),
              "--port-file", port_file, "--threads", str(self.args.proxy_threads)],
@@ -177,8 +248,11 @@ class Bench:
             if os.path.exists(port_file):
                 with open(port_file) as f:
                     ports = f.read().split()
-                self.proxy_urls = {service: f"http://127.0.0.1:{port}"
-                                   for service, port in zip(SERVICES, ports)}
+                # The servers' own URLs (http://, postgresql://…/postgres), on the proxy's port.
+                self.proxy_urls = {
+                    service: urllib.parse.urlsplit(self.urls[service])._replace(
+                        netloc=f"127.0.0.1:{port}").geturl()
+                    for service, port in zip(proxied, ports)}
                 return
             if self.proxy.poll() is not None:
                 raise Failed("delay_proxy exited at start")
@@ -204,7 +278,15 @@ class Bench:
         base = f"drain-{os.getpid()}-{self.serial}"
         source, store = combination.split("-")
         names = {"expected": os.path.join(self.state, f"{base}.expected.json")}
-        if store == "s3":
+        if store == "postgresql":
+            database = base.replace("-", "_")
+            self.psql(f"CREATE DATABASE {database}")
+            names["database"] = database
+            names["store"] = ["-pdbu", self.postgresql["user"], "--pdb-create-schema"]
+            server = urllib.parse.urlsplit(self.urls["postgresql"])
+            names["check"] = ["postgresql", self.database_url(server._replace(
+                netloc=f"{self.postgresql['user']}@{server.netloc}").geturl(), database)]
+        elif store == "s3":
             names["store"] = ["-wb", f"{base}-widgets"]
             names["check"] = ["s3", f"{base}-widgets"]
             self.s3.create_bucket(Bucket=f"{base}-widgets")
@@ -233,6 +315,11 @@ class Bench:
         names["fill_seconds"] = time.monotonic() - started
         return names
 
+    @staticmethod
+    def database_url(server_url, database):
+        """The URL of one database on the server at server_url (postgresql://…/postgres)."""
+        return server_url.rsplit("/", 1)[0] + "/" + database
+
     def check(self, names):
         result = subprocess.run([PYTHON, os.path.join(ROOT, "scripts", "check_store.py"),
                                  names["expected"], *names["check"]],
@@ -259,13 +346,16 @@ class Bench:
         proxied = rtt > 0 if proxied is None else proxied
         env = self.endpoints(self.proxy_urls if proxied else self.urls)
         source_flag, source_name = names["source"]
-        store_flag, store_name = names["store"]
         timeout = self.args.timeout
         record = {"combination": combination, "rtt_ms": rtt, "consumer": consumer,
                   "concurrency": concurrency, "requests": requests, "proxied": proxied}
         if consumer.startswith("ours"):
             idle_ms = MAX_IDLE_MS if source_flag == "-rb" else SQS_MAX_IDLE_MS
-            command = [CONSUMER, *names["source"], *names["store"], "--concurrency",
+            store_flags = names["store"]
+            if "database" in names:
+                server = (self.proxy_urls if proxied else self.urls)["postgresql"]
+                store_flags = ["-pdbc", self.database_url(server, names["database"]), *store_flags]
+            command = [CONSUMER, *names["source"], *store_flags, "--concurrency",
                        str(concurrency), "--max-idle", str(idle_ms)]
             if consumer == "ours-unfenced":
                 command += ["--no-fencing"]
@@ -285,15 +375,27 @@ class Bench:
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
                        source_name,
-                       "--widget-bucket" if store_flag == "-wb" else "--table", store_name]
+                       "--widget-bucket" if names["store"][0] == "-wb" else "--table",
+                       names["store"][1]]
         else:
             command = limit_command(names, concurrency, requests)
+        servers_before = self.server_cpu()
         status, stdout, stderr, cpu, rss_kb = run_measured(command, env, timeout)
+        servers_after = self.server_cpu()
+        with open(os.path.join(self.state, f"drain-{self.serial}-{consumer}.err"), "w") as f:
+            f.write(stderr)  # each drain's log, to read after the run
+        # The store's server's CPU per request: where a fenced write costs the
+        # server more (a condition to parse and check), not the consumer.
+        record["server_cpu_ms_per_request"] = {
+            service: round((servers_after[service] - servers_before[service]) * 1000 / requests, 3)
+            for service in servers_before}
         record.update(status=status, cpu_seconds=round(cpu, 3), peak_rss_mb=round(rss_kb / 1024, 1))
         seconds = None
         if consumer.startswith("ours"):
             match = re.search(r"summary: (\d+) processed.* (\d+) rejected, (\d+) retried, "
                               r"(\d+) failed.* in ([\d.]+) s", stderr)
+            stale = re.search(r"summary: .* (\d+) stale", stderr)
+            record["stale"] = int(stale.group(1)) if stale else 0
             if match:
                 handled = int(match.group(1)) + int(match.group(2))
                 seconds = float(match.group(5)) - idle_ms / 1000
@@ -443,7 +545,8 @@ def summarise_fencing(bench, args):
     print("\n== fencing cost (requests/s with the fence / without, same row, pairs in "
           "alternating order)")
     print(f"{'combination':13} {'RTT':>4} {'c':>4} {'fenced':>9} {'unfenced':>9} {'ratio':>6} "
-          f"{'pairs min..max':>15} {'CPU ms/req f/u':>15}")
+          f"{'pairs min..max':>15} {'CPU ms/req f/u':>15} {'store server CPU ms/req f/u':>28} "
+          f"{'stale':>6}")
     for rtt in args.rtt_ms:
         for combination in args.combinations:
             for concurrency in args.concurrency:
@@ -455,13 +558,18 @@ def summarise_fencing(bench, args):
                 if not fenced or not unfenced:
                     continue
                 mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
+                store = combination.split("-")[1]
+                server = lambda rs: sum(  # noqa: E731
+                    r["server_cpu_ms_per_request"].get(store, 0.0) for r in rs) / len(rs)
                 pairs = [f["rate"] / u["rate"] for f, u in zip(fenced, unfenced) if u["rate"]]
                 print(f"{combination:13} {rtt:>4} {concurrency:>4} {mean(fenced, 'rate'):9.1f} "
                       f"{mean(unfenced, 'rate'):9.1f} "
                       f"{mean(fenced, 'rate') / mean(unfenced, 'rate'):6.2f} "
                       f"{min(pairs):7.2f}..{max(pairs):<6.2f} "
                       f"{mean(fenced, 'cpu_ms_per_request'):7.3f}/"
-                      f"{mean(unfenced, 'cpu_ms_per_request'):<7.3f}")
+                      f"{mean(unfenced, 'cpu_ms_per_request'):<7.3f} "
+                      f"{server(fenced):>18.3f}/{server(unfenced):<9.3f} "
+                      f"{sum(r.get('stale', 0) for r in fenced):>6}")
 
 
 def write_plot(bench, args):
@@ -532,7 +640,8 @@ def main():
                         help="requests for the baseline and ours at concurrency 1 (they are slow; "
                              "their rate is steady); 0 = N on loopback, min(N, 400) with RTT")
     parser.add_argument("--combinations", default=",".join(COMBINATIONS),
-                        help="comma-separated, of " + ", ".join(COMBINATIONS))
+                        help="comma-separated, of " + ", ".join(COMBINATIONS + POSTGRESQL_COMBINATIONS)
+                        + " (PostgreSQL: ours only, a cluster of scripts/postgresql)")
     parser.add_argument("--rtt-ms", default="0,20",
                         help="comma-separated added round-trip times in ms (0,20)")
     parser.add_argument("--concurrency", default="1,8,32,64",
@@ -588,8 +697,11 @@ def main():
         args.servers = "moto"
     args.combinations = [c for c in args.combinations.split(",") if c]
     for c in args.combinations:
-        if c not in COMBINATIONS:
+        if c not in COMBINATIONS + POSTGRESQL_COMBINATIONS:
             parser.error(f"unknown combination {c!r}")
+        if c in POSTGRESQL_COMBINATIONS and not (args.no_baseline and args.no_limit):
+            parser.error(f"{c}: the baseline and the limit client have no PostgreSQL store; "
+                         "add --no-baseline --no-limit")
     args.rtt_ms = [int(float(x)) for x in args.rtt_ms.split(",") if x != ""]
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
     def slow(rtt):
