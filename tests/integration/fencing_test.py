@@ -113,7 +113,7 @@ class FencingOnDynamoDB(unittest.TestCase):
     def test_claims_deleted_twice_under_three_consumers_leave_the_store_exact(self):
         requests = p.unique("gone-req")
         store, kind, name = self.make_store()
-        expected, _ = self.produce_and_keep(requests, 1200, 0, seed=34)
+        expected, _ = self.produce_and_keep(requests, 800, 0, seed=34)
         arguments = ["-rb", requests, *store, "--concurrency", "4", "--max-idle", "8000"]
         consumers = [self.start(arguments, f"gone{i}") for i in range(3)]
         # Twice within two balance rounds: without the fence, a partition
@@ -137,7 +137,7 @@ class FencingOnDynamoDB(unittest.TestCase):
     def test_a_consumer_stopped_past_its_claim_moves_nothing_backwards(self):
         requests = p.unique("stall-req")
         store, kind, name = self.make_store()
-        expected, _ = self.produce_and_keep(requests, 1500, 0, seed=31)
+        expected, _ = self.produce_and_keep(requests, 1000, 0, seed=31)
         arguments = ["-rb", requests, *store, "--concurrency", "4", "--claim-lifetime", "5",
                      "--max-idle", "8000"]
         # A store 25 ms away: each consumer has dispatched far more than its

@@ -14,7 +14,10 @@
 // names. NULL is an unset label or description; "" is stored as "".
 //
 // Semantics are the other stores' (DESIGN.md), one transaction per request,
-// so a crash leaves the old widget or the new one, never a mix:
+// so a crash leaves the old widget or the new one, never a mix. A request's
+// statements go in one round trip (detail/postgresql_pipeline.hpp), then its
+// COMMIT or ROLLBACK in a second; a create's COMMIT, and a lone delete's
+// autocommit, need no second:
 //   create -> upsert the widget row (replacing any, whoever owned it), delete
 //             its attribute rows, insert the request's
 //   update -> UPDATE ... WHERE id and owner match (no row: not_found, rolled
