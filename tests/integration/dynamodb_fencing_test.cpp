@@ -113,19 +113,6 @@ TEST_F(dynamodb_fencing_test, standard_messages_of_one_millisecond_apply_in_arri
   EXPECT_EQ(stored_position(), second);
 }
 
-TEST_F(dynamodb_fencing_test, another_owners_update_or_delete_is_not_found_and_moves_nothing) {
-  // The owner condition holds in every alternative of the fence's condition.
-  dynamodb_table_store store(config_, table_);
-  ASSERT_EQ(store.apply(request(request_type::create, "one"), at(1)).outcome,
-            apply_outcome::applied);
-  EXPECT_EQ(store.apply(request(request_type::update, "theirs", "Tom"), at(2)).outcome,
-            apply_outcome::not_found);
-  EXPECT_EQ(store.apply(request(request_type::remove, "", "Tom"), at(3)).outcome,
-            apply_outcome::not_found);
-  EXPECT_EQ(label(), "one");
-  EXPECT_EQ(stored_position(), at(1));
-}
-
 TEST_F(dynamodb_fencing_test, a_delete_leaves_a_tombstone_that_refuses_a_late_create) {
   dynamodb_table_store store(config_, table_, {.tombstone_retention = std::chrono::hours(2)});
   ASSERT_EQ(store.apply(request(request_type::create, "one"), at(1)).outcome,

@@ -147,11 +147,7 @@ TEST_F(postgresql_fencing_test, a_request_that_fails_midway_leaves_neither_widge
   for (auto type : {request_type::create, request_type::update}) {
     auto failing = type == request_type::create ? create("w-1", "second") : update("w-1", "second");
     // Over the index's limit, and not compressible below it.
-    std::string name;
-    for (std::uint32_t x = 1; name.size() < 100 * 1024;) {
-      x = x * 1664525U + 1013904223U;
-      name += static_cast<char>('a' + (x >> 24) % 26);
-    }
+    const std::string name = testing::incompressible_text(100 * 1024);
     failing.other_attributes = {{name, "v"}};
     try {
       store().apply(failing, at(2));

@@ -169,11 +169,7 @@ TEST_F(postgresql_table_store_test, what_postgresql_cannot_store_is_a_bad_reques
   }
   auto long_name = create("w-2");
   // Over the index's limit, and not compressible below it.
-  std::string name;
-  for (std::uint32_t x = 1; name.size() < 100 * 1024;) {
-    x = x * 1664525U + 1013904223U;
-    name += static_cast<char>('a' + (x >> 24) % 26);
-  }
+  const std::string name = testing::incompressible_text(100 * 1024);
   long_name.other_attributes = {{name, "v"}};
   try {
     store().apply(long_name);

@@ -12,6 +12,8 @@
 
 #include <unistd.h>
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -103,5 +105,18 @@ class postgresql_database {
   postgresql_server server_;
   std::string name_;
 };
+
+// `size` letters that do not compress (a linear congruential sequence):
+// PostgreSQL compresses a long value before its index sees it, so only such a
+// text is sure to go over the index's limit.
+inline std::string incompressible_text(std::size_t size) {
+  std::string text;
+  text.reserve(size);
+  for (std::uint32_t x = 1; text.size() < size;) {
+    x = x * 1664525U + 1013904223U;
+    text += static_cast<char>('a' + (x >> 24) % 26);
+  }
+  return text;
+}
 
 }  // namespace widget_consumer::testing
