@@ -1,8 +1,9 @@
 // Compiles against the installed PostgreSQL store and links libpq through
-// WidgetConsumer::postgresql; exits 0 when that component is usable. It
-// connects to nothing: the store connects when first used.
+// WidgetConsumer::postgresql alone; exits 0 when that component is usable.
+// It connects to nothing: the store connects when first used.
 #include <widget_consumer/destination/postgresql_table.hpp>
-#include <widget_consumer/widget_consumer.hpp>
+
+#include <widget_consumer/concepts.hpp>
 
 #include <iostream>
 
