@@ -1,6 +1,6 @@
-# cmake -DBUILD_DIR=... -DTARGET=... -DCONFIG=... -DPROGRAM=... -P build_and_run.cmake
+# cmake -DBUILD_DIR=... -DTARGET=... -DCONFIG=... [-DPROGRAM=...] -P build_and_run.cmake
 # A test whose work is a build: builds TARGET (left out of "all"), then runs
-# PROGRAM. The build is at the lowest CPU priority, where nice(1) exists, so
+# PROGRAM if there is one. The build is at the lowest CPU priority, where nice(1) exists, so
 # that it takes only what the tests beside it leave idle.
 set(config_arguments)
 if(CONFIG)
@@ -16,7 +16,9 @@ execute_process(COMMAND ${lowest_priority} ${CMAKE_COMMAND} --build ${BUILD_DIR}
 if(NOT result EQUAL 0)
   message(FATAL_ERROR "building ${TARGET} failed (${result})")
 endif()
-execute_process(COMMAND ${PROGRAM} RESULT_VARIABLE result)
-if(NOT result EQUAL 0)
-  message(FATAL_ERROR "${PROGRAM} failed (${result})")
+if(PROGRAM)
+  execute_process(COMMAND ${PROGRAM} RESULT_VARIABLE result)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "${PROGRAM} failed (${result})")
+  endif()
 endif()
