@@ -201,7 +201,7 @@ class postgresql_table_store {
   std::size_t pool_size() const noexcept { return pool_.size(); }
 
  private:
-  using parameters = std::vector<std::optional<std::string>>;
+  using parameters = detail::pg_parameters;
 
   void check_tables() {
     with_connection([&](PGconn* connection) {
