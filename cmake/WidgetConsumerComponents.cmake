@@ -18,9 +18,9 @@ set(widget_consumer_components core aws metrics postgresql)
 set(widget_consumer_core_dependencies "Boost|1.81 COMPONENTS json|libboost-json1.81-dev"
                                       "Threads||libc6-dev")
 # The AWS client layer and the S3, SQS and DynamoDB policies: libcurl for
-# HTTP, OpenSSL for SigV4. Their XML is Boost.PropertyTree, header-only and
-# in the Boost the core finds.
-set(widget_consumer_aws_dependencies "CURL||libcurl4-openssl-dev" "OpenSSL||libssl-dev")
+# HTTP, OpenSSL for SigV4, pugixml for S3's and STS's XML.
+set(widget_consumer_aws_dependencies "CURL||libcurl4-openssl-dev" "OpenSSL||libssl-dev"
+                                     "pugixml||libpugixml-dev")
 # metrics/http_server.hpp: Boost.Beast and Boost.Asio, header-only parts of
 # the core's Boost, on the core's threads. Nothing more to find; a target of
 # its own all the same, for the code a compiled mode would put behind it.

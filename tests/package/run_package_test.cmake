@@ -36,11 +36,12 @@ function(poison folder library)
     endforeach()
   endforeach()
 endfunction()
-set(aws_headers curl/*.h openssl/*.h *-linux-gnu*/openssl/*.h *-linux-gnu*/curl/*.h)
+set(aws_headers curl/*.h openssl/*.h *-linux-gnu*/openssl/*.h *-linux-gnu*/curl/*.h pugixml.hpp
+                pugiconfig.hpp)
 set(libpq_headers postgresql/libpq-fe.h postgresql/libpq/*.h postgresql/pg_config*.h
                   postgresql/postgres_ext.h)
-poison(aws "curl or OpenSSL" ${aws_headers})
-poison(all "curl, OpenSSL or libpq" ${aws_headers} ${libpq_headers})
+poison(aws "curl, OpenSSL or pugixml" ${aws_headers})
+poison(all "curl, OpenSSL, pugixml or libpq" ${aws_headers} ${libpq_headers})
 
 # The plain use, with PostgreSQL hidden: the package must not need libpq,
 # and the whole library (WidgetConsumer::widget_consumer) is there as before
@@ -50,11 +51,12 @@ run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package -B ${WORK_DIR}/user -G 
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/user)
 run_step(${WORK_DIR}/user/package_user)
 
-# The directory source and store alone: curl and OpenSSL hidden from CMake
+# The directory source and store alone: curl, OpenSSL and pugixml hidden from CMake
 # and their headers (and libpq's) poisoned.
 run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/directory_only -B
          ${WORK_DIR}/directory_only -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${prefix}
          -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON -DCMAKE_DISABLE_FIND_PACKAGE_OpenSSL=ON
+         -DCMAKE_DISABLE_FIND_PACKAGE_pugixml=ON
          -DPOISONED_INCLUDE_DIR=${poisoned}/all)
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/directory_only)
 run_step(${WORK_DIR}/directory_only/directory_user)
@@ -62,7 +64,7 @@ run_step(${WORK_DIR}/directory_only/directory_user)
 # A component asked for whose dependency is missing: the configuration fails
 # and names the Debian package. Each case: requested components (";"
 # inside, "," between them here), the package hidden, the expected text.
-set(cases "aws|CURL|libcurl4-openssl-dev" "aws,metrics|OpenSSL|libssl-dev"
+set(cases "aws|CURL|libcurl4-openssl-dev" "aws,metrics|OpenSSL|libssl-dev" "aws|pugixml|libpugixml-dev"
           "|CURL|libcurl4-openssl-dev" "core|Boost|libboost-json1.81-dev")
 if(WITH_POSTGRESQL)
   list(APPEND cases "core,postgresql|PostgreSQL|libpq-dev")

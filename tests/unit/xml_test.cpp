@@ -99,12 +99,50 @@ TEST(Xml, MalformedInputThrowsXmlError) {
   }
 }
 
-// PropertyTree's reader (rapidxml) does not check that a closing tag names the
-// element it closes, and leaves unknown entities as written. Neither can crash
-// or misplace data in a well-formed S3 answer, so this is pinned, not fixed.
-TEST(Xml, KnownLeniencies) {
-  EXPECT_EQ(aws::xml_document::parse("<a>x</b>").root().text(), "x");
+// A closing tag must name the element it closes. An unknown entity stays as
+// written: it cannot misplace data in a well-formed S3 answer.
+TEST(Xml, ClosingTagsAreCheckedUnknownEntitiesKept) {
+  EXPECT_THROW(aws::xml_document::parse("<a>x</b>"), aws::xml_error);
   EXPECT_EQ(aws::xml_document::parse("<a>&bogus;</a>").root().text(), "&bogus;");
+}
+
+// Whitespace is data in an S3 key; indentation between elements is not.
+TEST(Xml, WhitespaceOnlyTextIsKeptIndentationIsNot) {
+  const auto doc = aws::xml_document::parse("<a>\n  <Key>   </Key>\n  <Key> x </Key>\n</a>");
+  const auto keys = doc.root().children("Key");
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].text(), "   ");
+  EXPECT_EQ(keys[1].text(), " x ");
+  EXPECT_EQ(doc.root().children().size(), 2u);
+}
+
+// Text split by a comment or a CDATA section is one text, as XML reads it.
+TEST(Xml, TextAcrossCommentsAndCdataIsJoined) {
+  const auto doc = aws::xml_document::parse("<a><k>x<!-- c -->y<![CDATA[<z>]]>&amp;</k></a>");
+  EXPECT_EQ(doc.root().text_or("k"), "xy<z>&");
+}
+
+TEST(Xml, DeepPathsAndMissingSegments) {
+  const auto doc = aws::xml_document::parse("<a><b><c><d>deep</d></c></b><b><x>2</x></b></a>");
+  EXPECT_EQ(doc.root().find_text("b/c/d"), "deep");
+  EXPECT_FALSE(doc.root().find_text("b/x"));  // only the first <b> is followed
+  EXPECT_FALSE(doc.root().find_text("b/c/d/e"));
+  EXPECT_FALSE(doc.root().find_text("q/c"));
+  EXPECT_FALSE(doc.root().attribute("none"));
+}
+
+TEST(Xml, LimitsAreEnforcedBeforeParsing) {
+  aws::xml_limits limits;
+  limits.max_depth = 3;
+  EXPECT_NO_THROW(aws::xml_document::parse("<a><b><c/></b></a>", limits));
+  EXPECT_THROW(aws::xml_document::parse("<a><b><c><d></d></c></b></a>", limits),
+               aws::xml_limit_error);
+  limits = {};
+  limits.max_elements = 3;
+  EXPECT_THROW(aws::xml_document::parse("<a><b/><b/><b/></a>", limits), aws::xml_limit_error);
+  limits = {};
+  limits.max_bytes = 8;
+  EXPECT_THROW(aws::xml_document::parse("<a>123456</a>", limits), aws::xml_limit_error);
 }
 
 TEST(Xml, TruncatedListingsNeverCrash) {

@@ -174,7 +174,7 @@ inline xml_document read_xml_response(const response_origin& origin, std::string
     throw service_error(std::move(d));
   }
   if (name != root)
-    throw origin.unexpected("<" + name + "> instead of " + expected);
+    throw origin.unexpected("<" + std::string(name) + "> instead of " + expected);
   return std::move(*document);
 }
 

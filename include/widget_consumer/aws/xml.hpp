@@ -1,22 +1,23 @@
 #pragma once
-// A read-only facade over Boost.PropertyTree's XML reader for the few XML
-// documents the AWS layer reads: S3 ListObjectsV2 / DeleteObjects results, SQS
-// query responses and error bodies. A real parser, never string search, so
-// entities (&amp;), CDATA and element order are handled the way XML says.
+// A read-only facade over pugixml for the few XML documents the AWS layer
+// reads: S3 ListObjectsV2 / DeleteObjects results, STS answers and error
+// bodies. A real parser, never string search, so entities (&amp;), CDATA and
+// element order are handled the way XML says. pugixml parses the body in one
+// pass into a tree held in a few large pages, with names and text pointing
+// into its one copy of the body, so a 1,000-key listing costs a handful of
+// allocations where a tree of strings (Boost.PropertyTree) cost one per node.
 //
 // Malformed input throws xml_error (a std::runtime_error); nothing here
-// asserts or crashes on bad bytes. The reader is lenient in two ways that
-// cannot misread a well-formed answer: a closing tag's name is not checked
-// against its element, and unknown entities stay as written. Text is kept exactly as sent (no
-// whitespace trimming): S3 keys may legitimately contain runs of spaces.
+// asserts or crashes on bad bytes. A closing tag must name its element;
+// unknown entities stay as written, which cannot misread a well-formed
+// answer. Text is kept exactly as sent (no whitespace trimming): S3 keys may
+// legitimately be runs of spaces.
 
-#include <boost/property_tree/ptree.hpp>
-#include <boost/property_tree/xml_parser.hpp>
+#include <pugixml.hpp>
 
 #include <cstddef>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -36,9 +37,9 @@ class xml_limit_error : public xml_error {
   using xml_error::xml_error;
 };
 
-// The parser below recurses once per nesting level and allocates a tree node
-// per element (a few hundred bytes), so a hostile or broken answer could run
-// it into the stack limit or make it allocate far more than the body's size.
+// The parser allocates a tree node per element and attribute, so a hostile or
+// broken answer could make it allocate far more than the body's size; the
+// depth limit keeps any walk over the tree, ours or a caller's, shallow.
 // AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
 // 10,000 elements), so these limits leave a wide margin.
 struct xml_limits {
@@ -105,32 +106,36 @@ inline void check_xml_limits(std::string_view text, const xml_limits& limits) {
 
 // A view of one element inside an xml_document; valid while the document
 // lives. Paths are element names separated by '/', relative to this element
-// ("Contents/Key"); S3 element names contain no '/', but may contain '.',
-// which is why '.' (PropertyTree's default separator) is not used.
+// ("Contents/Key"); S3 element names contain no '/', but may contain '.'.
 class xml_node {
  public:
-  using tree = boost::property_tree::ptree;
+  explicit xml_node(pugi::xml_node node) noexcept : node_(node) {}
 
-  xml_node(std::string name, const tree* node) : name_(std::move(name)), node_(node) {}
+  std::string_view name() const noexcept { return node_.name(); }
 
-  const std::string& name() const noexcept { return name_; }
-
-  // The element's own character data (empty for an element with only children).
-  const std::string& text() const noexcept { return node_->data(); }
+  // The element's own character data, its text and CDATA sections joined
+  // (empty for an element with only children).
+  std::string text() const {
+    std::string result;
+    for (auto part = node_.first_child(); part; part = part.next_sibling())
+      if (part.type() == pugi::node_pcdata || part.type() == pugi::node_cdata)
+        result += part.value();
+    return result;
+  }
 
   std::optional<xml_node> child(std::string_view path) const {
-    const auto found = node_->get_child_optional(make_path(path));
+    const auto found = find(path);
     if (!found)
       return std::nullopt;
-    return xml_node(last_segment(path), &*found);
+    return xml_node(found);
   }
 
   // The text at `path`, or nullopt when no such element exists.
   std::optional<std::string> find_text(std::string_view path) const {
-    const auto found = node_->get_child_optional(make_path(path));
+    const auto found = find(path);
     if (!found)
       return std::nullopt;
-    return found->data();
+    return xml_node(found).text();
   }
 
   // The text at `path`, or `fallback` when there is no such element.
@@ -143,42 +148,48 @@ class xml_node {
   // such as ListObjectsV2's <Contents> or DeleteObjects' <Deleted>).
   std::vector<xml_node> children(std::string_view name) const {
     std::vector<xml_node> result;
-    for (const auto& [key, value] : *node_)
-      if (key == name)
-        result.emplace_back(key, &value);
+    for (auto element = node_.first_child(); element; element = element.next_sibling())
+      if (element.type() == pugi::node_element && name == element.name())
+        result.emplace_back(element);
     return result;
   }
 
-  // Every direct child element (attributes and comments excluded).
+  // Every direct child element (text and CDATA excluded).
   std::vector<xml_node> children() const {
     std::vector<xml_node> result;
-    for (const auto& [key, value] : *node_)
-      if (key != "<xmlattr>" && key != "<xmlcomment>")
-        result.emplace_back(key, &value);
+    for (auto element = node_.first_child(); element; element = element.next_sibling())
+      if (element.type() == pugi::node_element)
+        result.emplace_back(element);
     return result;
   }
 
   std::optional<std::string> attribute(std::string_view name) const {
-    const auto attrs = node_->get_child_optional("<xmlattr>");
-    if (!attrs)
-      return std::nullopt;
-    const auto found = attrs->get_child_optional(tree::path_type(std::string(name), '/'));
-    if (!found)
-      return std::nullopt;
-    return found->data();
+    for (auto found = node_.first_attribute(); found; found = found.next_attribute())
+      if (name == found.name())
+        return std::string(found.value());
+    return std::nullopt;
   }
 
  private:
-  static tree::path_type make_path(std::string_view path) {
-    return tree::path_type(std::string(path), '/');
-  }
-  static std::string last_segment(std::string_view path) {
-    const auto slash = path.rfind('/');
-    return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+  // pugixml 1.13 (Debian 12) looks children up by C string only; walking
+  // them by hand takes a string_view without copying the path.
+  pugi::xml_node find(std::string_view path) const {
+    auto node = node_;
+    while (node) {
+      const auto slash = path.find('/');
+      const auto segment = path.substr(0, slash);
+      auto element = node.first_child();
+      while (element && !(element.type() == pugi::node_element && segment == element.name()))
+        element = element.next_sibling();
+      node = element;
+      if (slash == std::string_view::npos)
+        break;
+      path.remove_prefix(slash + 1);
+    }
+    return node;
   }
 
-  std::string name_;
-  const tree* node_;
+  pugi::xml_node node_;
 };
 
 // A parsed document. Movable; nodes point into it, so keep it alive while
@@ -190,37 +201,29 @@ class xml_document {
   static xml_document parse(std::string_view text, const xml_limits& limits = {}) {
     detail::check_xml_limits(text, limits);
     xml_document doc;
-    // PropertyTree reads from a stream; the copy is the price of its API and
-    // XML bodies here are small (1,000 keys at most per listing page).
-    std::istringstream in{std::string(text)};
-    try {
-      boost::property_tree::read_xml(in, *doc.tree_, boost::property_tree::xml_parser::no_comments);
-    } catch (const boost::property_tree::xml_parser_error& e) {
-      throw xml_error("malformed XML: " + e.message() + " at line " + std::to_string(e.line()));
-    } catch (const boost::property_tree::ptree_error& e) {
-      throw xml_error(std::string("malformed XML: ") + e.what());
-    }
-    for (const auto& [key, value] : *doc.tree_)
-      if (key != "<xmlcomment>" && key != "<xmlattr>") {
-        doc.root_name_ = key;
-        doc.root_ = &value;
-        break;
-      }
-    if (doc.root_ == nullptr)
+    // parse_ws_pcdata_single keeps the text of <Key>   </Key> while still
+    // dropping the indentation between elements.
+    const auto parsed = doc.tree_->load_buffer(text.data(), text.size(),
+                                               pugi::parse_default | pugi::parse_ws_pcdata_single,
+                                               pugi::encoding_utf8);
+    if (!parsed)
+      throw xml_error(std::string("malformed XML: ") + parsed.description() + " at offset " +
+                      std::to_string(parsed.offset));
+    if (!doc.tree_->document_element())
       throw xml_error("malformed XML: no root element");
     return doc;
   }
 
   // The document element, e.g. <ListBucketResult>.
-  xml_node root() const { return xml_node(root_name_, root_); }
+  xml_node root() const { return xml_node(tree_->document_element()); }
 
  private:
-  xml_document() : tree_(std::make_unique<xml_node::tree>()) {}
+  xml_document() : tree_(std::make_unique<pugi::xml_document>()) {}
 
-  // Heap-held so that moving the document keeps node pointers valid.
-  std::unique_ptr<xml_node::tree> tree_;
-  std::string root_name_;
-  const xml_node::tree* root_ = nullptr;
+  // Heap-held so that moving the document keeps node pointers valid
+  // (pugi::xml_document itself cannot be moved in 1.13 without
+  // PUGIXML_HAS_MOVE, and its nodes point into it).
+  std::unique_ptr<pugi::xml_document> tree_;
 };
 
 }  // namespace widget_consumer::aws
