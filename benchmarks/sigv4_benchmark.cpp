@@ -2,6 +2,7 @@
 // signed request's whole round trip through service_client to a loopback
 // server, next to the same request sent unsigned through http_client, so
 // the signer's share of a round trip can be read off.
+// Each prints its heap allocations per iteration ("allocs").
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "allocation_counter.hpp"
 #include "support/loopback_http_server.hpp"
 #include "widget_consumer/aws/client.hpp"
 #include "widget_consumer/aws/crypto.hpp"
@@ -88,11 +90,13 @@ signing_params params_for(const std::string& service) {
 void sign_request(benchmark::State& state, http_request request, const signing_params& params) {
   const auto keys = test_credentials();
   const std::vector<http_header> original = request.headers;
+  const auto before = widget_consumer::benchmarks::thread_allocations;
   for (auto _ : state) {
     request.headers = original;
     sign(request, keys, params);
     benchmark::DoNotOptimize(request.headers.back().value.data());
   }
+  widget_consumer::benchmarks::report_allocations(state, before);
   state.SetItemsProcessed(state.iterations());
   state.counters["body_bytes"] = static_cast<double>(request.body.size());
 }
@@ -132,8 +136,10 @@ void round_trip(benchmark::State& state, const std::string& service,
   loopback_http_server server(answer);
   service_client client(service, loopback_config(server.endpoint()));
   const http_request request = make(server.endpoint());
+  const auto before = widget_consumer::benchmarks::thread_allocations;
   for (auto _ : state)
     benchmark::DoNotOptimize(client.send(request, "Benchmark", "loopback"));
+  widget_consumer::benchmarks::report_allocations(state, before);
   report_connections(state, server);
 }
 
@@ -141,8 +147,10 @@ void unsigned_round_trip(benchmark::State& state, http_request (*make)(const std
   loopback_http_server server(answer);
   http_client client;
   const http_request request = make(server.endpoint());
+  const auto before = widget_consumer::benchmarks::thread_allocations;
   for (auto _ : state)
     benchmark::DoNotOptimize(client.send(request));
+  widget_consumer::benchmarks::report_allocations(state, before);
   report_connections(state, server);
 }
 
