@@ -124,16 +124,37 @@ inline sha256_digest hmac_sha256(const sha256_digest& key, std::string_view data
   return hmac_sha256(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), data);
 }
 
+namespace detail {
+// Lower-case hex of a digest in a buffer of the caller's (the signer's
+// temporaries), with view() to read it.
 template <std::size_t N>
-std::string to_hex(const std::array<unsigned char, N>& bytes) {
+using hex_text = std::array<char, 2 * N>;
+using sha256_hex_text = hex_text<32>;
+
+template <std::size_t N>
+hex_text<N> hex_chars(const std::array<unsigned char, N>& bytes) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * N);
-  for (unsigned char byte : bytes) {
-    out.push_back(digits[byte >> 4]);
-    out.push_back(digits[byte & 0x0f]);
+  hex_text<N> out{};
+  for (std::size_t i = 0; i < N; ++i) {
+    out[2 * i] = digits[bytes[i] >> 4];
+    out[2 * i + 1] = digits[bytes[i] & 0x0f];
   }
   return out;
+}
+
+template <std::size_t M>
+std::string_view view(const std::array<char, M>& text) noexcept {
+  return {text.data(), M};
+}
+
+inline sha256_hex_text sha256_hex_chars(std::string_view data) {
+  return hex_chars(sha256(data));
+}
+}  // namespace detail
+
+template <std::size_t N>
+std::string to_hex(const std::array<unsigned char, N>& bytes) {
+  return std::string(detail::view(detail::hex_chars(bytes)));
 }
 
 inline std::string sha256_hex(std::string_view data) {

@@ -17,7 +17,6 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -40,8 +39,12 @@ struct signing_params {
 inline constexpr std::string_view sigv4_algorithm = "AWS4-HMAC-SHA256";
 inline constexpr std::string_view unsigned_payload_hash = "UNSIGNED-PAYLOAD";
 
-// "20150830T123600Z", the x-amz-date format.
-inline std::string amz_date(std::chrono::system_clock::time_point time) {
+namespace detail {
+// "20150830T123600Z" in a buffer of the caller's: signing writes it three
+// times per request and keeps none of them.
+using amz_date_text = std::array<char, 16>;
+
+inline amz_date_text amz_date_chars(std::chrono::system_clock::time_point time) {
   using namespace std::chrono;
   const auto seconds = floor<std::chrono::seconds>(time);
   const auto day = floor<days>(seconds);
@@ -53,7 +56,15 @@ inline std::string amz_date(std::chrono::system_clock::time_point time) {
                 static_cast<unsigned>(date.day()), static_cast<int>(clock.hours().count()),
                 static_cast<int>(clock.minutes().count()),
                 static_cast<int>(clock.seconds().count()));
-  return buffer.data();
+  amz_date_text out{};
+  std::copy_n(buffer.begin(), out.size(), out.begin());
+  return out;
+}
+}  // namespace detail
+
+// "20150830T123600Z", the x-amz-date format.
+inline std::string amz_date(std::chrono::system_clock::time_point time) {
+  return std::string(detail::view(detail::amz_date_chars(time)));
 }
 
 // "20150830/us-east-1/service/aws4_request"
@@ -123,24 +134,6 @@ inline std::string lower(std::string_view text) {
   return out;
 }
 
-// Trimmed, with every run of whitespace (folded lines included) one space.
-inline std::string canonical_header_value(std::string_view value) {
-  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  std::string out;
-  bool pending_space = false;
-  for (char c : value) {
-    if (is_space(c)) {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space)
-      out.push_back(' ');
-    pending_space = false;
-    out.push_back(c);
-  }
-  return out;
-}
-
 inline std::vector<http_header>::iterator find_header(std::vector<http_header>& headers,
                                                       std::string_view name) {
   return std::ranges::find_if(
@@ -157,43 +150,143 @@ struct canonical_header_block {
   std::string signed_headers;  // "host;x-amz-date"
 };
 
-inline canonical_header_block canonical_headers(const std::vector<http_header>& headers) {
-  std::map<std::string, std::string> merged;  // sorted by lower-case name
-  for (const auto& header : headers) {
-    auto name = detail::lower(header.name);
-    if (detail::excluded_from_signing(name))
+namespace detail {
+inline char lower_char(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+
+// Orders header names as their lower-case forms sort bytewise.
+inline bool lower_less(std::string_view a, std::string_view b) noexcept {
+  const auto n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(lower_char(a[i]));
+    const auto y = static_cast<unsigned char>(lower_char(b[i]));
+    if (x != y)
+      return x < y;
+  }
+  return a.size() < b.size();
+}
+
+// Appends `value` trimmed, with every run of whitespace one space.
+inline void append_header_value(std::string& out, std::string_view value) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  bool pending_space = false;
+  bool started = false;
+  for (char c : value) {
+    if (is_space(c)) {
+      pending_space = started;
       continue;
-    auto value = detail::canonical_header_value(header.value);
-    auto [it, inserted] = merged.try_emplace(std::move(name), value);
-    if (!inserted)
-      it->second += "," + value;
+    }
+    if (pending_space)
+      out.push_back(' ');
+    pending_space = false;
+    started = true;
+    out.push_back(c);
   }
+}
+
+// Appends the canonical header lines ("name:value\n", names lower-cased and
+// sorted, repeated names joined with ",") and writes the signed-header list.
+// The headers are sorted as views in a buffer the thread keeps, so a
+// signature costs no allocation for them once the buffer has grown.
+inline void append_canonical_headers(std::string& out, std::string& signed_headers,
+                                     const std::vector<http_header>& headers) {
+  thread_local std::vector<const http_header*> sorted;
+  sorted.clear();
+  for (const auto& header : headers) {
+    std::array<char, 20> lowered{};  // the longest excluded name fits
+    if (header.name.size() < lowered.size()) {
+      std::ranges::transform(header.name, lowered.begin(), lower_char);
+      if (excluded_from_signing(std::string_view(lowered.data(), header.name.size())))
+        continue;
+    }
+    sorted.push_back(&header);
+  }
+  // Stable: a repeated name's values are joined in the order they were given.
+  std::ranges::stable_sort(sorted, [](const http_header* a, const http_header* b) {
+    return lower_less(a->name, b->name);
+  });
+  signed_headers.clear();
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    const bool repeated = i > 0 && iequals(sorted[i]->name, sorted[i - 1]->name);
+    if (repeated) {
+      out.back() = ',';  // the previous line's newline
+    } else {
+      if (!signed_headers.empty())
+        signed_headers.push_back(';');
+      for (char c : sorted[i]->name) {
+        out.push_back(lower_char(c));
+        signed_headers.push_back(lower_char(c));
+      }
+      out.push_back(':');
+    }
+    append_header_value(out, sorted[i]->value);
+    out.push_back('\n');
+  }
+}
+
+inline void append_canonical_uri(std::string& out, std::string_view path,
+                                 const signing_params& params) {
+  // The paths of the JSON protocols and of most S3 keys need no decoding or
+  // normalising: encoded as they are, without a copy.
+  const bool plain = path.find_first_of("%.") == std::string_view::npos &&
+                     path.find("//") == std::string_view::npos;
+  if (!path.empty() && (plain || params.s3) && path.find('%') == std::string_view::npos) {
+    append_uri_encoded(out, path, true);
+    return;
+  }
+  out += canonical_uri(path, params);
+}
+
+// The payload hash the canonical request ends with: x-amz-content-sha256
+// when the request carries one (S3 requires the two to agree), else the
+// body's hash, written into `buffer`.
+inline std::string_view payload_hash(const http_request& request, const signing_params& params,
+                                     sha256_hex_text& buffer) {
+  if (const auto declared = request.header("x-amz-content-sha256"))
+    return *declared;
+  if (params.unsigned_payload)
+    return unsigned_payload_hash;
+  buffer = sha256_hex_chars(request.body);
+  return view(buffer);
+}
+
+// The canonical request, appended to `out`; its signed-header list in
+// `signed_headers`.
+inline void append_canonical_request(std::string& out, std::string& signed_headers,
+                                     const http_request& request, const signing_params& params) {
+  const auto url = split_url_view(request.url);
+  out.append(request.method).push_back('\n');
+  append_canonical_uri(out, url.path, params);
+  out.push_back('\n');
+  if (!url.query.empty())
+    out += canonical_query_string(url.query);
+  out.push_back('\n');
+  append_canonical_headers(out, signed_headers, request.headers);
+  out.push_back('\n');
+  out.append(signed_headers).push_back('\n');
+  sha256_hex_text hash;
+  out.append(payload_hash(request, params, hash));
+}
+}  // namespace detail
+
+inline canonical_header_block canonical_headers(const std::vector<http_header>& headers) {
   canonical_header_block block;
-  for (const auto& [name, value] : merged) {
-    block.headers += name + ":" + value + "\n";
-    if (!block.signed_headers.empty())
-      block.signed_headers.push_back(';');
-    block.signed_headers += name;
-  }
+  detail::append_canonical_headers(block.headers, block.signed_headers, headers);
   return block;
 }
 
-// The hash the canonical request ends with: x-amz-content-sha256 when the
-// request carries one (S3 requires the two to agree), else the body's hash.
+// The hash the canonical request ends with (detail::payload_hash).
 inline std::string payload_hash(const http_request& request, const signing_params& params) {
-  if (const auto declared = request.header("x-amz-content-sha256"))
-    return std::string(*declared);
-  if (params.unsigned_payload)
-    return std::string(unsigned_payload_hash);
-  return sha256_hex(request.body);
+  detail::sha256_hex_text buffer;
+  return std::string(detail::payload_hash(request, params, buffer));
 }
 
 inline std::string canonical_request(const http_request& request, const signing_params& params) {
-  const auto url = split_url(request.url);
-  const auto block = canonical_headers(request.headers);
-  return request.method + "\n" + canonical_uri(url.path, params) + "\n" +
-         canonical_query_string(url.query) + "\n" + block.headers + "\n" + block.signed_headers +
-         "\n" + payload_hash(request, params);
+  std::string out;
+  std::string signed_headers;
+  detail::append_canonical_request(out, signed_headers, request, params);
+  return out;
 }
 
 inline std::string string_to_sign(std::string_view canonical_request_text,
@@ -265,40 +358,38 @@ inline std::string signature(std::string_view string_to_sign_text, const credent
 
 // The Authorization value for a request whose x-amz-* and host headers are
 // already in place (sign() puts them there). The same text canonical_request
-// and string_to_sign give, built once: the header block and the date are
-// worked out a single time per signature.
+// and string_to_sign give, built in buffers the thread keeps: once they have
+// grown, a signature allocates only the value it returns.
 inline std::string authorization_header(const http_request& request, const credentials& creds,
                                         const signing_params& params) {
-  const auto url = split_url(request.url);
-  const auto block = canonical_headers(request.headers);
-  std::string canonical;
-  canonical.reserve(request.method.size() + url.path.size() + url.query.size() +
-                    block.headers.size() + block.signed_headers.size() + 128);
-  canonical.append(request.method).append("\n");
-  canonical.append(canonical_uri(url.path, params)).append("\n");
-  canonical.append(canonical_query_string(url.query)).append("\n");
-  canonical.append(block.headers).append("\n");
-  canonical.append(block.signed_headers).append("\n");
-  canonical.append(payload_hash(request, params));
+  thread_local std::string canonical;
+  thread_local std::string signed_headers;
+  thread_local std::string to_sign;
+  canonical.clear();
+  detail::append_canonical_request(canonical, signed_headers, request, params);
 
-  const std::string date = amz_date(params.time);
-  std::string scope;
-  scope.reserve(8 + params.region.size() + params.service.size() + 16);
-  scope.append(date, 0, 8).append("/").append(params.region).append("/");
-  scope.append(params.service).append("/aws4_request");
-  std::string to_sign;
-  to_sign.reserve(sigv4_algorithm.size() + date.size() + scope.size() + 67);
+  const auto date_text = detail::amz_date_chars(params.time);
+  const std::string_view date = detail::view(date_text);
+  const auto scope_start = sigv4_algorithm.size() + 1 + date.size() + 1;
+  to_sign.clear();
   to_sign.append(sigv4_algorithm).append("\n").append(date).append("\n");
-  to_sign.append(scope).append("\n").append(sha256_hex(canonical));
+  to_sign.append(date.substr(0, 8)).append("/").append(params.region).append("/");
+  to_sign.append(params.service).append("/aws4_request");
+  const std::string_view scope = std::string_view(to_sign).substr(scope_start);
+  const auto canonical_hash = detail::sha256_hex_chars(canonical);
+  const auto scope_size = scope.size();
+  to_sign.append("\n").append(detail::view(canonical_hash));
 
   const sha256_digest key =
-      detail::signing_key_cache::instance().get(creds, params, std::string_view(date).substr(0, 8));
+      detail::signing_key_cache::instance().get(creds, params, date.substr(0, 8));
+  const auto signature_hex = detail::hex_chars(hmac_sha256(key, to_sign));
   std::string out;
-  out.reserve(sigv4_algorithm.size() + creds.access_key_id.size() + scope.size() +
-              block.signed_headers.size() + 110);
+  out.reserve(sigv4_algorithm.size() + creds.access_key_id.size() + scope_size +
+              signed_headers.size() + 110);
   out.append(sigv4_algorithm).append(" Credential=").append(creds.access_key_id).append("/");
-  out.append(scope).append(", SignedHeaders=").append(block.signed_headers);
-  out.append(", Signature=").append(to_hex(hmac_sha256(key, to_sign)));
+  out.append(std::string_view(to_sign).substr(scope_start, scope_size));
+  out.append(", SignedHeaders=").append(signed_headers);
+  out.append(", Signature=").append(detail::view(signature_hex));
   return out;
 }
 
@@ -309,8 +400,13 @@ inline void sign(http_request& request, const credentials& creds, const signing_
   auto& headers = request.headers;
   for (auto name : {"authorization", "x-amz-date", "x-amz-security-token"})
     detail::remove_header(headers, name);
-  if (detail::find_header(headers, "host") == headers.end())
-    headers.push_back({"Host", split_url(request.url).host_header()});
+  headers.reserve(headers.size() + 5);  // what is added below: one growth at most
+  if (detail::find_header(headers, "host") == headers.end()) {
+    const auto url = split_url_view(request.url);
+    std::string scheme(url.scheme);
+    std::ranges::transform(scheme, scheme.begin(), detail::lower_char);
+    headers.push_back({"Host", detail::host_header(scheme, url.host, url.port)});
+  }
   headers.push_back({"X-Amz-Date", amz_date(params.time)});
   if (!creds.session_token.empty())
     headers.push_back({"X-Amz-Security-Token", creds.session_token});

@@ -17,11 +17,10 @@ inline bool is_unreserved(char c) noexcept {
          c == '.' || c == '_' || c == '~';
 }
 
-// keep_slash is for S3 keys and paths: '/' separates segments and is sent as is.
-inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
+namespace detail {
+// uri_encode, appended to `out` (the signer builds its text in one buffer).
+inline void append_uri_encoded(std::string& out, std::string_view text, bool keep_slash) {
   static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
   for (char c : text) {
     if (is_unreserved(c) || (keep_slash && c == '/')) {
       out.push_back(c);
@@ -32,6 +31,14 @@ inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
       out.push_back(digits[byte & 0x0f]);
     }
   }
+}
+}  // namespace detail
+
+// keep_slash is for S3 keys and paths: '/' separates segments and is sent as is.
+inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
+  std::string out;
+  out.reserve(text.size());
+  detail::append_uri_encoded(out, text, keep_slash);
   return out;
 }
 
@@ -116,6 +123,28 @@ inline std::string canonical_query_string(std::string_view query) {
   return out;
 }
 
+namespace detail {
+// host[:port] as a Host header carries it: the scheme's default port omitted.
+inline std::string host_header(std::string_view scheme, std::string_view host,
+                               std::string_view port) {
+  const bool default_port =
+      port.empty() || (scheme == "https" && port == "443") || (scheme == "http" && port == "80");
+  std::string out(host);
+  if (!default_port)
+    out.append(":").append(port);
+  return out;
+}
+}  // namespace detail
+
+// A URL's parts as views into it: what the signer reads, without copies.
+struct url_view {
+  std::string_view scheme;  // as written (compare case-insensitively)
+  std::string_view host;    // as written, IPv6 literals keep their brackets: "[::1]"
+  std::string_view port;    // empty when the URL has none
+  std::string_view path;    // as written, "/" when the URL has none
+  std::string_view query;   // after '?', without it; fragment dropped
+};
+
 struct url_parts {
   std::string scheme;  // lower case, e.g. "https"
   std::string host;    // as written, IPv6 literals keep their brackets: "[::1]"
@@ -124,11 +153,7 @@ struct url_parts {
   std::string query;   // after '?', without it; fragment dropped
 
   // host[:port] as a Host header carries it: the scheme's default port omitted.
-  std::string host_header() const {
-    const bool default_port =
-        port.empty() || (scheme == "https" && port == "443") || (scheme == "http" && port == "80");
-    return default_port ? host : host + ":" + port;
-  }
+  std::string host_header() const { return detail::host_header(scheme, host, port); }
 };
 
 class url_error : public std::invalid_argument {
@@ -136,15 +161,12 @@ class url_error : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-inline url_parts split_url(std::string_view url) {
-  url_parts parts;
+inline url_view split_url_view(std::string_view url) {
+  url_view parts;
   const auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos || scheme_end == 0)
     throw url_error("not an absolute URL: " + std::string(url));
-  parts.scheme = std::string(url.substr(0, scheme_end));
-  std::ranges::transform(parts.scheme, parts.scheme.begin(), [](char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-  });
+  parts.scheme = url.substr(0, scheme_end);
   std::string_view rest = url.substr(scheme_end + 3);
   if (const auto hash = rest.find('#'); hash != std::string_view::npos)
     rest = rest.substr(0, hash);
@@ -158,19 +180,29 @@ inline url_parts split_url(std::string_view url) {
   const auto bracket = authority.rfind(']');
   const auto colon = authority.rfind(':');
   if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
-    parts.host = std::string(authority.substr(0, colon));
-    parts.port = std::string(authority.substr(colon + 1));
+    parts.host = authority.substr(0, colon);
+    parts.port = authority.substr(colon + 1);
   } else {
-    parts.host = std::string(authority);
+    parts.host = authority;
   }
   if (parts.host.empty())
     throw url_error("URL without a host: " + std::string(url));
   const auto question = rest.find('?');
-  parts.path = std::string(rest.substr(0, question));
+  parts.path = rest.substr(0, question);
   if (parts.path.empty())
     parts.path = "/";
   if (question != std::string_view::npos)
-    parts.query = std::string(rest.substr(question + 1));
+    parts.query = rest.substr(question + 1);
+  return parts;
+}
+
+inline url_parts split_url(std::string_view url) {
+  const url_view view = split_url_view(url);
+  url_parts parts{std::string(view.scheme), std::string(view.host), std::string(view.port),
+                  std::string(view.path), std::string(view.query)};
+  std::ranges::transform(parts.scheme, parts.scheme.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+  });
   return parts;
 }
 
