@@ -24,6 +24,7 @@
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/http.hpp>
 #include <widget_consumer/aws/http_message.hpp>
+#include <widget_consumer/aws/http_transport.hpp>
 #include <widget_consumer/aws/response.hpp>
 #include <widget_consumer/aws/retry.hpp>
 #include <widget_consumer/aws/sigv4.hpp>
@@ -54,6 +55,10 @@ struct client_config {
   bool path_style = true;
   int max_attempts = 3;
   http_options http;
+  // What sends the requests (http_transport.hpp); empty: libcurl's
+  // (http.hpp), made with `http`. Shared by copies of the config, so clients
+  // made from one config share its connections. Tests give a double.
+  std::shared_ptr<http_transport> transport;
   // The clock, random source and sleep of the retry policy; empty: the
   // system's. Tests inject a sleep that does not wait.
   std::optional<retry_environment> retry_env;
@@ -98,7 +103,7 @@ class service_client {
     if (!config_.credentials)
       throw std::invalid_argument(detail::display_service_name(service_) +
                                   " client: no credentials provider configured");
-    http_ = std::make_shared<http_client>(config_.http);
+    http_ = config_.transport ? config_.transport : std::make_shared<http_client>(config_.http);
     retry_ = std::make_shared<retry_strategy>(
         config_.max_attempts, config_.retry_env.value_or(retry_environment::system()));
   }
@@ -235,7 +240,7 @@ class service_client {
 
   std::string service_;
   client_config config_;
-  std::shared_ptr<http_client> http_;
+  std::shared_ptr<http_transport> http_;
   std::shared_ptr<retry_strategy> retry_;
 };
 

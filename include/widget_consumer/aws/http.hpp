@@ -1,5 +1,6 @@
 #pragma once
-// The HTTP transport: libcurl easy handles in a pool, so connections stay open
+// The HTTP transport (http_transport.hpp) of every client unless one is
+// given: libcurl easy handles in a pool, so connections stay open
 // between calls (keep-alive) and many threads can send() at once, each on a
 // handle of its own. The handles share one CURLSH for the DNS cache and the
 // TLS session cache, which makes a new connection to a known host cheap.
@@ -19,6 +20,7 @@
 
 #include <widget_consumer/aws/error.hpp>
 #include <widget_consumer/aws/http_message.hpp>
+#include <widget_consumer/aws/http_transport.hpp>
 
 #include <curl/curl.h>
 
@@ -38,17 +40,6 @@
 #include <vector>
 
 namespace widget_consumer::aws {
-
-struct http_options {
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds total_timeout{30000};
-  std::string ca_bundle;  // a PEM file; empty: the system's default store
-  // An answer's body (after decompression) may not be larger than this; the
-  // transfer is aborted with transport_error kind::too_large the moment it
-  // would be, or at once when Content-Length announces more. The largest AWS
-  // answers we read (10 SQS messages of 1 MiB, JSON-escaped) stay well below.
-  std::size_t max_response_bytes = std::size_t{64} << 20;
-};
 
 namespace detail {
 
@@ -267,18 +258,32 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
 
 }  // namespace detail
 
-class http_client {
+// Works on the caller's thread: send() is the transfer itself, and start()
+// a send() that hands its outcome to the completion before returning.
+class http_client final : public http_transport {
  public:
   explicit http_client(http_options options = {})
       : pool_(std::make_unique<detail::curl_pool>(std::move(options))) {}
 
-  const http_options& options() const noexcept { return pool_->options(); }
+  const http_options& options() const noexcept override { return pool_->options(); }
+
+  // `done` must not throw.
+  void start(const http_request& request, std::stop_token cancel,
+             http_completion done) noexcept override {
+    http_outcome outcome;
+    try {
+      outcome.response = send(request, std::move(cancel));
+    } catch (...) {
+      outcome.error = std::current_exception();
+    }
+    done(std::move(outcome));
+  }
 
   // Sends one request and returns the answer, whatever its status. Safe to
   // call from many threads at once. Throws transport_error when no answer
   // came (connect failure, timeout, TLS failure, reset), kind::cancelled when
   // `cancel` was stopped before the answer was complete.
-  http_response send(const http_request& request, std::stop_token cancel = {}) {
+  http_response send(const http_request& request, std::stop_token cancel = {}) override {
     if (cancel.stop_requested())
       throw cancelled(request);
     detail::pooled_handle handle = pool_->checkout();
