@@ -54,7 +54,7 @@ class consumer {
   using destination_type = Destination;
   using log_type = Log;
 
-  // The consumer owns a default-constructed log.
+  /// The consumer owns a default-constructed log.
   consumer(Source& source, Destination& destination,
            consumer_options options = {}) requires std::default_initializable<Log>
       : source_(source),
@@ -69,7 +69,7 @@ class consumer {
         log_(log),
         options_(detail::normalised(std::move(options))) {}
 
-  // Runs until a stop condition; returns the summary it also logged.
+  /// Runs until a stop condition; returns the summary it also logged.
   consumer_summary run(const stop_flag& stop) { return run_impl(&stop); }
   consumer_summary run() { return run_impl(nullptr); }
 

@@ -35,11 +35,11 @@
 
 namespace widget_consumer {
 
-enum class request_type { create, update, remove };  // "delete" on the wire
+enum class request_type { create, update, remove };  ///< "delete" on the wire
 
-// One entry of otherAttributes. value: nullopt = null in the request (not
-// stored by a create, left alone by an update); "" = stored as "" by a create,
-// removes the attribute in an update; else the value.
+/// One entry of otherAttributes. value: nullopt = null in the request (not
+/// stored by a create, left alone by an update); "" = stored as "" by a create,
+/// removes the attribute in an update; else the value.
 struct request_attribute {
   std::string name;
   std::optional<std::string> value;
@@ -52,25 +52,25 @@ struct widget_request {
   std::string request_id;
   std::string widget_id;
   std::string owner;
-  // nullopt = missing or null (absent after a create, left alone by an
-  // update); "" = stored as "" by a create, removed by an update.
+  /// nullopt = missing or null (absent after a create, left alone by an
+  /// update); "" = stored as "" by a create, removed by an update.
   std::optional<std::string> label;
   std::optional<std::string> description;
-  std::vector<request_attribute> other_attributes;  // in request order
-  // JSON paths of fields the schema does not know ("color",
-  // "otherAttributes[0].unit"), in document order; for debug logs only.
+  std::vector<request_attribute> other_attributes;  ///< in request order
+  /// JSON paths of fields the schema does not know ("color",
+  /// "otherAttributes[0].unit"), in document order; for debug logs only.
   std::vector<std::string> unknown_fields;
 
   friend bool operator==(const widget_request&, const widget_request&) = default;
 };
 
-// Why a request is invalid: the field (a JSON path such as
-// "otherAttributes[2].value", or "body") and the problem.
+/// Why a request is invalid: the field (a JSON path such as
+/// "otherAttributes[2].value", or "body") and the problem.
 struct validation_error {
   std::string field;
   std::string problem;
 
-  // "owner: \"R2D2\" does not match [A-Za-z ]+"
+  /// "owner: \"R2D2\" does not match [A-Za-z ]+"
   std::string message() const { return field + ": " + problem; }
 
   friend bool operator==(const validation_error&, const validation_error&) = default;
@@ -79,7 +79,7 @@ struct validation_error {
 using parse_result = std::variant<widget_request, validation_error>;
 
 struct parse_options {
-  std::size_t max_body_bytes = 1024 * 1024;  // rejected before parsing
+  std::size_t max_body_bytes = 1024 * 1024;  ///< rejected before parsing
 };
 
 inline std::string_view to_string(request_type type) noexcept {
@@ -94,7 +94,7 @@ inline std::string_view to_string(request_type type) noexcept {
   return "unknown";
 }
 
-// Attribute names that would collide with the widget's own properties.
+/// Attribute names that would collide with the widget's own properties.
 inline constexpr std::array<std::string_view, 4> reserved_attribute_names = {
     "widgetId", "owner", "label", "description"};
 
@@ -238,9 +238,9 @@ inline widget_request parse_request_object(const boost::json::value& document) {
 
 }  // namespace detail
 
-// Raw bytes (an S3 object or an SQS message body) to a request. Never throws
-// for bad input (only std::bad_alloc can escape): every problem comes back as
-// a validation_error naming the field.
+/// Raw bytes (an S3 object or an SQS message body) to a request. Never throws
+/// for bad input (only std::bad_alloc can escape): every problem comes back as
+/// a validation_error naming the field.
 inline parse_result parse_request(std::string_view body, const parse_options& options = {}) {
   if (body.size() > options.max_body_bytes) {
     return validation_error{"body", std::to_string(body.size()) + " bytes exceeds the limit of " +

@@ -8,20 +8,20 @@
 
 namespace widget_consumer {
 
-// stale: only from a fenced apply (concepts.hpp, position_fencing): the
-// widget is stored at a position the request's is not newer than, so the
-// request changed nothing.
+/// stale: only from a fenced apply (concepts.hpp, position_fencing): the
+/// widget is stored at a position the request's is not newer than, so the
+/// request changed nothing.
 enum class apply_outcome { applied, not_found, stale };
 
-// What a fenced apply returns: the outcome and, for a stale request, the
-// position the widget is stored at (for the log; may be empty when the
-// store could not read it back).
+/// What a fenced apply returns: the outcome and, for a stale request, the
+/// position the widget is stored at (for the log; may be empty when the
+/// store could not read it back).
 struct fenced_outcome {
   apply_outcome outcome = apply_outcome::applied;
   std::string stored_position{};
 };
 
-// How a store failed, which decides what the consumer does with the request.
+/// How a store failed, which decides what the consumer does with the request.
 enum class store_failure {
   transient,    // throttling, 5xx, network: retried, then released
   permanent,    // access denied, missing table: released and counted failed
@@ -29,8 +29,8 @@ enum class store_failure {
                 // store, an item too large): rejected with the message
 };
 
-// The one error type a store throws for a failure it understands. Anything
-// else derived from std::exception counts as store_failure::permanent.
+/// The one error type a store throws for a failure it understands. Anything
+/// else derived from std::exception counts as store_failure::permanent.
 class store_error : public std::runtime_error {
  public:
   store_error(store_failure failure, const std::string& message)

@@ -31,9 +31,9 @@ struct widget_attribute {
 struct widget {
   std::string widget_id;
   std::string owner;
-  std::optional<std::string> label;                // nullopt = not set
-  std::optional<std::string> description;          // nullopt = not set
-  std::vector<widget_attribute> other_attributes;  // stable order: existing, then new
+  std::optional<std::string> label;                ///< nullopt = not set
+  std::optional<std::string> description;          ///< nullopt = not set
+  std::vector<widget_attribute> other_attributes;  ///< stable order: existing, then new
 
   friend bool operator==(const widget&, const widget&) = default;
 };
@@ -54,7 +54,7 @@ inline void apply_property(std::optional<std::string>& target,
 
 }  // namespace detail
 
-// The widget a create stores: everything but type and request id.
+/// The widget a create stores: everything but type and request id.
 inline widget make_widget(const widget_request& create) {
   widget result;
   result.widget_id = create.widget_id;
@@ -77,8 +77,8 @@ inline widget make_widget(const widget_request& create) {
   return result;
 }
 
-// Checking that the widget exists and belongs to update.owner is the store's
-// job; this only computes the new state.
+/// Checking that the widget exists and belongs to update.owner is the store's
+/// job; this only computes the new state.
 inline void apply_update(widget& target, const widget_request& update) {
   detail::apply_property(target.label, update.label);
   detail::apply_property(target.description, update.description);

@@ -26,9 +26,10 @@
 #include <widget_consumer/stop.hpp>
 #include <widget_consumer/store_error.hpp>
 
+/// The consumer, its policy concepts, and the sources, stores and logs it ships with.
 namespace widget_consumer {
 
-// Named combinations, as Beast names basic_stream<tcp, ...> tcp_stream.
+/// Named combinations, as Beast names basic_stream<tcp, ...> tcp_stream.
 template <log_policy Log = console_log>
 using basic_directory_to_directory_consumer = consumer<directory_source, directory_store, Log>;
 using directory_to_directory_consumer = basic_directory_to_directory_consumer<>;

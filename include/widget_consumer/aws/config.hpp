@@ -60,9 +60,9 @@ inline std::filesystem::path expand_home(const std::string& path) {
 }
 }  // namespace detail
 
-// An INI file as the AWS CLI writes it: section -> key -> value, keys lower
-// case. An indented line under a key with an empty value is a sub-property,
-// stored as "key.sub" (e.g. "s3.addressing_style").
+/// An INI file as the AWS CLI writes it: section -> key -> value, keys lower
+/// case. An indented line under a key with an empty value is a sub-property,
+/// stored as "key.sub" (e.g. "s3.addressing_style").
 using ini_section = std::map<std::string, std::string>;
 using ini_file = std::map<std::string, ini_section>;
 
@@ -97,7 +97,7 @@ inline ini_file parse_ini(std::string_view text) {
   return file;
 }
 
-// std::nullopt when the file does not exist or cannot be read.
+/// std::nullopt when the file does not exist or cannot be read.
 inline std::optional<ini_file> read_ini_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -119,7 +119,7 @@ inline std::filesystem::path shared_config_file() {
   return detail::home_directory() / ".aws" / "config";
 }
 
-// Explicit argument (a --profile flag), else AWS_PROFILE, else "default".
+/// Explicit argument (a --profile flag), else AWS_PROFILE, else "default".
 inline std::string profile_name(std::optional<std::string_view> explicit_profile = {}) {
   if (explicit_profile && !explicit_profile->empty())
     return std::string(*explicit_profile);
@@ -128,8 +128,8 @@ inline std::string profile_name(std::optional<std::string_view> explicit_profile
   return std::string(default_profile);
 }
 
-// The profile's section of the config file: "[profile name]", or for the
-// default profile "[default]" (which the CLI writes) or "[profile default]".
+/// The profile's section of the config file: "[profile name]", or for the
+/// default profile "[default]" (which the CLI writes) or "[profile default]".
 inline const ini_section* config_profile_section(const ini_file& config,
                                                  const std::string& profile) {
   if (auto it = config.find("profile " + profile); it != config.end())
@@ -154,8 +154,8 @@ inline std::optional<std::string> config_profile_value(const std::string& profil
   return it->second;
 }
 
-// Explicit argument (a -r flag), AWS_REGION, AWS_DEFAULT_REGION, the
-// profile's "region" in the config file, else us-east-1.
+/// Explicit argument (a -r flag), AWS_REGION, AWS_DEFAULT_REGION, the
+/// profile's "region" in the config file, else us-east-1.
 inline std::string resolve_region(std::optional<std::string_view> explicit_region = {},
                                   std::optional<std::string_view> explicit_profile = {}) {
   if (explicit_region && !explicit_region->empty())
@@ -170,9 +170,9 @@ inline std::string resolve_region(std::optional<std::string_view> explicit_regio
 }
 
 struct service_endpoint {
-  std::string url;  // scheme://host[:port], no trailing slash
-  // S3 only: bucket in the path (http://host/bucket/key) rather than in the
-  // host name (https://bucket.s3.region.amazonaws.com/key).
+  std::string url;  ///< scheme://host[:port], no trailing slash
+  /// S3 only: bucket in the path (http://host/bucket/key) rather than in the
+  /// host name (https://bucket.s3.region.amazonaws.com/key).
   bool path_style = false;
 };
 
@@ -181,11 +181,11 @@ inline std::string aws_endpoint_url(std::string_view service, std::string_view r
   return "https://" + std::string(service) + "." + std::string(region) + "." + std::string(suffix);
 }
 
-// For a service ("s3", "sqs", "dynamodb"): the explicit URL, else
-// AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else the AWS endpoint
-// of the region. Emulators and S3-compatible stores behind a custom endpoint
-// rarely have per-bucket host names, hence path style for them;
-// force_path_style overrides that choice either way.
+/// For a service ("s3", "sqs", "dynamodb"): the explicit URL, else
+/// AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else the AWS endpoint
+/// of the region. Emulators and S3-compatible stores behind a custom endpoint
+/// rarely have per-bucket host names, hence path style for them;
+/// force_path_style overrides that choice either way.
 inline service_endpoint resolve_endpoint(std::string_view service, std::string_view region,
                                          std::optional<std::string_view> explicit_url = {},
                                          std::optional<bool> force_path_style = {}) {
@@ -215,10 +215,10 @@ inline service_endpoint resolve_endpoint(std::string_view service, std::string_v
   return endpoint;
 }
 
-// A key as an S3 URL path: every byte but unreserved ones and '/' encoded.
-// Dot segments ("." and "..") are sent as they are, as botocore does: S3 signs
-// and reads the path exactly as sent, and the transport keeps curl from
-// removing them (CURLOPT_PATH_AS_IS).
+/// A key as an S3 URL path: every byte but unreserved ones and '/' encoded.
+/// Dot segments ("." and "..") are sent as they are, as botocore does: S3 signs
+/// and reads the path exactly as sent, and the transport keeps curl from
+/// removing them (CURLOPT_PATH_AS_IS).
 inline std::string encode_s3_key(std::string_view key) {
   return uri_encode(key, /*keep_slash=*/true);
 }
@@ -237,7 +237,7 @@ inline std::string virtual_host_base(const service_endpoint& endpoint, std::stri
 }
 }  // namespace detail
 
-// The bucket's own URL (for listings): "https://bucket.s3.../" or "http://host/bucket".
+/// The bucket's own URL (for listings): "https://bucket.s3.../" or "http://host/bucket".
 inline std::string s3_bucket_url(const service_endpoint& endpoint, std::string_view bucket) {
   if (detail::use_path_style(endpoint, bucket))
     return endpoint.url + "/" + uri_encode(bucket);

@@ -207,8 +207,8 @@ inline credentials parse_process_credentials(const std::string& output) {
 
 }  // namespace detail
 
-// Runs `command` and reads its credentials. Throws credentials_error naming
-// `what` ("credential_process of profile 'dev'") and the failure.
+/// Runs `command` and reads its credentials. Throws credentials_error naming
+/// `what` ("credential_process of profile 'dev'") and the failure.
 inline credentials run_credential_process(const std::string& command, const std::string& what,
                                           const credential_process_options& options = {}) {
   try {

@@ -140,7 +140,7 @@ inline std::string sha256_hex(std::string_view data) {
   return to_hex(sha256(data));
 }
 
-// The AWS CLI names its SSO token cache files by this (sso.hpp).
+/// The AWS CLI names its SSO token cache files by this (sso.hpp).
 inline std::string sha1_hex(std::string_view data) {
   return to_hex(detail::digest<20>("SHA1", data, "SHA-1"));
 }

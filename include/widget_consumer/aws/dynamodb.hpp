@@ -35,8 +35,8 @@ enum class write_status {
 
 struct write_result {
   write_status status = write_status::written;
-  // The operation's response (e.g. Attributes when ReturnValues asked for
-  // them); empty when the condition failed.
+  /// The operation's response (e.g. Attributes when ReturnValues asked for
+  /// them); empty when the condition failed.
   boost::json::object response;
 
   bool condition_failed() const noexcept { return status == write_status::condition_failed; }
@@ -44,7 +44,7 @@ struct write_result {
 
 struct scan_page {
   std::vector<boost::json::object> items;
-  // Where the next page starts; empty on the last page.
+  /// Where the next page starts; empty on the last page.
   boost::json::object last_evaluated_key;
 
   bool has_more() const noexcept { return !last_evaluated_key.empty(); }
@@ -112,37 +112,37 @@ class dynamodb_client {
 
   service_client& service() noexcept { return client_; }
 
-  // `request` holds everything but TableName: Item, ConditionExpression,
-  // ExpressionAttributeNames/Values, ReturnValues, ...
+  /// `request` holds everything but TableName: Item, ConditionExpression,
+  /// ExpressionAttributeNames/Values, ReturnValues, ...
   write_result put_item(std::string_view table, boost::json::object request) {
     return write("PutItem", table, std::move(request));
   }
 
-  // `request`: Key, UpdateExpression, ConditionExpression, ...
+  /// `request`: Key, UpdateExpression, ConditionExpression, ...
   write_result update_item(std::string_view table, boost::json::object request) {
     return write("UpdateItem", table, std::move(request));
   }
 
-  // `request`: Key, ConditionExpression, ReturnValues (ALL_OLD tells whether
-  // the item existed), ...
+  /// `request`: Key, ConditionExpression, ReturnValues (ALL_OLD tells whether
+  /// the item existed), ...
   write_result delete_item(std::string_view table, boost::json::object request) {
     return write("DeleteItem", table, std::move(request));
   }
 
-  // `request`: Key, ConsistentRead, ProjectionExpression, ... Returns the
-  // item, or nullopt when there is none with that key.
+  /// `request`: Key, ConsistentRead, ProjectionExpression, ... Returns the
+  /// item, or nullopt when there is none with that key.
   std::optional<boost::json::object> get_item(std::string_view table, boost::json::object request) {
     return call("GetItem", table, std::move(request), &detail::dynamodb_read_get_item);
   }
 
-  // One page. `request` may hold ExclusiveStartKey (a previous page's
-  // last_evaluated_key), Limit, FilterExpression, ConsistentRead, ...
+  /// One page. `request` may hold ExclusiveStartKey (a previous page's
+  /// last_evaluated_key), Limit, FilterExpression, ConsistentRead, ...
   scan_page scan(std::string_view table, boost::json::object request = {}) {
     return call("Scan", table, std::move(request), &detail::dynamodb_read_scan);
   }
 
-  // Every page of a scan, in order. For tests and checking tools, not for
-  // tables of unbounded size.
+  /// Every page of a scan, in order. For tests and checking tools, not for
+  /// tables of unbounded size.
   std::vector<boost::json::object> scan_all(std::string_view table,
                                             boost::json::object request = {}) {
     std::vector<boost::json::object> items;
@@ -155,14 +155,14 @@ class dynamodb_client {
     }
   }
 
-  // For tests and the demo. `request`: KeySchema, AttributeDefinitions,
-  // BillingMode, ... Returns the TableDescription; the table may still be
-  // CREATING (see wait_until_active).
+  /// For tests and the demo. `request`: KeySchema, AttributeDefinitions,
+  /// BillingMode, ... Returns the TableDescription; the table may still be
+  /// CREATING (see wait_until_active).
   boost::json::object create_table(std::string_view table, boost::json::object request) {
     return call("CreateTable", table, std::move(request), object_named("TableDescription"));
   }
 
-  // The table's description, or nullopt when it does not exist.
+  /// The table's description, or nullopt when it does not exist.
   std::optional<boost::json::object> describe_table(std::string_view table) {
     try {
       return call("DescribeTable", table, {}, object_named("Table"));
@@ -173,8 +173,8 @@ class dynamodb_client {
     }
   }
 
-  // Polls DescribeTable until TableStatus is ACTIVE; throws when the table
-  // does not exist or is not active within `timeout`.
+  /// Polls DescribeTable until TableStatus is ACTIVE; throws when the table
+  /// does not exist or is not active within `timeout`.
   boost::json::object wait_until_active(
       std::string_view table, std::chrono::milliseconds timeout = std::chrono::seconds(60),
       std::chrono::milliseconds interval = std::chrono::milliseconds(200)) {

@@ -179,14 +179,14 @@ inline std::string_view trim_left(std::string_view text) noexcept {
 class service_error : public std::runtime_error {
  public:
   struct details {
-    std::string service;    // signing name: "s3", "sqs", "dynamodb"
-    std::string operation;  // "GetObject"
-    std::string resource;   // "s3://requests/1612306368338", may be empty
-    long status = 0;        // HTTP status
-    std::string code;       // AWS error code, or "HTTP <status>" when the body had none
+    std::string service;    ///< signing name: "s3", "sqs", "dynamodb"
+    std::string operation;  ///< "GetObject"
+    std::string resource;   ///< "s3://requests/1612306368338", may be empty
+    long status = 0;        ///< HTTP status
+    std::string code;       ///< AWS error code, or "HTTP <status>" when the body had none
     std::string message;
     std::string request_id;
-    // The server's clock from the Date header, for clock-skew correction.
+    /// The server's clock from the Date header, for clock-skew correction.
     std::optional<std::chrono::system_clock::time_point> server_time;
   };
 
@@ -203,8 +203,8 @@ class service_error : public std::runtime_error {
     return details_.server_time;
   }
 
-  // The same error with `note` added to its message: what the layer above
-  // knows of its cause (S3: the region the bucket is in).
+  /// The same error with `note` added to its message: what the layer above
+  /// knows of its cause (S3: the region the bucket is in).
   service_error with_note(std::string_view note) const {
     details d = details_;
     if (!d.message.empty())
@@ -213,22 +213,22 @@ class service_error : public std::runtime_error {
     return service_error(std::move(d));
   }
 
-  // The service asked us to slow down. 429 counts even without a known code:
-  // it is HTTP's own word for it.
+  /// The service asked us to slow down. 429 counts even without a known code:
+  /// it is HTTP's own word for it.
   bool throttling() const noexcept {
     return detail::contains(detail::throttling_codes, details_.code) || details_.status == 429;
   }
 
-  // Worth another attempt: throttling, a transient code, or a 5xx that
-  // signals a passing server-side condition.
+  /// Worth another attempt: throttling, a transient code, or a 5xx that
+  /// signals a passing server-side condition.
   bool retryable() const noexcept {
     const long s = details_.status;
     return throttling() || detail::contains(detail::transient_codes, details_.code) || s == 500 ||
            s == 502 || s == 503 || s == 504;
   }
 
-  // The code names a clock problem outright, or may stem from one (a
-  // signature mismatch); retry.hpp decides with the Date header.
+  /// The code names a clock problem outright, or may stem from one (a
+  /// signature mismatch); retry.hpp decides with the Date header.
   bool clock_skew() const noexcept {
     return detail::contains(detail::clock_skew_codes, details_.code) ||
            detail::contains(detail::possible_clock_skew_codes, details_.code);
@@ -266,19 +266,19 @@ class service_error : public std::runtime_error {
 
 class transport_error : public std::runtime_error {
  public:
-  // malformed: an answer came, but its body does not parse or arrived
-  // damaged. too_large: the answer exceeded the size limit; the same request
-  // would only fetch it again, so it is not retried. cancelled: the caller
-  // gave up on the call (http.hpp); a retry would defeat the purpose.
+  /// malformed: an answer came, but its body does not parse or arrived
+  /// damaged. too_large: the answer exceeded the size limit; the same request
+  /// would only fetch it again, so it is not retried. cancelled: the caller
+  /// gave up on the call (http.hpp); a retry would defeat the purpose.
   enum class kind { connect, timeout, tls, other, permanent, malformed, too_large, cancelled };
 
   transport_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
 
   kind failure() const noexcept { return kind_; }
   bool timeout() const noexcept { return kind_ == kind::timeout; }
-  // A certificate that does not verify, a URL curl cannot use or an oversized
-  // answer will fail the same way every time, and a cancelled call was given
-  // up on; everything else may heal.
+  /// A certificate that does not verify, a URL curl cannot use or an oversized
+  /// answer will fail the same way every time, and a cancelled call was given
+  /// up on; everything else may heal.
   bool retryable() const noexcept {
     return kind_ != kind::permanent && kind_ != kind::too_large && kind_ != kind::cancelled;
   }
@@ -287,10 +287,10 @@ class transport_error : public std::runtime_error {
   kind kind_;
 };
 
-// Whether a call that failed so may still have been carried out: a 5xx
-// other than throttling, or a transport failure once the request may have
-// gone out (anything but a refused connection). A retry of such a call may
-// find its work done already.
+/// Whether a call that failed so may still have been carried out: a 5xx
+/// other than throttling, or a transport failure once the request may have
+/// gone out (anything but a refused connection). A retry of such a call may
+/// find its work done already.
 inline bool may_have_taken_effect(const service_error& e) noexcept {
   return e.status() >= 500 && !e.throttling();
 }
@@ -357,8 +357,8 @@ inline void read_xml_error(std::string_view body, service_error::details& d) {
 
 }  // namespace detail
 
-// Builds the error for a non-2xx response. Never throws on a body it cannot
-// read: the status becomes the code ("HTTP 503") and its reason the message.
+/// Builds the error for a non-2xx response. Never throws on a body it cannot
+/// read: the status becomes the code ("HTTP 503") and its reason the message.
 inline service_error parse_service_error(std::string_view service, std::string_view operation,
                                          std::string_view resource, const http_response& response) {
   service_error::details d;

@@ -42,11 +42,11 @@ namespace widget_consumer::aws {
 struct http_options {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds total_timeout{30000};
-  std::string ca_bundle;  // a PEM file; empty: the system's default store
-  // An answer's body (after decompression) may not be larger than this; the
-  // transfer is aborted with transport_error kind::too_large the moment it
-  // would be, or at once when Content-Length announces more. The largest AWS
-  // answers we read (10 SQS messages of 1 MiB, JSON-escaped) stay well below.
+  std::string ca_bundle;  ///< a PEM file; empty: the system's default store
+  /// An answer's body (after decompression) may not be larger than this; the
+  /// transfer is aborted with transport_error kind::too_large the moment it
+  /// would be, or at once when Content-Length announces more. The largest AWS
+  /// answers we read (10 SQS messages of 1 MiB, JSON-escaped) stay well below.
   std::size_t max_response_bytes = std::size_t{64} << 20;
 };
 
@@ -274,10 +274,10 @@ class http_client {
 
   const http_options& options() const noexcept { return pool_->options(); }
 
-  // Sends one request and returns the answer, whatever its status. Safe to
-  // call from many threads at once. Throws transport_error when no answer
-  // came (connect failure, timeout, TLS failure, reset), kind::cancelled when
-  // `cancel` was stopped before the answer was complete.
+  /// Sends one request and returns the answer, whatever its status. Safe to
+  /// call from many threads at once. Throws transport_error when no answer
+  /// came (connect failure, timeout, TLS failure, reset), kind::cancelled when
+  /// `cancel` was stopped before the answer was complete.
   http_response send(const http_request& request, std::stop_token cancel = {}) {
     if (cancel.stop_requested())
       throw cancelled(request);

@@ -34,11 +34,11 @@ inline std::optional<std::string_view> find_header(const std::vector<http_header
 }  // namespace detail
 
 struct http_request {
-  std::string method;  // "GET", "PUT", "POST", "DELETE", "HEAD"
-  // Absolute URL, scheme://host[:port]/path[?query], with path and query
-  // already URI-encoded the way the service expects.
+  std::string method;  ///< "GET", "PUT", "POST", "DELETE", "HEAD"
+  /// Absolute URL, scheme://host[:port]/path[?query], with path and query
+  /// already URI-encoded the way the service expects.
   std::string url;
-  std::vector<http_header> headers;  // names as given; lookups ignore case
+  std::vector<http_header> headers;  ///< names as given; lookups ignore case
   std::string body;
 
   std::optional<std::string_view> header(std::string_view name) const noexcept {
@@ -50,11 +50,11 @@ struct http_response {
   long status = 0;
   std::vector<http_header> headers;
   std::string body;
-  // Set by service_client (client.hpp), not the transport: an earlier
-  // attempt of the same call failed in a way that may have reached the
-  // service and taken effect (a 5xx, a connection lost or a timeout after
-  // the request went out). A retried delete answered "no such handle" may
-  // then mean that the first attempt deleted it.
+  /// Set by service_client (client.hpp), not the transport: an earlier
+  /// attempt of the same call failed in a way that may have reached the
+  /// service and taken effect (a 5xx, a connection lost or a timeout after
+  /// the request went out). A retried delete answered "no such handle" may
+  /// then mean that the first attempt deleted it.
   bool after_unknown_outcome = false;
 
   std::optional<std::string_view> header(std::string_view name) const noexcept {

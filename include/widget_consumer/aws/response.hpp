@@ -30,11 +30,11 @@
 
 namespace widget_consumer::aws {
 
-// Where a response came from: what its errors are reported as.
+/// Where a response came from: what its errors are reported as.
 struct response_origin {
-  std::string_view service;    // "s3", "sqs", "dynamodb"
-  std::string_view operation;  // "ListObjectsV2"
-  std::string_view resource;   // "s3://bucket", a queue URL, a table name
+  std::string_view service;    ///< "s3", "sqs", "dynamodb"
+  std::string_view operation;  ///< "ListObjectsV2"
+  std::string_view resource;   ///< "s3://bucket", a queue URL, a table name
   const http_response& response;
 
   std::string describe(std::string_view what) const {
@@ -122,8 +122,8 @@ inline std::string_view json_kind_name(const boost::json::value& value) noexcept
 
 }  // namespace detail
 
-// The JSON-protocol body of a 2xx answer: always an object (an empty body is
-// an empty object: some operations answer with nothing at all).
+/// The JSON-protocol body of a 2xx answer: always an object (an empty body is
+/// an empty object: some operations answer with nothing at all).
 inline boost::json::object read_json_response(const response_origin& origin) {
   const auto body = detail::trim_left(origin.response.body);
   if (body.empty())
@@ -145,9 +145,9 @@ inline boost::json::object read_json_response(const response_origin& origin) {
   return std::move(value.get_object());
 }
 
-// The XML body of a 2xx answer, whose root must be `root`. An <Error> root
-// is S3 failing after it started answering 200 (CopyObject and friends):
-// reported like the 500 it really is, with the code and message it holds.
+/// The XML body of a 2xx answer, whose root must be `root`. An `<Error>` root
+/// is S3 failing after it started answering 200 (CopyObject and friends):
+/// reported like the 500 it really is, with the code and message it holds.
 inline xml_document read_xml_response(const response_origin& origin, std::string_view root) {
   const auto body = detail::trim_left(origin.response.body);
   const std::string expected = "<" + std::string(root) + ">";

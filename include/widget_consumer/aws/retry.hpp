@@ -40,7 +40,7 @@ namespace widget_consumer::aws {
 
 struct retry_environment {
   std::function<std::chrono::system_clock::time_point()> now;
-  std::function<double()> random;  // uniform in [0, 1)
+  std::function<double()> random;  ///< uniform in [0, 1)
   std::function<void(std::chrono::milliseconds)> sleep;
 
   static retry_environment system() {
@@ -55,7 +55,7 @@ struct retry_environment {
   }
 };
 
-// AWS_MAX_ATTEMPTS when it holds a positive number, else `fallback`.
+/// AWS_MAX_ATTEMPTS when it holds a positive number, else `fallback`.
 inline int max_attempts_from_environment(int fallback = 3) {
   const char* text = std::getenv("AWS_MAX_ATTEMPTS");
   if (text == nullptr || *text == '\0')
@@ -67,7 +67,7 @@ inline int max_attempts_from_environment(int fallback = 3) {
   return static_cast<int>(value);
 }
 
-// The token bucket that bounds retries across all calls of one client.
+/// The token bucket that bounds retries across all calls of one client.
 class retry_quota {
  public:
   static constexpr int initial_tokens = 500;
@@ -102,8 +102,8 @@ class retry_strategy {
  public:
   static constexpr std::chrono::milliseconds max_backoff{20'000};
   static constexpr std::chrono::milliseconds backoff_base{1'000};
-  // A signature mismatch counts as clock skew only when the clocks differ by
-  // this much (AWS accepts up to 5 minutes; the SDKs use 4 as the threshold).
+  /// A signature mismatch counts as clock skew only when the clocks differ by
+  /// this much (AWS accepts up to 5 minutes; the SDKs use 4 as the threshold).
   static constexpr std::chrono::minutes signature_skew_threshold{4};
 
   explicit retry_strategy(int max_attempts = 3,
@@ -114,15 +114,15 @@ class retry_strategy {
   retry_quota& quota() noexcept { return quota_; }
   const retry_quota& quota() const noexcept { return quota_; }
 
-  // The learned difference "server clock - our clock".
+  /// The learned difference "server clock - our clock".
   std::chrono::milliseconds clock_offset() const noexcept {
     return std::chrono::milliseconds{offset_ms_.load(std::memory_order_relaxed)};
   }
 
-  // The time to sign the next attempt with: our clock, corrected.
+  /// The time to sign the next attempt with: our clock, corrected.
   std::chrono::system_clock::time_point signing_time() const { return env_.now() + clock_offset(); }
 
-  // The delay before the retry that follows failed attempt `attempt` (from 1).
+  /// The delay before the retry that follows failed attempt `attempt` (from 1).
   std::chrono::milliseconds backoff(int attempt) const {
     const int exponent = std::clamp(attempt - 1, 0, 30);
     const double ceiling = static_cast<double>(backoff_base.count()) * std::ldexp(1.0, exponent);
@@ -130,9 +130,9 @@ class retry_strategy {
     return std::min(max_backoff, std::chrono::milliseconds{static_cast<long long>(jittered)});
   }
 
-  // Runs `attempt(signing_time)` until it returns, or until its failure
-  // (service_error or transport_error) is final, which is then rethrown
-  // unchanged. Any other exception passes through at once.
+  /// Runs `attempt(signing_time)` until it returns, or until its failure
+  /// (service_error or transport_error) is final, which is then rethrown
+  /// unchanged. Any other exception passes through at once.
   template <class Attempt>
   auto run(Attempt&& attempt)
       -> std::invoke_result_t<Attempt&, std::chrono::system_clock::time_point> {
@@ -160,8 +160,8 @@ class retry_strategy {
     }
   }
 
-  // Learns the clock offset from a rejected request; true when a retry with
-  // the corrected signing time is worth it.
+  /// Learns the clock offset from a rejected request; true when a retry with
+  /// the corrected signing time is worth it.
   bool correct_clock(const service_error& error) {
     if (!error.clock_skew() || !error.server_time())
       return false;

@@ -34,8 +34,8 @@
 
 namespace widget_consumer::aws {
 
-// The region each bucket was found in, shared by the copies of one
-// s3_client. Only buckets that redirected are in it.
+/// The region each bucket was found in, shared by the copies of one
+/// s3_client. Only buckets that redirected are in it.
 class s3_bucket_regions {
  public:
   std::optional<std::string> find(std::string_view bucket) const {
@@ -46,7 +46,7 @@ class s3_bucket_regions {
     return it->second;
   }
 
-  // True when this is news: the bucket was not known, or known elsewhere.
+  /// True when this is news: the bucket was not known, or known elsewhere.
   bool remember(std::string_view bucket, std::string_view region) {
     std::lock_guard lock(mutex_);
     const auto [it, inserted] = regions_.try_emplace(std::string(bucket), region);
@@ -135,7 +135,7 @@ inline std::string s3_request_url(const client_config& config, std::string_view 
 
 }  // namespace detail
 
-// The Route (client.hpp) of one S3 call on one bucket.
+/// The Route (client.hpp) of one S3 call on one bucket.
 class s3_region_route {
  public:
   s3_region_route(service_client& client, s3_bucket_regions& regions, std::string_view bucket,
@@ -147,7 +147,7 @@ class s3_region_route {
         query_(query),
         region_(regions.find(bucket).value_or(client.config().region)) {}
 
-  // Where the first sending goes.
+  /// Where the first sending goes.
   std::string url() const {
     return detail::s3_request_url(client_.config(), region_, bucket_, key_, query_);
   }

@@ -29,18 +29,18 @@ struct signing_params {
   std::string region;
   std::string service;
   std::chrono::system_clock::time_point time;
-  bool s3 = false;                // S3 path rules and an x-amz-content-sha256 header
-  bool unsigned_payload = false;  // sign "UNSIGNED-PAYLOAD" instead of the body's hash
-  // Non-S3 only: remove dot segments and duplicate slashes (the suite's "normalize").
+  bool s3 = false;                ///< S3 path rules and an x-amz-content-sha256 header
+  bool unsigned_payload = false;  ///< sign "UNSIGNED-PAYLOAD" instead of the body's hash
+  /// Non-S3 only: remove dot segments and duplicate slashes (the suite's "normalize").
   bool normalize_path = true;
-  // Send x-amz-content-sha256 for a non-S3 service too (the suite's "sign_body").
+  /// Send x-amz-content-sha256 for a non-S3 service too (the suite's "sign_body").
   bool content_sha256_header = false;
 };
 
 inline constexpr std::string_view sigv4_algorithm = "AWS4-HMAC-SHA256";
 inline constexpr std::string_view unsigned_payload_hash = "UNSIGNED-PAYLOAD";
 
-// "20150830T123600Z", the x-amz-date format.
+/// "20150830T123600Z", the x-amz-date format.
 inline std::string amz_date(std::chrono::system_clock::time_point time) {
   using namespace std::chrono;
   const auto seconds = floor<std::chrono::seconds>(time);
@@ -56,13 +56,13 @@ inline std::string amz_date(std::chrono::system_clock::time_point time) {
   return buffer.data();
 }
 
-// "20150830/us-east-1/service/aws4_request"
+/// "20150830/us-east-1/service/aws4_request"
 inline std::string credential_scope(const signing_params& params) {
   return amz_date(params.time).substr(0, 8) + "/" + params.region + "/" + params.service +
          "/aws4_request";
 }
 
-// RFC 3986 remove_dot_segments, plus collapsing "//" as the AWS SDKs do.
+/// RFC 3986 remove_dot_segments, plus collapsing "//" as the AWS SDKs do.
 inline std::string normalize_path(std::string_view path) {
   std::vector<std::string_view> segments;
   bool trailing_slash = false;
@@ -153,8 +153,8 @@ inline void remove_header(std::vector<http_header>& headers, std::string_view na
 }  // namespace detail
 
 struct canonical_header_block {
-  std::string headers;         // "name:value\n" for each signed header, sorted
-  std::string signed_headers;  // "host;x-amz-date"
+  std::string headers;         ///< "name:value\n" for each signed header, sorted
+  std::string signed_headers;  ///< "host;x-amz-date"
 };
 
 inline canonical_header_block canonical_headers(const std::vector<http_header>& headers) {
@@ -178,8 +178,8 @@ inline canonical_header_block canonical_headers(const std::vector<http_header>& 
   return block;
 }
 
-// The hash the canonical request ends with: x-amz-content-sha256 when the
-// request carries one (S3 requires the two to agree), else the body's hash.
+/// The hash the canonical request ends with: x-amz-content-sha256 when the
+/// request carries one (S3 requires the two to agree), else the body's hash.
 inline std::string payload_hash(const http_request& request, const signing_params& params) {
   if (const auto declared = request.header("x-amz-content-sha256"))
     return std::string(*declared);
@@ -263,10 +263,10 @@ inline std::string signature(std::string_view string_to_sign_text, const credent
                             string_to_sign_text));
 }
 
-// The Authorization value for a request whose x-amz-* and host headers are
-// already in place (sign() puts them there). The same text canonical_request
-// and string_to_sign give, built once: the header block and the date are
-// worked out a single time per signature.
+/// The Authorization value for a request whose x-amz-* and host headers are
+/// already in place (sign() puts them there). The same text canonical_request
+/// and string_to_sign give, built once: the header block and the date are
+/// worked out a single time per signature.
 inline std::string authorization_header(const http_request& request, const credentials& creds,
                                         const signing_params& params) {
   const auto url = split_url(request.url);
@@ -302,9 +302,9 @@ inline std::string authorization_header(const http_request& request, const crede
   return out;
 }
 
-// Adds host (if absent), x-amz-date, x-amz-security-token (with a session
-// token), x-amz-content-sha256 (S3, or when asked) and Authorization. Headers
-// a previous sign() added are replaced, so a retry can re-sign the request.
+/// Adds host (if absent), x-amz-date, x-amz-security-token (with a session
+/// token), x-amz-content-sha256 (S3, or when asked) and Authorization. Headers
+/// a previous sign() added are replaced, so a retry can re-sign the request.
 inline void sign(http_request& request, const credentials& creds, const signing_params& params) {
   auto& headers = request.headers;
   for (auto name : {"authorization", "x-amz-date", "x-amz-security-token"})

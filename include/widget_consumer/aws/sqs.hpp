@@ -30,10 +30,10 @@
 
 namespace widget_consumer::aws {
 
-// One received message. `attributes` holds the system attributes asked for
-// (ApproximateReceiveCount, MessageGroupId, SequenceNumber, ...);
-// `message_attributes` the sender's String and Number attributes asked for
-// (Binary ones are left out).
+/// One received message. `attributes` holds the system attributes asked for
+/// (ApproximateReceiveCount, MessageGroupId, SequenceNumber, ...);
+/// `message_attributes` the sender's String and Number attributes asked for
+/// (Binary ones are left out).
 struct sqs_message {
   std::string message_id;
   std::string receipt_handle;
@@ -55,7 +55,7 @@ struct sqs_message {
     return found->second;
   }
 
-  // ApproximateReceiveCount, or 0 when it was not requested or is unreadable.
+  /// ApproximateReceiveCount, or 0 when it was not requested or is unreadable.
   int receive_count() const {
     const auto text = attribute("ApproximateReceiveCount");
     int count = 0;
@@ -66,35 +66,35 @@ struct sqs_message {
 };
 
 struct sqs_receive_options {
-  int max_messages = 10;                 // 1..10 (SQS's limit)
-  std::optional<int> wait_time_seconds;  // 0..20; long polling when > 0
+  int max_messages = 10;                 ///< 1..10 (SQS's limit)
+  std::optional<int> wait_time_seconds;  ///< 0..20; long polling when > 0
   std::optional<int> visibility_timeout;
   std::vector<std::string> system_attribute_names = {"ApproximateReceiveCount", "MessageGroupId",
                                                      "SequenceNumber", "SentTimestamp"};
-  // The sender's message attributes to return: names, or "All"; none = none.
+  /// The sender's message attributes to return: names, or "All"; none = none.
   std::vector<std::string> message_attribute_names;
-  // FIFO queues: a receive made again with the same id within the visibility
-  // timeout gets the same messages back, so a receive whose answer was lost
-  // does not leave them hidden (and their groups blocked). "" = not sent.
+  /// FIFO queues: a receive made again with the same id within the visibility
+  /// timeout gets the same messages back, so a receive whose answer was lost
+  /// does not leave them hidden (and their groups blocked). "" = not sent.
   std::string receive_request_attempt_id;
 };
 
-// MessageGroupId and MessageDeduplicationId apply to FIFO queues only; empty
-// means "not sent".
+/// MessageGroupId and MessageDeduplicationId apply to FIFO queues only; empty
+/// means "not sent".
 struct sqs_send_options {
   std::string message_group_id;
   std::string message_deduplication_id;
   std::optional<int> delay_seconds;
-  // Sent as String message attributes (at most 10; values XML-safe text).
+  /// Sent as String message attributes (at most 10; values XML-safe text).
   std::map<std::string, std::string, std::less<>> message_attributes;
 };
 
 struct sqs_sent_message {
   std::string message_id;
-  std::string sequence_number;  // FIFO queues only
-  // Sent by a retry after an attempt that may have taken effect
-  // (http_response::after_unknown_outcome): a standard queue may hold the
-  // message twice.
+  std::string sequence_number;  ///< FIFO queues only
+  /// Sent by a retry after an attempt that may have taken effect
+  /// (http_response::after_unknown_outcome): a standard queue may hold the
+  /// message twice.
   bool after_unknown_outcome = false;
 };
 
@@ -108,20 +108,20 @@ struct sqs_visibility_change {
   int visibility_timeout = 0;
 };
 
-// An entry of a batch call that SQS did not carry out. `index` is the entry's
-// position in the caller's span.
+/// An entry of a batch call that SQS did not carry out. `index` is the entry's
+/// position in the caller's span.
 struct sqs_batch_failure {
   std::size_t index = 0;
   std::string code;
   std::string message;
   bool sender_fault = false;
-  // The answer came to a retry after an attempt that may have taken effect
-  // (http_response::after_unknown_outcome): the entry may be done already.
+  /// The answer came to a retry after an attempt that may have taken effect
+  /// (http_response::after_unknown_outcome): the entry may be done already.
   bool after_unknown_outcome = false;
 };
 
 struct sqs_send_batch_result {
-  std::vector<std::optional<sqs_sent_message>> sent;  // one per entry; empty if it failed
+  std::vector<std::optional<sqs_sent_message>> sent;  ///< one per entry; empty if it failed
   std::vector<sqs_batch_failure> failed;
 };
 
@@ -238,7 +238,7 @@ class sqs_client {
 
   service_client& service() noexcept { return client_; }
 
-  // A queue given by URL is used as is; a name is resolved with GetQueueUrl.
+  /// A queue given by URL is used as is; a name is resolved with GetQueueUrl.
   std::string get_queue_url(std::string_view name_or_url) {
     if (name_or_url.starts_with("https://") || name_or_url.starts_with("http://"))
       return std::string(name_or_url);
@@ -246,10 +246,10 @@ class sqs_client {
                              queue_url_of);
   }
 
-  // Stopping `cancel` ends a long poll at once (transport_error
-  // kind::cancelled). Messages SQS handed to the abandoned poll meanwhile are
-  // hidden until their visibility timeout ends: SQS (and moto) go on with a
-  // long poll whose caller hung up.
+  /// Stopping `cancel` ends a long poll at once (transport_error
+  /// kind::cancelled). Messages SQS handed to the abandoned poll meanwhile are
+  /// hidden until their visibility timeout ends: SQS (and moto) go on with a
+  /// long poll whose caller hung up.
   std::vector<sqs_message> receive_message(std::string_view queue_url,
                                            const sqs_receive_options& options = {},
                                            std::stop_token cancel = {}) {
@@ -350,8 +350,8 @@ class sqs_client {
     return result;
   }
 
-  // Names such as "RedrivePolicy", "FifoQueue", "VisibilityTimeout"; none
-  // means all. Attributes the queue does not have are absent from the map.
+  /// Names such as "RedrivePolicy", "FifoQueue", "VisibilityTimeout"; none
+  /// means all. Attributes the queue does not have are absent from the map.
   std::map<std::string, std::string, std::less<>> get_queue_attributes(
       std::string_view queue_url, std::span<const std::string> names = {}) {
     boost::json::array requested;
@@ -375,8 +375,8 @@ class sqs_client {
         });
   }
 
-  // For tests and the demo. A FIFO queue's name ends in ".fifo" and needs the
-  // attribute FifoQueue=true.
+  /// For tests and the demo. A FIFO queue's name ends in ".fifo" and needs the
+  /// attribute FifoQueue=true.
   std::string create_queue(std::string_view name,
                            const std::map<std::string, std::string, std::less<>>& attributes = {}) {
     boost::json::object request{{"QueueName", name}};
@@ -389,7 +389,7 @@ class sqs_client {
     return client_.call_json("AmazonSQS", "CreateQueue", request, name, queue_url_of);
   }
 
-  // For tests and the demo.
+  /// For tests and the demo.
   void delete_queue(std::string_view queue_url) {
     client_.call_json("AmazonSQS", "DeleteQueue", {{"QueueUrl", queue_url}}, queue_url);
   }

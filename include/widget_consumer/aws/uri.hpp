@@ -17,7 +17,7 @@ inline bool is_unreserved(char c) noexcept {
          c == '.' || c == '_' || c == '~';
 }
 
-// keep_slash is for S3 keys and paths: '/' separates segments and is sent as is.
+/// keep_slash is for S3 keys and paths: '/' separates segments and is sent as is.
 inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
   static constexpr char digits[] = "0123456789ABCDEF";
   std::string out;
@@ -35,8 +35,8 @@ inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
   return out;
 }
 
-// Percent-decoding only: '+' stays '+' because SigV4 treats it as a literal
-// (we never produce form-encoded queries). A malformed escape is kept as text.
+/// Percent-decoding only: '+' stays '+' because SigV4 treats it as a literal
+/// (we never produce form-encoded queries). A malformed escape is kept as text.
 inline std::string uri_decode(std::string_view text) {
   auto hex_value = [](char c) -> int {
     if (c >= '0' && c <= '9')
@@ -66,7 +66,7 @@ inline std::string uri_decode(std::string_view text) {
 
 using query_parameters = std::vector<std::pair<std::string, std::string>>;
 
-// Splits "a=1&b&c=" into decoded (name, value) pairs, in order.
+/// Splits "a=1&b&c=" into decoded (name, value) pairs, in order.
 inline query_parameters parse_query(std::string_view query) {
   query_parameters parameters;
   while (!query.empty()) {
@@ -84,8 +84,8 @@ inline query_parameters parse_query(std::string_view query) {
   return parameters;
 }
 
-// Encodes (name, value) pairs in the given order: "name=value&..." with both
-// sides URI-encoded, so the result is also what the signer will canonicalise.
+/// Encodes (name, value) pairs in the given order: "name=value&..." with both
+/// sides URI-encoded, so the result is also what the signer will canonicalise.
 inline std::string make_query(const query_parameters& parameters) {
   std::string out;
   for (const auto& [name, value] : parameters) {
@@ -98,8 +98,8 @@ inline std::string make_query(const query_parameters& parameters) {
   return out;
 }
 
-// SigV4's canonical query: every name and value decoded then re-encoded, a
-// missing value as "", sorted by encoded name then encoded value.
+/// SigV4's canonical query: every name and value decoded then re-encoded, a
+/// missing value as "", sorted by encoded name then encoded value.
 inline std::string canonical_query_string(std::string_view query) {
   std::vector<std::pair<std::string, std::string>> encoded;
   for (const auto& [name, value] : parse_query(query))
@@ -117,13 +117,13 @@ inline std::string canonical_query_string(std::string_view query) {
 }
 
 struct url_parts {
-  std::string scheme;  // lower case, e.g. "https"
-  std::string host;    // as written, IPv6 literals keep their brackets: "[::1]"
-  std::string port;    // empty when the URL has none
-  std::string path;    // as written, "/" when the URL has none
-  std::string query;   // after '?', without it; fragment dropped
+  std::string scheme;  ///< lower case, e.g. "https"
+  std::string host;    ///< as written, IPv6 literals keep their brackets: "[::1]"
+  std::string port;    ///< empty when the URL has none
+  std::string path;    ///< as written, "/" when the URL has none
+  std::string query;   ///< after '?', without it; fragment dropped
 
-  // host[:port] as a Host header carries it: the scheme's default port omitted.
+  /// host[:port] as a Host header carries it: the scheme's default port omitted.
   std::string host_header() const {
     const bool default_port =
         port.empty() || (scheme == "https" && port == "443") || (scheme == "http" && port == "80");

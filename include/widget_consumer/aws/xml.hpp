@@ -36,11 +36,11 @@ class xml_limit_error : public xml_error {
   using xml_error::xml_error;
 };
 
-// The parser below recurses once per nesting level and allocates a tree node
-// per element (a few hundred bytes), so a hostile or broken answer could run
-// it into the stack limit or make it allocate far more than the body's size.
-// AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
-// 10,000 elements), so these limits leave a wide margin.
+/// The parser below recurses once per nesting level and allocates a tree node
+/// per element (a few hundred bytes), so a hostile or broken answer could run
+/// it into the stack limit or make it allocate far more than the body's size.
+/// AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
+/// 10,000 elements), so these limits leave a wide margin.
 struct xml_limits {
   std::size_t max_bytes = std::size_t{16} << 20;
   std::size_t max_depth = 64;
@@ -103,10 +103,10 @@ inline void check_xml_limits(std::string_view text, const xml_limits& limits) {
 
 }  // namespace detail
 
-// A view of one element inside an xml_document; valid while the document
-// lives. Paths are element names separated by '/', relative to this element
-// ("Contents/Key"); S3 element names contain no '/', but may contain '.',
-// which is why '.' (PropertyTree's default separator) is not used.
+/// A view of one element inside an xml_document; valid while the document
+/// lives. Paths are element names separated by '/', relative to this element
+/// ("Contents/Key"); S3 element names contain no '/', but may contain '.',
+/// which is why '.' (PropertyTree's default separator) is not used.
 class xml_node {
  public:
   using tree = boost::property_tree::ptree;
@@ -115,7 +115,7 @@ class xml_node {
 
   const std::string& name() const noexcept { return name_; }
 
-  // The element's own character data (empty for an element with only children).
+  /// The element's own character data (empty for an element with only children).
   const std::string& text() const noexcept { return node_->data(); }
 
   std::optional<xml_node> child(std::string_view path) const {
@@ -125,7 +125,7 @@ class xml_node {
     return xml_node(last_segment(path), &*found);
   }
 
-  // The text at `path`, or nullopt when no such element exists.
+  /// The text at `path`, or nullopt when no such element exists.
   std::optional<std::string> find_text(std::string_view path) const {
     const auto found = node_->get_child_optional(make_path(path));
     if (!found)
@@ -133,14 +133,14 @@ class xml_node {
     return found->data();
   }
 
-  // The text at `path`, or `fallback` when there is no such element.
+  /// The text at `path`, or `fallback` when there is no such element.
   std::string text_or(std::string_view path, std::string fallback = {}) const {
     auto found = find_text(path);
     return found ? std::move(*found) : std::move(fallback);
   }
 
-  // Every direct child named `name`, in document order (repeated elements
-  // such as ListObjectsV2's <Contents> or DeleteObjects' <Deleted>).
+  /// Every direct child named `name`, in document order (repeated elements
+  /// such as ListObjectsV2's `<Contents>` or DeleteObjects' `<Deleted>`).
   std::vector<xml_node> children(std::string_view name) const {
     std::vector<xml_node> result;
     for (const auto& [key, value] : *node_)
@@ -149,7 +149,7 @@ class xml_node {
     return result;
   }
 
-  // Every direct child element (attributes and comments excluded).
+  /// Every direct child element (attributes and comments excluded).
   std::vector<xml_node> children() const {
     std::vector<xml_node> result;
     for (const auto& [key, value] : *node_)
@@ -181,12 +181,12 @@ class xml_node {
   const tree* node_;
 };
 
-// A parsed document. Movable; nodes point into it, so keep it alive while
-// using them.
+/// A parsed document. Movable; nodes point into it, so keep it alive while
+/// using them.
 class xml_document {
  public:
-  // Throws xml_error on malformed input or on a document without an element,
-  // xml_limit_error (an xml_error) on one beyond `limits`.
+  /// Throws xml_error on malformed input or on a document without an element,
+  /// xml_limit_error (an xml_error) on one beyond `limits`.
   static xml_document parse(std::string_view text, const xml_limits& limits = {}) {
     detail::check_xml_limits(text, limits);
     xml_document doc;
@@ -211,7 +211,7 @@ class xml_document {
     return doc;
   }
 
-  // The document element, e.g. <ListBucketResult>.
+  /// The document element, e.g. `<ListBucketResult>`.
   xml_node root() const { return xml_node(root_name_, root_); }
 
  private:

@@ -60,9 +60,9 @@ class dynamodb_table_store {
   dynamodb_table_store(aws::client_config config, std::string table, fencing_options fencing = {})
       : dynamodb_table_store(aws::dynamodb_client(std::move(config)), std::move(table), fencing) {}
 
-  // Before the first request (concepts.hpp, startup_checking): DescribeTable,
-  // which writes nothing: the table exists, these credentials may see it, and
-  // it is keyed by `id` (S) alone, as every item this store writes is.
+  /// Before the first request (concepts.hpp, startup_checking): DescribeTable,
+  /// which writes nothing: the table exists, these credentials may see it, and
+  /// it is keyed by `id` (S) alone, as every item this store writes is.
   void check_ready() {
     const auto& config = client_.service().config();
     const std::string action = "cannot use the DynamoDB table " + table_;
@@ -83,7 +83,7 @@ class dynamodb_table_store {
     return as_store_errors([&] { return write(request); });
   }
 
-  // Fenced (concepts.hpp, position_fencing): see the top of this file.
+  /// Fenced (concepts.hpp, position_fencing): see the top of this file.
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};

@@ -76,20 +76,20 @@
 namespace widget_consumer {
 
 struct postgresql_store_options {
-  // A libpq connection string ("host=db dbname=widgets") or URI
-  // ("postgresql://db/widgets"); "" = libpq's defaults and PG* variables.
+  /// A libpq connection string ("host=db dbname=widgets") or URI
+  /// ("postgresql://db/widgets"); "" = libpq's defaults and PG* variables.
   std::string connection;
-  std::string user;      // "" = from the connection string, PGUSER or the login name
-  std::string password;  // "" = from the connection string, PGPASSWORD or ~/.pgpass
+  std::string user;      ///< "" = from the connection string, PGUSER or the login name
+  std::string password;  ///< "" = from the connection string, PGPASSWORD or ~/.pgpass
   std::size_t pool_size = 4;
-  // check_ready() creates the tables when they are missing, instead of only
-  // checking them.
+  /// check_ready() creates the tables when they are missing, instead of only
+  /// checking them.
   bool create_schema = false;
-  // Fencing (the top of this file). Off: only widgets and widget_attributes.
+  /// Fencing (the top of this file). Off: only widgets and widget_attributes.
   fencing_options fencing{};
-  // How often, at most, a fenced apply first removes the tombstones older
-  // than fencing.tombstone_retention: one DELETE on an index of tombstones,
-  // on whichever lane finds it due.
+  /// How often, at most, a fenced apply first removes the tombstones older
+  /// than fencing.tombstone_retention: one DELETE on an index of tombstones,
+  /// on whichever lane finds it due.
   std::chrono::seconds tombstone_clean_up_interval = std::chrono::minutes(10);
 };
 
@@ -104,12 +104,12 @@ class postgresql_table_store {
         fencing_(options.fencing),
         clean_up_interval_(options.tombstone_clean_up_interval) {}
 
-  // Before the first request (concepts.hpp, startup_checking): connects, then
-  // creates the tables (when asked to) and checks that both have the columns
-  // and primary keys this store writes, and that we may write them; fenced,
-  // widget_positions too, and its old tombstones are removed. What
-  // cannot heal (refused login, no such database, wrong tables, no
-  // privilege) is unrecoverable_error; a server not reachable yet may heal.
+  /// Before the first request (concepts.hpp, startup_checking): connects, then
+  /// creates the tables (when asked to) and checks that both have the columns
+  /// and primary keys this store writes, and that we may write them; fenced,
+  /// widget_positions too, and its old tombstones are removed. What
+  /// cannot heal (refused login, no such database, wrong tables, no
+  /// privilege) is unrecoverable_error; a server not reachable yet may heal.
   void check_ready() {
     try {
       check_tables();
@@ -141,8 +141,8 @@ class postgresql_table_store {
     });
   }
 
-  // Fenced (concepts.hpp, position_fencing; the top of this file): applied
-  // only if position is newer than the widget's stored one.
+  /// Fenced (concepts.hpp, position_fencing; the top of this file): applied
+  /// only if position is newer than the widget's stored one.
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
@@ -159,7 +159,7 @@ class postgresql_table_store {
         [&](PGconn* connection) { return apply_fenced(connection, request, position); });
   }
 
-  // The stored widget (attributes by name), or nullopt. Throws store_error.
+  /// The stored widget (attributes by name), or nullopt. Throws store_error.
   std::optional<widget> load(std::string_view widget_id) {
     return with_retry([&](PGconn* connection) -> std::optional<widget> {
       const auto row =
@@ -189,8 +189,8 @@ class postgresql_table_store {
     });
   }
 
-  // Creates the tables if they are missing (what --pdb-create-schema does);
-  // widget_positions only when fencing.
+  /// Creates the tables if they are missing (what --pdb-create-schema does);
+  /// widget_positions only when fencing.
   void create_schema() {
     with_connection([&](PGconn* connection) {
       create_tables(connection);

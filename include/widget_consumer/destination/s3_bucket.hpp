@@ -72,12 +72,12 @@ namespace widget_consumer {
 
 class s3_bucket_store {
  public:
-  static constexpr std::size_t max_key_bytes = 1024;  // S3's limit
+  static constexpr std::size_t max_key_bytes = 1024;  ///< S3's limit
 
   static constexpr std::string_view default_tombstone_prefix = "tombstones/";
 
-  // tombstone_prefix: where a fenced delete leaves its tombstone; neither it
-  // nor the layout's prefix may start with the other.
+  /// tombstone_prefix: where a fenced delete leaves its tombstone; neither it
+  /// nor the layout's prefix may start with the other.
   s3_bucket_store(aws::s3_client client, std::string bucket, widget_key_layout layout = {},
                   fencing_options fencing = {},
                   std::string tombstone_prefix = std::string(default_tombstone_prefix))
@@ -102,9 +102,9 @@ class s3_bucket_store {
       : s3_bucket_store(aws::s3_client(std::move(config)), std::move(bucket), std::move(layout),
                         fencing, std::move(tombstone_prefix)) {}
 
-  // Before the first request (concepts.hpp, startup_checking): HeadBucket,
-  // which writes nothing. Its answer has no body, so a refusal does not say
-  // whether the key or the permission is wrong: the advice names both.
+  /// Before the first request (concepts.hpp, startup_checking): HeadBucket,
+  /// which writes nothing. Its answer has no body, so a refusal does not say
+  /// whether the key or the permission is wrong: the advice names both.
   void check_ready() {
     const auto& config = client_.service().config();
     const std::string action = "cannot use the widget bucket " + aws::s3_resource(bucket_);
@@ -119,7 +119,7 @@ class s3_bucket_store {
       check_conditional_writes();
   }
 
-  // Fenced (concepts.hpp, position_fencing; the top of this file).
+  /// Fenced (concepts.hpp, position_fencing; the top of this file).
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
@@ -143,7 +143,7 @@ class s3_bucket_store {
     });
   }
 
-  // Unfenced. Thread-safe: the client is, and nothing else here changes.
+  /// Unfenced. Thread-safe: the client is, and nothing else here changes.
   apply_outcome apply(const widget_request& request) {
     const std::string key = checked_key(request);
     return guarded([&] {
@@ -173,7 +173,7 @@ class s3_bucket_store {
     });
   }
 
-  // The stored widget, or nullopt. Throws store_error like apply().
+  /// The stored widget, or nullopt. Throws store_error like apply().
   std::optional<widget> load(std::string_view owner, std::string_view widget_id) {
     return guarded([&] { return read(key_of(owner, widget_id)); });
   }
@@ -182,7 +182,7 @@ class s3_bucket_store {
     return widget_key(owner, widget_id, layout_);
   }
 
-  // Where a fenced delete of the widget at `key` leaves its tombstone.
+  /// Where a fenced delete of the widget at `key` leaves its tombstone.
   std::string tombstone_key_of(std::string_view key) const {
     return tombstone_prefix_ + std::string(key.substr(layout_.prefix.size()));
   }

@@ -20,7 +20,7 @@
 
 namespace widget_consumer {
 
-// The level at which a request's outcome is reported.
+/// The level at which a request's outcome is reported.
 inline log_level level_of(request_outcome outcome) noexcept {
   switch (outcome) {
     case request_outcome::applied:
@@ -77,13 +77,13 @@ class basic_log {
     sink_.flush();
   }
 
-  // Messages and request events below this level are dropped. Default: info.
+  /// Messages and request events below this level are dropped. Default: info.
   void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
   log_level level() const noexcept { return level_.load(std::memory_order_relaxed); }
   bool enabled(log_level level) const noexcept { return level >= this->level(); }
 
-  // Runs f(sink) under the lock: the only safe way to reach the sink while
-  // other threads may log.
+  /// Runs f(sink) under the lock: the only safe way to reach the sink while
+  /// other threads may log.
   template <class F>
   decltype(auto) with_sink(F&& f) {
     std::lock_guard lock(mutex_);

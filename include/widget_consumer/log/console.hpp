@@ -14,7 +14,7 @@ namespace widget_consumer {
 class console_sink {
  public:
   console_sink() : console_sink(std::cerr, ::isatty(STDERR_FILENO) == 1) {}
-  // live: draw progress as one line redrawn in place (a terminal).
+  /// live: draw progress as one line redrawn in place (a terminal).
   console_sink(std::ostream& out, bool live) : out_(&out), live_(live) {}
 
   void write(const request_event& event) { line(detail::text_line(event)); }

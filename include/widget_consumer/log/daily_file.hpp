@@ -25,7 +25,7 @@ class daily_file_sink {
   void write(const consumer_summary& summary) { line(summary.time, detail::text_line(summary)); }
   void flush() { file_.flush(); }
 
-  // The file that holds the events of that day.
+  /// The file that holds the events of that day.
   std::filesystem::path path_for(log_clock::time_point time) const {
     return folder_ / (day_of(time) + ".log");
   }

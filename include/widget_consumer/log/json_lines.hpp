@@ -20,7 +20,7 @@ class json_lines_sink {
  public:
   json_lines_sink() : json_lines_sink(std::cout) {}
   explicit json_lines_sink(std::ostream& out) : out_(&out) {}
-  // Appends to the file.
+  /// Appends to the file.
   explicit json_lines_sink(const std::filesystem::path& file)
       : file_(std::make_unique<std::ofstream>(file, std::ios::app)), out_(file_.get()) {
     if (!*file_)

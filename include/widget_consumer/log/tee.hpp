@@ -14,7 +14,7 @@ template <log_policy A, log_policy B>
 class tee_log {
  public:
   tee_log() = default;
-  // Each tuple constructs one side in place: logs hold mutexes and cannot move.
+  /// Each tuple constructs one side in place: logs hold mutexes and cannot move.
   template <class... ArgsA, class... ArgsB>
   tee_log(std::piecewise_construct_t, std::tuple<ArgsA...> first, std::tuple<ArgsB...> second)
       : first_(std::make_from_tuple<A>(std::move(first))),
@@ -53,7 +53,7 @@ class tee_log {
     second_.flush();
   }
 
-  // The optional hooks (concepts.hpp), to the sides that have them.
+  /// The optional hooks (concepts.hpp), to the sides that have them.
   void observe(const consumer_state& state) requires(state_observing<A> || state_observing<B>) {
     if constexpr (state_observing<A>)
       first_.observe(state);

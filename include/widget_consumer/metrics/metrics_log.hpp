@@ -38,19 +38,19 @@ namespace widget_consumer {
 
 namespace metrics {
 
-// Received to settled: milliseconds for a local store, seconds for a slow
-// one or a request retried within its delivery.
+/// Received to settled: milliseconds for a local store, seconds for a slow
+/// one or a request retried within its delivery.
 inline std::vector<double> request_duration_buckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }
 
-// One call of the store: a local file to a remote service's timeout.
+/// One call of the store: a local file to a remote service's timeout.
 inline std::vector<double> store_call_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
-// When this process began, in seconds since the Unix epoch: from Linux's
-// /proc (its start in clock ticks after boot, and the boot time), else now.
+/// When this process began, in seconds since the Unix epoch: from Linux's
+/// /proc (its start in clock ticks after boot, and the boot time), else now.
 inline double process_start_time_seconds() {
   const double now = std::chrono::duration<double>(log_clock::now().time_since_epoch()).count();
   std::ifstream self("/proc/self/stat");
@@ -77,10 +77,10 @@ inline double process_start_time_seconds() {
 
 }  // namespace metrics
 
-// The text side of a log policy is null_log's: metrics_log only counts.
+/// The text side of a log policy is null_log's: metrics_log only counts.
 class metrics_log : public null_log {
  public:
-  // The "type" label of a request whose body did not parse.
+  /// The "type" label of a request whose body did not parse.
   static constexpr std::string_view unknown_type = "unknown";
 
   metrics_log() : start_time_(metrics::process_start_time_seconds()) {}
@@ -102,8 +102,8 @@ class metrics_log : public null_log {
       store_call_errors_.add();
   }
 
-  // The run's counts are since its run() began: what is new since the last
-  // observation of the same run is added to the counters.
+  /// The run's counts are since its run() began: what is new since the last
+  /// observation of the same run is added to the counters.
   void observe(const consumer_state& state) {
     std::lock_guard lock(mutex_);
     if (state.run_started != run_started_) {
@@ -122,7 +122,7 @@ class metrics_log : public null_log {
 
   // ---- reading -----------------------------------------------------------
 
-  // A poll succeeded within `within` of now (none yet: not ready).
+  /// A poll succeeded within `within` of now (none yet: not ready).
   bool ready(std::chrono::milliseconds within, log_clock::time_point now = log_clock::now()) const {
     const auto last = last_poll_ok();
     return last && now - *last <= within;
@@ -141,7 +141,7 @@ class metrics_log : public null_log {
     return 0;
   }
 
-  // The /metrics page, in the text exposition format 0.0.4.
+  /// The /metrics page, in the text exposition format 0.0.4.
   std::string exposition() const {
     metrics::text_exposition out;
     write_requests(out);

@@ -23,9 +23,10 @@
 #include <utility>
 #include <vector>
 
+/// Prometheus metrics: the registry, the log policy that fills it, and its HTTP server.
 namespace widget_consumer::metrics {
 
-// Only goes up (since the process began).
+/// Only goes up (since the process began).
 class counter {
  public:
   void add(std::uint64_t amount = 1) noexcept {
@@ -37,7 +38,7 @@ class counter {
   std::atomic<std::uint64_t> value_{0};
 };
 
-// A value that is set.
+/// A value that is set.
 class gauge {
  public:
   void set(double value) noexcept { value_.store(value, std::memory_order_relaxed); }
@@ -47,8 +48,8 @@ class gauge {
   std::atomic<double> value_{0.0};
 };
 
-// Observations counted into buckets with the given upper bounds (sorted,
-// finite; +Inf is implied).
+/// Observations counted into buckets with the given upper bounds (sorted,
+/// finite; +Inf is implied).
 class histogram {
  public:
   explicit histogram(std::vector<double> bounds)
@@ -71,7 +72,7 @@ class histogram {
   const std::vector<double>& bounds() const noexcept { return bounds_; }
 
   struct snapshot {
-    std::vector<std::uint64_t> cumulative;  // one per bound, then +Inf
+    std::vector<std::uint64_t> cumulative;  ///< one per bound, then +Inf
     double sum = 0;
     std::uint64_t count() const noexcept { return cumulative.empty() ? 0 : cumulative.back(); }
   };
@@ -98,12 +99,12 @@ struct label {
   std::string_view value;
 };
 
-// Writes metric families in the text format, version 0.0.4.
+/// Writes metric families in the text format, version 0.0.4.
 class text_exposition {
  public:
   static constexpr std::string_view content_type = "text/plain; version=0.0.4; charset=utf-8";
 
-  // The # HELP and # TYPE lines that begin a family.
+  /// The # HELP and # TYPE lines that begin a family.
   void family(std::string_view name, std::string_view type, std::string_view help) {
     text_.append("# HELP ").append(name).append(" ");
     escape(help, false);
@@ -128,7 +129,7 @@ class text_exposition {
     text_.append(" ").append(format_value(value)).append("\n");
   }
 
-  // name_bucket{le=...} cumulative and ending with +Inf, name_sum, name_count.
+  /// name_bucket{le=...} cumulative and ending with +Inf, name_sum, name_count.
   void histogram_samples(std::string_view name, const std::vector<label>& labels,
                          const histogram& h) {
     const histogram::snapshot taken = h.read();
@@ -147,8 +148,8 @@ class text_exposition {
   const std::string& text() const noexcept { return text_; }
   std::string take() noexcept { return std::move(text_); }
 
-  // Integers as integers (counts up to 2^53 are exact in a double), the
-  // rest in the shortest form that reads back as the same double.
+  /// Integers as integers (counts up to 2^53 are exact in a double), the
+  /// rest in the shortest form that reads back as the same double.
   static std::string format_value(double value) {
     if (std::isnan(value))
       return "NaN";

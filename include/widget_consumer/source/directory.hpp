@@ -30,12 +30,12 @@
 namespace widget_consumer {
 
 struct directory_source_options {
-  std::string rejected_folder = "rejected";  // inside the source folder
+  std::string rejected_folder = "rejected";  ///< inside the source folder
 };
 
 class directory_source {
  public:
-  using ticket_type = std::string;  // the file name
+  using ticket_type = std::string;  ///< the file name
   using clock = std::chrono::steady_clock;
 
   explicit directory_source(std::filesystem::path folder, directory_source_options options = {})
@@ -46,8 +46,8 @@ class directory_source {
       throw std::invalid_argument("rejected folder must be a plain name inside the request folder");
   }
 
-  // Never waits: a folder has no long poll; the consumer pauses between
-  // empty polls.
+  /// Never waits: a folder has no long poll; the consumer pauses between
+  /// empty polls.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t max) {
     if (pending_.empty() || released_file_due())
       list();
@@ -114,7 +114,7 @@ class directory_source {
   std::vector<settle_failure> flush() { return ledger_.take_failures(); }
 
   bool ordered() const noexcept { return true; }
-  // A released file is handed out again by this source only (concepts.hpp).
+  /// A released file is handed out again by this source only (concepts.hpp).
   bool releases_locally() const noexcept { return true; }
 
   const std::filesystem::path& folder() const noexcept { return folder_; }

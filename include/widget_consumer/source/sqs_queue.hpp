@@ -98,7 +98,7 @@ class sqs_queue_source {
       "that the queue (name or URL) exists in this region and that these credentials may "
       "receive, delete and change the visibility of its messages";
 
-  // SQS's limit on how long a message may stay hidden.
+  /// SQS's limit on how long a message may stay hidden.
   static constexpr int max_visibility_seconds = sqs_max_visibility_seconds;
 
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
@@ -147,17 +147,17 @@ class sqs_queue_source {
     release_everything_in_flight(static_cast<int>(hidden.count()));
   }
 
-  // No receive begins any more; those in progress end as usual (their
-  // messages are settled or given back like any). poll() still hands out
-  // what was received. Does not block; the heartbeat goes on.
+  /// No receive begins any more; those in progress end as usual (their
+  /// messages are settled or given back like any). poll() still hands out
+  /// what was received. Does not block; the heartbeat goes on.
   void request_stop() noexcept {
     detail::change_and_notify(
         mutex_, [this] { gate_.stop_receiving(); }, space_);
   }
 
-  // Takes what the receivers buffered; waits up to `wait` when there is
-  // nothing. A receive that failed since the last poll is thrown here once
-  // the buffer is empty, so the consumer logs and counts it.
+  /// Takes what the receivers buffered; waits up to `wait` when there is
+  /// nothing. A receive that failed since the last poll is thrown here once
+  /// the buffer is empty, so the consumer logs and counts it.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
     std::unique_lock lock(mutex_);
     const auto now = std::chrono::steady_clock::now();
@@ -257,20 +257,20 @@ class sqs_queue_source {
     }
   }
 
-  // Hands what is queued to the settler thread and returns without waiting:
-  // the failures known now (refused at once, or of calls that ended).
+  /// Hands what is queued to the settler thread and returns without waiting:
+  /// the failures known now (refused at once, or of calls that ended).
   std::vector<settle_failure> begin_flush() { return expect_back(settling_.begin_flush()); }
 
-  // Hands what is queued and waits for every call begun: every failure not
-  // reported yet.
+  /// Hands what is queued and waits for every call begun: every failure not
+  /// reported yet.
   std::vector<settle_failure> flush() { return expect_back(settling_.flush()); }
 
-  // Work still to come (concepts.hpp, pending_reporting), so that the
-  // consumer's max_idle does not end a run while this source hides some:
-  // messages received and not settled (buffered, kept releases), settling
-  // not yet done, and messages given back to the queue or left in it by a
-  // failed settlement, until they are due back there. Messages hidden by
-  // other consumers, or by an earlier run that died, are not counted.
+  /// Work still to come (concepts.hpp, pending_reporting), so that the
+  /// consumer's max_idle does not end a run while this source hides some:
+  /// messages received and not settled (buffered, kept releases), settling
+  /// not yet done, and messages given back to the queue or left in it by a
+  /// failed settlement, until they are due back there. Messages hidden by
+  /// other consumers, or by an earlier run that died, are not counted.
   bool has_pending() const {
     std::lock_guard lock(mutex_);
     return deliveries_.ledger().size() > 0 || settling_.busy() ||
@@ -279,22 +279,22 @@ class sqs_queue_source {
 
   bool ordered() const noexcept { return queue_.fifo; }
 
-  // The queue's RedrivePolicy maxReceiveCount; 0 = none.
+  /// The queue's RedrivePolicy maxReceiveCount; 0 = none.
   int max_receive_count() const noexcept { return queue_.max_receive_count; }
-  // Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
+  /// Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
   std::uint64_t releases_kept() const {
     std::lock_guard lock(mutex_);
     return deliveries_.local().kept();
   }
-  // Said once at start-up: maxReceiveCount too low for the consumer's own
-  // receives (detail::sqs_redrive_warning). "" = none.
+  /// Said once at start-up: maxReceiveCount too low for the consumer's own
+  /// receives (detail::sqs_redrive_warning). "" = none.
   std::string redrive_warning(std::uint32_t max_receives) const {
     return detail::sqs_redrive_warning(queue_.max_receive_count, local_release_, max_receives,
                                        queue_.fifo);
   }
 
   const std::string& queue_url() const noexcept { return queue_.url; }
-  // Where a reject goes, in words, for the start-up line.
+  /// Where a reject goes, in words, for the start-up line.
   std::string rejects_go_to() const {
     switch (queue_.reject_mode) {
       case sqs_reject_mode::dead_letter_queue:
@@ -313,22 +313,22 @@ class sqs_queue_source {
   const std::string& dead_letter_queue_url() const noexcept { return queue_.dead_letter_url; }
   sqs_reject_mode reject_mode() const noexcept { return queue_.reject_mode; }
   int visibility_timeout_seconds() const noexcept { return queue_.visibility_seconds; }
-  // Received and not yet settled (buffered included).
+  /// Received and not yet settled (buffered included).
   std::size_t in_flight() const {
     std::lock_guard lock(mutex_);
     return deliveries_.ledger().size();
   }
-  // What the settler found worth a warning since the last call: a reject
-  // sent to the dead-letter queue again after a send that may have reached
-  // it (a standard queue then holds it twice).
+  /// What the settler found worth a warning since the last call: a reject
+  /// sent to the dead-letter queue again after a send that may have reached
+  /// it (a standard queue then holds it twice).
   std::vector<std::string> take_warnings() { return settling_.take_warnings(); }
-  // Visibility extensions SQS refused for messages still in flight (they
-  // may be delivered again meanwhile). Calls that failed are made again.
+  /// Visibility extensions SQS refused for messages still in flight (they
+  /// may be delivered again meanwhile). Calls that failed are made again.
   std::uint64_t heartbeat_failures() const {
     std::lock_guard lock(mutex_);
     return heartbeat_failures_;
   }
-  // Copies received of messages in flight or deleted lately: not handed out.
+  /// Copies received of messages in flight or deleted lately: not handed out.
   std::uint64_t duplicates() const {
     std::lock_guard lock(mutex_);
     return deliveries_.duplicates();
