@@ -12,6 +12,7 @@
 
 namespace widget_consumer {
 
+/// How a consumer runs: lanes, batching, retries, holds, stop conditions.
 struct consumer_options {
   std::size_t concurrency = 4;  ///< lane threads
   /// Requests polled and not yet settled, across all lanes: bounds memory
@@ -24,9 +25,9 @@ struct consumer_options {
   std::chrono::milliseconds empty_poll_delay{100};  ///< pause after an empty poll
   std::chrono::milliseconds max_runtime{0};         ///< 0 = no limit
   std::chrono::milliseconds max_idle{0};            ///< nothing polled nor in flight; 0 = no limit
-  std::uint32_t max_attempts = 3;                   ///< store calls per delivery on transient errors
-  std::chrono::milliseconds retry_backoff{50};      ///< doubles per attempt
-  std::chrono::milliseconds release_delay{1000};    ///< before a released request comes back
+  std::uint32_t max_attempts = 3;                 ///< store calls per delivery on transient errors
+  std::chrono::milliseconds retry_backoff{50};    ///< doubles per attempt
+  std::chrono::milliseconds release_delay{1000};  ///< before a released request comes back
   /// After a store failure releases a request, the widget's later requests are
   /// released too until that request comes back, in order
   /// (detail/widget_holds.hpp). When the source's releases may go to another
@@ -37,9 +38,9 @@ struct consumer_options {
   /// (its create may come later) until it has been received this many times.
   std::uint32_t max_receives = 5;
   std::chrono::milliseconds progress_interval{1000};  ///< 0 = no progress events
-  std::uint32_t max_poll_failures = 10;               ///< consecutive; then run() returns. 0 = never
-  std::chrono::milliseconds poll_failure_delay{1000};
-  parse_options parsing;
+  std::uint32_t max_poll_failures = 10;  ///< consecutive; then run() returns. 0 = never
+  std::chrono::milliseconds poll_failure_delay{1000};  ///< pause after a poll that threw
+  parse_options parsing;                               ///< limits and rules of parse_request
 };
 
 namespace detail {

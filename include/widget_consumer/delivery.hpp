@@ -13,8 +13,8 @@ namespace widget_consumer {
 /// it only moves it back into ack/release/reject.
 template <class Ticket>
 struct received_request {
-  std::string body;
-  Ticket ticket;
+  std::string body;  ///< the request's JSON text
+  Ticket ticket;     ///< the source's handle for settling it
   /// For logs: the S3 key, the SQS message id, the file name.
   std::string name;
   /// How many times this request has been delivered, this one included
@@ -27,14 +27,15 @@ struct received_request {
   std::string position{};
 };
 
+/// What the consumer did with a delivery: confirmed, handed back, or moved aside.
 enum class settle_action { ack, release, reject };
 
 /// An ack, release or reject that did not take effect. The request is still
 /// in the source (at-least-once), so it will be delivered again.
 struct settle_failure {
-  settle_action action = settle_action::ack;
-  std::string name;    ///< received_request::name
-  std::string reason;  ///< never holds credentials
+  settle_action action = settle_action::ack;  ///< which settlement failed
+  std::string name;                           ///< received_request::name
+  std::string reason;                         ///< never holds credentials
 };
 
 /// A request this source released earlier that it will not deliver again to
@@ -46,6 +47,7 @@ struct forgotten_release {
   std::string widget_id;  ///< the widget it was released for
 };
 
+/// "ack", "release" or "reject", for logs.
 inline std::string_view to_string(settle_action action) noexcept {
   switch (action) {
     case settle_action::ack:

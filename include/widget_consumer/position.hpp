@@ -33,6 +33,7 @@
 namespace widget_consumer {
 
 inline constexpr std::size_t fifo_position_digits = 40;  ///< SequenceNumber: up to 128 bits
+/// SentTimestamp in ms, zero-padded to this.
 inline constexpr std::size_t standard_position_digits = 16;
 
 namespace detail {
@@ -53,10 +54,12 @@ inline bool all_digits(std::string_view text) noexcept {
 
 }  // namespace detail
 
+/// The position of an S3 request: its key, whose order is the source's.
 inline std::string s3_key_position(std::string_view key) {
   return "s3:" + std::string(key);
 }
 
+/// The position of a directory request: its file name, whose order is the source's.
 inline std::string file_position(std::string_view name) {
   return "dir:" + std::string(name);
 }
@@ -105,8 +108,7 @@ inline bool moves_forward(std::string_view candidate, std::string_view stored) n
     return true;
   if (position_kind(candidate) != position_kind(stored))
     return true;
-  if (const auto group = position_tie_group(candidate);
-      !group.empty() && stored.starts_with(group))
+  if (const auto group = position_tie_group(candidate); !group.empty() && stored.starts_with(group))
     return candidate != stored;
   return candidate > stored;
 }

@@ -21,8 +21,11 @@ namespace widget_consumer {
 /// what is in flight and returns. A lock-free atomic, so async-signal-safe.
 class stop_flag {
  public:
+  /// Asks run() to stop; each further call counts (a second signal stops at once).
   void request_stop() noexcept { requests_.fetch_add(1, std::memory_order_relaxed); }
+  /// True once a stop was asked for.
   bool stop_requested() const noexcept { return requests_.load(std::memory_order_relaxed) > 0; }
+  /// How many times a stop was asked for.
   int requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
  private:
@@ -65,6 +68,8 @@ inline void stop_on_signals(stop_flag& flag) {
 /// a condition variable.
 class stop_deadline {
  public:
+  /// Watches `flag`: `deadline` after its first stop request, calls `on_deadline` unless destroyed
+  /// first.
   stop_deadline(const stop_flag& flag, std::chrono::milliseconds deadline,
                 std::function<void()> on_deadline) {
     if (deadline.count() > 0)

@@ -46,18 +46,20 @@
 /// The AWS side: SigV4, the HTTP transport, credentials, and the S3, SQS, DynamoDB clients.
 namespace widget_consumer::aws {
 
+/// Where and how a service_client reaches its service: region, endpoint, credentials, retries.
 struct client_config {
-  std::string region;
+  std::string region;  ///< signing region; empty: us-east-1
   /// scheme://host[:port], e.g. http://127.0.0.1:4566 or
   /// https://sqs.us-east-1.amazonaws.com. Empty: the service's AWS endpoint
   /// in `region`.
   std::string endpoint;
-  bool path_style = true;
-  int max_attempts = 3;
-  http_options http;
+  bool path_style = true;  ///< S3: bucket in the path, not the host name
+  int max_attempts = 3;    ///< attempts per call, the first included
+  http_options http;       ///< timeouts and TLS of the transport
   /// The clock, random source and sleep of the retry policy; empty: the
   /// system's. Tests inject a sleep that does not wait.
   std::optional<retry_environment> retry_env;
+  /// Called once per attempt for the keys to sign it with (a credentials_chain).
   std::function<aws::credentials()> credentials;
   /// Where a client says what a person running the program should know and
   /// that is no error (S3: the region a bucket was found in, once per bucket).
@@ -77,17 +79,23 @@ struct client_config {
 ///   explain(error, request, response)
 ///                              the error to throw for the final non-2xx answer.
 struct config_route {
+  /// The region every attempt is signed for: the config's.
   std::string_view signing_region;
 
+  /// The region to sign the next sending for.
   std::string_view region() const noexcept { return signing_region; }
+  /// Never sends a request again: the config's route follows no redirect.
   bool follow(http_request&, const http_response&) noexcept { return false; }
+  /// The error to throw for the final non-2xx answer: the one given.
   service_error explain(service_error error, const http_request&, const http_response&) const {
     return error;
   }
 };
 
+/// One AWS service's calls: signed, sent, retried, and their errors turned into exceptions.
 class service_client {
  public:
+  /// A client of `service` (its signing name: "s3", "sqs", "dynamodb") as `config` says.
   service_client(std::string service, client_config config)
       : service_(std::move(service)), config_(std::move(config)) {
     if (config_.region.empty())
@@ -214,7 +222,9 @@ class service_client {
         std::move(cancel));
   }
 
+  /// The configuration it was built with, defaults filled in.
   const client_config& config() const noexcept { return config_; }
+  /// The signing name of its service.
   const std::string& service() const noexcept { return service_; }
   /// The retry state (quota, learned clock offset), shared by copies.
   const retry_strategy& retries() const noexcept { return *retry_; }

@@ -17,6 +17,7 @@
 
 namespace widget_consumer::aws {
 
+/// What a user states about the AWS services to call; the rest is looked up as the AWS CLI does.
 struct client_settings {
   std::string profile;                ///< "" = AWS_PROFILE, else "default"
   std::string region;                 ///< "" = AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1

@@ -17,7 +17,9 @@
 
 namespace widget_consumer::aws {
 
+/// The region when nothing names one.
 inline constexpr std::string_view default_region = "us-east-1";
+/// The profile when neither an argument nor AWS_PROFILE names one.
 inline constexpr std::string_view default_profile = "default";
 
 namespace detail {
@@ -64,8 +66,10 @@ inline std::filesystem::path expand_home(const std::string& path) {
 /// case. An indented line under a key with an empty value is a sub-property,
 /// stored as "key.sub" (e.g. "s3.addressing_style").
 using ini_section = std::map<std::string, std::string>;
+/// A whole INI file: section name -> its keys.
 using ini_file = std::map<std::string, ini_section>;
 
+/// Parses the AWS CLI's INI dialect (shared credentials and config files).
 inline ini_file parse_ini(std::string_view text) {
   ini_file file;
   ini_section* section = nullptr;
@@ -107,12 +111,14 @@ inline std::optional<ini_file> read_ini_file(const std::filesystem::path& path) 
   return parse_ini(text.str());
 }
 
+/// The shared credentials file: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials.
 inline std::filesystem::path shared_credentials_file() {
   if (auto path = detail::environment("AWS_SHARED_CREDENTIALS_FILE"))
     return detail::expand_home(*path);
   return detail::home_directory() / ".aws" / "credentials";
 }
 
+/// The shared config file: AWS_CONFIG_FILE, else ~/.aws/config.
 inline std::filesystem::path shared_config_file() {
   if (auto path = detail::environment("AWS_CONFIG_FILE"))
     return detail::expand_home(*path);
@@ -140,6 +146,7 @@ inline const ini_section* config_profile_section(const ini_file& config,
   return nullptr;
 }
 
+/// One key of a profile in the shared config file; nullopt when unset or empty.
 inline std::optional<std::string> config_profile_value(const std::string& profile,
                                                        const std::string& key) {
   const auto config = read_ini_file(shared_config_file());
@@ -169,6 +176,7 @@ inline std::string resolve_region(std::optional<std::string_view> explicit_regio
   return std::string(default_region);
 }
 
+/// A service's base URL and whether S3 requests name the bucket in the path.
 struct service_endpoint {
   std::string url;  ///< scheme://host[:port], no trailing slash
   /// S3 only: bucket in the path (http://host/bucket/key) rather than in the
@@ -176,6 +184,7 @@ struct service_endpoint {
   bool path_style = false;
 };
 
+/// The public AWS endpoint of a service in a region (amazonaws.com, or .com.cn in China).
 inline std::string aws_endpoint_url(std::string_view service, std::string_view region) {
   const std::string_view suffix = region.starts_with("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
   return "https://" + std::string(service) + "." + std::string(region) + "." + std::string(suffix);
@@ -244,6 +253,7 @@ inline std::string s3_bucket_url(const service_endpoint& endpoint, std::string_v
   return detail::virtual_host_base(endpoint, bucket) + "/";
 }
 
+/// The URL of an object, in the endpoint's addressing style.
 inline std::string s3_object_url(const service_endpoint& endpoint, std::string_view bucket,
                                  std::string_view key) {
   if (detail::use_path_style(endpoint, bucket))

@@ -42,9 +42,11 @@ extern char** environ;
 
 namespace widget_consumer::aws {
 
+/// Limits on a credential_process command run from a profile.
 struct credential_process_options {
+  /// The command is killed after this long.
   std::chrono::milliseconds timeout = std::chrono::seconds{60};
-  std::size_t max_output = 64 * 1024;
+  std::size_t max_output = 64 * 1024;  ///< bytes of output read before giving up
 };
 
 namespace detail {

@@ -25,10 +25,12 @@
 
 namespace widget_consumer::aws {
 
+/// The keys a request is signed with, and where they came from.
 struct credentials {
-  std::string access_key_id;
-  std::string secret_access_key;
-  std::string session_token;  ///< empty for long-term keys
+  std::string access_key_id;      ///< the AKIA.../ASIA... key id
+  std::string secret_access_key;  ///< the secret the signature is made with
+  std::string session_token;      ///< empty for long-term keys
+  /// When temporary keys stop working; unset: never.
   std::optional<std::chrono::system_clock::time_point> expiration;
   /// Where they were found ("environment", "assume role arn:... via profile
   /// dev", ...), for messages that must say which identity was used without
@@ -36,7 +38,9 @@ struct credentials {
   /// the identity: two equal keys from two places are equal credentials.
   std::string source = {};
 
+  /// True when there are no keys to sign with.
   bool empty() const noexcept { return access_key_id.empty() || secret_access_key.empty(); }
+  /// The same identity: keys, token and expiration equal, wherever they came from.
   bool operator==(const credentials& other) const noexcept {
     return access_key_id == other.access_key_id && secret_access_key == other.secret_access_key &&
            session_token == other.session_token && expiration == other.expiration;
@@ -84,9 +88,9 @@ class credentials_error : public std::runtime_error {
 /// stops the chain: the user asked for something specific (a named profile)
 /// and falling through to another identity would be a surprise.
 struct provider_result {
-  std::optional<credentials> found = {};
-  std::string reason = {};
-  bool final = false;
+  std::optional<credentials> found = {};  ///< the credentials, when the provider has them
+  std::string reason = {};                ///< why not, for the chain's error message
+  bool final = false;                     ///< true: no later provider is tried
 };
 
 namespace detail {
@@ -123,8 +127,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::s
 /// A provider answers with a provider_result; one that throws has found a
 /// configuration it cannot use, which stops the chain like a final result.
 struct named_provider {
-  std::string name;
-  std::function<provider_result()> fetch;
+  std::string name;                        ///< for messages: "environment", "IMDS", ...
+  std::function<provider_result()> fetch;  ///< asked for credentials each time the chain needs them
 };
 
 /// Callable as std::function<credentials()>: the first provider with
@@ -146,11 +150,16 @@ struct named_provider {
 /// valid; after that, the failure is thrown.
 class credentials_chain {
  public:
+  /// When the chain refreshes expiring credentials, and the clock it reads.
   struct options {
+    /// Inside this, one caller refreshes while the others go on.
     std::chrono::seconds refresh_margin = std::chrono::minutes{5};
+    /// Inside this, every caller waits for the refresh.
     std::chrono::seconds mandatory_margin = std::chrono::minutes{1};
+    /// The backoff after a failed refresh, doubling.
     std::chrono::milliseconds first_backoff = std::chrono::seconds{1};
-    std::chrono::milliseconds max_backoff = std::chrono::seconds{30};
+    std::chrono::milliseconds max_backoff = std::chrono::seconds{30};  ///< the longest backoff
+    /// The clock expirations are compared with; tests set one.
     std::function<std::chrono::system_clock::time_point()> now = [] {
       return std::chrono::system_clock::now();
     };
@@ -160,6 +169,7 @@ class credentials_chain {
   credentials_chain(std::vector<named_provider> providers, options opts)
       : state_(std::make_shared<state>(std::move(providers), std::move(opts))) {}
 
+  /// Valid credentials: the cached ones, or a refresh of them; throws when none can be had.
   credentials operator()() const {
     state& s = *state_;
     std::unique_lock lock(s.mutex);

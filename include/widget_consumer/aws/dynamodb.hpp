@@ -28,25 +28,30 @@
 
 namespace widget_consumer::aws {
 
+/// Whether a conditional write was carried out.
 enum class write_status {
-  written,           // the write happened
-  condition_failed,  // ConditionalCheckFailedException: nothing was written
+  written,           ///< the write happened
+  condition_failed,  ///< ConditionalCheckFailedException: nothing was written
 };
 
+/// The answer to a PutItem, UpdateItem or DeleteItem.
 struct write_result {
-  write_status status = write_status::written;
+  write_status status = write_status::written;  ///< written, or refused by its condition
   /// The operation's response (e.g. Attributes when ReturnValues asked for
   /// them); empty when the condition failed.
   boost::json::object response;
 
+  /// True when the write's condition did not hold and nothing was written.
   bool condition_failed() const noexcept { return status == write_status::condition_failed; }
 };
 
+/// One page of a Scan.
 struct scan_page {
-  std::vector<boost::json::object> items;
+  std::vector<boost::json::object> items;  ///< the items, as DynamoDB's typed JSON
   /// Where the next page starts; empty on the last page.
   boost::json::object last_evaluated_key;
 
+  /// True when another page follows.
   bool has_more() const noexcept { return !last_evaluated_key.empty(); }
 };
 
@@ -106,10 +111,13 @@ inline boost::json::object dynamodb_read_write(const response_origin& origin,
 
 }  // namespace detail
 
+/// DynamoDB's item calls the store makes, on one service_client.
 class dynamodb_client {
  public:
+  /// A client of DynamoDB as `config` says.
   explicit dynamodb_client(client_config config) : client_("dynamodb", std::move(config)) {}
 
+  /// The underlying client, for calls this class does not wrap.
   service_client& service() noexcept { return client_; }
 
   /// `request` holds everything but TableName: Item, ConditionExpression,

@@ -176,29 +176,40 @@ inline std::string_view trim_left(std::string_view text) noexcept {
 
 }  // namespace detail
 
+/// An AWS service answered, and the answer says no (4xx, 5xx, or an error in a 200).
 class service_error : public std::runtime_error {
  public:
+  /// Everything known of the refusal; what() is made from it.
   struct details {
-    std::string service;    ///< signing name: "s3", "sqs", "dynamodb"
-    std::string operation;  ///< "GetObject"
-    std::string resource;   ///< "s3://requests/1612306368338", may be empty
-    long status = 0;        ///< HTTP status
-    std::string code;       ///< AWS error code, or "HTTP <status>" when the body had none
-    std::string message;
-    std::string request_id;
+    std::string service;     ///< signing name: "s3", "sqs", "dynamodb"
+    std::string operation;   ///< "GetObject"
+    std::string resource;    ///< "s3://requests/1612306368338", may be empty
+    long status = 0;         ///< HTTP status
+    std::string code;        ///< AWS error code, or "HTTP <status>" when the body had none
+    std::string message;     ///< the service's error message, may be empty
+    std::string request_id;  ///< x-amz-request-id, for AWS support
     /// The server's clock from the Date header, for clock-skew correction.
     std::optional<std::chrono::system_clock::time_point> server_time;
   };
 
+  /// The error for `d`, its what() naming the call, the resource and the code.
   explicit service_error(details d) : std::runtime_error(describe(d)), details_(std::move(d)) {}
 
+  /// The signing name of the service that answered.
   const std::string& service() const noexcept { return details_.service; }
+  /// The call that failed, e.g. "GetObject".
   const std::string& operation() const noexcept { return details_.operation; }
+  /// What the call was about, e.g. "s3://bucket/key"; may be empty.
   const std::string& resource() const noexcept { return details_.resource; }
+  /// The HTTP status of the answer.
   long status() const noexcept { return details_.status; }
+  /// The AWS error code, e.g. "NoSuchKey", or "HTTP <status>".
   const std::string& code() const noexcept { return details_.code; }
+  /// The service's own message, may be empty.
   const std::string& message() const noexcept { return details_.message; }
+  /// The request id AWS support asks for.
   const std::string& request_id() const noexcept { return details_.request_id; }
+  /// The server's clock from the Date header, for clock-skew correction.
   const std::optional<std::chrono::system_clock::time_point>& server_time() const noexcept {
     return details_.server_time;
   }
@@ -264,6 +275,7 @@ class service_error : public std::runtime_error {
   details details_;
 };
 
+/// No answer came from the service (connection, timeout, TLS), or one that cannot be read.
 class transport_error : public std::runtime_error {
  public:
   /// malformed: an answer came, but its body does not parse or arrived
@@ -272,9 +284,12 @@ class transport_error : public std::runtime_error {
   /// gave up on the call (http.hpp); a retry would defeat the purpose.
   enum class kind { connect, timeout, tls, other, permanent, malformed, too_large, cancelled };
 
+  /// A failure of kind `k`; `what` says what happened, without secrets.
   transport_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
 
+  /// What kind of failure it was.
   kind failure() const noexcept { return kind_; }
+  /// True when the call ran out of time.
   bool timeout() const noexcept { return kind_ == kind::timeout; }
   /// A certificate that does not verify, a URL curl cannot use or an oversized
   /// answer will fail the same way every time, and a cancelled call was given
@@ -294,6 +309,7 @@ class transport_error : public std::runtime_error {
 inline bool may_have_taken_effect(const service_error& e) noexcept {
   return e.status() >= 500 && !e.throttling();
 }
+/// As above: a transport failure once the request may have gone out.
 inline bool may_have_taken_effect(const transport_error& e) noexcept {
   return e.failure() != transport_error::kind::connect;
 }

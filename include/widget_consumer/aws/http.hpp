@@ -39,9 +39,10 @@
 
 namespace widget_consumer::aws {
 
+/// How the HTTP transport connects, verifies and limits each request.
 struct http_options {
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds total_timeout{30000};
+  std::chrono::milliseconds connect_timeout{3000};  ///< to have a connection, TLS included
+  std::chrono::milliseconds total_timeout{30000};   ///< for the whole exchange, body included
   std::string ca_bundle;  ///< a PEM file; empty: the system's default store
   /// An answer's body (after decompression) may not be larger than this; the
   /// transfer is aborted with transport_error kind::too_large the moment it
@@ -267,11 +268,14 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
 
 }  // namespace detail
 
+/// The HTTP transport (libcurl): a pool of connections, safe to use from many threads.
 class http_client {
  public:
+  /// A transport with its own connection pool, configured by `options`.
   explicit http_client(http_options options = {})
       : pool_(std::make_unique<detail::curl_pool>(std::move(options))) {}
 
+  /// The options it was made with.
   const http_options& options() const noexcept { return pool_->options(); }
 
   /// Sends one request and returns the answer, whatever its status. Safe to

@@ -39,8 +39,10 @@ namespace widget_consumer::aws {
 struct credential_lookup {
   std::string profile = {};  ///< "" = AWS_PROFILE, else "default"
   std::string region = {};   ///< for STS; "" = AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1
-  std::string endpoint_url = {};  ///< for STS; "" = AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional
-  std::string ca_bundle = {};     ///< "" = the system's CA certificates
+  std::string endpoint_url =
+      {};                      ///< for STS; "" = AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional
+  std::string ca_bundle = {};  ///< "" = the system's CA certificates
+  /// Limits on a profile's credential_process command.
   credential_process_options process = {};
 };
 

@@ -32,11 +32,12 @@ namespace widget_consumer::aws {
 
 /// Where a response came from: what its errors are reported as.
 struct response_origin {
-  std::string_view service;    ///< "s3", "sqs", "dynamodb"
-  std::string_view operation;  ///< "ListObjectsV2"
-  std::string_view resource;   ///< "s3://bucket", a queue URL, a table name
-  const http_response& response;
+  std::string_view service;       ///< "s3", "sqs", "dynamodb"
+  std::string_view operation;     ///< "ListObjectsV2"
+  std::string_view resource;      ///< "s3://bucket", a queue URL, a table name
+  const http_response& response;  ///< the answer being read
 
+  /// "S3 ListObjectsV2 s3://bucket: what", for an error's message.
   std::string describe(std::string_view what) const {
     std::string text = detail::display_service_name(service);
     text += ' ';
@@ -50,6 +51,7 @@ struct response_origin {
     return text;
   }
 
+  /// The error for a 2xx answer that is not what the operation promises.
   service_error unexpected(std::string what) const {
     service_error::details d;
     d.service = std::string(service);
@@ -66,6 +68,7 @@ struct response_origin {
     return service_error(std::move(d));
   }
 
+  /// The error for a body that does not parse: retried like a broken connection.
   transport_error malformed(std::string_view what) const {
     return transport_error(
         transport_error::kind::malformed,

@@ -40,17 +40,20 @@
 
 namespace widget_consumer::aws {
 
+/// What one ListObjectsV2 page asks for.
 struct s3_list_options {
-  std::string prefix;
+  std::string prefix;              ///< only keys that begin so; "" = every key
   std::string continuation_token;  ///< a previous page's next_continuation_token
   std::string start_after;         ///< S3 ignores it once a continuation token is given
   std::optional<int> max_keys;     ///< 1..1000; S3's default is 1000
 };
 
+/// One page of keys from ListObjectsV2.
 struct s3_object_list {
   std::vector<std::string> keys;        ///< in S3's order: ascending UTF-8 bytes
   std::string next_continuation_token;  ///< empty on the last page
 
+  /// True when another page follows.
   bool has_more() const noexcept { return !next_continuation_token.empty(); }
 };
 
@@ -61,7 +64,7 @@ struct s3_object_info {
   /// nullopt when the server sent no Last-Modified or one that is not an HTTP
   /// date; S3 always sends one, to the second.
   std::optional<std::chrono::system_clock::time_point> last_modified;
-  std::string content_type;
+  std::string content_type;  ///< Content-Type, as stored
   /// User metadata: `x-amz-meta-<name>` headers, keyed by `<name>` lower-cased
   /// (HTTP header names fold case, and S3 stores them lower-cased). Values as
   /// sent: S3 passes non-ASCII values on RFC 2047-encoded, not decoded.
@@ -77,9 +80,9 @@ struct s3_write_condition {
 
 /// An object with what the GetObject answer told about it.
 struct s3_object {
-  std::string body;
-  std::string etag;  ///< quotes included, as sent
-  std::optional<std::chrono::system_clock::time_point> last_modified;
+  std::string body;                                                    ///< the object's bytes
+  std::string etag;                                                    ///< quotes included, as sent
+  std::optional<std::chrono::system_clock::time_point> last_modified;  ///< as in s3_object_info
   /// The server's clock when it answered (the Date header): compared with
   /// last_modified, it tells an object's age with no clock of ours involved.
   std::optional<std::chrono::system_clock::time_point> server_time;
@@ -93,9 +96,9 @@ using s3_metadata = std::map<std::string, std::string>;
 
 /// A key DeleteObjects did not delete, with S3's reason.
 struct s3_delete_failure {
-  std::string key;
-  std::string code;
-  std::string message;
+  std::string key;      ///< the key it failed on
+  std::string code;     ///< S3's error code, e.g. "AccessDenied"
+  std::string message;  ///< S3's message
 };
 
 /// "s3://bucket" or "s3://bucket/key": how error messages and logs name an
@@ -255,13 +258,16 @@ inline void s3_read_copy_result(const response_origin& origin) {
 
 }  // namespace detail
 
+/// The S3 object calls the sources and stores make, with each bucket's region learned.
 class s3_client {
  public:
   static constexpr std::size_t max_delete_keys = 1000;  ///< DeleteObjects' limit
 
+  /// A client of S3 as `config` says; copies share the learned bucket regions.
   explicit s3_client(client_config config)
       : client_("s3", std::move(config)), regions_(std::make_shared<s3_bucket_regions>()) {}
 
+  /// The underlying client, for calls this class does not wrap.
   service_client& service() noexcept { return client_; }
 
   /// One page of keys under options.prefix. Follow next_continuation_token for
@@ -344,6 +350,7 @@ class s3_client {
     }
   }
 
+  /// PutObject of `body` under `key`, sent with its Content-MD5.
   void put_object(std::string_view bucket, std::string_view key, std::string body,
                   std::string_view content_type = "application/octet-stream") {
     // Content-MD5 makes S3 refuse a body damaged on the way.
@@ -431,6 +438,7 @@ class s3_client {
     return failures;
   }
 
+  /// CopyObject within S3: the object under source_key becomes bucket/key too.
   void copy_object(std::string_view source_bucket, std::string_view source_key,
                    std::string_view bucket, std::string_view key) {
     require_key(source_key, "CopyObject");

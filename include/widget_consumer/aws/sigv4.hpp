@@ -25,9 +25,11 @@
 
 namespace widget_consumer::aws {
 
+/// What a SigV4 signature is made for: region, service, time, and the service's rules.
 struct signing_params {
-  std::string region;
-  std::string service;
+  std::string region;   ///< the region signed for, e.g. "us-east-1"
+  std::string service;  ///< the signing name, e.g. "s3"
+  /// The x-amz-date; an argument, so that the test vectors are fixed.
   std::chrono::system_clock::time_point time;
   bool s3 = false;                ///< S3 path rules and an x-amz-content-sha256 header
   bool unsigned_payload = false;  ///< sign "UNSIGNED-PAYLOAD" instead of the body's hash
@@ -37,7 +39,9 @@ struct signing_params {
   bool content_sha256_header = false;
 };
 
+/// The Authorization header's algorithm name.
 inline constexpr std::string_view sigv4_algorithm = "AWS4-HMAC-SHA256";
+/// The payload hash of a request whose body is not signed.
 inline constexpr std::string_view unsigned_payload_hash = "UNSIGNED-PAYLOAD";
 
 /// "20150830T123600Z", the x-amz-date format.
@@ -95,6 +99,7 @@ inline std::string normalize_path(std::string_view path) {
   return out;
 }
 
+/// The canonical URI of a path: S3 paths re-encoded as S3 does, others normalised and encoded.
 inline std::string canonical_uri(std::string_view path, const signing_params& params) {
   if (path.empty())
     return "/";
@@ -152,11 +157,13 @@ inline void remove_header(std::vector<http_header>& headers, std::string_view na
 }
 }  // namespace detail
 
+/// The canonical headers and the list of their names, both parts of the canonical request.
 struct canonical_header_block {
   std::string headers;         ///< "name:value\n" for each signed header, sorted
   std::string signed_headers;  ///< "host;x-amz-date"
 };
 
+/// The canonical headers of a request: lower-case names, trimmed values, sorted.
 inline canonical_header_block canonical_headers(const std::vector<http_header>& headers) {
   std::map<std::string, std::string> merged;  // sorted by lower-case name
   for (const auto& header : headers) {
@@ -188,6 +195,7 @@ inline std::string payload_hash(const http_request& request, const signing_param
   return sha256_hex(request.body);
 }
 
+/// The canonical request SigV4 hashes: method, URI, query, headers and payload hash.
 inline std::string canonical_request(const http_request& request, const signing_params& params) {
   const auto url = split_url(request.url);
   const auto block = canonical_headers(request.headers);
@@ -196,12 +204,14 @@ inline std::string canonical_request(const http_request& request, const signing_
          "\n" + payload_hash(request, params);
 }
 
+/// The string to sign: algorithm, time, credential scope and the canonical request's hash.
 inline std::string string_to_sign(std::string_view canonical_request_text,
                                   const signing_params& params) {
   return std::string(sigv4_algorithm) + "\n" + amz_date(params.time) + "\n" +
          credential_scope(params) + "\n" + sha256_hex(canonical_request_text);
 }
 
+/// The day's signing key, derived from the secret by HMAC over date, region, service.
 inline sha256_digest signing_key(const credentials& creds, const signing_params& params) {
   const auto date =
       hmac_sha256("AWS4" + creds.secret_access_key, amz_date(params.time).substr(0, 8));
@@ -256,6 +266,7 @@ class signing_key_cache {
 };
 }  // namespace detail
 
+/// The hexadecimal signature of a string to sign (the signing key cached per day).
 inline std::string signature(std::string_view string_to_sign_text, const credentials& creds,
                              const signing_params& params) {
   const std::string day = amz_date(params.time).substr(0, 8);

@@ -34,12 +34,12 @@ namespace widget_consumer::aws {
 /// What a profile says about its SSO role.
 struct sso_settings {
   std::string session_name =
-      {};  // sso_session; "" for the legacy form (sso_start_url in the profile)
-  std::string start_url = {};
-  std::string region = {};  ///< sso_region
-  std::string account_id = {};
-  std::string role_name = {};
-  std::string ca_bundle = {};  ///< "" = the system's CA certificates
+      {};  ///< sso_session; "" for the legacy form (sso_start_url in the profile)
+  std::string start_url = {};   ///< sso_start_url: the portal the token was got from
+  std::string region = {};      ///< sso_region
+  std::string account_id = {};  ///< sso_account_id
+  std::string role_name = {};   ///< sso_role_name
+  std::string ca_bundle = {};   ///< "" = the system's CA certificates
 };
 
 namespace detail {

@@ -36,11 +36,12 @@ struct sts_settings {
   int max_attempts = 0;           ///< 0 = AWS_MAX_ATTEMPTS, else 3
 };
 
+/// What an AssumeRole or AssumeRoleWithWebIdentity asks for.
 struct assume_role_request {
-  std::string role_arn = {};
-  std::string role_session_name = {};  ///< "" = a name made from the time
-  std::string external_id = {};        ///< AssumeRole only; "" = not sent
-  std::optional<int> duration_seconds = {};
+  std::string role_arn = {};                 ///< the role to assume
+  std::string role_session_name = {};        ///< "" = a name made from the time
+  std::string external_id = {};              ///< AssumeRole only; "" = not sent
+  std::optional<int> duration_seconds = {};  ///< how long the keys last; unset: STS's hour
 };
 
 namespace detail {

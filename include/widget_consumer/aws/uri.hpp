@@ -12,6 +12,7 @@
 
 namespace widget_consumer::aws {
 
+/// True for the characters SigV4 leaves unencoded: letters, digits, - . _ ~.
 inline bool is_unreserved(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
@@ -64,6 +65,7 @@ inline std::string uri_decode(std::string_view text) {
   return out;
 }
 
+/// A query's name-value pairs, in the caller's order; encoded when written.
 using query_parameters = std::vector<std::pair<std::string, std::string>>;
 
 /// Splits "a=1&b&c=" into decoded (name, value) pairs, in order.
@@ -116,6 +118,7 @@ inline std::string canonical_query_string(std::string_view query) {
   return out;
 }
 
+/// A URL cut into the parts a request and its signature need.
 struct url_parts {
   std::string scheme;  ///< lower case, e.g. "https"
   std::string host;    ///< as written, IPv6 literals keep their brackets: "[::1]"
@@ -136,6 +139,7 @@ class url_error : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Splits an absolute URL; throws url_error for one without a scheme or host.
 inline url_parts split_url(std::string_view url) {
   url_parts parts;
   const auto scheme_end = url.find("://");

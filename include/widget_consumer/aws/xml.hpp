@@ -42,9 +42,9 @@ class xml_limit_error : public xml_error {
 /// AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
 /// 10,000 elements), so these limits leave a wide margin.
 struct xml_limits {
-  std::size_t max_bytes = std::size_t{16} << 20;
-  std::size_t max_depth = 64;
-  std::size_t max_elements = 200'000;
+  std::size_t max_bytes = std::size_t{16} << 20;  ///< the longest body parsed
+  std::size_t max_depth = 64;                     ///< the deepest nesting of elements
+  std::size_t max_elements = 200'000;             ///< the most elements in one document
 };
 
 namespace detail {
@@ -109,15 +109,19 @@ inline void check_xml_limits(std::string_view text, const xml_limits& limits) {
 /// which is why '.' (PropertyTree's default separator) is not used.
 class xml_node {
  public:
+  /// The Boost.PropertyTree node a view reads.
   using tree = boost::property_tree::ptree;
 
+  /// A view of `node`, an element named `name`; the node must outlive it.
   xml_node(std::string name, const tree* node) : name_(std::move(name)), node_(node) {}
 
+  /// The element's name.
   const std::string& name() const noexcept { return name_; }
 
   /// The element's own character data (empty for an element with only children).
   const std::string& text() const noexcept { return node_->data(); }
 
+  /// The first element at `path` below this one; nullopt when there is none.
   std::optional<xml_node> child(std::string_view path) const {
     const auto found = node_->get_child_optional(make_path(path));
     if (!found)
@@ -158,6 +162,7 @@ class xml_node {
     return result;
   }
 
+  /// An XML attribute of this element; nullopt when absent.
   std::optional<std::string> attribute(std::string_view name) const {
     const auto attrs = node_->get_child_optional("<xmlattr>");
     if (!attrs)

@@ -37,8 +37,10 @@
 
 namespace widget_consumer {
 
+/// A widget store of JSON files in a folder, one per widget: for tests and local runs.
 class directory_store {
  public:
+  /// A store under `root` (created if missing), its files named as `layout` says.
   explicit directory_store(std::filesystem::path root, widget_key_layout layout = {},
                            fencing_options fencing = {})
       : root_(std::move(root)), layout_(std::move(layout)), fencing_(fencing) {
@@ -117,6 +119,7 @@ class directory_store {
     return root_ / relative;
   }
 
+  /// The folder the widgets are written under.
   const std::filesystem::path& root() const noexcept { return root_; }
 
   /// Under root: one position file per widget key (see the top of this file).

@@ -75,13 +75,14 @@
 
 namespace widget_consumer {
 
+/// Where the PostgreSQL store connects, as whom, and how many connections it keeps.
 struct postgresql_store_options {
   /// A libpq connection string ("host=db dbname=widgets") or URI
   /// ("postgresql://db/widgets"); "" = libpq's defaults and PG* variables.
   std::string connection;
-  std::string user;      ///< "" = from the connection string, PGUSER or the login name
-  std::string password;  ///< "" = from the connection string, PGPASSWORD or ~/.pgpass
-  std::size_t pool_size = 4;
+  std::string user;           ///< "" = from the connection string, PGUSER or the login name
+  std::string password;       ///< "" = from the connection string, PGPASSWORD or ~/.pgpass
+  std::size_t pool_size = 4;  ///< connections in the pool
   /// check_ready() creates the tables when they are missing, instead of only
   /// checking them.
   bool create_schema = false;
@@ -93,8 +94,10 @@ struct postgresql_store_options {
   std::chrono::seconds tombstone_clean_up_interval = std::chrono::minutes(10);
 };
 
+/// A widget store of PostgreSQL tables (libpq), with a pool of connections.
 class postgresql_table_store {
  public:
+  /// A store as `options` says: where to connect, the pool's size, fencing.
   explicit postgresql_table_store(postgresql_store_options options)
       : pool_(
             detail::pg_settings{
@@ -122,6 +125,7 @@ class postgresql_table_store {
     }
   }
 
+  /// Applies the request unfenced, in one transaction, retried on a lost connection.
   apply_outcome apply(const widget_request& request) {
     return with_retry([&](PGconn* connection) {
       auto mine = detail::pg_statements_of(request);
@@ -198,6 +202,7 @@ class postgresql_table_store {
     });
   }
 
+  /// The connections the pool holds.
   std::size_t pool_size() const noexcept { return pool_.size(); }
 
  private:

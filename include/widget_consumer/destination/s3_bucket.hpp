@@ -70,10 +70,12 @@
 
 namespace widget_consumer {
 
+/// A widget store of JSON objects in an S3 bucket, one per widget, keyed by owner and id.
 class s3_bucket_store {
  public:
   static constexpr std::size_t max_key_bytes = 1024;  ///< S3's limit
 
+  /// Where tombstones go unless the constructor is given another prefix.
   static constexpr std::string_view default_tombstone_prefix = "tombstones/";
 
   /// tombstone_prefix: where a fenced delete leaves its tombstone; neither it
@@ -96,6 +98,7 @@ class s3_bucket_store {
                                   "\" overlap; fencing needs them side by side");
   }
 
+  /// A store of `bucket`, with an S3 client made from `config`.
   s3_bucket_store(aws::client_config config, std::string bucket, widget_key_layout layout = {},
                   fencing_options fencing = {},
                   std::string tombstone_prefix = std::string(default_tombstone_prefix))
@@ -178,6 +181,7 @@ class s3_bucket_store {
     return guarded([&] { return read(key_of(owner, widget_id)); });
   }
 
+  /// The key the widget is stored under, as the layout says.
   std::string key_of(std::string_view owner, std::string_view widget_id) const {
     return widget_key(owner, widget_id, layout_);
   }
@@ -187,9 +191,13 @@ class s3_bucket_store {
     return tombstone_prefix_ + std::string(key.substr(layout_.prefix.size()));
   }
 
+  /// The widget bucket's name.
   const std::string& bucket() const noexcept { return bucket_; }
+  /// How widget keys are made (prefix, owner, id).
   const widget_key_layout& layout() const noexcept { return layout_; }
+  /// Whether and how long tombstones are kept.
   const fencing_options& fencing() const noexcept { return fencing_; }
+  /// Where fenced deletes leave their tombstones.
   const std::string& tombstone_prefix() const noexcept { return tombstone_prefix_; }
 
  private:

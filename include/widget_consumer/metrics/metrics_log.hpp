@@ -90,12 +90,14 @@ class metrics_log : public null_log {
 
   // ---- log_policy --------------------------------------------------------
 
+  /// Counts the request by type and outcome, and observes its latency.
   void request(const request_event& event) noexcept {
     requests_[type_index(event)][static_cast<std::size_t>(event.outcome)].add();
     request_duration_.observe(std::chrono::duration<double>(event.latency).count());
   }
   // ---- optional hooks ----------------------------------------------------
 
+  /// Observes the store call's duration, by type and whether it threw.
   void store_call(const store_call_event& event) noexcept {
     store_call_duration_.observe(std::chrono::duration<double>(event.duration).count());
     if (event.threw)
@@ -127,6 +129,7 @@ class metrics_log : public null_log {
     const auto last = last_poll_ok();
     return last && now - *last <= within;
   }
+  /// When the last poll that did not throw happened; nullopt before any.
   std::optional<log_clock::time_point> last_poll_ok() const {
     const auto ticks = last_poll_ok_.load(std::memory_order_relaxed);
     if (ticks == 0)
@@ -134,6 +137,7 @@ class metrics_log : public null_log {
     return log_clock::time_point{log_clock::duration{ticks}};
   }
 
+  /// The requests of `type` ("create", "update", "delete") counted with `outcome`.
   std::uint64_t requests(std::string_view type, request_outcome outcome) const {
     for (std::size_t i = 0; i < type_names.size(); ++i)
       if (type_names[i] == type)

@@ -97,11 +97,15 @@
 
 namespace widget_consumer {
 
+/// A request source of the objects in an S3 bucket, in key order; several consumers split it by
+/// partition claims.
 class s3_bucket_source {
  public:
   using ticket_type = std::string;  ///< the key
+  /// The clock release delays and claim renewals are measured on.
   using clock = std::chrono::steady_clock;
 
+  /// A source of `bucket` through `client`; throws std::invalid_argument for bad options.
   s3_bucket_source(aws::s3_client client, std::string bucket, s3_bucket_source_options options = {})
       : client_(std::move(client)),
         bucket_(std::move(bucket)),
@@ -121,6 +125,7 @@ class s3_bucket_source {
             [this](const aws::s3_list_options& request) { return list_checked(request); },
             [this](const std::string& key) { return client_.get_object(bucket_, key); }) {}
 
+  /// A source of `bucket`, with an S3 client made from `config`.
   s3_bucket_source(aws::client_config config, std::string bucket,
                    s3_bucket_source_options options = {})
       : s3_bucket_source(aws::s3_client(std::move(config)), std::move(bucket), std::move(options)) {
@@ -206,6 +211,7 @@ class s3_bucket_source {
     return batch;
   }
 
+  /// Queues the object's delete for the next flush (DeleteObjects).
   void ack(const ticket_type& key) {
     if (ledger_.settle(key, settle_action::ack))
       queue_delete(key, settle_action::ack);
@@ -240,6 +246,7 @@ class s3_bucket_source {
       queue_delete(key, settle_action::reject, std::string(reason));
   }
 
+  /// Runs the queued deletes and copies, and reports the settlements that failed.
   std::vector<settle_failure> flush() {
     finish_deletes(settler_.wait());
     if (!pending_deletes_.empty())
@@ -268,6 +275,7 @@ class s3_bucket_source {
   /// (detail/s3_released_keys.hpp).
   std::vector<forgotten_release> take_forgotten_releases() { return released_.take_forgotten(); }
 
+  /// Key order is the order requests are applied in.
   bool ordered() const noexcept { return true; }
   /// A released key is listed again by this source only (concepts.hpp).
   bool releases_locally() const noexcept { return true; }
@@ -281,7 +289,9 @@ class s3_bucket_source {
     return window_.has_pending() || !released_.empty() || (claims_ && keys_.others_at_work());
   }
 
+  /// The bucket it reads.
   const std::string& bucket() const noexcept { return bucket_; }
+  /// Its options, as given.
   const s3_bucket_source_options& options() const noexcept { return options_; }
   /// Listed keys that were gone when their body was fetched.
   std::uint64_t vanished() const noexcept { return vanished_; }
@@ -292,6 +302,7 @@ class s3_bucket_source {
   /// Partitions taken over from consumers that stopped renewing them, and
   /// partitions of ours another consumer took over (0 without claims).
   std::uint64_t claims_taken_over() const { return claims_ ? claims_->taken_over() : 0; }
+  /// Of those, the partitions another consumer took from us.
   std::uint64_t claims_lost() const { return claims_ ? claims_->lost() : 0; }
 
  private:

@@ -11,6 +11,7 @@
 
 namespace widget_consumer {
 
+/// How s3_bucket_source lists, fetches, rejects and shares a bucket.
 struct s3_bucket_source_options {
   std::string prefix;                         ///< only keys under it are requests; "" = all
   std::string rejected_prefix = "rejected/";  ///< where reject() puts a request and its reason

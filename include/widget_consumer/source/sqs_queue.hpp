@@ -90,10 +90,14 @@
 
 namespace widget_consumer {
 
+/// A request source of an SQS queue, standard or FIFO: receivers, a visibility heartbeat, batched
+/// settlements.
 class sqs_queue_source {
  public:
+  /// The message id and receipt handle of a delivery.
   using ticket_type = sqs_ticket;
 
+  /// What an access failure's message tells the user to check.
   static constexpr std::string_view access_advice =
       "that the queue (name or URL) exists in this region and that these credentials may "
       "receive, delete and change the visibility of its messages";
@@ -101,6 +105,8 @@ class sqs_queue_source {
   /// SQS's limit on how long a message may stay hidden.
   static constexpr int max_visibility_seconds = sqs_max_visibility_seconds;
 
+  /// A source of `queue` (a name or URL) through `client`; checks the queue and starts the
+  /// receivers.
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
       : client_(std::move(client)), options_(std::move(options)) {
     validate_sqs_queue_options(options_);
@@ -125,6 +131,7 @@ class sqs_queue_source {
     }
   }
 
+  /// A source of `queue`, with an SQS client made from `config`.
   sqs_queue_source(aws::client_config config, std::string_view queue,
                    sqs_queue_options options = {})
       : sqs_queue_source(aws::sqs_client(std::move(config)), queue, std::move(options)) {}
@@ -181,6 +188,7 @@ class sqs_queue_source {
     return batch;
   }
 
+  /// Queues the message's delete for the next flush (DeleteMessageBatch).
   void ack(ticket_type ticket) {
     std::string group;
     {
@@ -201,6 +209,7 @@ class sqs_queue_source {
         {.ticket = std::move(ticket), .action = settle_action::ack, .group_id = std::move(group)});
   }
 
+  /// Hides the message for `delay` (rounded up to seconds), or keeps it in flight to deliver again.
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
     if (local_release_ && release_locally(ticket, delay))
       return;
@@ -214,6 +223,7 @@ class sqs_queue_source {
          .visibility = static_cast<int>(std::min<std::int64_t>(seconds, max_visibility_seconds))});
   }
 
+  /// Moves the message aside as reject_mode() says (dead-letter queue, redrive, file, or hidden).
   void reject(ticket_type ticket, std::string_view reason) {
     // Remembered as deleted at once, so a copy received before the delete is
     // not handed out again; the settler undoes that if the send fails.
@@ -277,6 +287,7 @@ class sqs_queue_source {
            std::chrono::steady_clock::now() < back_by_;
   }
 
+  /// A FIFO queue delivers each group (widget) in order; a standard one does not.
   bool ordered() const noexcept { return queue_.fifo; }
 
   /// The queue's RedrivePolicy maxReceiveCount; 0 = none.
@@ -293,6 +304,7 @@ class sqs_queue_source {
                                        queue_.fifo);
   }
 
+  /// The queue's URL.
   const std::string& queue_url() const noexcept { return queue_.url; }
   /// Where a reject goes, in words, for the start-up line.
   std::string rejects_go_to() const {
@@ -310,8 +322,11 @@ class sqs_queue_source {
     }
     return "nowhere: they stay hidden in the queue (no RedrivePolicy, no dead-letter queue)";
   }
+  /// The dead-letter queue's URL; "" without one.
   const std::string& dead_letter_queue_url() const noexcept { return queue_.dead_letter_url; }
+  /// How rejects are moved aside.
   sqs_reject_mode reject_mode() const noexcept { return queue_.reject_mode; }
+  /// The queue's visibility timeout, read at start-up.
   int visibility_timeout_seconds() const noexcept { return queue_.visibility_seconds; }
   /// Received and not yet settled (buffered included).
   std::size_t in_flight() const {

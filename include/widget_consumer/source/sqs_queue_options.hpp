@@ -16,6 +16,7 @@ inline constexpr int sqs_max_visibility_seconds = 43200;
 /// (sqs_queue_options::keep_rejected).
 enum class sqs_reject_mode { dead_letter_queue, redrive_policy, local_file, keep_in_queue };
 
+/// How sqs_queue_source receives, hides, extends and settles messages.
 struct sqs_queue_options {
   /// WaitTimeSeconds of each ReceiveMessage, 0..20 (long polling when > 0).
   std::chrono::seconds wait_time{20};
