@@ -47,14 +47,19 @@
 
 namespace widget_consumer {
 
+/// Polls requests from Source, applies them to Destination on lane threads, settles them, logs to
+/// Log.
 template <request_source Source, widget_store Destination, log_policy Log = console_log>
 class consumer {
  public:
+  /// The request source it polls.
   using source_type = Source;
+  /// The widget store it applies requests to.
   using destination_type = Destination;
+  /// The log policy it reports to.
   using log_type = Log;
 
-  // The consumer owns a default-constructed log.
+  /// The consumer owns a default-constructed log.
   consumer(Source& source, Destination& destination,
            consumer_options options = {}) requires std::default_initializable<Log>
       : source_(source),
@@ -63,17 +68,21 @@ class consumer {
         log_(*owned_log_),
         options_(detail::normalised(std::move(options))) {}
 
+  /// The consumer reports to `log`, which must outlive it.
   consumer(Source& source, Destination& destination, Log& log, consumer_options options = {})
       : source_(source),
         destination_(destination),
         log_(log),
         options_(detail::normalised(std::move(options))) {}
 
-  // Runs until a stop condition; returns the summary it also logged.
+  /// Runs until a stop condition; returns the summary it also logged.
   consumer_summary run(const stop_flag& stop) { return run_impl(&stop); }
+  /// Runs until max_runtime, max_idle or too many poll failures; no stop flag.
   consumer_summary run() { return run_impl(nullptr); }
 
+  /// The log it reports to, its own or the caller's.
   Log& log() noexcept { return log_; }
+  /// Its options, with the defaults (0 = ...) resolved.
   const consumer_options& options() const noexcept { return options_; }
 
  private:

@@ -32,7 +32,8 @@
 
 namespace widget_consumer {
 
-inline constexpr std::size_t fifo_position_digits = 40;  // SequenceNumber: up to 128 bits
+inline constexpr std::size_t fifo_position_digits = 40;  ///< SequenceNumber: up to 128 bits
+/// SentTimestamp in ms, zero-padded to this.
 inline constexpr std::size_t standard_position_digits = 16;
 
 namespace detail {
@@ -53,24 +54,26 @@ inline bool all_digits(std::string_view text) noexcept {
 
 }  // namespace detail
 
+/// The position of an S3 request: its key, whose order is the source's.
 inline std::string s3_key_position(std::string_view key) {
   return "s3:" + std::string(key);
 }
 
+/// The position of a directory request: its file name, whose order is the source's.
 inline std::string file_position(std::string_view name) {
   return "dir:" + std::string(name);
 }
 
-// "" (no position: the request is applied unfenced) when the sequence number
-// is missing or not a number of at most 40 digits.
+/// "" (no position: the request is applied unfenced) when the sequence number
+/// is missing or not a number of at most 40 digits.
 inline std::string fifo_position(std::string_view sequence_number) {
   if (!detail::all_digits(sequence_number) || sequence_number.size() > fifo_position_digits)
     return {};
   return "fifo:" + detail::zero_padded(sequence_number, fifo_position_digits);
 }
 
-// sent_timestamp: SentTimestamp as SQS gives it (ms since the epoch, as
-// text); "" when it is missing or not a number.
+/// sent_timestamp: SentTimestamp as SQS gives it (ms since the epoch, as
+/// text); "" when it is missing or not a number.
 inline std::string standard_position(std::string_view sent_timestamp, std::string_view message_id) {
   if (!detail::all_digits(sent_timestamp) || sent_timestamp.size() > standard_position_digits ||
       message_id.empty())
@@ -79,14 +82,14 @@ inline std::string standard_position(std::string_view sent_timestamp, std::strin
          std::string(message_id);
 }
 
-// "s3:" of "s3:requests/1.json"; "" when the text has no kind.
+/// "s3:" of "s3:requests/1.json"; "" when the text has no kind.
 inline std::string_view position_kind(std::string_view position) noexcept {
   const auto colon = position.find(':');
   return colon == std::string_view::npos ? std::string_view{} : position.substr(0, colon + 1);
 }
 
-// The positions no order is known within: "std:<16 digits>:" of a standard
-// message (one millisecond); "" for the other kinds, which are all ordered.
+/// The positions no order is known within: "std:<16 digits>:" of a standard
+/// message (one millisecond); "" for the other kinds, which are all ordered.
 inline std::string_view position_tie_group(std::string_view position) noexcept {
   constexpr std::string_view standard = "std:";
   if (!position.starts_with(standard) ||
@@ -96,22 +99,21 @@ inline std::string_view position_tie_group(std::string_view position) noexcept {
   return position.substr(0, standard.size() + standard_position_digits + 1);
 }
 
-// May a request at `candidate` change a widget stored at `stored`? Yes when
-// either is empty (nothing to compare), when their kinds differ, when both
-// are in one tie group and differ (see the top of this file), or when
-// candidate sorts after stored.
+/// May a request at `candidate` change a widget stored at `stored`? Yes when
+/// either is empty (nothing to compare), when their kinds differ, when both
+/// are in one tie group and differ (see the top of this file), or when
+/// candidate sorts after stored.
 inline bool moves_forward(std::string_view candidate, std::string_view stored) noexcept {
   if (candidate.empty() || stored.empty())
     return true;
   if (position_kind(candidate) != position_kind(stored))
     return true;
-  if (const auto group = position_tie_group(candidate);
-      !group.empty() && stored.starts_with(group))
+  if (const auto group = position_tie_group(candidate); !group.empty() && stored.starts_with(group))
     return candidate != stored;
   return candidate > stored;
 }
 
-// For the log line of a stale request.
+/// For the log line of a stale request.
 inline std::string stale_detail(std::string_view candidate, std::string_view stored) {
   return "position " + std::string(candidate) + " is not newer than the widget's " +
          std::string(stored) + "; nothing changed";

@@ -35,53 +35,61 @@
 
 namespace widget_consumer {
 
+/// The three things a request can ask for.
 enum class request_type { create, update, remove };  // "delete" on the wire
 
-// One entry of otherAttributes. value: nullopt = null in the request (not
-// stored by a create, left alone by an update); "" = stored as "" by a create,
-// removes the attribute in an update; else the value.
+/// One entry of otherAttributes. value: nullopt = null in the request (not
+/// stored by a create, left alone by an update); "" = stored as "" by a create,
+/// removes the attribute in an update; else the value.
 struct request_attribute {
-  std::string name;
-  std::optional<std::string> value;
+  std::string name;                  ///< the attribute's name
+  std::optional<std::string> value;  ///< its value; see above
 
+  /// Field-by-field equality.
   friend bool operator==(const request_attribute&, const request_attribute&) = default;
 };
 
+/// A parsed, valid widget request: what the store applies.
 struct widget_request {
-  request_type type = request_type::create;
-  std::string request_id;
-  std::string widget_id;
-  std::string owner;
-  // nullopt = missing or null (absent after a create, left alone by an
-  // update); "" = stored as "" by a create, removed by an update.
+  request_type type = request_type::create;  ///< create, update or delete
+  std::string request_id;                    ///< the producer's id, for logs
+  std::string widget_id;                     ///< the widget it is about
+  std::string owner;                         ///< letters and spaces; part of the widget's key
+  /// nullopt = missing or null (absent after a create, left alone by an
+  /// update); "" = stored as "" by a create, removed by an update.
   std::optional<std::string> label;
-  std::optional<std::string> description;
-  std::vector<request_attribute> other_attributes;  // in request order
-  // JSON paths of fields the schema does not know ("color",
-  // "otherAttributes[0].unit"), in document order; for debug logs only.
+  std::optional<std::string> description;           ///< as label
+  std::vector<request_attribute> other_attributes;  ///< in request order
+  /// JSON paths of fields the schema does not know ("color",
+  /// "otherAttributes[0].unit"), in document order; for debug logs only.
   std::vector<std::string> unknown_fields;
 
+  /// Field-by-field equality.
   friend bool operator==(const widget_request&, const widget_request&) = default;
 };
 
-// Why a request is invalid: the field (a JSON path such as
-// "otherAttributes[2].value", or "body") and the problem.
+/// Why a request is invalid: the field (a JSON path such as
+/// "otherAttributes[2].value", or "body") and the problem.
 struct validation_error {
-  std::string field;
-  std::string problem;
+  std::string field;    ///< a JSON path, or "body"
+  std::string problem;  ///< what is wrong with it
 
-  // "owner: \"R2D2\" does not match [A-Za-z ]+"
+  /// "owner: \"R2D2\" does not match [A-Za-z ]+"
   std::string message() const { return field + ": " + problem; }
 
+  /// Field-by-field equality.
   friend bool operator==(const validation_error&, const validation_error&) = default;
 };
 
+/// What parse_request returns: the request, or why it is invalid.
 using parse_result = std::variant<widget_request, validation_error>;
 
+/// What parse_request accepts beyond the schema.
 struct parse_options {
-  std::size_t max_body_bytes = 1024 * 1024;  // rejected before parsing
+  std::size_t max_body_bytes = 1024 * 1024;  ///< rejected before parsing
 };
 
+/// "create", "update" or "delete" (the wire's names).
 inline std::string_view to_string(request_type type) noexcept {
   switch (type) {
     case request_type::create:
@@ -94,15 +102,17 @@ inline std::string_view to_string(request_type type) noexcept {
   return "unknown";
 }
 
-// Attribute names that would collide with the widget's own properties.
+/// Attribute names that would collide with the widget's own properties.
 inline constexpr std::array<std::string_view, 4> reserved_attribute_names = {
     "widgetId", "owner", "label", "description"};
 
+/// True for a name reserved_attribute_names holds.
 inline bool is_reserved_attribute_name(std::string_view name) noexcept {
   return std::find(reserved_attribute_names.begin(), reserved_attribute_names.end(), name) !=
          reserved_attribute_names.end();
 }
 
+/// True for an owner of letters and spaces only, as the schema requires.
 inline bool is_valid_owner(std::string_view owner) noexcept {
   return !owner.empty() && std::all_of(owner.begin(), owner.end(), [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == ' ';
@@ -238,9 +248,9 @@ inline widget_request parse_request_object(const boost::json::value& document) {
 
 }  // namespace detail
 
-// Raw bytes (an S3 object or an SQS message body) to a request. Never throws
-// for bad input (only std::bad_alloc can escape): every problem comes back as
-// a validation_error naming the field.
+/// Raw bytes (an S3 object or an SQS message body) to a request. Never throws
+/// for bad input (only std::bad_alloc can escape): every problem comes back as
+/// a validation_error naming the field.
 inline parse_result parse_request(std::string_view body, const parse_options& options = {}) {
   if (body.size() > options.max_body_bytes) {
     return validation_error{"body", std::to_string(body.size()) + " bytes exceeds the limit of " +

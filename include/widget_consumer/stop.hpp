@@ -17,12 +17,15 @@
 
 namespace widget_consumer {
 
-// Set from a signal handler or another thread; run() stops polling, settles
-// what is in flight and returns. A lock-free atomic, so async-signal-safe.
+/// Set from a signal handler or another thread; run() stops polling, settles
+/// what is in flight and returns. A lock-free atomic, so async-signal-safe.
 class stop_flag {
  public:
+  /// Asks run() to stop; each further call counts (a second signal stops at once).
   void request_stop() noexcept { requests_.fetch_add(1, std::memory_order_relaxed); }
+  /// True once a stop was asked for.
   bool stop_requested() const noexcept { return requests_.load(std::memory_order_relaxed) > 0; }
+  /// How many times a stop was asked for.
   int requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
  private:
@@ -41,9 +44,9 @@ inline void on_stop_signal(int signal) {
 }
 }  // namespace detail
 
-// SIGINT and SIGTERM: the first sets flag (finish in-flight work, flush,
-// return), the second ends the process at once. flag must outlive the
-// process's use of signals.
+/// SIGINT and SIGTERM: the first sets flag (finish in-flight work, flush,
+/// return), the second ends the process at once. flag must outlive the
+/// process's use of signals.
 inline void stop_on_signals(stop_flag& flag) {
   detail::signal_stop_flag.store(&flag);
   struct sigaction action {};
@@ -53,18 +56,20 @@ inline void stop_on_signals(stop_flag& flag) {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-// A graceful stop finishes the work in flight, and during an outage each
-// store call and settlement may wait out its timeouts and retries: hours,
-// where a scheduler allows seconds (Kubernetes: 30 s from SIGTERM to
-// SIGKILL). Once the flag is set, this waits `deadline`; if the watch is
-// still alive then, it calls on_deadline, which is to end the process
-// (std::_Exit): what was not settled stays in the source, since a request
-// leaves it only after the store confirmed it. Destroying the watch (the
-// program reached its end in time) disarms it. A zero deadline watches
-// nothing. The flag is looked at every 50 ms: a signal handler may not wake
-// a condition variable.
+/// A graceful stop finishes the work in flight, and during an outage each
+/// store call and settlement may wait out its timeouts and retries: hours,
+/// where a scheduler allows seconds (Kubernetes: 30 s from SIGTERM to
+/// SIGKILL). Once the flag is set, this waits `deadline`; if the watch is
+/// still alive then, it calls on_deadline, which is to end the process
+/// (std::_Exit): what was not settled stays in the source, since a request
+/// leaves it only after the store confirmed it. Destroying the watch (the
+/// program reached its end in time) disarms it. A zero deadline watches
+/// nothing. The flag is looked at every 50 ms: a signal handler may not wake
+/// a condition variable.
 class stop_deadline {
  public:
+  /// Watches `flag`: `deadline` after its first stop request, calls `on_deadline` unless destroyed
+  /// first.
   stop_deadline(const stop_flag& flag, std::chrono::milliseconds deadline,
                 std::function<void()> on_deadline) {
     if (deadline.count() > 0)

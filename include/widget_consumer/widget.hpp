@@ -21,20 +21,24 @@
 
 namespace widget_consumer {
 
+/// A stored attribute of a widget (otherAttributes), name and value.
 struct widget_attribute {
-  std::string name;
-  std::string value;
+  std::string name;   ///< the attribute's name
+  std::string value;  ///< as last set
 
+  /// Field-by-field equality.
   friend bool operator==(const widget_attribute&, const widget_attribute&) = default;
 };
 
+/// A widget as a store holds it: what create makes and update changes (make_widget, apply_update).
 struct widget {
-  std::string widget_id;
-  std::string owner;
-  std::optional<std::string> label;                // nullopt = not set
-  std::optional<std::string> description;          // nullopt = not set
-  std::vector<widget_attribute> other_attributes;  // stable order: existing, then new
+  std::string widget_id;                           ///< the widget's id (widgetId)
+  std::string owner;                               ///< letters and spaces
+  std::optional<std::string> label;                ///< nullopt = not set
+  std::optional<std::string> description;          ///< nullopt = not set
+  std::vector<widget_attribute> other_attributes;  ///< stable order: existing, then new
 
+  /// Field-by-field equality.
   friend bool operator==(const widget&, const widget&) = default;
 };
 
@@ -54,7 +58,7 @@ inline void apply_property(std::optional<std::string>& target,
 
 }  // namespace detail
 
-// The widget a create stores: everything but type and request id.
+/// The widget a create stores: everything but type and request id.
 inline widget make_widget(const widget_request& create) {
   widget result;
   result.widget_id = create.widget_id;
@@ -77,8 +81,8 @@ inline widget make_widget(const widget_request& create) {
   return result;
 }
 
-// Checking that the widget exists and belongs to update.owner is the store's
-// job; this only computes the new state.
+/// Checking that the widget exists and belongs to update.owner is the store's
+/// job; this only computes the new state.
 inline void apply_update(widget& target, const widget_request& update) {
   detail::apply_property(target.label, update.label);
   detail::apply_property(target.description, update.description);

@@ -26,25 +26,35 @@
 #include <widget_consumer/stop.hpp>
 #include <widget_consumer/store_error.hpp>
 
+/// The consumer, its policy concepts, and the sources, stores and logs it ships with.
 namespace widget_consumer {
 
-// Named combinations, as Beast names basic_stream<tcp, ...> tcp_stream.
+/// Named combinations, as Beast names basic_stream<tcp, ...> tcp_stream.
 template <log_policy Log = console_log>
 using basic_directory_to_directory_consumer = consumer<directory_source, directory_store, Log>;
+/// A folder-to-folder consumer with the console log: for tests and local runs.
 using directory_to_directory_consumer = basic_directory_to_directory_consumer<>;
 
+/// An S3-bucket-to-S3-bucket consumer with a log of your choice.
 template <log_policy Log = console_log>
 using basic_s3_to_s3_consumer = consumer<s3_bucket_source, s3_bucket_store, Log>;
+/// An S3-bucket-to-DynamoDB-table consumer with a log of your choice.
 template <log_policy Log = console_log>
 using basic_s3_to_dynamodb_consumer = consumer<s3_bucket_source, dynamodb_table_store, Log>;
+/// An SQS-queue-to-S3-bucket consumer with a log of your choice.
 template <log_policy Log = console_log>
 using basic_sqs_to_s3_consumer = consumer<sqs_queue_source, s3_bucket_store, Log>;
+/// An SQS-queue-to-DynamoDB-table consumer with a log of your choice.
 template <log_policy Log = console_log>
 using basic_sqs_to_dynamodb_consumer = consumer<sqs_queue_source, dynamodb_table_store, Log>;
 
+/// The S3 to S3 consumer with the console log.
 using s3_to_s3_consumer = basic_s3_to_s3_consumer<>;
+/// The S3 to DynamoDB consumer with the console log.
 using s3_to_dynamodb_consumer = basic_s3_to_dynamodb_consumer<>;
+/// The SQS to S3 consumer with the console log.
 using sqs_to_s3_consumer = basic_sqs_to_s3_consumer<>;
+/// The SQS to DynamoDB consumer with the console log.
 using sqs_to_dynamodb_consumer = basic_sqs_to_dynamodb_consumer<>;
 
 }  // namespace widget_consumer

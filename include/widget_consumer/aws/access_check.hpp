@@ -53,9 +53,9 @@ inline constexpr std::array<std::string_view, 24> unrecoverable_codes{
 
 }  // namespace detail
 
-// True for an error that the same call will meet however often it is made
-// again: no credentials, credentials refused, access denied, a missing
-// bucket, queue or table, a TLS peer that does not verify.
+/// True for an error that the same call will meet however often it is made
+/// again: no credentials, credentials refused, access denied, a missing
+/// bucket, queue or table, a TLS peer that does not verify.
 inline bool retrying_cannot_fix(const std::exception& error) noexcept {
   if (dynamic_cast<const credentials_error*>(&error) != nullptr)
     return true;
@@ -72,12 +72,12 @@ inline bool retrying_cannot_fix(const std::exception& error) noexcept {
   return false;
 }
 
-// "region us-east-1, endpoint https://s3.us-east-1.amazonaws.com, credentials
-// from environment (key id AKID...)": how a client reaches its service. The
-// key id is not secret (every signed request carries it); the secret and the
-// session token never appear. `look_up_credentials` false: known to be
-// missing, so the chain (whose instance-metadata step may take a second) is
-// not asked again.
+/// "region us-east-1, endpoint https://s3.us-east-1.amazonaws.com, credentials
+/// from environment (key id AKID...)": how a client reaches its service. The
+/// key id is not secret (every signed request carries it); the secret and the
+/// session token never appear. `look_up_credentials` false: known to be
+/// missing, so the chain (whose instance-metadata step may take a second) is
+/// not asked again.
 inline std::string describe_connection(const client_config& config,
                                        bool look_up_credentials = true) {
   std::string text = "region " + config.region + ", endpoint " + config.endpoint;
@@ -95,8 +95,8 @@ inline std::string describe_connection(const client_config& config,
   return text;
 }
 
-// "cannot read the request bucket s3://requests: <cause> (region ...,
-// endpoint ..., credentials from ...). Check <advice>."
+/// "cannot read the request bucket s3://requests: \<cause\> (region ...,
+/// endpoint ..., credentials from ...). Check \<advice\>."
 inline unrecoverable_error unrecoverable(const client_config& config, std::string_view action,
                                          std::string_view cause, std::string_view advice,
                                          bool look_up_credentials = true) {
@@ -105,9 +105,9 @@ inline unrecoverable_error unrecoverable(const client_config& config, std::strin
                              std::string(advice) + ".");
 }
 
-// The same for an error retrying cannot fix. What to check depends on it:
-// credentials that are missing or refused call for other advice than a
-// resource that is not there.
+/// The same for an error retrying cannot fix. What to check depends on it:
+/// credentials that are missing or refused call for other advice than a
+/// resource that is not there.
 inline unrecoverable_error unrecoverable(const client_config& config, std::string_view action,
                                          const std::exception& cause,
                                          std::string_view resource_advice) {
@@ -131,8 +131,8 @@ inline unrecoverable_error unrecoverable(const client_config& config, std::strin
                            : resource_advice);
 }
 
-// Runs `call`; an error retrying cannot fix comes out as unrecoverable_error,
-// any other as it was.
+/// Runs `call`; an error retrying cannot fix comes out as unrecoverable_error,
+/// any other as it was.
 template <class Call>
 decltype(auto) with_access_check(const client_config& config, std::string_view action,
                                  std::string_view resource_advice, Call&& call) {

@@ -44,54 +44,63 @@
 #include <utility>
 #include <vector>
 
+/// The AWS side: SigV4, the HTTP transport, credentials, and the S3, SQS, DynamoDB clients.
 namespace widget_consumer::aws {
 
+/// Where and how a service_client reaches its service: region, endpoint, credentials, retries.
 struct client_config {
-  std::string region;
-  // scheme://host[:port], e.g. http://127.0.0.1:4566 or
-  // https://sqs.us-east-1.amazonaws.com. Empty: the service's AWS endpoint
-  // in `region`.
+  std::string region;  ///< signing region; empty: us-east-1
+  /// scheme://host[:port], e.g. http://127.0.0.1:4566 or
+  /// https://sqs.us-east-1.amazonaws.com. Empty: the service's AWS endpoint
+  /// in `region`.
   std::string endpoint;
-  bool path_style = true;
-  int max_attempts = 3;
-  http_options http;
-  // What sends the requests (http_transport.hpp); empty: libcurl's
-  // (http.hpp), made with `http`. Shared by copies of the config, so clients
-  // made from one config share its connections. Tests give a double.
+  bool path_style = true;  ///< S3: bucket in the path, not the host name
+  int max_attempts = 3;    ///< attempts per call, the first included
+  http_options http;       ///< timeouts and TLS of the transport
+  /// What sends the requests (http_transport.hpp); empty: libcurl's
+  /// (http.hpp), made with `http`. Shared by copies of the config, so clients
+  /// made from one config share its connections. Tests give a double.
   std::shared_ptr<http_transport> transport;
-  // The clock, random source and sleep of the retry policy; empty: the
-  // system's. Tests inject a sleep that does not wait.
+  /// The clock, random source and sleep of the retry policy; empty: the
+  /// system's. Tests inject a sleep that does not wait.
   std::optional<retry_environment> retry_env;
+  /// Called once per attempt for the keys to sign it with (a credentials_chain).
   std::function<aws::credentials()> credentials;
-  // Where a client says what a person running the program should know and
-  // that is no error (S3: the region a bucket was found in, once per bucket).
-  // Called from any thread that makes calls; empty: not said. Never given a
-  // secret.
+  /// Where a client says what a person running the program should know and
+  /// that is no error (S3: the region a bucket was found in, once per bucket).
+  /// Called from any thread that makes calls; empty: not said. Never given a
+  /// secret.
   std::function<void(std::string_view)> notice;
 };
 
-// How the attempts of one call are signed and what a non-2xx answer leads to,
-// when not simply as the config says (config_route). s3_region_redirect.hpp's
-// route re-signs a call for the bucket's region. A Route has:
-//   region()                   the region to sign the next sending for;
-//   follow(request, response)  for a non-2xx answer: true when the request,
-//                              given a new url and region(), is to be sent
-//                              again at once, inside the same attempt (no
-//                              backoff, no retry quota); at most once a call;
-//   explain(error, request, response)
-//                              the error to throw for the final non-2xx answer.
+/// How the attempts of one call are signed and what a non-2xx answer leads to,
+/// when not simply as the config says (config_route). s3_region_redirect.hpp's
+/// route re-signs a call for the bucket's region. A Route has:
+///   region()                   the region to sign the next sending for;
+///   follow(request, response)  for a non-2xx answer: true when the request,
+///                              given a new url and region(), is to be sent
+///                              again at once, inside the same attempt (no
+///                              backoff, no retry quota); at most once a call;
+///   explain(error, request, response)
+///                              the error to throw for the final non-2xx answer.
 struct config_route {
+  /// The region every attempt is signed for: the config's.
   std::string_view signing_region;
 
+  /// The region to sign the next sending for.
   std::string_view region() const noexcept { return signing_region; }
+  /// Never sends a request again: the config's route follows no redirect.
   bool follow(http_request&, const http_response&) noexcept { return false; }
+  /// The error to throw for the final non-2xx answer: the one given.
   service_error explain(service_error error, const http_request&, const http_response&) const {
     return error;
   }
 };
 
+/// One AWS service's calls: signed, sent, retried, and their errors turned into exceptions.
 class service_client {
  public:
+  /// A client of `service` (its signing name: "s3", "sqs", "dynamodb") as `config` says.
   service_client(std::string service, client_config config)
       : service_(std::move(service)), config_(std::move(config)) {
     if (config_.region.empty())
@@ -108,10 +117,10 @@ class service_client {
         config_.max_attempts, config_.retry_env.value_or(retry_environment::system()));
   }
 
-  // Signs (SigV4, S3 variant when service == "s3"), sends, retries per
-  // retry.hpp, and returns the 2xx response. Throws service_error (parsed for
-  // the protocol) for a non-2xx after retries, transport_error for network
-  // failures after retries.
+  /// Signs (SigV4, S3 variant when service == "s3"), sends, retries per
+  /// retry.hpp, and returns the 2xx response. Throws service_error (parsed for
+  /// the protocol) for a non-2xx after retries, transport_error for network
+  /// failures after retries.
   http_response send(http_request request, std::string_view operation, std::string_view resource,
                      std::stop_token cancel = {}) {
     return send(
@@ -119,9 +128,9 @@ class service_client {
         [](http_response& response) { return std::move(response); }, std::move(cancel));
   }
 
-  // As above, and `read(response)` turns the 2xx response into the result
-  // inside the retry loop (response.hpp): a body cut short (transport_error)
-  // or an S3 <Error> in a 200 is retried like any failed attempt.
+  /// As above, and `read(response)` turns the 2xx response into the result
+  /// inside the retry loop (response.hpp): a body cut short (transport_error)
+  /// or an S3 `<Error>` in a 200 is retried like any failed attempt.
   template <class Read>
   auto send(http_request request, std::string_view operation, std::string_view resource,
             Read&& read, std::stop_token cancel = {})
@@ -131,7 +140,7 @@ class service_client {
                        std::move(cancel));
   }
 
-  // As above, signed and redirected as `route` says (config_route).
+  /// As above, signed and redirected as `route` says (config_route).
   template <class Read, class Route>
   auto send_routed(http_request request, std::string_view operation, std::string_view resource,
                    Read&& read, Route& route, std::stop_token cancel = {})
@@ -170,20 +179,20 @@ class service_client {
     });
   }
 
-  // Signs `request` for `region` and sends it once: the answer as it came,
-  // whatever its status; transport_error when none came. For a probe whose
-  // answer is in its headers even when it says no (S3's HeadBucket telling
-  // a bucket's region).
+  /// Signs `request` for `region` and sends it once: the answer as it came,
+  /// whatever its status; transport_error when none came. For a probe whose
+  /// answer is in its headers even when it says no (S3's HeadBucket telling
+  /// a bucket's region).
   http_response send_once(http_request request, std::string_view region,
                           std::stop_token cancel = {}) {
     sign(request, config_.credentials(), signing_for(region, retry_->signing_time()));
     return http_->send(request, cancel);
   }
 
-  // JSON-protocol helper (DynamoDB, SQS JSON protocol): POST to the endpoint
-  // with X-Amz-Target: target_prefix + "." + operation, Content-Type
-  // application/x-amz-json-1.0; `read(origin, object)` turns the response
-  // body, always a JSON object (empty for an empty body), into the result.
+  /// JSON-protocol helper (DynamoDB, SQS JSON protocol): POST to the endpoint
+  /// with X-Amz-Target: target_prefix + "." + operation, Content-Type
+  /// application/x-amz-json-1.0; `read(origin, object)` turns the response
+  /// body, always a JSON object (empty for an empty body), into the result.
   template <class Read>
   auto call_json(std::string_view target_prefix, std::string_view operation,
                  const boost::json::object& body, std::string_view resource, Read&& read,
@@ -206,7 +215,7 @@ class service_client {
         std::move(cancel));
   }
 
-  // The same, returning the response as it came: always an object.
+  /// The same, returning the response as it came: always an object.
   boost::json::value call_json(std::string_view target_prefix, std::string_view operation,
                                const boost::json::object& body, std::string_view resource,
                                std::stop_token cancel = {}) {
@@ -218,9 +227,11 @@ class service_client {
         std::move(cancel));
   }
 
+  /// The configuration it was built with, defaults filled in.
   const client_config& config() const noexcept { return config_; }
+  /// The signing name of its service.
   const std::string& service() const noexcept { return service_; }
-  // The retry state (quota, learned clock offset), shared by copies.
+  /// The retry state (quota, learned clock offset), shared by copies.
   const retry_strategy& retries() const noexcept { return *retry_; }
 
  private:

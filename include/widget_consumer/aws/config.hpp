@@ -17,7 +17,9 @@
 
 namespace widget_consumer::aws {
 
+/// The region when nothing names one.
 inline constexpr std::string_view default_region = "us-east-1";
+/// The profile when neither an argument nor AWS_PROFILE names one.
 inline constexpr std::string_view default_profile = "default";
 
 namespace detail {
@@ -60,12 +62,14 @@ inline std::filesystem::path expand_home(const std::string& path) {
 }
 }  // namespace detail
 
-// An INI file as the AWS CLI writes it: section -> key -> value, keys lower
-// case. An indented line under a key with an empty value is a sub-property,
-// stored as "key.sub" (e.g. "s3.addressing_style").
+/// An INI file as the AWS CLI writes it: section -> key -> value, keys lower
+/// case. An indented line under a key with an empty value is a sub-property,
+/// stored as "key.sub" (e.g. "s3.addressing_style").
 using ini_section = std::map<std::string, std::string>;
+/// A whole INI file: section name -> its keys.
 using ini_file = std::map<std::string, ini_section>;
 
+/// Parses the AWS CLI's INI dialect (shared credentials and config files).
 inline ini_file parse_ini(std::string_view text) {
   ini_file file;
   ini_section* section = nullptr;
@@ -97,7 +101,7 @@ inline ini_file parse_ini(std::string_view text) {
   return file;
 }
 
-// std::nullopt when the file does not exist or cannot be read.
+/// std::nullopt when the file does not exist or cannot be read.
 inline std::optional<ini_file> read_ini_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -107,19 +111,21 @@ inline std::optional<ini_file> read_ini_file(const std::filesystem::path& path) 
   return parse_ini(text.str());
 }
 
+/// The shared credentials file: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials.
 inline std::filesystem::path shared_credentials_file() {
   if (auto path = detail::environment("AWS_SHARED_CREDENTIALS_FILE"))
     return detail::expand_home(*path);
   return detail::home_directory() / ".aws" / "credentials";
 }
 
+/// The shared config file: AWS_CONFIG_FILE, else ~/.aws/config.
 inline std::filesystem::path shared_config_file() {
   if (auto path = detail::environment("AWS_CONFIG_FILE"))
     return detail::expand_home(*path);
   return detail::home_directory() / ".aws" / "config";
 }
 
-// Explicit argument (a --profile flag), else AWS_PROFILE, else "default".
+/// Explicit argument (a --profile flag), else AWS_PROFILE, else "default".
 inline std::string profile_name(std::optional<std::string_view> explicit_profile = {}) {
   if (explicit_profile && !explicit_profile->empty())
     return std::string(*explicit_profile);
@@ -128,8 +134,8 @@ inline std::string profile_name(std::optional<std::string_view> explicit_profile
   return std::string(default_profile);
 }
 
-// The profile's section of the config file: "[profile name]", or for the
-// default profile "[default]" (which the CLI writes) or "[profile default]".
+/// The profile's section of the config file: "[profile name]", or for the
+/// default profile "[default]" (which the CLI writes) or "[profile default]".
 inline const ini_section* config_profile_section(const ini_file& config,
                                                  const std::string& profile) {
   if (auto it = config.find("profile " + profile); it != config.end())
@@ -140,6 +146,7 @@ inline const ini_section* config_profile_section(const ini_file& config,
   return nullptr;
 }
 
+/// One key of a profile in the shared config file; nullopt when unset or empty.
 inline std::optional<std::string> config_profile_value(const std::string& profile,
                                                        const std::string& key) {
   const auto config = read_ini_file(shared_config_file());
@@ -154,8 +161,8 @@ inline std::optional<std::string> config_profile_value(const std::string& profil
   return it->second;
 }
 
-// Explicit argument (a -r flag), AWS_REGION, AWS_DEFAULT_REGION, the
-// profile's "region" in the config file, else us-east-1.
+/// Explicit argument (a -r flag), AWS_REGION, AWS_DEFAULT_REGION, the
+/// profile's "region" in the config file, else us-east-1.
 inline std::string resolve_region(std::optional<std::string_view> explicit_region = {},
                                   std::optional<std::string_view> explicit_profile = {}) {
   if (explicit_region && !explicit_region->empty())
@@ -169,23 +176,25 @@ inline std::string resolve_region(std::optional<std::string_view> explicit_regio
   return std::string(default_region);
 }
 
+/// A service's base URL and whether S3 requests name the bucket in the path.
 struct service_endpoint {
-  std::string url;  // scheme://host[:port], no trailing slash
-  // S3 only: bucket in the path (http://host/bucket/key) rather than in the
-  // host name (https://bucket.s3.region.amazonaws.com/key).
+  std::string url;  ///< scheme://host[:port], no trailing slash
+  /// S3 only: bucket in the path (http://host/bucket/key) rather than in the
+  /// host name (https://bucket.s3.region.amazonaws.com/key).
   bool path_style = false;
 };
 
+/// The public AWS endpoint of a service in a region (amazonaws.com, or .com.cn in China).
 inline std::string aws_endpoint_url(std::string_view service, std::string_view region) {
   const std::string_view suffix = region.starts_with("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
   return "https://" + std::string(service) + "." + std::string(region) + "." + std::string(suffix);
 }
 
-// For a service ("s3", "sqs", "dynamodb"): the explicit URL, else
-// AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else the AWS endpoint
-// of the region. Emulators and S3-compatible stores behind a custom endpoint
-// rarely have per-bucket host names, hence path style for them;
-// force_path_style overrides that choice either way.
+/// For a service ("s3", "sqs", "dynamodb"): the explicit URL, else
+/// AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else the AWS endpoint
+/// of the region. Emulators and S3-compatible stores behind a custom endpoint
+/// rarely have per-bucket host names, hence path style for them;
+/// force_path_style overrides that choice either way.
 inline service_endpoint resolve_endpoint(std::string_view service, std::string_view region,
                                          std::optional<std::string_view> explicit_url = {},
                                          std::optional<bool> force_path_style = {}) {
@@ -215,10 +224,10 @@ inline service_endpoint resolve_endpoint(std::string_view service, std::string_v
   return endpoint;
 }
 
-// A key as an S3 URL path: every byte but unreserved ones and '/' encoded.
-// Dot segments ("." and "..") are sent as they are, as botocore does: S3 signs
-// and reads the path exactly as sent, and the transport keeps curl from
-// removing them (CURLOPT_PATH_AS_IS).
+/// A key as an S3 URL path: every byte but unreserved ones and '/' encoded.
+/// Dot segments ("." and "..") are sent as they are, as botocore does: S3 signs
+/// and reads the path exactly as sent, and the transport keeps curl from
+/// removing them (CURLOPT_PATH_AS_IS).
 inline std::string encode_s3_key(std::string_view key) {
   return uri_encode(key, /*keep_slash=*/true);
 }
@@ -237,13 +246,14 @@ inline std::string virtual_host_base(const service_endpoint& endpoint, std::stri
 }
 }  // namespace detail
 
-// The bucket's own URL (for listings): "https://bucket.s3.../" or "http://host/bucket".
+/// The bucket's own URL (for listings): "https://bucket.s3.../" or "http://host/bucket".
 inline std::string s3_bucket_url(const service_endpoint& endpoint, std::string_view bucket) {
   if (detail::use_path_style(endpoint, bucket))
     return endpoint.url + "/" + uri_encode(bucket);
   return detail::virtual_host_base(endpoint, bucket) + "/";
 }
 
+/// The URL of an object, in the endpoint's addressing style.
 inline std::string s3_object_url(const service_endpoint& endpoint, std::string_view bucket,
                                  std::string_view key) {
   if (detail::use_path_style(endpoint, bucket))

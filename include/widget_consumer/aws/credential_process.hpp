@@ -42,9 +42,11 @@ extern char** environ;
 
 namespace widget_consumer::aws {
 
+/// Limits on a credential_process command run from a profile.
 struct credential_process_options {
+  /// The command is killed after this long.
   std::chrono::milliseconds timeout = std::chrono::seconds{60};
-  std::size_t max_output = 64 * 1024;
+  std::size_t max_output = 64 * 1024;  ///< bytes of output read before giving up
 };
 
 namespace detail {
@@ -207,8 +209,8 @@ inline credentials parse_process_credentials(const std::string& output) {
 
 }  // namespace detail
 
-// Runs `command` and reads its credentials. Throws credentials_error naming
-// `what` ("credential_process of profile 'dev'") and the failure.
+/// Runs `command` and reads its credentials. Throws credentials_error naming
+/// `what` ("credential_process of profile 'dev'") and the failure.
 inline credentials run_credential_process(const std::string& command, const std::string& what,
                                           const credential_process_options& options = {}) {
   try {

@@ -213,7 +213,7 @@ inline std::optional<std::string> container_authorization(std::string& problem) 
 }
 }  // namespace detail
 
-// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+/// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
 inline provider_result environment_credentials() {
   auto key_id = detail::environment("AWS_ACCESS_KEY_ID");
   if (!key_id)
@@ -229,11 +229,11 @@ inline provider_result environment_credentials() {
                           .source = "environment"}};
 }
 
-// ECS/EKS: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (against 169.254.170.2) or
-// AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to loopback or a
-// container host), with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (or _TOKEN)
-// as the Authorization header. A refused URI or token is a configuration
-// error: it stops the chain.
+/// ECS/EKS: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (against 169.254.170.2) or
+/// AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to loopback or a
+/// container host), with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (or _TOKEN)
+/// as the Authorization header. A refused URI or token is a configuration
+/// error: it stops the chain.
 inline provider_result container_credentials(
     std::chrono::milliseconds timeout = std::chrono::seconds{1}) {
   std::string url, variable;
@@ -266,9 +266,9 @@ inline provider_result container_credentials(
   }
 }
 
-// EC2 instance metadata, IMDSv2 only: PUT a session token, GET the role name,
-// GET the role's credentials. AWS_EC2_METADATA_DISABLED=true skips it;
-// AWS_EC2_METADATA_SERVICE_ENDPOINT replaces http://169.254.169.254.
+/// EC2 instance metadata, IMDSv2 only: PUT a session token, GET the role name,
+/// GET the role's credentials. AWS_EC2_METADATA_DISABLED=true skips it;
+/// AWS_EC2_METADATA_SERVICE_ENDPOINT replaces http://169.254.169.254.
 inline provider_result imds_credentials(std::chrono::milliseconds timeout = std::chrono::seconds{
                                             1}) {
   if (detail::is_true(detail::environment("AWS_EC2_METADATA_DISABLED")))

@@ -25,26 +25,30 @@
 
 namespace widget_consumer::aws {
 
+/// The keys a request is signed with, and where they came from.
 struct credentials {
-  std::string access_key_id;
-  std::string secret_access_key;
-  std::string session_token;  // empty for long-term keys
+  std::string access_key_id;      ///< the AKIA.../ASIA... key id
+  std::string secret_access_key;  ///< the secret the signature is made with
+  std::string session_token;      ///< empty for long-term keys
+  /// When temporary keys stop working; unset: never.
   std::optional<std::chrono::system_clock::time_point> expiration;
-  // Where they were found ("environment", "assume role arn:... via profile
-  // dev", ...), for messages that must say which identity was used without
-  // showing it. Never a secret. Not part of
-  // the identity: two equal keys from two places are equal credentials.
+  /// Where they were found ("environment", "assume role arn:... via profile
+  /// dev", ...), for messages that must say which identity was used without
+  /// showing it. Never a secret. Not part of
+  /// the identity: two equal keys from two places are equal credentials.
   std::string source = {};
 
+  /// True when there are no keys to sign with.
   bool empty() const noexcept { return access_key_id.empty() || secret_access_key.empty(); }
+  /// The same identity: keys, token and expiration equal, wherever they came from.
   bool operator==(const credentials& other) const noexcept {
     return access_key_id == other.access_key_id && secret_access_key == other.secret_access_key &&
            session_token == other.session_token && expiration == other.expiration;
   }
 };
 
-// "AKIDEXAMPLE (secret ****, session token ****, expires 2024-01-01T00:00:00Z)":
-// the key id is not secret (it appears in every Authorization header).
+/// "AKIDEXAMPLE (secret ****, session token ****, expires 2024-01-01T00:00:00Z)":
+/// the key id is not secret (it appears in every Authorization header).
 inline std::string describe(const credentials& creds) {
   std::string out =
       creds.access_key_id.empty() ? std::string("<no access key id>") : creds.access_key_id;
@@ -68,7 +72,7 @@ inline std::string describe(const credentials& creds) {
   return out;
 }
 
-// Also what GoogleTest uses to print a credentials value in a failure message.
+/// Also what GoogleTest uses to print a credentials value in a failure message.
 inline std::ostream& operator<<(std::ostream& out, const credentials& creds) {
   return out << describe(creds);
 }
@@ -80,13 +84,13 @@ class credentials_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// One provider's answer: credentials, or the reason it has none. `final`
-// stops the chain: the user asked for something specific (a named profile)
-// and falling through to another identity would be a surprise.
+/// One provider's answer: credentials, or the reason it has none. `final`
+/// stops the chain: the user asked for something specific (a named profile)
+/// and falling through to another identity would be a surprise.
 struct provider_result {
-  std::optional<credentials> found = {};
-  std::string reason = {};
-  bool final = false;
+  std::optional<credentials> found = {};  ///< the credentials, when the provider has them
+  std::string reason = {};                ///< why not, for the chain's error message
+  bool final = false;                     ///< true: no later provider is tried
 };
 
 namespace detail {
@@ -120,46 +124,52 @@ inline std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::s
 }
 }  // namespace detail
 
-// A provider answers with a provider_result; one that throws has found a
-// configuration it cannot use, which stops the chain like a final result.
+/// A provider answers with a provider_result; one that throws has found a
+/// configuration it cannot use, which stops the chain like a final result.
 struct named_provider {
-  std::string name;
-  std::function<provider_result()> fetch;
+  std::string name;                        ///< for messages: "environment", "IMDS", ...
+  std::function<provider_result()> fetch;  ///< asked for credentials each time the chain needs them
 };
 
-// Callable as std::function<credentials()>: the first provider with
-// credentials wins, and the result is cached. Copies share one cache.
-// Thread-safe. Refreshing follows the AWS SDKs (botocore's advisory and
-// mandatory refresh, aws-sdk-go-v2's CredentialsCache):
-//   - until `refresh_margin` before the expiration, the cache answers;
-//   - inside the margin (advisory), one caller refreshes; the others go on
-//     with the cached credentials and do not wait for it;
-//   - inside `mandatory_margin` before the expiration, callers wait for the
-//     refresh in flight, if any; once the credentials have expired (or
-//     when there are none), callers wait for a refresh, and one refresh
-//     serves every caller waiting for it, failure included;
-//   - a refresh that fails (or brings credentials already inside the margin)
-//     is not tried again before a backoff, 1 s doubling up to 30 s, while
-//     the cached credentials are still valid; the backoff never carries past
-//     the start of the mandatory window (inside it, past the expiration).
-// A refresh that fails leaves the cached credentials in use while they are
-// valid; after that, the failure is thrown.
+/// Callable as std::function<credentials()>: the first provider with
+/// credentials wins, and the result is cached. Copies share one cache.
+/// Thread-safe. Refreshing follows the AWS SDKs (botocore's advisory and
+/// mandatory refresh, aws-sdk-go-v2's CredentialsCache):
+///   - until `refresh_margin` before the expiration, the cache answers;
+///   - inside the margin (advisory), one caller refreshes; the others go on
+///     with the cached credentials and do not wait for it;
+///   - inside `mandatory_margin` before the expiration, callers wait for the
+///     refresh in flight, if any; once the credentials have expired (or
+///     when there are none), callers wait for a refresh, and one refresh
+///     serves every caller waiting for it, failure included;
+///   - a refresh that fails (or brings credentials already inside the margin)
+///     is not tried again before a backoff, 1 s doubling up to 30 s, while
+///     the cached credentials are still valid; the backoff never carries past
+///     the start of the mandatory window (inside it, past the expiration).
+/// A refresh that fails leaves the cached credentials in use while they are
+/// valid; after that, the failure is thrown.
 class credentials_chain {
  public:
+  /// When the chain refreshes expiring credentials, and the clock it reads.
   struct options {
+    /// Inside this, one caller refreshes while the others go on.
     std::chrono::seconds refresh_margin = std::chrono::minutes{5};
+    /// Inside this, every caller waits for the refresh.
     std::chrono::seconds mandatory_margin = std::chrono::minutes{1};
+    /// The backoff after a failed refresh, doubling.
     std::chrono::milliseconds first_backoff = std::chrono::seconds{1};
-    std::chrono::milliseconds max_backoff = std::chrono::seconds{30};
+    std::chrono::milliseconds max_backoff = std::chrono::seconds{30};  ///< the longest backoff
+    /// The clock expirations are compared with; tests set one.
     std::function<std::chrono::system_clock::time_point()> now = [] {
       return std::chrono::system_clock::now();
     };
   };
 
-  // The AWS SDKs' chain is default_credentials_chain() (default_credentials.hpp).
+  /// The AWS SDKs' chain is default_credentials_chain() (default_credentials.hpp).
   credentials_chain(std::vector<named_provider> providers, options opts)
       : state_(std::make_shared<state>(std::move(providers), std::move(opts))) {}
 
+  /// Valid credentials: the cached ones, or a refresh of them; throws when none can be had.
   credentials operator()() const {
     state& s = *state_;
     std::unique_lock lock(s.mutex);

@@ -15,6 +15,7 @@
 
 namespace widget_consumer::aws {
 
+/// A SHA-256 digest, raw bytes.
 using sha256_digest = std::array<unsigned char, 32>;
 
 class crypto_error : public std::runtime_error {
@@ -96,14 +97,17 @@ std::array<unsigned char, N> digest(const char* algorithm, std::string_view data
 }
 }  // namespace detail
 
+/// SHA-256 of the bytes (payload hashes, SigV4).
 inline sha256_digest sha256(std::string_view data) {
   return detail::digest<32>("SHA256", data, "SHA-256");
 }
 
+/// MD5 of the bytes: the Content-MD5 S3 checks a body against.
 inline std::array<unsigned char, 16> md5(std::string_view data) {
   return detail::digest<16>("MD5", data, "MD5");
 }
 
+/// HMAC-SHA256 of data under key: one step of SigV4's key derivation.
 inline sha256_digest hmac_sha256(std::string_view key, std::string_view data) {
   EVP_MAC_CTX* ctx = detail::thread_hmac_context();
   sha256_digest out{};
@@ -120,6 +124,7 @@ inline sha256_digest hmac_sha256(std::string_view key, std::string_view data) {
   return out;
 }
 
+/// HMAC-SHA256 under a key that is itself a digest (the derived SigV4 keys).
 inline sha256_digest hmac_sha256(const sha256_digest& key, std::string_view data) {
   return hmac_sha256(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), data);
 }
@@ -152,20 +157,23 @@ inline sha256_hex_text sha256_hex_chars(std::string_view data) {
 }
 }  // namespace detail
 
+/// Lower-case hexadecimal of the bytes, as SigV4 writes digests.
 template <std::size_t N>
 std::string to_hex(const std::array<unsigned char, N>& bytes) {
   return std::string(detail::view(detail::hex_chars(bytes)));
 }
 
+/// The lower-case hexadecimal SHA-256 of the bytes: SigV4's payload hash.
 inline std::string sha256_hex(std::string_view data) {
   return to_hex(sha256(data));
 }
 
-// The AWS CLI names its SSO token cache files by this (sso.hpp).
+/// The AWS CLI names its SSO token cache files by this (sso.hpp).
 inline std::string sha1_hex(std::string_view data) {
   return to_hex(detail::digest<20>("SHA1", data, "SHA-1"));
 }
 
+/// Base64 (with padding) of the bytes.
 inline std::string base64_encode(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3), '\0');
   if (out.empty())
@@ -177,6 +185,7 @@ inline std::string base64_encode(std::string_view data) {
   return out;
 }
 
+/// Base64 of a digest (Content-MD5, checksums).
 template <std::size_t N>
 std::string base64_encode(const std::array<unsigned char, N>& bytes) {
   return base64_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), N));

@@ -19,6 +19,8 @@
 
 namespace widget_consumer::aws {
 
+/// The AWS SDKs' providers in their order: environment, web identity, shared files, container,
+/// IMDS.
 inline std::vector<named_provider> default_providers(const credential_lookup& lookup = {}) {
   std::vector<named_provider> providers;
   if (!lookup.profile.empty()) {
@@ -38,6 +40,7 @@ inline std::vector<named_provider> default_providers(const credential_lookup& lo
   return providers;
 }
 
+/// The AWS SDKs' credentials chain, cached and refreshed: what the programs sign with.
 inline credentials_chain default_credentials_chain(const credential_lookup& lookup = {},
                                                    credentials_chain::options options = {}) {
   return credentials_chain(default_providers(lookup), std::move(options));

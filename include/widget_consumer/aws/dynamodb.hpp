@@ -28,25 +28,30 @@
 
 namespace widget_consumer::aws {
 
+/// Whether a conditional write was carried out.
 enum class write_status {
-  written,           // the write happened
-  condition_failed,  // ConditionalCheckFailedException: nothing was written
+  written,           ///< the write happened
+  condition_failed,  ///< ConditionalCheckFailedException: nothing was written
 };
 
+/// The answer to a PutItem, UpdateItem or DeleteItem.
 struct write_result {
-  write_status status = write_status::written;
-  // The operation's response (e.g. Attributes when ReturnValues asked for
-  // them); empty when the condition failed.
+  write_status status = write_status::written;  ///< written, or refused by its condition
+  /// The operation's response (e.g. Attributes when ReturnValues asked for
+  /// them); empty when the condition failed.
   boost::json::object response;
 
+  /// True when the write's condition did not hold and nothing was written.
   bool condition_failed() const noexcept { return status == write_status::condition_failed; }
 };
 
+/// One page of a Scan.
 struct scan_page {
-  std::vector<boost::json::object> items;
-  // Where the next page starts; empty on the last page.
+  std::vector<boost::json::object> items;  ///< the items, as DynamoDB's typed JSON
+  /// Where the next page starts; empty on the last page.
   boost::json::object last_evaluated_key;
 
+  /// True when another page follows.
   bool has_more() const noexcept { return !last_evaluated_key.empty(); }
 };
 
@@ -106,43 +111,46 @@ inline boost::json::object dynamodb_read_write(const response_origin& origin,
 
 }  // namespace detail
 
+/// DynamoDB's item calls the store makes, on one service_client.
 class dynamodb_client {
  public:
+  /// A client of DynamoDB as `config` says.
   explicit dynamodb_client(client_config config) : client_("dynamodb", std::move(config)) {}
 
+  /// The underlying client, for calls this class does not wrap.
   service_client& service() noexcept { return client_; }
 
-  // `request` holds everything but TableName: Item, ConditionExpression,
-  // ExpressionAttributeNames/Values, ReturnValues, ...
+  /// `request` holds everything but TableName: Item, ConditionExpression,
+  /// ExpressionAttributeNames/Values, ReturnValues, ...
   write_result put_item(std::string_view table, boost::json::object request) {
     return write("PutItem", table, std::move(request));
   }
 
-  // `request`: Key, UpdateExpression, ConditionExpression, ...
+  /// `request`: Key, UpdateExpression, ConditionExpression, ...
   write_result update_item(std::string_view table, boost::json::object request) {
     return write("UpdateItem", table, std::move(request));
   }
 
-  // `request`: Key, ConditionExpression, ReturnValues (ALL_OLD tells whether
-  // the item existed), ...
+  /// `request`: Key, ConditionExpression, ReturnValues (ALL_OLD tells whether
+  /// the item existed), ...
   write_result delete_item(std::string_view table, boost::json::object request) {
     return write("DeleteItem", table, std::move(request));
   }
 
-  // `request`: Key, ConsistentRead, ProjectionExpression, ... Returns the
-  // item, or nullopt when there is none with that key.
+  /// `request`: Key, ConsistentRead, ProjectionExpression, ... Returns the
+  /// item, or nullopt when there is none with that key.
   std::optional<boost::json::object> get_item(std::string_view table, boost::json::object request) {
     return call("GetItem", table, std::move(request), &detail::dynamodb_read_get_item);
   }
 
-  // One page. `request` may hold ExclusiveStartKey (a previous page's
-  // last_evaluated_key), Limit, FilterExpression, ConsistentRead, ...
+  /// One page. `request` may hold ExclusiveStartKey (a previous page's
+  /// last_evaluated_key), Limit, FilterExpression, ConsistentRead, ...
   scan_page scan(std::string_view table, boost::json::object request = {}) {
     return call("Scan", table, std::move(request), &detail::dynamodb_read_scan);
   }
 
-  // Every page of a scan, in order. For tests and checking tools, not for
-  // tables of unbounded size.
+  /// Every page of a scan, in order. For tests and checking tools, not for
+  /// tables of unbounded size.
   std::vector<boost::json::object> scan_all(std::string_view table,
                                             boost::json::object request = {}) {
     std::vector<boost::json::object> items;
@@ -155,14 +163,14 @@ class dynamodb_client {
     }
   }
 
-  // For tests and the demo. `request`: KeySchema, AttributeDefinitions,
-  // BillingMode, ... Returns the TableDescription; the table may still be
-  // CREATING (see wait_until_active).
+  /// For tests and the demo. `request`: KeySchema, AttributeDefinitions,
+  /// BillingMode, ... Returns the TableDescription; the table may still be
+  /// CREATING (see wait_until_active).
   boost::json::object create_table(std::string_view table, boost::json::object request) {
     return call("CreateTable", table, std::move(request), object_named("TableDescription"));
   }
 
-  // The table's description, or nullopt when it does not exist.
+  /// The table's description, or nullopt when it does not exist.
   std::optional<boost::json::object> describe_table(std::string_view table) {
     try {
       return call("DescribeTable", table, {}, object_named("Table"));
@@ -173,8 +181,8 @@ class dynamodb_client {
     }
   }
 
-  // Polls DescribeTable until TableStatus is ACTIVE; throws when the table
-  // does not exist or is not active within `timeout`.
+  /// Polls DescribeTable until TableStatus is ACTIVE; throws when the table
+  /// does not exist or is not active within `timeout`.
   boost::json::object wait_until_active(
       std::string_view table, std::chrono::milliseconds timeout = std::chrono::seconds(60),
       std::chrono::milliseconds interval = std::chrono::milliseconds(200)) {

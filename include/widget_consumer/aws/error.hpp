@@ -176,35 +176,46 @@ inline std::string_view trim_left(std::string_view text) noexcept {
 
 }  // namespace detail
 
+/// An AWS service answered, and the answer says no (4xx, 5xx, or an error in a 200).
 class service_error : public std::runtime_error {
  public:
+  /// Everything known of the refusal; what() is made from it.
   struct details {
-    std::string service;    // signing name: "s3", "sqs", "dynamodb"
-    std::string operation;  // "GetObject"
-    std::string resource;   // "s3://requests/1612306368338", may be empty
-    long status = 0;        // HTTP status
-    std::string code;       // AWS error code, or "HTTP <status>" when the body had none
-    std::string message;
-    std::string request_id;
-    // The server's clock from the Date header, for clock-skew correction.
+    std::string service;     ///< signing name: "s3", "sqs", "dynamodb"
+    std::string operation;   ///< "GetObject"
+    std::string resource;    ///< "s3://requests/1612306368338", may be empty
+    long status = 0;         ///< HTTP status
+    std::string code;        ///< AWS error code, or "HTTP <status>" when the body had none
+    std::string message;     ///< the service's error message, may be empty
+    std::string request_id;  ///< x-amz-request-id, for AWS support
+    /// The server's clock from the Date header, for clock-skew correction.
     std::optional<std::chrono::system_clock::time_point> server_time;
   };
 
+  /// The error for `d`, its what() naming the call, the resource and the code.
   explicit service_error(details d) : std::runtime_error(describe(d)), details_(std::move(d)) {}
 
+  /// The signing name of the service that answered.
   const std::string& service() const noexcept { return details_.service; }
+  /// The call that failed, e.g. "GetObject".
   const std::string& operation() const noexcept { return details_.operation; }
+  /// What the call was about, e.g. "s3://bucket/key"; may be empty.
   const std::string& resource() const noexcept { return details_.resource; }
+  /// The HTTP status of the answer.
   long status() const noexcept { return details_.status; }
+  /// The AWS error code, e.g. "NoSuchKey", or "HTTP <status>".
   const std::string& code() const noexcept { return details_.code; }
+  /// The service's own message, may be empty.
   const std::string& message() const noexcept { return details_.message; }
+  /// The request id AWS support asks for.
   const std::string& request_id() const noexcept { return details_.request_id; }
+  /// The server's clock from the Date header, for clock-skew correction.
   const std::optional<std::chrono::system_clock::time_point>& server_time() const noexcept {
     return details_.server_time;
   }
 
-  // The same error with `note` added to its message: what the layer above
-  // knows of its cause (S3: the region the bucket is in).
+  /// The same error with `note` added to its message: what the layer above
+  /// knows of its cause (S3: the region the bucket is in).
   service_error with_note(std::string_view note) const {
     details d = details_;
     if (!d.message.empty())
@@ -213,22 +224,22 @@ class service_error : public std::runtime_error {
     return service_error(std::move(d));
   }
 
-  // The service asked us to slow down. 429 counts even without a known code:
-  // it is HTTP's own word for it.
+  /// The service asked us to slow down. 429 counts even without a known code:
+  /// it is HTTP's own word for it.
   bool throttling() const noexcept {
     return detail::contains(detail::throttling_codes, details_.code) || details_.status == 429;
   }
 
-  // Worth another attempt: throttling, a transient code, or a 5xx that
-  // signals a passing server-side condition.
+  /// Worth another attempt: throttling, a transient code, or a 5xx that
+  /// signals a passing server-side condition.
   bool retryable() const noexcept {
     const long s = details_.status;
     return throttling() || detail::contains(detail::transient_codes, details_.code) || s == 500 ||
            s == 502 || s == 503 || s == 504;
   }
 
-  // The code names a clock problem outright, or may stem from one (a
-  // signature mismatch); retry.hpp decides with the Date header.
+  /// The code names a clock problem outright, or may stem from one (a
+  /// signature mismatch); retry.hpp decides with the Date header.
   bool clock_skew() const noexcept {
     return detail::contains(detail::clock_skew_codes, details_.code) ||
            detail::contains(detail::possible_clock_skew_codes, details_.code);
@@ -264,21 +275,25 @@ class service_error : public std::runtime_error {
   details details_;
 };
 
+/// No answer came from the service (connection, timeout, TLS), or one that cannot be read.
 class transport_error : public std::runtime_error {
  public:
-  // malformed: an answer came, but its body does not parse or arrived
-  // damaged. too_large: the answer exceeded the size limit; the same request
-  // would only fetch it again, so it is not retried. cancelled: the caller
-  // gave up on the call (http.hpp); a retry would defeat the purpose.
+  /// malformed: an answer came, but its body does not parse or arrived
+  /// damaged. too_large: the answer exceeded the size limit; the same request
+  /// would only fetch it again, so it is not retried. cancelled: the caller
+  /// gave up on the call (http.hpp); a retry would defeat the purpose.
   enum class kind { connect, timeout, tls, other, permanent, malformed, too_large, cancelled };
 
+  /// A failure of kind `k`; `what` says what happened, without secrets.
   transport_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
 
+  /// What kind of failure it was.
   kind failure() const noexcept { return kind_; }
+  /// True when the call ran out of time.
   bool timeout() const noexcept { return kind_ == kind::timeout; }
-  // A certificate that does not verify, a URL curl cannot use or an oversized
-  // answer will fail the same way every time, and a cancelled call was given
-  // up on; everything else may heal.
+  /// A certificate that does not verify, a URL curl cannot use or an oversized
+  /// answer will fail the same way every time, and a cancelled call was given
+  /// up on; everything else may heal.
   bool retryable() const noexcept {
     return kind_ != kind::permanent && kind_ != kind::too_large && kind_ != kind::cancelled;
   }
@@ -287,13 +302,14 @@ class transport_error : public std::runtime_error {
   kind kind_;
 };
 
-// Whether a call that failed so may still have been carried out: a 5xx
-// other than throttling, or a transport failure once the request may have
-// gone out (anything but a refused connection). A retry of such a call may
-// find its work done already.
+/// Whether a call that failed so may still have been carried out: a 5xx
+/// other than throttling, or a transport failure once the request may have
+/// gone out (anything but a refused connection). A retry of such a call may
+/// find its work done already.
 inline bool may_have_taken_effect(const service_error& e) noexcept {
   return e.status() >= 500 && !e.throttling();
 }
+/// As above: a transport failure once the request may have gone out.
 inline bool may_have_taken_effect(const transport_error& e) noexcept {
   return e.failure() != transport_error::kind::connect;
 }
@@ -357,8 +373,8 @@ inline void read_xml_error(std::string_view body, service_error::details& d) {
 
 }  // namespace detail
 
-// Builds the error for a non-2xx response. Never throws on a body it cannot
-// read: the status becomes the code ("HTTP 503") and its reason the message.
+/// Builds the error for a non-2xx response. Never throws on a body it cannot
+/// read: the status becomes the code ("HTTP 503") and its reason the message.
 inline service_error parse_service_error(std::string_view service, std::string_view operation,
                                          std::string_view resource, const http_response& response) {
   service_error::details d;

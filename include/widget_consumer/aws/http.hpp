@@ -258,16 +258,18 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
 
 }  // namespace detail
 
-// Works on the caller's thread: send() is the transfer itself, and start()
-// a send() that hands its outcome to the completion before returning.
+/// Works on the caller's thread: send() is the transfer itself, and start()
+/// a send() that hands its outcome to the completion before returning.
 class http_client final : public http_transport {
  public:
+  /// A transport with its own connection pool, configured by `options`.
   explicit http_client(http_options options = {})
       : pool_(std::make_unique<detail::curl_pool>(std::move(options))) {}
 
+  /// The limits and TLS settings it was made with.
   const http_options& options() const noexcept override { return pool_->options(); }
 
-  // `done` must not throw.
+  /// `done` must not throw.
   void start(const http_request& request, std::stop_token cancel,
              http_completion done) noexcept override {
     http_outcome outcome;
@@ -279,10 +281,10 @@ class http_client final : public http_transport {
     done(std::move(outcome));
   }
 
-  // Sends one request and returns the answer, whatever its status. Safe to
-  // call from many threads at once. Throws transport_error when no answer
-  // came (connect failure, timeout, TLS failure, reset), kind::cancelled when
-  // `cancel` was stopped before the answer was complete.
+  /// Sends one request and returns the answer, whatever its status. Safe to
+  /// call from many threads at once. Throws transport_error when no answer
+  /// came (connect failure, timeout, TLS failure, reset), kind::cancelled when
+  /// `cancel` was stopped before the answer was complete.
   http_response send(const http_request& request, std::stop_token cancel = {}) override {
     if (cancel.stop_requested())
       throw cancelled(request);

@@ -38,24 +38,25 @@
 
 namespace widget_consumer::aws {
 
+/// How the HTTP transport connects, verifies and limits each request.
 struct http_options {
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds total_timeout{30000};
-  std::string ca_bundle;  // a PEM file; empty: the system's default store
-  // An answer's body (after decompression) may not be larger than this; the
-  // transfer is aborted with transport_error kind::too_large the moment it
-  // would be, or at once when Content-Length announces more. The largest AWS
-  // answers we read (10 SQS messages of 1 MiB, JSON-escaped) stay well below.
+  std::chrono::milliseconds connect_timeout{3000};  ///< to have a connection, TLS included
+  std::chrono::milliseconds total_timeout{30000};   ///< for the whole exchange, body included
+  std::string ca_bundle;  ///< a PEM file; empty: the system's default store
+  /// An answer's body (after decompression) may not be larger than this; the
+  /// transfer is aborted with transport_error kind::too_large the moment it
+  /// would be, or at once when Content-Length announces more. The largest AWS
+  /// answers we read (10 SQS messages of 1 MiB, JSON-escaped) stay well below.
   std::size_t max_response_bytes = std::size_t{64} << 20;
 };
 
-// What one request came to: the answer, or the exception (a transport_error)
-// that says why there is none. Exactly one of the two is set.
+/// What one request came to: the answer, or the exception (a transport_error)
+/// that says why there is none. Exactly one of the two is set.
 struct http_outcome {
-  std::optional<http_response> response;
-  std::exception_ptr error;
+  std::optional<http_response> response;  ///< the answer, of any status
+  std::exception_ptr error;               ///< else why none came
 
-  // The answer, or the error thrown.
+  /// The answer, or the error thrown.
   http_response take() {
     if (error)
       std::rethrow_exception(error);
@@ -63,20 +64,22 @@ struct http_outcome {
   }
 };
 
+/// What a transport calls, once, with a request's outcome; it must not throw.
 using http_completion = std::function<void(http_outcome)>;
 
+/// The interface every HTTP transport implements (this header's comment).
 class http_transport {
  public:
   virtual ~http_transport() = default;
 
-  // Starts sending `request`; `done` is called exactly once, on any thread,
-  // possibly before start() returns. `request` must stay alive and unchanged
-  // until then. Never throws: a failure to start is an outcome too.
+  /// Starts sending `request`; `done` is called exactly once, on any thread,
+  /// possibly before start() returns. `request` must stay alive and unchanged
+  /// until then. Never throws: a failure to start is an outcome too.
   virtual void start(const http_request& request, std::stop_token cancel,
                      http_completion done) noexcept = 0;
 
-  // Sends one request and returns the answer, whatever its status; throws
-  // the transport_error of its outcome. Safe to call from many threads.
+  /// Sends one request and returns the answer, whatever its status; throws
+  /// the transport_error of its outcome. Safe to call from many threads.
   virtual http_response send(const http_request& request, std::stop_token cancel = {}) {
     struct waiter {
       std::mutex mutex;
@@ -95,7 +98,7 @@ class http_transport {
     return wait.outcome->take();
   }
 
-  // The limits and TLS settings it was made with.
+  /// The limits and TLS settings it was made with.
   virtual const http_options& options() const noexcept = 0;
 };
 

@@ -34,13 +34,15 @@
 
 namespace widget_consumer::aws {
 
-// What the credentials chain needs besides the profile name; empty strings
-// mean "not stated" and are looked up as the AWS CLI looks them up.
+/// What the credentials chain needs besides the profile name; empty strings
+/// mean "not stated" and are looked up as the AWS CLI looks them up.
 struct credential_lookup {
-  std::string profile = {};  // "" = AWS_PROFILE, else "default"
-  std::string region = {};   // for STS; "" = AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1
-  std::string endpoint_url = {};  // for STS; "" = AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional
-  std::string ca_bundle = {};     // "" = the system's CA certificates
+  std::string profile = {};  ///< "" = AWS_PROFILE, else "default"
+  std::string region = {};   ///< for STS; "" = AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1
+  std::string endpoint_url =
+      {};                      ///< for STS; "" = AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional
+  std::string ca_bundle = {};  ///< "" = the system's CA certificates
+  /// Limits on a profile's credential_process command.
   credential_process_options process = {};
 };
 
@@ -272,10 +274,10 @@ class profile_resolver {
 
 }  // namespace detail
 
-// The profile named by lookup.profile, AWS_PROFILE or "default". A profile
-// named by argument or AWS_PROFILE stops the chain whatever happens (no other
-// identity is substituted); so does a profile that configures a source of
-// credentials which then fails.
+/// The profile named by lookup.profile, AWS_PROFILE or "default". A profile
+/// named by argument or AWS_PROFILE stops the chain whatever happens (no other
+/// identity is substituted); so does a profile that configures a source of
+/// credentials which then fails.
 inline provider_result profile_credentials(const credential_lookup& lookup = {}) {
   const std::string profile = profile_name(lookup.profile);
   const bool named = !lookup.profile.empty() || detail::environment("AWS_PROFILE").has_value();
@@ -291,9 +293,9 @@ inline provider_result profile_credentials(const credential_lookup& lookup = {})
   }
 }
 
-// Web identity from the environment (EKS IAM roles for service accounts):
-// AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME
-// optional. Set but failing, it stops the chain.
+/// Web identity from the environment (EKS IAM roles for service accounts):
+/// AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME
+/// optional. Set but failing, it stops the chain.
 inline provider_result web_identity_environment_credentials(const credential_lookup& lookup = {}) {
   const auto token_file = detail::environment("AWS_WEB_IDENTITY_TOKEN_FILE");
   if (!token_file)

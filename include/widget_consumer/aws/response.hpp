@@ -30,13 +30,14 @@
 
 namespace widget_consumer::aws {
 
-// Where a response came from: what its errors are reported as.
+/// Where a response came from: what its errors are reported as.
 struct response_origin {
-  std::string_view service;    // "s3", "sqs", "dynamodb"
-  std::string_view operation;  // "ListObjectsV2"
-  std::string_view resource;   // "s3://bucket", a queue URL, a table name
-  const http_response& response;
+  std::string_view service;       ///< "s3", "sqs", "dynamodb"
+  std::string_view operation;     ///< "ListObjectsV2"
+  std::string_view resource;      ///< "s3://bucket", a queue URL, a table name
+  const http_response& response;  ///< the answer being read
 
+  /// "S3 ListObjectsV2 s3://bucket: what", for an error's message.
   std::string describe(std::string_view what) const {
     std::string text = detail::display_service_name(service);
     text += ' ';
@@ -50,6 +51,7 @@ struct response_origin {
     return text;
   }
 
+  /// The error for a 2xx answer that is not what the operation promises.
   service_error unexpected(std::string what) const {
     service_error::details d;
     d.service = std::string(service);
@@ -66,6 +68,7 @@ struct response_origin {
     return service_error(std::move(d));
   }
 
+  /// The error for a body that does not parse: retried like a broken connection.
   transport_error malformed(std::string_view what) const {
     return transport_error(
         transport_error::kind::malformed,
@@ -122,8 +125,8 @@ inline std::string_view json_kind_name(const boost::json::value& value) noexcept
 
 }  // namespace detail
 
-// The JSON-protocol body of a 2xx answer: always an object (an empty body is
-// an empty object: some operations answer with nothing at all).
+/// The JSON-protocol body of a 2xx answer: always an object (an empty body is
+/// an empty object: some operations answer with nothing at all).
 inline boost::json::object read_json_response(const response_origin& origin) {
   const auto body = detail::trim_left(origin.response.body);
   if (body.empty())
@@ -145,9 +148,9 @@ inline boost::json::object read_json_response(const response_origin& origin) {
   return std::move(value.get_object());
 }
 
-// The XML body of a 2xx answer, whose root must be `root`. An <Error> root
-// is S3 failing after it started answering 200 (CopyObject and friends):
-// reported like the 500 it really is, with the code and message it holds.
+/// The XML body of a 2xx answer, whose root must be `root`. An `<Error>` root
+/// is S3 failing after it started answering 200 (CopyObject and friends):
+/// reported like the 500 it really is, with the code and message it holds.
 inline xml_document read_xml_response(const response_origin& origin, std::string_view root) {
   const auto body = detail::trim_left(origin.response.body);
   const std::string expected = "<" + std::string(root) + ">";

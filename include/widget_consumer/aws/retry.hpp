@@ -38,11 +38,14 @@
 
 namespace widget_consumer::aws {
 
+/// The clock, random source and sleep the retry policy uses: the system's, or a test's.
 struct retry_environment {
+  /// The wall clock, for clock-skew correction.
   std::function<std::chrono::system_clock::time_point()> now;
-  std::function<double()> random;  // uniform in [0, 1)
-  std::function<void(std::chrono::milliseconds)> sleep;
+  std::function<double()> random;                        ///< uniform in [0, 1)
+  std::function<void(std::chrono::milliseconds)> sleep;  ///< waits out a backoff
 
+  /// The real clock, a per-thread random engine and std::this_thread::sleep_for.
   static retry_environment system() {
     return {
         [] { return std::chrono::system_clock::now(); },
@@ -55,7 +58,7 @@ struct retry_environment {
   }
 };
 
-// AWS_MAX_ATTEMPTS when it holds a positive number, else `fallback`.
+/// AWS_MAX_ATTEMPTS when it holds a positive number, else `fallback`.
 inline int max_attempts_from_environment(int fallback = 3) {
   const char* text = std::getenv("AWS_MAX_ATTEMPTS");
   if (text == nullptr || *text == '\0')
@@ -67,14 +70,15 @@ inline int max_attempts_from_environment(int fallback = 3) {
   return static_cast<int>(value);
 }
 
-// The token bucket that bounds retries across all calls of one client.
+/// The token bucket that bounds retries across all calls of one client.
 class retry_quota {
  public:
-  static constexpr int initial_tokens = 500;
-  static constexpr int retry_cost = 5;
-  static constexpr int timeout_retry_cost = 10;
-  static constexpr int no_retry_increment = 1;
+  static constexpr int initial_tokens = 500;     ///< tokens in a full bucket
+  static constexpr int retry_cost = 5;           ///< tokens a retry after an error answer takes
+  static constexpr int timeout_retry_cost = 10;  ///< tokens a retry after a timeout takes
+  static constexpr int no_retry_increment = 1;   ///< tokens a first-attempt success gives back
 
+  /// Takes `amount` tokens for a retry; false, and nothing taken, when too few are left.
   bool acquire(int amount) {
     std::lock_guard lock(mutex_);
     if (available_ < amount)
@@ -83,11 +87,13 @@ class retry_quota {
     return true;
   }
 
+  /// Gives tokens back, up to a full bucket.
   void release(int amount) {
     std::lock_guard lock(mutex_);
     available_ = std::min(initial_tokens, available_ + amount);
   }
 
+  /// The tokens left.
   int available() const {
     std::lock_guard lock(mutex_);
     return available_;
@@ -98,31 +104,38 @@ class retry_quota {
   int available_ = initial_tokens;
 };
 
+/// The AWS SDKs' standard retry mode: which failures to retry, how long to back off, the quota.
 class retry_strategy {
  public:
+  /// The longest backoff between attempts.
   static constexpr std::chrono::milliseconds max_backoff{20'000};
+  /// The backoff's base, doubled per attempt, with full jitter.
   static constexpr std::chrono::milliseconds backoff_base{1'000};
-  // A signature mismatch counts as clock skew only when the clocks differ by
-  // this much (AWS accepts up to 5 minutes; the SDKs use 4 as the threshold).
+  /// A signature mismatch counts as clock skew only when the clocks differ by
+  /// this much (AWS accepts up to 5 minutes; the SDKs use 4 as the threshold).
   static constexpr std::chrono::minutes signature_skew_threshold{4};
 
+  /// Up to `max_attempts` attempts per call (at least one), on `environment`'s clock.
   explicit retry_strategy(int max_attempts = 3,
                           retry_environment environment = retry_environment::system())
       : max_attempts_(std::max(1, max_attempts)), env_(std::move(environment)) {}
 
+  /// Attempts per call, the first included.
   int max_attempts() const noexcept { return max_attempts_; }
+  /// The token bucket shared by every call of the client.
   retry_quota& quota() noexcept { return quota_; }
+  /// The token bucket, read-only.
   const retry_quota& quota() const noexcept { return quota_; }
 
-  // The learned difference "server clock - our clock".
+  /// The learned difference "server clock - our clock".
   std::chrono::milliseconds clock_offset() const noexcept {
     return std::chrono::milliseconds{offset_ms_.load(std::memory_order_relaxed)};
   }
 
-  // The time to sign the next attempt with: our clock, corrected.
+  /// The time to sign the next attempt with: our clock, corrected.
   std::chrono::system_clock::time_point signing_time() const { return env_.now() + clock_offset(); }
 
-  // The delay before the retry that follows failed attempt `attempt` (from 1).
+  /// The delay before the retry that follows failed attempt `attempt` (from 1).
   std::chrono::milliseconds backoff(int attempt) const {
     const int exponent = std::clamp(attempt - 1, 0, 30);
     const double ceiling = static_cast<double>(backoff_base.count()) * std::ldexp(1.0, exponent);
@@ -130,9 +143,9 @@ class retry_strategy {
     return std::min(max_backoff, std::chrono::milliseconds{static_cast<long long>(jittered)});
   }
 
-  // Runs `attempt(signing_time)` until it returns, or until its failure
-  // (service_error or transport_error) is final, which is then rethrown
-  // unchanged. Any other exception passes through at once.
+  /// Runs `attempt(signing_time)` until it returns, or until its failure
+  /// (service_error or transport_error) is final, which is then rethrown
+  /// unchanged. Any other exception passes through at once.
   template <class Attempt>
   auto run(Attempt&& attempt)
       -> std::invoke_result_t<Attempt&, std::chrono::system_clock::time_point> {
@@ -160,8 +173,8 @@ class retry_strategy {
     }
   }
 
-  // Learns the clock offset from a rejected request; true when a retry with
-  // the corrected signing time is worth it.
+  /// Learns the clock offset from a rejected request; true when a retry with
+  /// the corrected signing time is worth it.
   bool correct_clock(const service_error& error) {
     if (!error.clock_skew() || !error.server_time())
       return false;

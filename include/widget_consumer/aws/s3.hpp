@@ -40,66 +40,69 @@
 
 namespace widget_consumer::aws {
 
+/// What one ListObjectsV2 page asks for.
 struct s3_list_options {
-  std::string prefix;
-  std::string continuation_token;  // a previous page's next_continuation_token
-  std::string start_after;         // S3 ignores it once a continuation token is given
-  std::optional<int> max_keys;     // 1..1000; S3's default is 1000
+  std::string prefix;              ///< only keys that begin so; "" = every key
+  std::string continuation_token;  ///< a previous page's next_continuation_token
+  std::string start_after;         ///< S3 ignores it once a continuation token is given
+  std::optional<int> max_keys;     ///< 1..1000; S3's default is 1000
 };
 
+/// One page of keys from ListObjectsV2.
 struct s3_object_list {
-  std::vector<std::string> keys;        // in S3's order: ascending UTF-8 bytes
-  std::string next_continuation_token;  // empty on the last page
+  std::vector<std::string> keys;        ///< in S3's order: ascending UTF-8 bytes
+  std::string next_continuation_token;  ///< empty on the last page
 
+  /// True when another page follows.
   bool has_more() const noexcept { return !next_continuation_token.empty(); }
 };
 
-// What HeadObject tells about an object, without its bytes.
+/// What HeadObject tells about an object, without its bytes.
 struct s3_object_info {
-  std::uint64_t size = 0;  // Content-Length
-  std::string etag;        // as S3 sends it, quotes included: "\"9b2cf535f27731c9\""
-  // nullopt when the server sent no Last-Modified or one that is not an HTTP
-  // date; S3 always sends one, to the second.
+  std::uint64_t size = 0;  ///< Content-Length
+  std::string etag;        ///< as S3 sends it, quotes included: "\"9b2cf535f27731c9\""
+  /// nullopt when the server sent no Last-Modified or one that is not an HTTP
+  /// date; S3 always sends one, to the second.
   std::optional<std::chrono::system_clock::time_point> last_modified;
-  std::string content_type;
-  // User metadata: x-amz-meta-<name> headers, keyed by <name> lower-cased
-  // (HTTP header names fold case, and S3 stores them lower-cased). Values as
-  // sent: S3 passes non-ASCII values on RFC 2047-encoded, not decoded.
+  std::string content_type;  ///< Content-Type, as stored
+  /// User metadata: `x-amz-meta-<name>` headers, keyed by `<name>` lower-cased
+  /// (HTTP header names fold case, and S3 stores them lower-cased). Values as
+  /// sent: S3 passes non-ASCII values on RFC 2047-encoded, not decoded.
   std::map<std::string, std::string> metadata;
 };
 
-// What a conditional write (PutObject, DeleteObject) requires of the object
-// under the key: S3 answers 412 PreconditionFailed when it does not hold.
+/// What a conditional write (PutObject, DeleteObject) requires of the object
+/// under the key: S3 answers 412 PreconditionFailed when it does not hold.
 struct s3_write_condition {
-  std::string if_match;        // the ETag the object must have; "" = no such condition
-  bool if_none_match = false;  // there must be no object (If-None-Match: *)
+  std::string if_match;        ///< the ETag the object must have; "" = no such condition
+  bool if_none_match = false;  ///< there must be no object (If-None-Match: *)
 };
 
-// An object with what the GetObject answer told about it.
+/// An object with what the GetObject answer told about it.
 struct s3_object {
-  std::string body;
-  std::string etag;  // quotes included, as sent
-  std::optional<std::chrono::system_clock::time_point> last_modified;
-  // The server's clock when it answered (the Date header): compared with
-  // last_modified, it tells an object's age with no clock of ours involved.
+  std::string body;                                                    ///< the object's bytes
+  std::string etag;                                                    ///< quotes included, as sent
+  std::optional<std::chrono::system_clock::time_point> last_modified;  ///< as in s3_object_info
+  /// The server's clock when it answered (the Date header): compared with
+  /// last_modified, it tells an object's age with no clock of ours involved.
   std::optional<std::chrono::system_clock::time_point> server_time;
-  std::map<std::string, std::string> metadata;  // as s3_object_info's
+  std::map<std::string, std::string> metadata;  ///< as s3_object_info's
 };
 
-// User metadata to send with a PutObject: x-amz-meta-<name>: <value>. Names
-// lower-case; values printable ASCII (S3 refuses or re-encodes others), all
-// of them together at most 2 KB.
+/// User metadata to send with a PutObject: `x-amz-meta-<name>: <value>`. Names
+/// lower-case; values printable ASCII (S3 refuses or re-encodes others), all
+/// of them together at most 2 KB.
 using s3_metadata = std::map<std::string, std::string>;
 
-// A key DeleteObjects did not delete, with S3's reason.
+/// A key DeleteObjects did not delete, with S3's reason.
 struct s3_delete_failure {
-  std::string key;
-  std::string code;
-  std::string message;
+  std::string key;      ///< the key it failed on
+  std::string code;     ///< S3's error code, e.g. "AccessDenied"
+  std::string message;  ///< S3's message
 };
 
-// "s3://bucket" or "s3://bucket/key": how error messages and logs name an
-// S3 bucket or object.
+/// "s3://bucket" or "s3://bucket/key": how error messages and logs name an
+/// S3 bucket or object.
 inline std::string s3_resource(std::string_view bucket, std::string_view key = {}) {
   std::string text = "s3://";
   text += bucket;
@@ -255,17 +258,20 @@ inline void s3_read_copy_result(const response_origin& origin) {
 
 }  // namespace detail
 
+/// The S3 object calls the sources and stores make, with each bucket's region learned.
 class s3_client {
  public:
-  static constexpr std::size_t max_delete_keys = 1000;  // DeleteObjects' limit
+  static constexpr std::size_t max_delete_keys = 1000;  ///< DeleteObjects' limit
 
+  /// A client of S3 as `config` says; copies share the learned bucket regions.
   explicit s3_client(client_config config)
       : client_("s3", std::move(config)), regions_(std::make_shared<s3_bucket_regions>()) {}
 
+  /// The underlying client, for calls this class does not wrap.
   service_client& service() noexcept { return client_; }
 
-  // One page of keys under options.prefix. Follow next_continuation_token for
-  // the rest.
+  /// One page of keys under options.prefix. Follow next_continuation_token for
+  /// the rest.
   s3_object_list list_objects_v2(std::string_view bucket, const s3_list_options& options = {}) {
     if (options.max_keys && (*options.max_keys < 1 || *options.max_keys > 1000))
       throw std::invalid_argument("S3 ListObjectsV2: max-keys must be 1..1000");
@@ -290,8 +296,8 @@ class s3_client {
         });
   }
 
-  // The object's bytes, or nullopt when the bucket has no such key. A missing
-  // bucket is an error, not an absent object.
+  /// The object's bytes, or nullopt when the bucket has no such key. A missing
+  /// bucket is an error, not an absent object.
   std::optional<std::string> get_object(std::string_view bucket, std::string_view key) {
     try {
       return send("GET", bucket, require_key(key, "GetObject"), {}, {}, {}, "GetObject",
@@ -304,8 +310,8 @@ class s3_client {
     }
   }
 
-  // The same with the ETag, Last-Modified, the server's Date and the user
-  // metadata.
+  /// The same with the ETag, Last-Modified, the server's Date and the user
+  /// metadata.
   std::optional<s3_object> get_object_with_info(std::string_view bucket, std::string_view key) {
     try {
       http_response response = send("GET", bucket, require_key(key, "GetObject"), {}, {}, {},
@@ -326,10 +332,10 @@ class s3_client {
     }
   }
 
-  // The object's size, ETag, Last-Modified, Content-Type and user metadata,
-  // or nullopt on 404. A HEAD answer has no body to tell NoSuchKey from
-  // NoSuchBucket, so a missing bucket reads as absent too: callers to whom
-  // that matters ask head_bucket.
+  /// The object's size, ETag, Last-Modified, Content-Type and user metadata,
+  /// or nullopt on 404. A HEAD answer has no body to tell NoSuchKey from
+  /// NoSuchBucket, so a missing bucket reads as absent too: callers to whom
+  /// that matters ask head_bucket.
   std::optional<s3_object_info> head_object(std::string_view bucket, std::string_view key) {
     const auto resource = s3_resource(bucket, key);
     try {
@@ -344,6 +350,7 @@ class s3_client {
     }
   }
 
+  /// PutObject of `body` under `key`, sent with its Content-MD5.
   void put_object(std::string_view bucket, std::string_view key, std::string body,
                   std::string_view content_type = "application/octet-stream") {
     // Content-MD5 makes S3 refuse a body damaged on the way.
@@ -353,11 +360,11 @@ class s3_client {
          "PutObject", s3_resource(bucket, key));
   }
 
-  // PutObject only when `condition` holds: the new object's ETag, or nullopt
-  // when it does not (412 PreconditionFailed; 409 ConditionalRequestConflict,
-  // another conditional write to the key was under way; 404 NoSuchKey for
-  // If-Match on a key that is gone).
-  // `metadata` goes with the object (s3_metadata).
+  /// PutObject only when `condition` holds: the new object's ETag, or nullopt
+  /// when it does not (412 PreconditionFailed; 409 ConditionalRequestConflict,
+  /// another conditional write to the key was under way; 404 NoSuchKey for
+  /// If-Match on a key that is gone).
+  /// `metadata` goes with the object (s3_metadata).
   std::optional<std::string> put_object_if(std::string_view bucket, std::string_view key,
                                            std::string body, const s3_write_condition& condition,
                                            std::string_view content_type = "text/plain",
@@ -379,8 +386,8 @@ class s3_client {
     }
   }
 
-  // DeleteObject only when the object still has `etag`: false when it has
-  // another. A key that is gone already counts as deleted.
+  /// DeleteObject only when the object still has `etag`: false when it has
+  /// another. A key that is gone already counts as deleted.
   bool delete_object_if_match(std::string_view bucket, std::string_view key,
                               std::string_view etag) {
     try {
@@ -396,14 +403,14 @@ class s3_client {
     }
   }
 
-  // Succeeds whether or not the key existed (S3's DeleteObject is idempotent).
+  /// Succeeds whether or not the key existed (S3's DeleteObject is idempotent).
   void delete_object(std::string_view bucket, std::string_view key) {
     send("DELETE", bucket, require_key(key, "DeleteObject"), {}, {}, {}, "DeleteObject",
          s3_resource(bucket, key));
   }
 
-  // Deletes in batches of 1,000 (Quiet mode: S3 reports only failures) and
-  // returns every key S3 did not delete. An empty result means all are gone.
+  /// Deletes in batches of 1,000 (Quiet mode: S3 reports only failures) and
+  /// returns every key S3 did not delete. An empty result means all are gone.
   std::vector<s3_delete_failure> delete_objects(std::string_view bucket,
                                                 std::span<const std::string> keys) {
     std::vector<s3_delete_failure> failures;
@@ -431,6 +438,7 @@ class s3_client {
     return failures;
   }
 
+  /// CopyObject within S3: the object under source_key becomes bucket/key too.
   void copy_object(std::string_view source_bucket, std::string_view source_key,
                    std::string_view bucket, std::string_view key) {
     require_key(source_key, "CopyObject");
@@ -449,8 +457,8 @@ class s3_client {
          });
   }
 
-  // True when the bucket exists and we may use it; false when it does not
-  // exist. Throws on anything else (403: it exists but is not ours).
+  /// True when the bucket exists and we may use it; false when it does not
+  /// exist. Throws on anything else (403: it exists but is not ours).
   bool head_bucket(std::string_view bucket) {
     try {
       send("HEAD", bucket, {}, {}, {}, {}, "HeadBucket", s3_resource(bucket));
@@ -462,8 +470,8 @@ class s3_client {
     }
   }
 
-  // For tests and the demo. Outside us-east-1 S3 needs the region as a
-  // LocationConstraint; in us-east-1 it refuses one.
+  /// For tests and the demo. Outside us-east-1 S3 needs the region as a
+  /// LocationConstraint; in us-east-1 it refuses one.
   void create_bucket(std::string_view bucket) {
     const auto& region = client_.config().region;
     std::string body;

@@ -12,9 +12,9 @@
 
 namespace widget_consumer::aws {
 
-// What the server let through that it must refuse, or "". Writes `key` three
-// times and deletes it: a key no one else uses (callers name it after
-// themselves), so that probes starting together do not meet.
+/// What the server let through that it must refuse, or "". Writes `key` three
+/// times and deletes it: a key no one else uses (callers name it after
+/// themselves), so that probes starting together do not meet.
 inline std::string probe_conditional_writes(s3_client& client, std::string_view bucket,
                                             std::string_view key) {
   // Refused on a new key: unless the refusal answered a retry of an attempt

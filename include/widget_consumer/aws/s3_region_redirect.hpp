@@ -34,10 +34,11 @@
 
 namespace widget_consumer::aws {
 
-// The region each bucket was found in, shared by the copies of one
-// s3_client. Only buckets that redirected are in it.
+/// The region each bucket was found in, shared by the copies of one
+/// s3_client. Only buckets that redirected are in it.
 class s3_bucket_regions {
  public:
+  /// The region a bucket redirected to; nullopt for one that never did.
   std::optional<std::string> find(std::string_view bucket) const {
     std::lock_guard lock(mutex_);
     const auto it = regions_.find(bucket);
@@ -46,7 +47,7 @@ class s3_bucket_regions {
     return it->second;
   }
 
-  // True when this is news: the bucket was not known, or known elsewhere.
+  /// True when this is news: the bucket was not known, or known elsewhere.
   bool remember(std::string_view bucket, std::string_view region) {
     std::lock_guard lock(mutex_);
     const auto [it, inserted] = regions_.try_emplace(std::string(bucket), region);
@@ -135,9 +136,10 @@ inline std::string s3_request_url(const client_config& config, std::string_view 
 
 }  // namespace detail
 
-// The Route (client.hpp) of one S3 call on one bucket.
+/// The Route (client.hpp) of one S3 call on one bucket.
 class s3_region_route {
  public:
+  /// The route of a call on `bucket` (and `key`, `query`): signed for its known region.
   s3_region_route(service_client& client, s3_bucket_regions& regions, std::string_view bucket,
                   std::string_view key, std::string_view query)
       : client_(client),
@@ -147,13 +149,15 @@ class s3_region_route {
         query_(query),
         region_(regions.find(bucket).value_or(client.config().region)) {}
 
-  // Where the first sending goes.
+  /// Where the first sending goes.
   std::string url() const {
     return detail::s3_request_url(client_.config(), region_, bucket_, key_, query_);
   }
 
+  /// The region to sign the next sending for: the bucket's as known so far.
   std::string_view region() const noexcept { return region_; }
 
+  /// For a wrong-region answer: points the request at the bucket's region, once a call.
   bool follow(http_request& request, const http_response& response) {
     not_followed_.clear();
     if (!detail::s3_wrong_region_answer(request, response) || followed_from_)
@@ -185,6 +189,7 @@ class s3_region_route {
     return true;
   }
 
+  /// The error to throw, saying which region was tried when the redirect was not followed.
   service_error explain(const service_error& error, const http_request& request,
                         const http_response& response) const {
     if (!not_followed_.empty())

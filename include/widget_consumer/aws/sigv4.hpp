@@ -24,19 +24,23 @@
 
 namespace widget_consumer::aws {
 
+/// What a SigV4 signature is made for: region, service, time, and the service's rules.
 struct signing_params {
-  std::string region;
-  std::string service;
+  std::string region;   ///< the region signed for, e.g. "us-east-1"
+  std::string service;  ///< the signing name, e.g. "s3"
+  /// The x-amz-date; an argument, so that the test vectors are fixed.
   std::chrono::system_clock::time_point time;
-  bool s3 = false;                // S3 path rules and an x-amz-content-sha256 header
-  bool unsigned_payload = false;  // sign "UNSIGNED-PAYLOAD" instead of the body's hash
-  // Non-S3 only: remove dot segments and duplicate slashes (the suite's "normalize").
+  bool s3 = false;                ///< S3 path rules and an x-amz-content-sha256 header
+  bool unsigned_payload = false;  ///< sign "UNSIGNED-PAYLOAD" instead of the body's hash
+  /// Non-S3 only: remove dot segments and duplicate slashes (the suite's "normalize").
   bool normalize_path = true;
-  // Send x-amz-content-sha256 for a non-S3 service too (the suite's "sign_body").
+  /// Send x-amz-content-sha256 for a non-S3 service too (the suite's "sign_body").
   bool content_sha256_header = false;
 };
 
+/// The Authorization header's algorithm name.
 inline constexpr std::string_view sigv4_algorithm = "AWS4-HMAC-SHA256";
+/// The payload hash of a request whose body is not signed.
 inline constexpr std::string_view unsigned_payload_hash = "UNSIGNED-PAYLOAD";
 
 namespace detail {
@@ -62,18 +66,18 @@ inline amz_date_text amz_date_chars(std::chrono::system_clock::time_point time) 
 }
 }  // namespace detail
 
-// "20150830T123600Z", the x-amz-date format.
+/// "20150830T123600Z", the x-amz-date format.
 inline std::string amz_date(std::chrono::system_clock::time_point time) {
   return std::string(detail::view(detail::amz_date_chars(time)));
 }
 
-// "20150830/us-east-1/service/aws4_request"
+/// "20150830/us-east-1/service/aws4_request"
 inline std::string credential_scope(const signing_params& params) {
   return amz_date(params.time).substr(0, 8) + "/" + params.region + "/" + params.service +
          "/aws4_request";
 }
 
-// RFC 3986 remove_dot_segments, plus collapsing "//" as the AWS SDKs do.
+/// RFC 3986 remove_dot_segments, plus collapsing "//" as the AWS SDKs do.
 inline std::string normalize_path(std::string_view path) {
   std::vector<std::string_view> segments;
   bool trailing_slash = false;
@@ -106,6 +110,7 @@ inline std::string normalize_path(std::string_view path) {
   return out;
 }
 
+/// The canonical URI of a path: S3 paths re-encoded as S3 does, others normalised and encoded.
 inline std::string canonical_uri(std::string_view path, const signing_params& params) {
   if (path.empty())
     return "/";
@@ -145,9 +150,10 @@ inline void remove_header(std::vector<http_header>& headers, std::string_view na
 }
 }  // namespace detail
 
+/// The canonical headers and the list of their names, both parts of the canonical request.
 struct canonical_header_block {
-  std::string headers;         // "name:value\n" for each signed header, sorted
-  std::string signed_headers;  // "host;x-amz-date"
+  std::string headers;         ///< "name:value\n" for each signed header, sorted
+  std::string signed_headers;  ///< "host;x-amz-date"
 };
 
 namespace detail {
@@ -270,18 +276,20 @@ inline void append_canonical_request(std::string& out, std::string& signed_heade
 }
 }  // namespace detail
 
+/// The canonical header lines and signed-header list of `headers`.
 inline canonical_header_block canonical_headers(const std::vector<http_header>& headers) {
   canonical_header_block block;
   detail::append_canonical_headers(block.headers, block.signed_headers, headers);
   return block;
 }
 
-// The hash the canonical request ends with (detail::payload_hash).
+/// The hash the canonical request ends with (detail::payload_hash).
 inline std::string payload_hash(const http_request& request, const signing_params& params) {
   detail::sha256_hex_text buffer;
   return std::string(detail::payload_hash(request, params, buffer));
 }
 
+/// The canonical request SigV4 hashes: method, URI, query, headers and payload hash.
 inline std::string canonical_request(const http_request& request, const signing_params& params) {
   std::string out;
   std::string signed_headers;
@@ -289,12 +297,14 @@ inline std::string canonical_request(const http_request& request, const signing_
   return out;
 }
 
+/// The string to sign: algorithm, time, credential scope and the canonical request's hash.
 inline std::string string_to_sign(std::string_view canonical_request_text,
                                   const signing_params& params) {
   return std::string(sigv4_algorithm) + "\n" + amz_date(params.time) + "\n" +
          credential_scope(params) + "\n" + sha256_hex(canonical_request_text);
 }
 
+/// The day's signing key, derived from the secret by HMAC over date, region, service.
 inline sha256_digest signing_key(const credentials& creds, const signing_params& params) {
   const auto date =
       hmac_sha256("AWS4" + creds.secret_access_key, amz_date(params.time).substr(0, 8));
@@ -349,6 +359,7 @@ class signing_key_cache {
 };
 }  // namespace detail
 
+/// The hexadecimal signature of a string to sign (the signing key cached per day).
 inline std::string signature(std::string_view string_to_sign_text, const credentials& creds,
                              const signing_params& params) {
   const std::string day = amz_date(params.time).substr(0, 8);
@@ -356,10 +367,10 @@ inline std::string signature(std::string_view string_to_sign_text, const credent
                             string_to_sign_text));
 }
 
-// The Authorization value for a request whose x-amz-* and host headers are
-// already in place (sign() puts them there). The same text canonical_request
-// and string_to_sign give, built in buffers the thread keeps: once they have
-// grown, a signature allocates only the value it returns.
+/// The Authorization value for a request whose x-amz-* and host headers are
+/// already in place (sign() puts them there). The same text canonical_request
+/// and string_to_sign give, built in buffers the thread keeps: once they have
+/// grown, a signature allocates only the value it returns.
 inline std::string authorization_header(const http_request& request, const credentials& creds,
                                         const signing_params& params) {
   thread_local std::string canonical;
@@ -393,9 +404,9 @@ inline std::string authorization_header(const http_request& request, const crede
   return out;
 }
 
-// Adds host (if absent), x-amz-date, x-amz-security-token (with a session
-// token), x-amz-content-sha256 (S3, or when asked) and Authorization. Headers
-// a previous sign() added are replaced, so a retry can re-sign the request.
+/// Adds host (if absent), x-amz-date, x-amz-security-token (with a session
+/// token), x-amz-content-sha256 (S3, or when asked) and Authorization. Headers
+/// a previous sign() added are replaced, so a retry can re-sign the request.
 inline void sign(http_request& request, const credentials& creds, const signing_params& params) {
   auto& headers = request.headers;
   for (auto name : {"authorization", "x-amz-date", "x-amz-security-token"})

@@ -30,17 +30,19 @@
 
 namespace widget_consumer::aws {
 
-// One received message. `attributes` holds the system attributes asked for
-// (ApproximateReceiveCount, MessageGroupId, SequenceNumber, ...);
-// `message_attributes` the sender's String and Number attributes asked for
-// (Binary ones are left out).
+/// One received message. `attributes` holds the system attributes asked for
+/// (ApproximateReceiveCount, MessageGroupId, SequenceNumber, ...);
+/// `message_attributes` the sender's String and Number attributes asked for
+/// (Binary ones are left out).
 struct sqs_message {
-  std::string message_id;
-  std::string receipt_handle;
-  std::string body;
-  std::map<std::string, std::string, std::less<>> attributes;
+  std::string message_id;      ///< SQS's id, unique per message
+  std::string receipt_handle;  ///< names this receipt: deletes and visibility changes use it
+  std::string body;            ///< the message's text
+  std::map<std::string, std::string, std::less<>> attributes;  ///< system attributes: name -> value
+  /// Sender's attributes: name -> value.
   std::map<std::string, std::string, std::less<>> message_attributes;
 
+  /// A system attribute's value; nullopt when not returned.
   std::optional<std::string_view> attribute(std::string_view name) const {
     const auto found = attributes.find(name);
     if (found == attributes.end())
@@ -48,6 +50,7 @@ struct sqs_message {
     return found->second;
   }
 
+  /// A sender's message attribute's value; nullopt when not returned.
   std::optional<std::string_view> message_attribute(std::string_view name) const {
     const auto found = message_attributes.find(name);
     if (found == message_attributes.end())
@@ -55,7 +58,7 @@ struct sqs_message {
     return found->second;
   }
 
-  // ApproximateReceiveCount, or 0 when it was not requested or is unreadable.
+  /// ApproximateReceiveCount, or 0 when it was not requested or is unreadable.
   int receive_count() const {
     const auto text = attribute("ApproximateReceiveCount");
     int count = 0;
@@ -65,64 +68,70 @@ struct sqs_message {
   }
 };
 
+/// What a ReceiveMessage asks for.
 struct sqs_receive_options {
-  int max_messages = 10;                 // 1..10 (SQS's limit)
-  std::optional<int> wait_time_seconds;  // 0..20; long polling when > 0
-  std::optional<int> visibility_timeout;
+  int max_messages = 10;                  ///< 1..10 (SQS's limit)
+  std::optional<int> wait_time_seconds;   ///< 0..20; long polling when > 0
+  std::optional<int> visibility_timeout;  ///< seconds hidden; unset: the queue's
+  /// The system attributes to return: the consumer's defaults.
   std::vector<std::string> system_attribute_names = {"ApproximateReceiveCount", "MessageGroupId",
                                                      "SequenceNumber", "SentTimestamp"};
-  // The sender's message attributes to return: names, or "All"; none = none.
+  /// The sender's message attributes to return: names, or "All"; none = none.
   std::vector<std::string> message_attribute_names;
-  // FIFO queues: a receive made again with the same id within the visibility
-  // timeout gets the same messages back, so a receive whose answer was lost
-  // does not leave them hidden (and their groups blocked). "" = not sent.
+  /// FIFO queues: a receive made again with the same id within the visibility
+  /// timeout gets the same messages back, so a receive whose answer was lost
+  /// does not leave them hidden (and their groups blocked). "" = not sent.
   std::string receive_request_attempt_id;
 };
 
-// MessageGroupId and MessageDeduplicationId apply to FIFO queues only; empty
-// means "not sent".
+/// MessageGroupId and MessageDeduplicationId apply to FIFO queues only; empty
+/// means "not sent".
 struct sqs_send_options {
-  std::string message_group_id;
-  std::string message_deduplication_id;
-  std::optional<int> delay_seconds;
-  // Sent as String message attributes (at most 10; values XML-safe text).
+  std::string message_group_id;          ///< FIFO: the group kept in order
+  std::string message_deduplication_id;  ///< FIFO: sends with one id in 5 min are one
+  std::optional<int> delay_seconds;      ///< seconds before it can be received
+  /// Sent as String message attributes (at most 10; values XML-safe text).
   std::map<std::string, std::string, std::less<>> message_attributes;
 };
 
+/// What SQS said of a message it took.
 struct sqs_sent_message {
-  std::string message_id;
-  std::string sequence_number;  // FIFO queues only
-  // Sent by a retry after an attempt that may have taken effect
-  // (http_response::after_unknown_outcome): a standard queue may hold the
-  // message twice.
+  std::string message_id;       ///< SQS's id for it
+  std::string sequence_number;  ///< FIFO queues only
+  /// Sent by a retry after an attempt that may have taken effect
+  /// (http_response::after_unknown_outcome): a standard queue may hold the
+  /// message twice.
   bool after_unknown_outcome = false;
 };
 
+/// One message of a SendMessageBatch.
 struct sqs_send_entry {
-  std::string body;
-  sqs_send_options options;
+  std::string body;          ///< the message's text
+  sqs_send_options options;  ///< its group, deduplication id, delay, attributes
 };
 
+/// One entry of a ChangeMessageVisibilityBatch.
 struct sqs_visibility_change {
-  std::string receipt_handle;
-  int visibility_timeout = 0;
+  std::string receipt_handle;  ///< the receipt whose message to hide or show
+  int visibility_timeout = 0;  ///< seconds from now; 0 = visible now
 };
 
-// An entry of a batch call that SQS did not carry out. `index` is the entry's
-// position in the caller's span.
+/// An entry of a batch call that SQS did not carry out. `index` is the entry's
+/// position in the caller's span.
 struct sqs_batch_failure {
-  std::size_t index = 0;
-  std::string code;
-  std::string message;
-  bool sender_fault = false;
-  // The answer came to a retry after an attempt that may have taken effect
-  // (http_response::after_unknown_outcome): the entry may be done already.
+  std::size_t index = 0;      ///< the entry's position in the caller's span
+  std::string code;           ///< SQS's error code
+  std::string message;        ///< SQS's message
+  bool sender_fault = false;  ///< true: the entry is wrong, a retry will fail too
+  /// The answer came to a retry after an attempt that may have taken effect
+  /// (http_response::after_unknown_outcome): the entry may be done already.
   bool after_unknown_outcome = false;
 };
 
+/// The answer to a SendMessageBatch: what was sent and what failed.
 struct sqs_send_batch_result {
-  std::vector<std::optional<sqs_sent_message>> sent;  // one per entry; empty if it failed
-  std::vector<sqs_batch_failure> failed;
+  std::vector<std::optional<sqs_sent_message>> sent;  ///< one per entry; empty if it failed
+  std::vector<sqs_batch_failure> failed;              ///< the entries SQS refused
 };
 
 namespace detail {
@@ -230,15 +239,18 @@ inline std::vector<sqs_batch_failure> sqs_read_batch(const response_origin& orig
 
 }  // namespace detail
 
+/// The SQS calls the sources, the producer and the tests make, on one service_client.
 class sqs_client {
  public:
-  static constexpr std::size_t max_batch_entries = 10;
+  static constexpr std::size_t max_batch_entries = 10;  ///< the most entries a batch call takes
 
+  /// A client of SQS as `config` says.
   explicit sqs_client(client_config config) : client_("sqs", std::move(config)) {}
 
+  /// The underlying client, for calls this class does not wrap.
   service_client& service() noexcept { return client_; }
 
-  // A queue given by URL is used as is; a name is resolved with GetQueueUrl.
+  /// A queue given by URL is used as is; a name is resolved with GetQueueUrl.
   std::string get_queue_url(std::string_view name_or_url) {
     if (name_or_url.starts_with("https://") || name_or_url.starts_with("http://"))
       return std::string(name_or_url);
@@ -246,10 +258,10 @@ class sqs_client {
                              queue_url_of);
   }
 
-  // Stopping `cancel` ends a long poll at once (transport_error
-  // kind::cancelled). Messages SQS handed to the abandoned poll meanwhile are
-  // hidden until their visibility timeout ends: SQS (and moto) go on with a
-  // long poll whose caller hung up.
+  /// Stopping `cancel` ends a long poll at once (transport_error
+  /// kind::cancelled). Messages SQS handed to the abandoned poll meanwhile are
+  /// hidden until their visibility timeout ends: SQS (and moto) go on with a
+  /// long poll whose caller hung up.
   std::vector<sqs_message> receive_message(std::string_view queue_url,
                                            const sqs_receive_options& options = {},
                                            std::stop_token cancel = {}) {
@@ -279,6 +291,7 @@ class sqs_client {
                              &detail::sqs_read_messages, std::move(cancel));
   }
 
+  /// DeleteMessageBatch of up to 10 receipts; returns the entries that failed.
   std::vector<sqs_batch_failure> delete_message_batch(
       std::string_view queue_url, std::span<const std::string> receipt_handles) {
     return in_batches(receipt_handles.size(), [&](std::size_t begin, std::size_t end) {
@@ -290,6 +303,7 @@ class sqs_client {
     });
   }
 
+  /// ChangeMessageVisibility: hides the message for `visibility_timeout` seconds from now.
   void change_message_visibility(std::string_view queue_url, std::string_view receipt_handle,
                                  int visibility_timeout) {
     client_.call_json("AmazonSQS", "ChangeMessageVisibility",
@@ -299,6 +313,7 @@ class sqs_client {
                       queue_url);
   }
 
+  /// ChangeMessageVisibilityBatch of up to 10 changes; returns the entries that failed.
   std::vector<sqs_batch_failure> change_message_visibility_batch(
       std::string_view queue_url, std::span<const sqs_visibility_change> changes) {
     return in_batches(changes.size(), [&](std::size_t begin, std::size_t end) {
@@ -312,6 +327,7 @@ class sqs_client {
     });
   }
 
+  /// SendMessage of `body`, with the FIFO ids, delay and attributes `options` holds.
   sqs_sent_message send_message(std::string_view queue_url, std::string_view body,
                                 const sqs_send_options& options = {}) {
     boost::json::object request{{"QueueUrl", queue_url}, {"MessageBody", body}};
@@ -323,6 +339,7 @@ class sqs_client {
         });
   }
 
+  /// SendMessageBatch of up to 10 messages; a refused entry is in the result, not thrown.
   sqs_send_batch_result send_message_batch(std::string_view queue_url,
                                            std::span<const sqs_send_entry> messages) {
     sqs_send_batch_result result;
@@ -350,8 +367,8 @@ class sqs_client {
     return result;
   }
 
-  // Names such as "RedrivePolicy", "FifoQueue", "VisibilityTimeout"; none
-  // means all. Attributes the queue does not have are absent from the map.
+  /// Names such as "RedrivePolicy", "FifoQueue", "VisibilityTimeout"; none
+  /// means all. Attributes the queue does not have are absent from the map.
   std::map<std::string, std::string, std::less<>> get_queue_attributes(
       std::string_view queue_url, std::span<const std::string> names = {}) {
     boost::json::array requested;
@@ -375,8 +392,8 @@ class sqs_client {
         });
   }
 
-  // For tests and the demo. A FIFO queue's name ends in ".fifo" and needs the
-  // attribute FifoQueue=true.
+  /// For tests and the demo. A FIFO queue's name ends in ".fifo" and needs the
+  /// attribute FifoQueue=true.
   std::string create_queue(std::string_view name,
                            const std::map<std::string, std::string, std::less<>>& attributes = {}) {
     boost::json::object request{{"QueueName", name}};
@@ -389,7 +406,7 @@ class sqs_client {
     return client_.call_json("AmazonSQS", "CreateQueue", request, name, queue_url_of);
   }
 
-  // For tests and the demo.
+  /// For tests and the demo.
   void delete_queue(std::string_view queue_url) {
     client_.call_json("AmazonSQS", "DeleteQueue", {{"QueueUrl", queue_url}}, queue_url);
   }

@@ -31,15 +31,15 @@
 
 namespace widget_consumer::aws {
 
-// What a profile says about its SSO role.
+/// What a profile says about its SSO role.
 struct sso_settings {
   std::string session_name =
-      {};  // sso_session; "" for the legacy form (sso_start_url in the profile)
-  std::string start_url = {};
-  std::string region = {};  // sso_region
-  std::string account_id = {};
-  std::string role_name = {};
-  std::string ca_bundle = {};  // "" = the system's CA certificates
+      {};  ///< sso_session; "" for the legacy form (sso_start_url in the profile)
+  std::string start_url = {};   ///< sso_start_url: the portal the token was got from
+  std::string region = {};      ///< sso_region
+  std::string account_id = {};  ///< sso_account_id
+  std::string role_name = {};   ///< sso_role_name
+  std::string ca_bundle = {};   ///< "" = the system's CA certificates
 };
 
 namespace detail {
@@ -111,8 +111,8 @@ inline credentials read_role_credentials(const response_origin& origin) {
 
 }  // namespace detail
 
-// Throws credentials_error when the token is missing, expired or refused,
-// service_error / transport_error when the portal cannot be reached.
+/// Throws credentials_error when the token is missing, expired or refused,
+/// service_error / transport_error when the portal cannot be reached.
 inline credentials sso_role_credentials(
     const sso_settings& settings,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {

@@ -28,19 +28,20 @@
 
 namespace widget_consumer::aws {
 
-// Where STS is and how to reach it; empty strings mean "not stated".
+/// Where STS is and how to reach it; empty strings mean "not stated".
 struct sts_settings {
-  std::string region = {};        // "" = us-east-1
-  std::string endpoint_url = {};  // "" = AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional
-  std::string ca_bundle = {};     // "" = the system's CA certificates
-  int max_attempts = 0;           // 0 = AWS_MAX_ATTEMPTS, else 3
+  std::string region = {};        ///< "" = us-east-1
+  std::string endpoint_url = {};  ///< "" = AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional
+  std::string ca_bundle = {};     ///< "" = the system's CA certificates
+  int max_attempts = 0;           ///< 0 = AWS_MAX_ATTEMPTS, else 3
 };
 
+/// What an AssumeRole or AssumeRoleWithWebIdentity asks for.
 struct assume_role_request {
-  std::string role_arn = {};
-  std::string role_session_name = {};  // "" = a name made from the time
-  std::string external_id = {};        // AssumeRole only; "" = not sent
-  std::optional<int> duration_seconds = {};
+  std::string role_arn = {};                 ///< the role to assume
+  std::string role_session_name = {};        ///< "" = a name made from the time
+  std::string external_id = {};              ///< AssumeRole only; "" = not sent
+  std::optional<int> duration_seconds = {};  ///< how long the keys last; unset: STS's hour
 };
 
 namespace detail {
@@ -102,8 +103,8 @@ inline credentials read_sts_credentials(const response_origin& origin, std::stri
 
 }  // namespace detail
 
-// AssumeRole, signed with `source`. Throws service_error / transport_error
-// as every service call does (the role ARN is the resource they name).
+/// AssumeRole, signed with `source`. Throws service_error / transport_error
+/// as every service call does (the role ARN is the resource they name).
 inline credentials assume_role(const sts_settings& settings, const credentials& source,
                                const assume_role_request& request) {
   client_config config = detail::sts_client_config(settings);
@@ -120,7 +121,7 @@ inline credentials assume_role(const sts_settings& settings, const credentials& 
       });
 }
 
-// AssumeRoleWithWebIdentity: unsigned, the token is the proof of identity.
+/// AssumeRoleWithWebIdentity: unsigned, the token is the proof of identity.
 inline credentials assume_role_with_web_identity(const sts_settings& settings,
                                                  const std::string& web_identity_token,
                                                  const assume_role_request& request) {

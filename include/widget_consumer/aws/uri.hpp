@@ -12,6 +12,7 @@
 
 namespace widget_consumer::aws {
 
+/// True for the characters SigV4 leaves unencoded: letters, digits, - . _ ~.
 inline bool is_unreserved(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
@@ -34,7 +35,7 @@ inline void append_uri_encoded(std::string& out, std::string_view text, bool kee
 }
 }  // namespace detail
 
-// keep_slash is for S3 keys and paths: '/' separates segments and is sent as is.
+/// keep_slash is for S3 keys and paths: '/' separates segments and is sent as is.
 inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
   std::string out;
   out.reserve(text.size());
@@ -42,8 +43,8 @@ inline std::string uri_encode(std::string_view text, bool keep_slash = false) {
   return out;
 }
 
-// Percent-decoding only: '+' stays '+' because SigV4 treats it as a literal
-// (we never produce form-encoded queries). A malformed escape is kept as text.
+/// Percent-decoding only: '+' stays '+' because SigV4 treats it as a literal
+/// (we never produce form-encoded queries). A malformed escape is kept as text.
 inline std::string uri_decode(std::string_view text) {
   auto hex_value = [](char c) -> int {
     if (c >= '0' && c <= '9')
@@ -71,9 +72,10 @@ inline std::string uri_decode(std::string_view text) {
   return out;
 }
 
+/// A query's name-value pairs, in the caller's order; encoded when written.
 using query_parameters = std::vector<std::pair<std::string, std::string>>;
 
-// Splits "a=1&b&c=" into decoded (name, value) pairs, in order.
+/// Splits "a=1&b&c=" into decoded (name, value) pairs, in order.
 inline query_parameters parse_query(std::string_view query) {
   query_parameters parameters;
   while (!query.empty()) {
@@ -91,8 +93,8 @@ inline query_parameters parse_query(std::string_view query) {
   return parameters;
 }
 
-// Encodes (name, value) pairs in the given order: "name=value&..." with both
-// sides URI-encoded, so the result is also what the signer will canonicalise.
+/// Encodes (name, value) pairs in the given order: "name=value&..." with both
+/// sides URI-encoded, so the result is also what the signer will canonicalise.
 inline std::string make_query(const query_parameters& parameters) {
   std::string out;
   for (const auto& [name, value] : parameters) {
@@ -105,8 +107,8 @@ inline std::string make_query(const query_parameters& parameters) {
   return out;
 }
 
-// SigV4's canonical query: every name and value decoded then re-encoded, a
-// missing value as "", sorted by encoded name then encoded value.
+/// SigV4's canonical query: every name and value decoded then re-encoded, a
+/// missing value as "", sorted by encoded name then encoded value.
 inline std::string canonical_query_string(std::string_view query) {
   std::vector<std::pair<std::string, std::string>> encoded;
   for (const auto& [name, value] : parse_query(query))
@@ -136,23 +138,24 @@ inline std::string host_header(std::string_view scheme, std::string_view host,
 }
 }  // namespace detail
 
-// A URL's parts as views into it: what the signer reads, without copies.
+/// A URL's parts as views into it: what the signer reads, without copies.
 struct url_view {
-  std::string_view scheme;  // as written (compare case-insensitively)
-  std::string_view host;    // as written, IPv6 literals keep their brackets: "[::1]"
-  std::string_view port;    // empty when the URL has none
-  std::string_view path;    // as written, "/" when the URL has none
-  std::string_view query;   // after '?', without it; fragment dropped
+  std::string_view scheme;  ///< as written (compare case-insensitively)
+  std::string_view host;    ///< as written, IPv6 literals keep their brackets: "[::1]"
+  std::string_view port;    ///< empty when the URL has none
+  std::string_view path;    ///< as written, "/" when the URL has none
+  std::string_view query;   ///< after '?', without it; fragment dropped
 };
 
+/// A URL's parts, copied out of it (url_view), the scheme in lower case.
 struct url_parts {
-  std::string scheme;  // lower case, e.g. "https"
-  std::string host;    // as written, IPv6 literals keep their brackets: "[::1]"
-  std::string port;    // empty when the URL has none
-  std::string path;    // as written, "/" when the URL has none
-  std::string query;   // after '?', without it; fragment dropped
+  std::string scheme;  ///< lower case, e.g. "https"
+  std::string host;    ///< as written, IPv6 literals keep their brackets: "[::1]"
+  std::string port;    ///< empty when the URL has none
+  std::string path;    ///< as written, "/" when the URL has none
+  std::string query;   ///< after '?', without it; fragment dropped
 
-  // host[:port] as a Host header carries it: the scheme's default port omitted.
+  /// host[:port] as a Host header carries it: the scheme's default port omitted.
   std::string host_header() const { return detail::host_header(scheme, host, port); }
 };
 
@@ -161,6 +164,8 @@ class url_error : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Splits an absolute URL into views of its parts; throws url_error for one
+/// without a scheme or a host.
 inline url_view split_url_view(std::string_view url) {
   url_view parts;
   const auto scheme_end = url.find("://");
@@ -196,6 +201,7 @@ inline url_view split_url_view(std::string_view url) {
   return parts;
 }
 
+/// split_url_view(), copied, with the scheme in lower case.
 inline url_parts split_url(std::string_view url) {
   const url_view view = split_url_view(url);
   url_parts parts{std::string(view.scheme), std::string(view.host), std::string(view.port),

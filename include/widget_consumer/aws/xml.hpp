@@ -37,15 +37,15 @@ class xml_limit_error : public xml_error {
   using xml_error::xml_error;
 };
 
-// The parser allocates a tree node per element and attribute, so a hostile or
-// broken answer could make it allocate far more than the body's size; the
-// depth limit keeps any walk over the tree, ours or a caller's, shallow.
-// AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
-// 10,000 elements), so these limits leave a wide margin.
+/// The parser allocates a tree node per element and attribute, so a hostile or
+/// broken answer could make it allocate far more than the body's size; the
+/// depth limit keeps any walk over the tree, ours or a caller's, shallow.
+/// AWS documents are shallow (depth 4) and small (a 1,000-key listing has some
+/// 10,000 elements), so these limits leave a wide margin.
 struct xml_limits {
-  std::size_t max_bytes = std::size_t{16} << 20;
-  std::size_t max_depth = 64;
-  std::size_t max_elements = 200'000;
+  std::size_t max_bytes = std::size_t{16} << 20;  ///< the longest body parsed
+  std::size_t max_depth = 64;                     ///< the deepest nesting of elements
+  std::size_t max_elements = 200'000;             ///< the most elements in one document
 };
 
 namespace detail {
@@ -104,17 +104,19 @@ inline void check_xml_limits(std::string_view text, const xml_limits& limits) {
 
 }  // namespace detail
 
-// A view of one element inside an xml_document; valid while the document
-// lives. Paths are element names separated by '/', relative to this element
-// ("Contents/Key"); S3 element names contain no '/', but may contain '.'.
+/// A view of one element inside an xml_document; valid while the document
+/// lives. Paths are element names separated by '/', relative to this element
+/// ("Contents/Key"); S3 element names contain no '/', but may contain '.'.
 class xml_node {
  public:
+  /// A view of pugixml's element `node`.
   explicit xml_node(pugi::xml_node node) noexcept : node_(node) {}
 
+  /// The element's name, e.g. "Contents".
   std::string_view name() const noexcept { return node_.name(); }
 
-  // The element's own character data, its text and CDATA sections joined
-  // (empty for an element with only children).
+  /// The element's own character data, its text and CDATA sections joined
+  /// (empty for an element with only children).
   std::string text() const {
     std::string result;
     for (auto part = node_.first_child(); part; part = part.next_sibling())
@@ -123,6 +125,7 @@ class xml_node {
     return result;
   }
 
+  /// The first element at `path` below this one; nullopt when there is none.
   std::optional<xml_node> child(std::string_view path) const {
     const auto found = find(path);
     if (!found)
@@ -130,7 +133,7 @@ class xml_node {
     return xml_node(found);
   }
 
-  // The text at `path`, or nullopt when no such element exists.
+  /// The text at `path`, or nullopt when no such element exists.
   std::optional<std::string> find_text(std::string_view path) const {
     const auto found = find(path);
     if (!found)
@@ -138,14 +141,14 @@ class xml_node {
     return xml_node(found).text();
   }
 
-  // The text at `path`, or `fallback` when there is no such element.
+  /// The text at `path`, or `fallback` when there is no such element.
   std::string text_or(std::string_view path, std::string fallback = {}) const {
     auto found = find_text(path);
     return found ? std::move(*found) : std::move(fallback);
   }
 
-  // Every direct child named `name`, in document order (repeated elements
-  // such as ListObjectsV2's <Contents> or DeleteObjects' <Deleted>).
+  /// Every direct child named `name`, in document order (repeated elements
+  /// such as ListObjectsV2's `<Contents>` or DeleteObjects' `<Deleted>`).
   std::vector<xml_node> children(std::string_view name) const {
     std::vector<xml_node> result;
     for (auto element = node_.first_child(); element; element = element.next_sibling())
@@ -154,7 +157,7 @@ class xml_node {
     return result;
   }
 
-  // Every direct child element (text and CDATA excluded).
+  /// Every direct child element (text and CDATA excluded).
   std::vector<xml_node> children() const {
     std::vector<xml_node> result;
     for (auto element = node_.first_child(); element; element = element.next_sibling())
@@ -163,6 +166,7 @@ class xml_node {
     return result;
   }
 
+  /// An XML attribute of this element; nullopt when absent.
   std::optional<std::string> attribute(std::string_view name) const {
     for (auto found = node_.first_attribute(); found; found = found.next_attribute())
       if (name == found.name())
@@ -192,12 +196,12 @@ class xml_node {
   pugi::xml_node node_;
 };
 
-// A parsed document. Movable; nodes point into it, so keep it alive while
-// using them.
+/// A parsed document. Movable; nodes point into it, so keep it alive while
+/// using them.
 class xml_document {
  public:
-  // Throws xml_error on malformed input or on a document without an element,
-  // xml_limit_error (an xml_error) on one beyond `limits`.
+  /// Throws xml_error on malformed input or on a document without an element,
+  /// xml_limit_error (an xml_error) on one beyond `limits`.
   static xml_document parse(std::string_view text, const xml_limits& limits = {}) {
     detail::check_xml_limits(text, limits);
     xml_document doc;
@@ -214,7 +218,7 @@ class xml_document {
     return doc;
   }
 
-  // The document element, e.g. <ListBucketResult>.
+  /// The document element, e.g. `<ListBucketResult>`.
   xml_node root() const { return xml_node(tree_->document_element()); }
 
  private:

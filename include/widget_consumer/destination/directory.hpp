@@ -37,16 +37,18 @@
 
 namespace widget_consumer {
 
+/// A widget store of JSON files in a folder, one per widget: for tests and local runs.
 class directory_store {
  public:
+  /// A store under `root` (created if missing), its files named as `layout` says.
   explicit directory_store(std::filesystem::path root, widget_key_layout layout = {},
                            fencing_options fencing = {})
       : root_(std::move(root)), layout_(std::move(layout)), fencing_(fencing) {
     std::filesystem::create_directories(root_);
   }
 
-  // Fenced (concepts.hpp, position_fencing): applied only if position is
-  // newer than the widget's stored one.
+  /// Fenced (concepts.hpp, position_fencing): applied only if position is
+  /// newer than the widget's stored one.
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
@@ -63,7 +65,7 @@ class directory_store {
     return {outcome};
   }
 
-  // Safe from several threads for different widgets (what the consumer does).
+  /// Safe from several threads for different widgets (what the consumer does).
   apply_outcome apply(const widget_request& request) {
     const std::filesystem::path path = path_of(request.owner, request.widget_id);
     switch (request.type) {
@@ -95,13 +97,13 @@ class directory_store {
     throw store_error(store_failure::bad_request, "unknown request type");
   }
 
-  // The stored widget, if any.
+  /// The stored widget, if any.
   std::optional<widget> load(std::string_view owner, std::string_view widget_id) const {
     return read(path_of(owner, widget_id));
   }
 
-  // {root}/{key}; refuses a key that would leave root ("..", an absolute
-  // path, a NUL): widgetId comes from the request, so it is untrusted.
+  /// {root}/{key}; refuses a key that would leave root ("..", an absolute
+  /// path, a NUL): widgetId comes from the request, so it is untrusted.
   std::filesystem::path path_of(std::string_view owner, std::string_view widget_id) const {
     const std::string key = widget_key(owner, widget_id, layout_);
     const std::filesystem::path relative(key);
@@ -117,9 +119,10 @@ class directory_store {
     return root_ / relative;
   }
 
+  /// The folder the widgets are written under.
   const std::filesystem::path& root() const noexcept { return root_; }
 
-  // Under root: one position file per widget key (see the top of this file).
+  /// Under root: one position file per widget key (see the top of this file).
   static constexpr std::string_view positions_folder = ".positions";
 
  private:

@@ -49,20 +49,23 @@
 
 namespace widget_consumer {
 
+/// A widget store of one DynamoDB table, one item per widget keyed by its id.
 class dynamodb_table_store {
  public:
+  /// A store of `table` through `client`; throws std::invalid_argument for an empty name.
   dynamodb_table_store(aws::dynamodb_client client, std::string table, fencing_options fencing = {})
       : client_(std::move(client)), table_(std::move(table)), fencing_(fencing) {
     if (table_.empty())
       throw std::invalid_argument("dynamodb_table_store: the table name is empty");
   }
 
+  /// A store of `table`, with a DynamoDB client made from `config`.
   dynamodb_table_store(aws::client_config config, std::string table, fencing_options fencing = {})
       : dynamodb_table_store(aws::dynamodb_client(std::move(config)), std::move(table), fencing) {}
 
-  // Before the first request (concepts.hpp, startup_checking): DescribeTable,
-  // which writes nothing: the table exists, these credentials may see it, and
-  // it is keyed by `id` (S) alone, as every item this store writes is.
+  /// Before the first request (concepts.hpp, startup_checking): DescribeTable,
+  /// which writes nothing: the table exists, these credentials may see it, and
+  /// it is keyed by `id` (S) alone, as every item this store writes is.
   void check_ready() {
     const auto& config = client_.service().config();
     const std::string action = "cannot use the DynamoDB table " + table_;
@@ -79,19 +82,23 @@ class dynamodb_table_store {
                                "key: each widget is one item keyed by its widgetId");
   }
 
+  /// Applies the request unfenced: the widget is written whatever it holds.
   apply_outcome apply(const widget_request& request) {
     return as_store_errors([&] { return write(request); });
   }
 
-  // Fenced (concepts.hpp, position_fencing): see the top of this file.
+  /// Fenced (concepts.hpp, position_fencing): see the top of this file.
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
     return as_store_errors([&] { return write_fenced(request, position); });
   }
 
+  /// Whether and how long tombstones are kept.
   const fencing_options& fencing() const noexcept { return fencing_; }
+  /// The table's name.
   const std::string& table() const noexcept { return table_; }
+  /// The DynamoDB client it writes with.
   aws::dynamodb_client& client() noexcept { return client_; }
 
  private:

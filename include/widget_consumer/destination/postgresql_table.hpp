@@ -75,26 +75,29 @@
 
 namespace widget_consumer {
 
+/// Where the PostgreSQL store connects, as whom, and how many connections it keeps.
 struct postgresql_store_options {
-  // A libpq connection string ("host=db dbname=widgets") or URI
-  // ("postgresql://db/widgets"); "" = libpq's defaults and PG* variables.
+  /// A libpq connection string ("host=db dbname=widgets") or URI
+  /// ("postgresql://db/widgets"); "" = libpq's defaults and PG* variables.
   std::string connection;
-  std::string user;      // "" = from the connection string, PGUSER or the login name
-  std::string password;  // "" = from the connection string, PGPASSWORD or ~/.pgpass
-  std::size_t pool_size = 4;
-  // check_ready() creates the tables when they are missing, instead of only
-  // checking them.
+  std::string user;           ///< "" = from the connection string, PGUSER or the login name
+  std::string password;       ///< "" = from the connection string, PGPASSWORD or ~/.pgpass
+  std::size_t pool_size = 4;  ///< connections in the pool
+  /// check_ready() creates the tables when they are missing, instead of only
+  /// checking them.
   bool create_schema = false;
-  // Fencing (the top of this file). Off: only widgets and widget_attributes.
+  /// Fencing (the top of this file). Off: only widgets and widget_attributes.
   fencing_options fencing{};
-  // How often, at most, a fenced apply first removes the tombstones older
-  // than fencing.tombstone_retention: one DELETE on an index of tombstones,
-  // on whichever lane finds it due.
+  /// How often, at most, a fenced apply first removes the tombstones older
+  /// than fencing.tombstone_retention: one DELETE on an index of tombstones,
+  /// on whichever lane finds it due.
   std::chrono::seconds tombstone_clean_up_interval = std::chrono::minutes(10);
 };
 
+/// A widget store of PostgreSQL tables (libpq), with a pool of connections.
 class postgresql_table_store {
  public:
+  /// A store as `options` says: where to connect, the pool's size, fencing.
   explicit postgresql_table_store(postgresql_store_options options)
       : pool_(
             detail::pg_settings{
@@ -104,12 +107,12 @@ class postgresql_table_store {
         fencing_(options.fencing),
         clean_up_interval_(options.tombstone_clean_up_interval) {}
 
-  // Before the first request (concepts.hpp, startup_checking): connects, then
-  // creates the tables (when asked to) and checks that both have the columns
-  // and primary keys this store writes, and that we may write them; fenced,
-  // widget_positions too, and its old tombstones are removed. What
-  // cannot heal (refused login, no such database, wrong tables, no
-  // privilege) is unrecoverable_error; a server not reachable yet may heal.
+  /// Before the first request (concepts.hpp, startup_checking): connects, then
+  /// creates the tables (when asked to) and checks that both have the columns
+  /// and primary keys this store writes, and that we may write them; fenced,
+  /// widget_positions too, and its old tombstones are removed. What
+  /// cannot heal (refused login, no such database, wrong tables, no
+  /// privilege) is unrecoverable_error; a server not reachable yet may heal.
   void check_ready() {
     try {
       check_tables();
@@ -122,6 +125,7 @@ class postgresql_table_store {
     }
   }
 
+  /// Applies the request unfenced, in one transaction, retried on a lost connection.
   apply_outcome apply(const widget_request& request) {
     return with_retry([&](PGconn* connection) {
       auto mine = detail::pg_statements_of(request);
@@ -141,8 +145,8 @@ class postgresql_table_store {
     });
   }
 
-  // Fenced (concepts.hpp, position_fencing; the top of this file): applied
-  // only if position is newer than the widget's stored one.
+  /// Fenced (concepts.hpp, position_fencing; the top of this file): applied
+  /// only if position is newer than the widget's stored one.
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
@@ -159,7 +163,7 @@ class postgresql_table_store {
         [&](PGconn* connection) { return apply_fenced(connection, request, position); });
   }
 
-  // The stored widget (attributes by name), or nullopt. Throws store_error.
+  /// The stored widget (attributes by name), or nullopt. Throws store_error.
   std::optional<widget> load(std::string_view widget_id) {
     return with_retry([&](PGconn* connection) -> std::optional<widget> {
       const auto row =
@@ -189,8 +193,8 @@ class postgresql_table_store {
     });
   }
 
-  // Creates the tables if they are missing (what --pdb-create-schema does);
-  // widget_positions only when fencing.
+  /// Creates the tables if they are missing (what --pdb-create-schema does);
+  /// widget_positions only when fencing.
   void create_schema() {
     with_connection([&](PGconn* connection) {
       create_tables(connection);
@@ -198,6 +202,7 @@ class postgresql_table_store {
     });
   }
 
+  /// The connections the pool holds.
   std::size_t pool_size() const noexcept { return pool_.size(); }
 
  private:

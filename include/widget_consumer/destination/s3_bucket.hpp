@@ -70,14 +70,16 @@
 
 namespace widget_consumer {
 
+/// A widget store of JSON objects in an S3 bucket, one per widget, keyed by owner and id.
 class s3_bucket_store {
  public:
-  static constexpr std::size_t max_key_bytes = 1024;  // S3's limit
+  static constexpr std::size_t max_key_bytes = 1024;  ///< S3's limit
 
+  /// Where tombstones go unless the constructor is given another prefix.
   static constexpr std::string_view default_tombstone_prefix = "tombstones/";
 
-  // tombstone_prefix: where a fenced delete leaves its tombstone; neither it
-  // nor the layout's prefix may start with the other.
+  /// tombstone_prefix: where a fenced delete leaves its tombstone; neither it
+  /// nor the layout's prefix may start with the other.
   s3_bucket_store(aws::s3_client client, std::string bucket, widget_key_layout layout = {},
                   fencing_options fencing = {},
                   std::string tombstone_prefix = std::string(default_tombstone_prefix))
@@ -96,15 +98,16 @@ class s3_bucket_store {
                                   "\" overlap; fencing needs them side by side");
   }
 
+  /// A store of `bucket`, with an S3 client made from `config`.
   s3_bucket_store(aws::client_config config, std::string bucket, widget_key_layout layout = {},
                   fencing_options fencing = {},
                   std::string tombstone_prefix = std::string(default_tombstone_prefix))
       : s3_bucket_store(aws::s3_client(std::move(config)), std::move(bucket), std::move(layout),
                         fencing, std::move(tombstone_prefix)) {}
 
-  // Before the first request (concepts.hpp, startup_checking): HeadBucket,
-  // which writes nothing. Its answer has no body, so a refusal does not say
-  // whether the key or the permission is wrong: the advice names both.
+  /// Before the first request (concepts.hpp, startup_checking): HeadBucket,
+  /// which writes nothing. Its answer has no body, so a refusal does not say
+  /// whether the key or the permission is wrong: the advice names both.
   void check_ready() {
     const auto& config = client_.service().config();
     const std::string action = "cannot use the widget bucket " + aws::s3_resource(bucket_);
@@ -119,7 +122,7 @@ class s3_bucket_store {
       check_conditional_writes();
   }
 
-  // Fenced (concepts.hpp, position_fencing; the top of this file).
+  /// Fenced (concepts.hpp, position_fencing; the top of this file).
   fenced_outcome apply(const widget_request& request, std::string_view position) {
     if (!fencing_.enabled || position.empty())
       return {apply(request)};
@@ -143,7 +146,7 @@ class s3_bucket_store {
     });
   }
 
-  // Unfenced. Thread-safe: the client is, and nothing else here changes.
+  /// Unfenced. Thread-safe: the client is, and nothing else here changes.
   apply_outcome apply(const widget_request& request) {
     const std::string key = checked_key(request);
     return guarded([&] {
@@ -173,23 +176,28 @@ class s3_bucket_store {
     });
   }
 
-  // The stored widget, or nullopt. Throws store_error like apply().
+  /// The stored widget, or nullopt. Throws store_error like apply().
   std::optional<widget> load(std::string_view owner, std::string_view widget_id) {
     return guarded([&] { return read(key_of(owner, widget_id)); });
   }
 
+  /// The key the widget is stored under, as the layout says.
   std::string key_of(std::string_view owner, std::string_view widget_id) const {
     return widget_key(owner, widget_id, layout_);
   }
 
-  // Where a fenced delete of the widget at `key` leaves its tombstone.
+  /// Where a fenced delete of the widget at `key` leaves its tombstone.
   std::string tombstone_key_of(std::string_view key) const {
     return tombstone_prefix_ + std::string(key.substr(layout_.prefix.size()));
   }
 
+  /// The widget bucket's name.
   const std::string& bucket() const noexcept { return bucket_; }
+  /// How widget keys are made (prefix, owner, id).
   const widget_key_layout& layout() const noexcept { return layout_; }
+  /// Whether and how long tombstones are kept.
   const fencing_options& fencing() const noexcept { return fencing_; }
+  /// Where fenced deletes leave their tombstones.
   const std::string& tombstone_prefix() const noexcept { return tombstone_prefix_; }
 
  private:

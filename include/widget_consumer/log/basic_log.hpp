@@ -20,7 +20,7 @@
 
 namespace widget_consumer {
 
-// The level at which a request's outcome is reported.
+/// The level at which a request's outcome is reported.
 inline log_level level_of(request_outcome outcome) noexcept {
   switch (outcome) {
     case request_outcome::applied:
@@ -36,9 +36,11 @@ inline log_level level_of(request_outcome outcome) noexcept {
   return log_level::info;
 }
 
+/// A log_policy made of a Sink (where lines go) and a level filter, the sink called under a Mutex.
 template <log_sink Sink, class Mutex = std::mutex>
 class basic_log {
  public:
+  /// A log whose sink is made from `args`.
   template <class... Args>
   requires std::constructible_from<Sink, Args...>
   explicit basic_log(Args&&... args) : sink_(std::forward<Args>(args)...) {}
@@ -46,17 +48,23 @@ class basic_log {
   basic_log(const basic_log&) = delete;
   basic_log& operator=(const basic_log&) = delete;
 
+  /// Writes one request's outcome, when its level is enabled (warnings for not_found, ...).
   void request(const request_event& event) {
     if (!enabled(level_of(event.outcome)))
       return;
     std::lock_guard lock(mutex_);
     sink_.write(event);
   }
+  /// A debug message; dropped unless the level is debug.
   void debug(std::string_view text) { message(log_level::debug, text); }
+  /// An info message.
   void info(std::string_view text) { message(log_level::info, text); }
+  /// A warning.
   void warning(std::string_view text) { message(log_level::warning, text); }
+  /// An error.
   void error(std::string_view text) { message(log_level::error, text); }
 
+  /// A message at `level`, dropped when below the log's level.
   void message(log_level level, std::string_view text) {
     if (!enabled(level))
       return;
@@ -64,26 +72,31 @@ class basic_log {
     std::lock_guard lock(mutex_);
     sink_.write(message);
   }
+  /// Writes the periodic progress line; never filtered.
   void progress(const progress_event& progress) {
     std::lock_guard lock(mutex_);
     sink_.write(progress);
   }
+  /// Writes the end-of-run summary; never filtered.
   void summary(const consumer_summary& summary) {
     std::lock_guard lock(mutex_);
     sink_.write(summary);
   }
+  /// Flushes the sink.
   void flush() {
     std::lock_guard lock(mutex_);
     sink_.flush();
   }
 
-  // Messages and request events below this level are dropped. Default: info.
+  /// Messages and request events below this level are dropped. Default: info.
   void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
+  /// The level below which messages and request events are dropped.
   log_level level() const noexcept { return level_.load(std::memory_order_relaxed); }
+  /// True when a message at `level` would be written.
   bool enabled(log_level level) const noexcept { return level >= this->level(); }
 
-  // Runs f(sink) under the lock: the only safe way to reach the sink while
-  // other threads may log.
+  /// Runs f(sink) under the lock: the only safe way to reach the sink while
+  /// other threads may log.
   template <class F>
   decltype(auto) with_sink(F&& f) {
     std::lock_guard lock(mutex_);

@@ -13,19 +13,26 @@
 
 namespace widget_consumer {
 
+/// A log sink of text lines in one file per day (folder/YYYY-MM-DD.log), UTC.
 class daily_file_sink {
  public:
+  /// Logs into `folder`, created if missing.
   explicit daily_file_sink(std::filesystem::path folder = "logs") : folder_(std::move(folder)) {
     std::filesystem::create_directories(folder_);
   }
 
+  /// One line for a request's outcome, in its day's file.
   void write(const request_event& event) { line(event.time, detail::text_line(event)); }
+  /// One line for a message, in its day's file.
   void write(const log_message& message) { line(message.time, detail::text_line(message)); }
+  /// The progress line, in its day's file.
   void write(const progress_event& progress) { line(progress.time, detail::text_line(progress)); }
+  /// The summary line, in its day's file.
   void write(const consumer_summary& summary) { line(summary.time, detail::text_line(summary)); }
+  /// Flushes the open file.
   void flush() { file_.flush(); }
 
-  // The file that holds the events of that day.
+  /// The file that holds the events of that day.
   std::filesystem::path path_for(log_clock::time_point time) const {
     return folder_ / (day_of(time) + ".log");
   }
@@ -57,6 +64,7 @@ class daily_file_sink {
   std::ofstream file_;
 };
 
+/// A log into one file per day.
 using daily_file_log = basic_log<daily_file_sink>;
 
 }  // namespace widget_consumer

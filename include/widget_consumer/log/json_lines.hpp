@@ -16,17 +16,20 @@
 
 namespace widget_consumer {
 
+/// A log sink of one JSON object per line, for machines (jq, a log shipper).
 class json_lines_sink {
  public:
   json_lines_sink() : json_lines_sink(std::cout) {}
+  /// Writes to `out`, which must outlive the sink.
   explicit json_lines_sink(std::ostream& out) : out_(&out) {}
-  // Appends to the file.
+  /// Appends to the file.
   explicit json_lines_sink(const std::filesystem::path& file)
       : file_(std::make_unique<std::ofstream>(file, std::ios::app)), out_(file_.get()) {
     if (!*file_)
       throw std::runtime_error("cannot open log file " + file.string());
   }
 
+  /// A request's outcome as {"event":"request",...}.
   void write(const request_event& event) {
     boost::json::object object = header(event.time, "request");
     object["name"] = to_json(event.name);
@@ -42,23 +45,27 @@ class json_lines_sink {
       object["detail"] = to_json(event.detail);
     line(object);
   }
+  /// A message as {"event":"message",...}.
   void write(const log_message& message) {
     boost::json::object object = header(message.time, "message");
     object["level"] = to_json(to_string(message.level));
     object["text"] = to_json(message.text);
     line(object);
   }
+  /// The counts as {"event":"progress",...}.
   void write(const progress_event& progress) {
     boost::json::object object = header(progress.time, "progress");
     add_stats(object, progress.stats);
     line(object);
   }
+  /// The summary as {"event":"summary",...}.
   void write(const consumer_summary& summary) {
     boost::json::object object = header(summary.time, "summary");
     add_stats(object, summary.stats);
     object["stopReason"] = to_json(to_string(summary.reason));
     line(object);
   }
+  /// Flushes the stream.
   void flush() { out_->flush(); }
 
  private:
@@ -93,6 +100,7 @@ class json_lines_sink {
   std::ostream* out_;
 };
 
+/// A log of JSON lines.
 using json_lines_log = basic_log<json_lines_sink>;
 
 }  // namespace widget_consumer

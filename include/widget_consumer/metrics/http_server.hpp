@@ -47,14 +47,14 @@
 
 namespace widget_consumer::metrics {
 
-// Where the server listens: "PORT" (on 127.0.0.1), "HOST:PORT" or
-// "[IPV6]:PORT". HOST is an IP address or "localhost"; an address other
-// than loopback is only ever used when it is written out.
+/// Where the server listens: "PORT" (on 127.0.0.1), "HOST:PORT" or
+/// "[IPV6]:PORT". HOST is an IP address or "localhost"; an address other
+/// than loopback is only ever used when it is written out.
 struct listen_address {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 9464;
+  std::string host = "127.0.0.1";  ///< "localhost" becomes 127.0.0.1
+  std::uint16_t port = 9464;       ///< 0 = any free port
 
-  // Throws std::invalid_argument, naming the text, when it is none of those.
+  /// Throws std::invalid_argument, naming the text, when it is none of those.
   static listen_address parse(std::string_view text) {
     const auto bad = [&](std::string_view why) {
       return std::invalid_argument("bad listen address '" + std::string(text) +
@@ -82,28 +82,31 @@ struct listen_address {
   }
 };
 
-// How long a connection may take, from its accept, to send a whole request
-// head before it is closed unanswered. A probe or a scrape sends its request
-// at once (a Kubernetes probe gives up after 1 s by default); an idle
-// connection or a slowloris trickle holds a slot no longer than this.
+/// How long a connection may take, from its accept, to send a whole request
+/// head before it is closed unanswered. A probe or a scrape sends its request
+/// at once (a Kubernetes probe gives up after 1 s by default); an idle
+/// connection or a slowloris trickle holds a slot no longer than this.
 inline constexpr std::chrono::seconds default_request_timeout{5};
 
+/// How the metrics server answers, and how it bounds slow or many connections.
 struct metrics_server_options {
-  // /readyz is 200 when a poll succeeded at most this long ago.
+  /// /readyz is 200 when a poll succeeded at most this long ago.
   std::chrono::milliseconds ready_within{std::chrono::seconds{60}};
-  // A connection's request must have arrived whole by then.
+  /// A connection's request must have arrived whole by then.
   std::chrono::milliseconds request_timeout{default_request_timeout};
-  std::chrono::milliseconds write_timeout{std::chrono::seconds{10}};
-  std::size_t header_limit = 8 * 1024;
-  // Open connections; a new one beyond them closes the oldest waiting one.
+  std::chrono::milliseconds write_timeout{std::chrono::seconds{10}};  ///< to send a whole answer
+  std::size_t header_limit = 8 * 1024;                                ///< bytes of a request head
+  /// Open connections; a new one beyond them closes the oldest waiting one.
   std::size_t max_connections = 32;
 };
 
+/// Serves /metrics, /healthz and /readyz of a metrics_log over HTTP (Boost.Beast), on its own
+/// thread.
 class metrics_server {
  public:
-  // Listens at once (throws boost::system::system_error when it cannot, for
-  // instance when the port is taken) and serves on its own thread until
-  // destroyed.
+  /// Listens at once (throws boost::system::system_error when it cannot, for
+  /// instance when the port is taken) and serves on its own thread until
+  /// destroyed.
   metrics_server(const listen_address& address, const metrics_log& log,
                  metrics_server_options options = {})
       : log_(log), options_(options), acceptor_(io_) {
@@ -127,7 +130,7 @@ class metrics_server {
       thread_.join();
   }
 
-  // The port listened on (the one chosen when 0 was asked for).
+  /// The port listened on (the one chosen when 0 was asked for).
   std::uint16_t port() const noexcept { return port_; }
 
  private:

@@ -38,19 +38,19 @@ namespace widget_consumer {
 
 namespace metrics {
 
-// Received to settled: milliseconds for a local store, seconds for a slow
-// one or a request retried within its delivery.
+/// Received to settled: milliseconds for a local store, seconds for a slow
+/// one or a request retried within its delivery.
 inline std::vector<double> request_duration_buckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }
 
-// One call of the store: a local file to a remote service's timeout.
+/// One call of the store: a local file to a remote service's timeout.
 inline std::vector<double> store_call_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
-// When this process began, in seconds since the Unix epoch: from Linux's
-// /proc (its start in clock ticks after boot, and the boot time), else now.
+/// When this process began, in seconds since the Unix epoch: from Linux's
+/// /proc (its start in clock ticks after boot, and the boot time), else now.
 inline double process_start_time_seconds() {
   const double now = std::chrono::duration<double>(log_clock::now().time_since_epoch()).count();
   std::ifstream self("/proc/self/stat");
@@ -77,10 +77,10 @@ inline double process_start_time_seconds() {
 
 }  // namespace metrics
 
-// The text side of a log policy is null_log's: metrics_log only counts.
+/// The text side of a log policy is null_log's: metrics_log only counts.
 class metrics_log : public null_log {
  public:
-  // The "type" label of a request whose body did not parse.
+  /// The "type" label of a request whose body did not parse.
   static constexpr std::string_view unknown_type = "unknown";
 
   metrics_log() : start_time_(metrics::process_start_time_seconds()) {}
@@ -90,20 +90,22 @@ class metrics_log : public null_log {
 
   // ---- log_policy --------------------------------------------------------
 
+  /// Counts the request by type and outcome, and observes its latency.
   void request(const request_event& event) noexcept {
     requests_[type_index(event)][static_cast<std::size_t>(event.outcome)].add();
     request_duration_.observe(std::chrono::duration<double>(event.latency).count());
   }
   // ---- optional hooks ----------------------------------------------------
 
+  /// Observes the store call's duration, by type and whether it threw.
   void store_call(const store_call_event& event) noexcept {
     store_call_duration_.observe(std::chrono::duration<double>(event.duration).count());
     if (event.threw)
       store_call_errors_.add();
   }
 
-  // The run's counts are since its run() began: what is new since the last
-  // observation of the same run is added to the counters.
+  /// The run's counts are since its run() began: what is new since the last
+  /// observation of the same run is added to the counters.
   void observe(const consumer_state& state) {
     std::lock_guard lock(mutex_);
     if (state.run_started != run_started_) {
@@ -122,11 +124,12 @@ class metrics_log : public null_log {
 
   // ---- reading -----------------------------------------------------------
 
-  // A poll succeeded within `within` of now (none yet: not ready).
+  /// A poll succeeded within `within` of now (none yet: not ready).
   bool ready(std::chrono::milliseconds within, log_clock::time_point now = log_clock::now()) const {
     const auto last = last_poll_ok();
     return last && now - *last <= within;
   }
+  /// When the last poll that did not throw happened; nullopt before any.
   std::optional<log_clock::time_point> last_poll_ok() const {
     const auto ticks = last_poll_ok_.load(std::memory_order_relaxed);
     if (ticks == 0)
@@ -134,6 +137,7 @@ class metrics_log : public null_log {
     return log_clock::time_point{log_clock::duration{ticks}};
   }
 
+  /// The requests of `type` ("create", "update", "delete") counted with `outcome`.
   std::uint64_t requests(std::string_view type, request_outcome outcome) const {
     for (std::size_t i = 0; i < type_names.size(); ++i)
       if (type_names[i] == type)
@@ -141,7 +145,7 @@ class metrics_log : public null_log {
     return 0;
   }
 
-  // The /metrics page, in the text exposition format 0.0.4.
+  /// The /metrics page, in the text exposition format 0.0.4.
   std::string exposition() const {
     metrics::text_exposition out;
     write_requests(out);

@@ -23,34 +23,40 @@
 #include <utility>
 #include <vector>
 
+/// Prometheus metrics: the registry, the log policy that fills it, and its HTTP server.
 namespace widget_consumer::metrics {
 
-// Only goes up (since the process began).
+/// Only goes up (since the process began).
 class counter {
  public:
+  /// Counts `amount` more; lock-free.
   void add(std::uint64_t amount = 1) noexcept {
     value_.fetch_add(amount, std::memory_order_relaxed);
   }
+  /// The count so far.
   std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<std::uint64_t> value_{0};
 };
 
-// A value that is set.
+/// A value that is set.
 class gauge {
  public:
+  /// Sets the value; lock-free.
   void set(double value) noexcept { value_.store(value, std::memory_order_relaxed); }
+  /// The value last set.
   double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<double> value_{0.0};
 };
 
-// Observations counted into buckets with the given upper bounds (sorted,
-// finite; +Inf is implied).
+/// Observations counted into buckets with the given upper bounds (sorted,
+/// finite; +Inf is implied).
 class histogram {
  public:
+  /// A histogram with these bucket bounds; throws std::invalid_argument unless sorted and finite.
   explicit histogram(std::vector<double> bounds)
       : bounds_(std::move(bounds)),
         counts_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1)) {
@@ -60,6 +66,7 @@ class histogram {
       throw std::invalid_argument("histogram bounds must be finite and strictly increasing");
   }
 
+  /// Counts one observation into its bucket and adds it to the sum; lock-free.
   void observe(double value) noexcept {
     // A value equal to a bound belongs to that bucket (le = less or equal).
     const auto bucket = static_cast<std::size_t>(
@@ -68,14 +75,18 @@ class histogram {
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
 
+  /// The buckets' upper bounds, +Inf left out.
   const std::vector<double>& bounds() const noexcept { return bounds_; }
 
+  /// The histogram as read at one moment, for a scrape.
   struct snapshot {
-    std::vector<std::uint64_t> cumulative;  // one per bound, then +Inf
-    double sum = 0;
+    std::vector<std::uint64_t> cumulative;  ///< one per bound, then +Inf
+    double sum = 0;                         ///< the sum of the observations
+    /// The number of observations: the +Inf bucket.
     std::uint64_t count() const noexcept { return cumulative.empty() ? 0 : cumulative.back(); }
   };
 
+  /// Reads the buckets, cumulative, and the sum.
   snapshot read() const {
     snapshot taken;
     taken.sum = sum_.load(std::memory_order_relaxed);
@@ -93,27 +104,31 @@ class histogram {
   std::atomic<double> sum_{0.0};
 };
 
+/// A label of a sample, name="value"; views valid during the call.
 struct label {
-  std::string_view name;
-  std::string_view value;
+  std::string_view name;   ///< the label's name, e.g. "type"
+  std::string_view value;  ///< its value, escaped when written
 };
 
-// Writes metric families in the text format, version 0.0.4.
+/// Writes metric families in the text format, version 0.0.4.
 class text_exposition {
  public:
+  /// The Content-Type of a scrape's answer.
   static constexpr std::string_view content_type = "text/plain; version=0.0.4; charset=utf-8";
 
-  // The # HELP and # TYPE lines that begin a family.
+  /// The # HELP and # TYPE lines that begin a family.
   void family(std::string_view name, std::string_view type, std::string_view help) {
     text_.append("# HELP ").append(name).append(" ");
     escape(help, false);
     text_.append("\n# TYPE ").append(name).append(" ").append(type).append("\n");
   }
 
+  /// One sample line, name{labels} value.
   void sample(std::string_view name, std::initializer_list<label> labels, double value) {
     sample(name, std::vector<label>(labels), value);
   }
 
+  /// One sample line, name{labels} value, labels given as a vector.
   void sample(std::string_view name, const std::vector<label>& labels, double value) {
     text_.append(name);
     if (!labels.empty()) {
@@ -128,7 +143,7 @@ class text_exposition {
     text_.append(" ").append(format_value(value)).append("\n");
   }
 
-  // name_bucket{le=...} cumulative and ending with +Inf, name_sum, name_count.
+  /// name_bucket{le=...} cumulative and ending with +Inf, name_sum, name_count.
   void histogram_samples(std::string_view name, const std::vector<label>& labels,
                          const histogram& h) {
     const histogram::snapshot taken = h.read();
@@ -144,11 +159,13 @@ class text_exposition {
     sample(std::string(name) + "_count", labels, static_cast<double>(taken.count()));
   }
 
+  /// The text written so far.
   const std::string& text() const noexcept { return text_; }
+  /// The text written so far, moved out.
   std::string take() noexcept { return std::move(text_); }
 
-  // Integers as integers (counts up to 2^53 are exact in a double), the
-  // rest in the shortest form that reads back as the same double.
+  /// Integers as integers (counts up to 2^53 are exact in a double), the
+  /// rest in the shortest form that reads back as the same double.
   static std::string format_value(double value) {
     if (std::isnan(value))
       return "NaN";

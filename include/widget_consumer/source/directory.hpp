@@ -29,15 +29,19 @@
 
 namespace widget_consumer {
 
+/// Where the directory source moves the files it rejects.
 struct directory_source_options {
-  std::string rejected_folder = "rejected";  // inside the source folder
+  std::string rejected_folder = "rejected";  ///< inside the source folder
 };
 
+/// A request source of JSON files in a folder, taken in file-name order: for tests and local runs.
 class directory_source {
  public:
-  using ticket_type = std::string;  // the file name
+  using ticket_type = std::string;  ///< the file name
+  /// The clock release delays are measured on.
   using clock = std::chrono::steady_clock;
 
+  /// A source of the files in `folder`, which must be a directory (std::runtime_error if not).
   explicit directory_source(std::filesystem::path folder, directory_source_options options = {})
       : folder_(std::move(folder)), options_(std::move(options)) {
     if (!std::filesystem::is_directory(folder_))
@@ -46,8 +50,8 @@ class directory_source {
       throw std::invalid_argument("rejected folder must be a plain name inside the request folder");
   }
 
-  // Never waits: a folder has no long poll; the consumer pauses between
-  // empty polls.
+  /// Never waits: a folder has no long poll; the consumer pauses between
+  /// empty polls.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t max) {
     if (pending_.empty() || released_file_due())
       list();
@@ -73,6 +77,7 @@ class directory_source {
     return batch;
   }
 
+  /// Deletes the file.
   void ack(const ticket_type& name) {
     if (!ledger_.settle(name, settle_action::ack))
       return;
@@ -83,12 +88,14 @@ class directory_source {
       ledger_.fail(settle_action::ack, name, "cannot delete: " + error.message());
   }
 
+  /// Hands the file out again once `delay` has passed.
   void release(const ticket_type& name, std::chrono::milliseconds delay) {
     if (!ledger_.settle(name, settle_action::release))
       return;
     delayed_[name] = clock::now() + delay;
   }
 
+  /// Moves the file into the rejected folder, with the reason beside it.
   void reject(const ticket_type& name, std::string_view reason) {
     if (!ledger_.settle(name, settle_action::reject))
       return;
@@ -111,12 +118,15 @@ class directory_source {
       ledger_.fail(settle_action::reject, name, "cannot move aside: " + error.message());
   }
 
+  /// The settlements that did not take effect since the last flush.
   std::vector<settle_failure> flush() { return ledger_.take_failures(); }
 
+  /// File-name order is the order requests are applied in.
   bool ordered() const noexcept { return true; }
-  // A released file is handed out again by this source only (concepts.hpp).
+  /// A released file is handed out again by this source only (concepts.hpp).
   bool releases_locally() const noexcept { return true; }
 
+  /// The folder it reads.
   const std::filesystem::path& folder() const noexcept { return folder_; }
 
  private:

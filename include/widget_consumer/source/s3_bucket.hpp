@@ -97,11 +97,15 @@
 
 namespace widget_consumer {
 
+/// A request source of the objects in an S3 bucket, in key order; several consumers split it by
+/// partition claims.
 class s3_bucket_source {
  public:
-  using ticket_type = std::string;  // the key
+  using ticket_type = std::string;  ///< the key
+  /// The clock release delays and claim renewals are measured on.
   using clock = std::chrono::steady_clock;
 
+  /// A source of `bucket` through `client`; throws std::invalid_argument for bad options.
   s3_bucket_source(aws::s3_client client, std::string bucket, s3_bucket_source_options options = {})
       : client_(std::move(client)),
         bucket_(std::move(bucket)),
@@ -121,6 +125,7 @@ class s3_bucket_source {
             [this](const aws::s3_list_options& request) { return list_checked(request); },
             [this](const std::string& key) { return client_.get_object(bucket_, key); }) {}
 
+  /// A source of `bucket`, with an S3 client made from `config`.
   s3_bucket_source(aws::client_config config, std::string bucket,
                    s3_bucket_source_options options = {})
       : s3_bucket_source(aws::s3_client(std::move(config)), std::move(bucket), std::move(options)) {
@@ -141,8 +146,8 @@ class s3_bucket_source {
     }
   }
 
-  // Before the first poll (concepts.hpp, startup_checking): one key is listed,
-  // which needs the bucket to exist and these credentials to be let in.
+  /// Before the first poll (concepts.hpp, startup_checking): one key is listed,
+  /// which needs the bucket to exist and these credentials to be let in.
   void check_ready() {
     aws::s3_list_options one_key;
     one_key.prefix = options_.prefix;
@@ -152,8 +157,8 @@ class s3_bucket_source {
       claims_->check_conditional_writes();
   }
 
-  // Never waits for new objects (S3 has no long poll), only for the oldest
-  // listed body to arrive.
+  /// Never waits for new objects (S3 has no long poll), only for the oldest
+  /// listed body to arrive.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds, std::size_t max) {
     if (claims_)
       claims_->start();
@@ -206,13 +211,14 @@ class s3_bucket_source {
     return batch;
   }
 
+  /// Queues the object's delete for the next flush (DeleteObjects).
   void ack(const ticket_type& key) {
     if (ledger_.settle(key, settle_action::ack))
       queue_delete(key, settle_action::ack);
   }
 
-  // With claims, kept for the tenure of its partition
-  // (detail/s3_released_keys.hpp).
+  /// With claims, kept for the tenure of its partition
+  /// (detail/s3_released_keys.hpp).
   void release(const ticket_type& key, std::chrono::milliseconds delay) {
     if (!ledger_.settle(key, settle_action::release))
       return;
@@ -233,13 +239,14 @@ class s3_bucket_source {
     }
   }
 
-  // The copy under the rejected prefix is made by the next flush, before the
-  // delete (see the top).
+  /// The copy under the rejected prefix is made by the next flush, before the
+  /// delete (see the top).
   void reject(const ticket_type& key, std::string_view reason) {
     if (ledger_.settle(key, settle_action::reject))
       queue_delete(key, settle_action::reject, std::string(reason));
   }
 
+  /// Runs the queued deletes and copies, and reports the settlements that failed.
   std::vector<settle_failure> flush() {
     finish_deletes(settler_.wait());
     if (!pending_deletes_.empty())
@@ -247,9 +254,9 @@ class s3_bucket_source {
     return ledger_.take_failures();
   }
 
-  // As flush(), but the DeleteObjects run on the settler thread while this
-  // returns: their failures come with a later flush. With nothing in flight
-  // there is nothing to go on with meanwhile, so it waits, as flush() does.
+  /// As flush(), but the DeleteObjects run on the settler thread while this
+  /// returns: their failures come with a later flush. With nothing in flight
+  /// there is nothing to go on with meanwhile, so it waits, as flush() does.
   std::vector<settle_failure> begin_flush() {
     if (ledger_.size() == 0)
       return flush();
@@ -259,39 +266,43 @@ class s3_bucket_source {
     return ledger_.take_failures();
   }
 
-  // Claims found gone or overwritten (detail/s3_partition_claims.hpp).
+  /// Claims found gone or overwritten (detail/s3_partition_claims.hpp).
   std::vector<std::string> take_warnings() {
     return claims_ ? claims_->take_warnings() : std::vector<std::string>{};
   }
 
-  // Released requests of partitions gone elsewhere since
-  // (detail/s3_released_keys.hpp).
+  /// Released requests of partitions gone elsewhere since
+  /// (detail/s3_released_keys.hpp).
   std::vector<forgotten_release> take_forgotten_releases() { return released_.take_forgotten(); }
 
+  /// Key order is the order requests are applied in.
   bool ordered() const noexcept { return true; }
-  // A released key is listed again by this source only (concepts.hpp).
+  /// A released key is listed again by this source only (concepts.hpp).
   bool releases_locally() const noexcept { return true; }
 
-  // Listed and not delivered yet (being fetched, waiting behind the oldest,
-  // on a page not taken yet, or a listing under way), or released and not
-  // yet due: the consumer does not count such time as idle.
-  // Keys of partitions held elsewhere count too: their owner may die, and
-  // its partitions then come to whoever is still running.
+  /// Listed and not delivered yet (being fetched, waiting behind the oldest,
+  /// on a page not taken yet, or a listing under way), or released and not
+  /// yet due: the consumer does not count such time as idle.
+  /// Keys of partitions held elsewhere count too: their owner may die, and
+  /// its partitions then come to whoever is still running.
   bool has_pending() {
     return window_.has_pending() || !released_.empty() || (claims_ && keys_.others_at_work());
   }
 
+  /// The bucket it reads.
   const std::string& bucket() const noexcept { return bucket_; }
+  /// Its options, as given.
   const s3_bucket_source_options& options() const noexcept { return options_; }
-  // Listed keys that were gone when their body was fetched.
+  /// Listed keys that were gone when their body was fetched.
   std::uint64_t vanished() const noexcept { return vanished_; }
-  // Delivered and not yet settled.
+  /// Delivered and not yet settled.
   std::size_t in_flight() const noexcept { return ledger_.size(); }
-  // Objects set aside because they could not be read (see the top).
+  /// Objects set aside because they could not be read (see the top).
   std::uint64_t unreadable() const noexcept { return unreadable_; }
-  // Partitions taken over from consumers that stopped renewing them, and
-  // partitions of ours another consumer took over (0 without claims).
+  /// Partitions taken over from consumers that stopped renewing them, and
+  /// partitions of ours another consumer took over (0 without claims).
   std::uint64_t claims_taken_over() const { return claims_ ? claims_->taken_over() : 0; }
+  /// Of those, the partitions another consumer took from us.
   std::uint64_t claims_lost() const { return claims_ ? claims_->lost() : 0; }
 
  private:

@@ -90,17 +90,23 @@
 
 namespace widget_consumer {
 
+/// A request source of an SQS queue, standard or FIFO: receivers, a visibility heartbeat, batched
+/// settlements.
 class sqs_queue_source {
  public:
+  /// The message id and receipt handle of a delivery.
   using ticket_type = sqs_ticket;
 
+  /// What an access failure's message tells the user to check.
   static constexpr std::string_view access_advice =
       "that the queue (name or URL) exists in this region and that these credentials may "
       "receive, delete and change the visibility of its messages";
 
-  // SQS's limit on how long a message may stay hidden.
+  /// SQS's limit on how long a message may stay hidden.
   static constexpr int max_visibility_seconds = sqs_max_visibility_seconds;
 
+  /// A source of `queue` (a name or URL) through `client`; checks the queue and starts the
+  /// receivers.
   sqs_queue_source(aws::sqs_client client, std::string_view queue, sqs_queue_options options = {})
       : client_(std::move(client)), options_(std::move(options)) {
     validate_sqs_queue_options(options_);
@@ -125,6 +131,7 @@ class sqs_queue_source {
     }
   }
 
+  /// A source of `queue`, with an SQS client made from `config`.
   sqs_queue_source(aws::client_config config, std::string_view queue,
                    sqs_queue_options options = {})
       : sqs_queue_source(aws::sqs_client(std::move(config)), queue, std::move(options)) {}
@@ -147,17 +154,17 @@ class sqs_queue_source {
     release_everything_in_flight(static_cast<int>(hidden.count()));
   }
 
-  // No receive begins any more; those in progress end as usual (their
-  // messages are settled or given back like any). poll() still hands out
-  // what was received. Does not block; the heartbeat goes on.
+  /// No receive begins any more; those in progress end as usual (their
+  /// messages are settled or given back like any). poll() still hands out
+  /// what was received. Does not block; the heartbeat goes on.
   void request_stop() noexcept {
     detail::change_and_notify(
         mutex_, [this] { gate_.stop_receiving(); }, space_);
   }
 
-  // Takes what the receivers buffered; waits up to `wait` when there is
-  // nothing. A receive that failed since the last poll is thrown here once
-  // the buffer is empty, so the consumer logs and counts it.
+  /// Takes what the receivers buffered; waits up to `wait` when there is
+  /// nothing. A receive that failed since the last poll is thrown here once
+  /// the buffer is empty, so the consumer logs and counts it.
   std::vector<received_request<ticket_type>> poll(std::chrono::milliseconds wait, std::size_t max) {
     std::unique_lock lock(mutex_);
     const auto now = std::chrono::steady_clock::now();
@@ -181,6 +188,7 @@ class sqs_queue_source {
     return batch;
   }
 
+  /// Queues the message's delete for the next flush (DeleteMessageBatch).
   void ack(ticket_type ticket) {
     std::string group;
     {
@@ -201,6 +209,7 @@ class sqs_queue_source {
         {.ticket = std::move(ticket), .action = settle_action::ack, .group_id = std::move(group)});
   }
 
+  /// Hides the message for `delay` (rounded up to seconds), or keeps it in flight to deliver again.
   void release(ticket_type ticket, std::chrono::milliseconds delay) {
     if (local_release_ && release_locally(ticket, delay))
       return;
@@ -214,6 +223,7 @@ class sqs_queue_source {
          .visibility = static_cast<int>(std::min<std::int64_t>(seconds, max_visibility_seconds))});
   }
 
+  /// Moves the message aside as reject_mode() says (dead-letter queue, redrive, file, or hidden).
   void reject(ticket_type ticket, std::string_view reason) {
     // Remembered as deleted at once, so a copy received before the delete is
     // not handed out again; the settler undoes that if the send fails.
@@ -257,44 +267,46 @@ class sqs_queue_source {
     }
   }
 
-  // Hands what is queued to the settler thread and returns without waiting:
-  // the failures known now (refused at once, or of calls that ended).
+  /// Hands what is queued to the settler thread and returns without waiting:
+  /// the failures known now (refused at once, or of calls that ended).
   std::vector<settle_failure> begin_flush() { return expect_back(settling_.begin_flush()); }
 
-  // Hands what is queued and waits for every call begun: every failure not
-  // reported yet.
+  /// Hands what is queued and waits for every call begun: every failure not
+  /// reported yet.
   std::vector<settle_failure> flush() { return expect_back(settling_.flush()); }
 
-  // Work still to come (concepts.hpp, pending_reporting), so that the
-  // consumer's max_idle does not end a run while this source hides some:
-  // messages received and not settled (buffered, kept releases), settling
-  // not yet done, and messages given back to the queue or left in it by a
-  // failed settlement, until they are due back there. Messages hidden by
-  // other consumers, or by an earlier run that died, are not counted.
+  /// Work still to come (concepts.hpp, pending_reporting), so that the
+  /// consumer's max_idle does not end a run while this source hides some:
+  /// messages received and not settled (buffered, kept releases), settling
+  /// not yet done, and messages given back to the queue or left in it by a
+  /// failed settlement, until they are due back there. Messages hidden by
+  /// other consumers, or by an earlier run that died, are not counted.
   bool has_pending() const {
     std::lock_guard lock(mutex_);
     return deliveries_.ledger().size() > 0 || settling_.busy() ||
            std::chrono::steady_clock::now() < back_by_;
   }
 
+  /// A FIFO queue delivers each group (widget) in order; a standard one does not.
   bool ordered() const noexcept { return queue_.fifo; }
 
-  // The queue's RedrivePolicy maxReceiveCount; 0 = none.
+  /// The queue's RedrivePolicy maxReceiveCount; 0 = none.
   int max_receive_count() const noexcept { return queue_.max_receive_count; }
-  // Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
+  /// Releases kept in flight instead of given back to SQS (detail/sqs_local_release.hpp).
   std::uint64_t releases_kept() const {
     std::lock_guard lock(mutex_);
     return deliveries_.local().kept();
   }
-  // Said once at start-up: maxReceiveCount too low for the consumer's own
-  // receives (detail::sqs_redrive_warning). "" = none.
+  /// Said once at start-up: maxReceiveCount too low for the consumer's own
+  /// receives (detail::sqs_redrive_warning). "" = none.
   std::string redrive_warning(std::uint32_t max_receives) const {
     return detail::sqs_redrive_warning(queue_.max_receive_count, local_release_, max_receives,
                                        queue_.fifo);
   }
 
+  /// The queue's URL.
   const std::string& queue_url() const noexcept { return queue_.url; }
-  // Where a reject goes, in words, for the start-up line.
+  /// Where a reject goes, in words, for the start-up line.
   std::string rejects_go_to() const {
     switch (queue_.reject_mode) {
       case sqs_reject_mode::dead_letter_queue:
@@ -310,25 +322,28 @@ class sqs_queue_source {
     }
     return "nowhere: they stay hidden in the queue (no RedrivePolicy, no dead-letter queue)";
   }
+  /// The dead-letter queue's URL; "" without one.
   const std::string& dead_letter_queue_url() const noexcept { return queue_.dead_letter_url; }
+  /// How rejects are moved aside.
   sqs_reject_mode reject_mode() const noexcept { return queue_.reject_mode; }
+  /// The queue's visibility timeout, read at start-up.
   int visibility_timeout_seconds() const noexcept { return queue_.visibility_seconds; }
-  // Received and not yet settled (buffered included).
+  /// Received and not yet settled (buffered included).
   std::size_t in_flight() const {
     std::lock_guard lock(mutex_);
     return deliveries_.ledger().size();
   }
-  // What the settler found worth a warning since the last call: a reject
-  // sent to the dead-letter queue again after a send that may have reached
-  // it (a standard queue then holds it twice).
+  /// What the settler found worth a warning since the last call: a reject
+  /// sent to the dead-letter queue again after a send that may have reached
+  /// it (a standard queue then holds it twice).
   std::vector<std::string> take_warnings() { return settling_.take_warnings(); }
-  // Visibility extensions SQS refused for messages still in flight (they
-  // may be delivered again meanwhile). Calls that failed are made again.
+  /// Visibility extensions SQS refused for messages still in flight (they
+  /// may be delivered again meanwhile). Calls that failed are made again.
   std::uint64_t heartbeat_failures() const {
     std::lock_guard lock(mutex_);
     return heartbeat_failures_;
   }
-  // Copies received of messages in flight or deleted lately: not handed out.
+  /// Copies received of messages in flight or deleted lately: not handed out.
   std::uint64_t duplicates() const {
     std::lock_guard lock(mutex_);
     return deliveries_.duplicates();
