@@ -102,7 +102,9 @@ inline auto make_source(std::type_identity<wc::s3_bucket_source>, const consumer
   options.fetch_concurrency = static_cast<std::size_t>(std::clamp(o.concurrency, 8, 32));
   options.read_ahead = std::max<std::size_t>(options.read_ahead, 2 * options.fetch_concurrency);
   // A listing page is parsed whole into a tree: 1,000 keys took about 4 MB at
-  // the peak, 250 a quarter of it, for one more ListObjectsV2 per 250 keys.
+  // the peak with Boost.PropertyTree, 250 a quarter of it, for one more
+  // ListObjectsV2 per 250 keys. pugixml's tree is far smaller (49 allocations
+  // a page of 1,000, BENCHMARKS.md); the size is kept until RSS is measured.
   options.page_size = 250;
   return std::make_unique<wc::s3_bucket_source>(aws.config("s3"), o.request_bucket, options);
 }
