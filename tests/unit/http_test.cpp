@@ -1,9 +1,12 @@
 #include "widget_consumer/aws/http.hpp"
+#include "widget_consumer/aws/http_event_loop.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -70,11 +73,20 @@ class test_server {
   loopback_http_server server_{route};
 };
 
+// Every test below runs on both transports: libcurl's pool, which works on
+// the caller's thread, and the event loop, which works on its own. They
+// share curl_transfer.hpp, so what is sent and how a failure is judged must
+// come out the same.
+template <class Transport>
+class HttpTransport : public ::testing::Test {};
+using transports = ::testing::Types<aws::http_client, aws::http_event_loop>;
+TYPED_TEST_SUITE(HttpTransport, transports);
+
 }  // namespace
 
-TEST(HttpClient, CapturesStatusHeadersAndBody) {
+TYPED_TEST(HttpTransport, CapturesStatusHeadersAndBody) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   const auto response =
       client.send({"POST", server.url("/echo"), {{"X-Test", "value 1"}}, "payload"});
   EXPECT_EQ(response.status, 200);
@@ -86,9 +98,9 @@ TEST(HttpClient, CapturesStatusHeadersAndBody) {
   EXPECT_EQ(response.header("X-Echo-Expect"), "");
 }
 
-TEST(HttpClient, MethodsAndEmptyBodies) {
+TYPED_TEST(HttpTransport, MethodsAndEmptyBodies) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}).body, "GET ");
   EXPECT_EQ(client.send({"PUT", server.url("/echo"), {}, {}}).body, "PUT ");
   EXPECT_EQ(client.send({"DELETE", server.url("/echo"), {}, {}}).body, "DELETE ");
@@ -99,18 +111,18 @@ TEST(HttpClient, MethodsAndEmptyBodies) {
   EXPECT_EQ(client.send({"GET", server.url("/status/503"), {}, {}}).status, 503);
 }
 
-TEST(HttpClient, ReusesOneConnectionForSequentialCalls) {
+TYPED_TEST(HttpTransport, ReusesOneConnectionForSequentialCalls) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   for (int i = 0; i < 20; ++i)
     EXPECT_EQ(client.send({"POST", server.url("/echo"), {}, std::to_string(i)}).body,
               "POST " + std::to_string(i));
   EXPECT_EQ(server.accepted(), 1);
 }
 
-TEST(HttpClient, DecodesGzip) {
+TYPED_TEST(HttpTransport, DecodesGzip) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   const auto response = client.send({"GET", server.url("/gzip"), {}, {}});
   std::string expected;
   for (int i = 0; i < 20; ++i)
@@ -118,17 +130,17 @@ TEST(HttpClient, DecodesGzip) {
   EXPECT_EQ(response.body, expected);
 }
 
-TEST(HttpClient, LargeBodies) {
+TYPED_TEST(HttpTransport, LargeBodies) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   EXPECT_EQ(client.send({"GET", server.url("/big"), {}, {}}).body.size(), std::size_t{4} << 20);
   const std::string upload(std::size_t{3} << 20, 'u');
   EXPECT_EQ(client.send({"PUT", server.url("/echo"), {}, upload}).body.size(), upload.size() + 4);
 }
 
-TEST(HttpClient, TimeoutThrowsTransportError) {
+TYPED_TEST(HttpTransport, TimeoutThrowsTransportError) {
   test_server server;
-  aws::http_client client(
+  TypeParam client(
       aws::http_options{.connect_timeout = 1000ms, .total_timeout = 300ms, .ca_bundle = {}});
   const auto start = std::chrono::steady_clock::now();
   try {
@@ -146,13 +158,13 @@ TEST(HttpClient, TimeoutThrowsTransportError) {
   EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}).status, 200);
 }
 
-TEST(HttpClient, ConnectionRefusedThrowsTransportError) {
+TYPED_TEST(HttpTransport, ConnectionRefusedThrowsTransportError) {
   int port = 0;
   {
     test_server server;  // take a free port, then close it
     port = server.port();
   }
-  aws::http_client client;
+  TypeParam client;
   try {
     client.send({"GET", "http://user:pw@127.0.0.1:" + std::to_string(port) + "/x", {}, {}});
     FAIL() << "connected to a closed port";
@@ -164,8 +176,8 @@ TEST(HttpClient, ConnectionRefusedThrowsTransportError) {
   }
 }
 
-TEST(HttpClient, UnsupportedSchemeIsPermanent) {
-  aws::http_client client;
+TYPED_TEST(HttpTransport, UnsupportedSchemeIsPermanent) {
+  TypeParam client;
   try {
     client.send({"GET", "gopherz://127.0.0.1/", {}, {}});
     FAIL();
@@ -174,9 +186,9 @@ TEST(HttpClient, UnsupportedSchemeIsPermanent) {
   }
 }
 
-TEST(HttpClient, ManyThreadsAtOnce) {
+TYPED_TEST(HttpTransport, ManyThreadsAtOnce) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   constexpr int threads = 16, calls = 25;
   std::atomic<int> right{0};
   std::vector<std::thread> workers;
@@ -204,9 +216,9 @@ TEST(HttpClient, MovedClientStillWorks) {
   EXPECT_EQ(server.accepted(), 1);
 }
 
-TEST(HttpClient, CancelAbortsAWaitForTheAnswerAtOnceAndThePoolStillWorks) {
+TYPED_TEST(HttpTransport, CancelAbortsAWaitForTheAnswerAtOnceAndThePoolStillWorks) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   std::stop_source live;
   // A token that is never stopped changes nothing, and the connection is kept.
   EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}, live.get_token()).status, 200);
@@ -247,9 +259,9 @@ TEST(HttpClient, CancelAbortsAWaitForTheAnswerAtOnceAndThePoolStillWorks) {
   EXPECT_EQ(server.accepted(), 2);
 }
 
-TEST(HttpClient, CancelFromManyThreadsAtOnce) {
+TYPED_TEST(HttpTransport, CancelFromManyThreadsAtOnce) {
   test_server server;
-  aws::http_client client;
+  TypeParam client;
   std::stop_source stop;
   std::atomic<int> cancelled{0};
   std::vector<std::thread> callers;
@@ -270,4 +282,57 @@ TEST(HttpClient, CancelFromManyThreadsAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
   EXPECT_EQ(cancelled.load(), 8);
   EXPECT_EQ(client.send({"GET", server.url("/echo"), {}, {}}).status, 200);
+}
+
+// Many requests in flight from one caller thread: each completion gets its
+// own answer, on the loop's thread.
+TEST(HttpEventLoop, ManyRequestsInFlightFromOneThread) {
+  test_server server;
+  constexpr int count = 64;
+  std::vector<aws::http_request> requests;
+  for (int i = 0; i < count; ++i)
+    requests.push_back({"POST", server.url("/echo"), {}, std::to_string(i)});
+  std::mutex mutex;
+  std::condition_variable finished;
+  int right = 0, done = 0;
+  std::thread::id caller = std::this_thread::get_id();
+  bool on_caller = false;
+  {
+    aws::http_event_loop loop;
+    for (int i = 0; i < count; ++i)
+      loop.start(requests[static_cast<std::size_t>(i)], {}, [&, i](aws::http_outcome outcome) {
+        std::lock_guard lock(mutex);
+        right += outcome.response && outcome.response->body == "POST " + std::to_string(i);
+        on_caller = on_caller || std::this_thread::get_id() == caller;
+        ++done;
+        finished.notify_all();
+      });
+    std::unique_lock lock(mutex);
+    EXPECT_TRUE(finished.wait_for(lock, 20s, [&] { return done == count; }));
+  }
+  EXPECT_EQ(right, count);
+  EXPECT_FALSE(on_caller);
+  EXPECT_LE(server.accepted(), count);
+}
+
+// Destroying the loop ends what is in flight as cancelled, each once.
+TEST(HttpEventLoop, DestroyingTheLoopCancelsWhatIsInFlight) {
+  test_server server;
+  const aws::http_request never{"GET", server.url("/never"), {}, {}};
+  std::atomic<int> cancelled{0}, other{0};
+  {
+    aws::http_event_loop loop;
+    for (int i = 0; i < 3; ++i)
+      loop.start(never, {}, [&](aws::http_outcome outcome) {
+        try {
+          (void)outcome.take();
+          ++other;
+        } catch (const aws::transport_error& e) {
+          ++(e.failure() == aws::transport_error::kind::cancelled ? cancelled : other);
+        }
+      });
+    std::this_thread::sleep_for(200ms);  // sent, waiting for an answer
+  }
+  EXPECT_EQ(cancelled.load(), 3);
+  EXPECT_EQ(other.load(), 0);
 }
