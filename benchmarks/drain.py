@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -383,6 +384,7 @@ class Bench:
             if source_flag == "-rq":
                 command += ["--dead-letter-queue", names["dlq"], "--queue-wait",
                             str(self.args.queue_wait)]
+            command += shlex.split(self.args.go_peer_args)
         elif consumer == "baseline":
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
@@ -714,6 +716,8 @@ def main():
     parser.add_argument("--no-limit", action="store_true")
     parser.add_argument("--no-go-peer", action="store_true",
                         help="leave out the Go peer (benchmarks/peers/go)")
+    parser.add_argument("--go-peer-args", default="",
+                        help="more arguments for the Go peer, e.g. --sdk-idle-pool")
     parser.add_argument("--no-proxy-ceiling", action="store_true",
                         help="skip the limit client through the delay proxy at 0 ms added (run "
                              "on the RTT 0 rows when an RTT above 0 is asked for)")

@@ -4,11 +4,14 @@
 //
 //	go_peer (--request-bucket B | --request-queue Q) (--widget-bucket B | --table T)
 //	        [--concurrency C] [--max-idle MS] [--queue-wait S] [--dead-letter-queue Q]
+//	        [--receivers R] [--sdk-idle-pool]
 //
 // One client per service, shared by every goroutine; the SDK's defaults apart
 // from the region, the endpoints (AWS_ENDPOINT_URL_S3/_SQS/_DYNAMODB, S3 path
 // style when one is set) and the HTTP client's idle-connection pool, raised
-// to the concurrency (the SDK keeps 10 idle connections per host).
+// to the concurrency (the SDK keeps 10 idle connections per host, so above 10
+// goroutines on one host most calls would open a new connection;
+// --sdk-idle-pool keeps the SDK's pool, to measure what that costs).
 // Credentials come from the SDK's default chain (the environment first).
 //
 // C lanes, one goroutine each; a request goes to lane hash(widgetId) % C, so
@@ -175,6 +178,7 @@ func main() {
 	queueWait := flag.Int("queue-wait", 1, "SQS: ReceiveMessage WaitTimeSeconds")
 	receivers := flag.Int("receivers", 0, "SQS: receives in flight (0: C/10, 1 to 8)")
 	deadLetter := flag.String("dead-letter-queue", "", "SQS: where invalid requests go")
+	sdkIdlePool := flag.Bool("sdk-idle-pool", false, "keep the SDK's idle pool (10 per host)")
 	flag.Parse()
 	if (*requestBucket == "") == (*requestQueue == "") || (*widgetBucket == "") == (*table == "") ||
 		*concurrency < 1 {
@@ -183,14 +187,14 @@ func main() {
 		os.Exit(2)
 	}
 	if err := run(*requestBucket, *requestQueue, *widgetBucket, *table, *concurrency, *maxIdle,
-		*queueWait, *receivers, *deadLetter); err != nil {
+		*queueWait, *receivers, *deadLetter, *sdkIdlePool); err != nil {
 		fmt.Fprintf(os.Stderr, "go_peer: %v\n", err)
 		os.Exit(1)
 	}
 }
 
 func run(requestBucket, requestQueue, widgetBucket, table string, lanes, maxIdle, queueWait,
-	receivers int, deadLetter string) error {
+	receivers int, deadLetter string, sdkIdlePool bool) error {
 	ctx := context.Background()
 	region := os.Getenv("AWS_REGION")
 	if region == "" {
@@ -201,12 +205,16 @@ func run(requestBucket, requestQueue, widgetBucket, table string, lanes, maxIdle
 	}
 	// The SDK's transport, its idle pool raised so that every goroutine's
 	// connection stays open between calls (one pool serves every host).
-	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		t.MaxIdleConnsPerHost = lanes + 64
-		t.MaxIdleConns = 3 * (lanes + 64)
-	})
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region),
-		config.WithHTTPClient(httpClient))
+	// (lanes + 64: the fetchers, receivers and deleters call too.)
+	options := []func(*config.LoadOptions) error{config.WithRegion(region)}
+	if !sdkIdlePool {
+		options = append(options, config.WithHTTPClient(awshttp.NewBuildableClient().
+			WithTransportOptions(func(t *http.Transport) {
+				t.MaxIdleConnsPerHost = lanes + 64
+				t.MaxIdleConns = 3 * (lanes + 64)
+			})))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, options...)
 	if err != nil {
 		return err
 	}
