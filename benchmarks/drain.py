@@ -751,7 +751,7 @@ def main():
     parser.add_argument("--json", help="write every run's record here")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny: 60 requests, S3->S3 and SQS->DynamoDB, concurrency 8, "
-                             "loopback only, moto (scripts/test)")
+                             "loopback only, moto (scripts/test); the Go peer too when built")
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.combinations, args.rtt_ms = 60, "s3-s3,sqs-dynamodb", "0"
