@@ -374,7 +374,7 @@ class Bench:
                 os.makedirs(self.args.perf, exist_ok=True)
                 data = os.path.join(self.args.perf, f"{combination}-rtt{rtt}-c{concurrency}.data")
                 command = ["perf", "record", "-F", "499", "-g", "-q", "-o", data, "--", *command]
-        elif consumer == "go":
+        elif consumer.startswith("go"):
             idle_ms = MAX_IDLE_MS if source_flag == "-rb" else SQS_MAX_IDLE_MS
             command = [GO_PEER, "--request-bucket" if source_flag == "-rb" else "--request-queue",
                        source_name,
@@ -385,6 +385,8 @@ class Bench:
                 command += ["--dead-letter-queue", names["dlq"], "--queue-wait",
                             str(self.args.queue_wait)]
             command += shlex.split(self.args.go_peer_args)
+            if consumer == "go-sdk-pool":
+                command += ["--sdk-idle-pool"]
         elif consumer == "baseline":
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
@@ -416,12 +418,12 @@ class Bench:
                 if handled < requests or int(match.group(4)) > 0:
                     status = status or 1
                     stderr += f"\nhandled {handled} of {requests}"
-        elif consumer in ("baseline", "go"):
+        elif consumer == "baseline" or consumer.startswith("go"):
             try:
                 summary = json.loads(stdout.strip().splitlines()[-1])
                 seconds = summary["seconds"]
                 # The Go peer counts what it deleted: every request, rejects included.
-                if consumer == "go" and summary["requests"] < requests:
+                if consumer.startswith("go") and summary["requests"] < requests:
                     status = status or 1
                     stderr += f"\nhandled {summary['requests']} of {requests}"
             except (ValueError, IndexError, KeyError):
@@ -718,6 +720,9 @@ def main():
                         help="leave out the Go peer (benchmarks/peers/go)")
     parser.add_argument("--go-peer-args", default="",
                         help="more arguments for the Go peer, e.g. --sdk-idle-pool")
+    parser.add_argument("--go-peer-sdk-pool", action="store_true",
+                        help="also drain each row with the Go peer on the SDK's idle pool "
+                             "(go-sdk-pool: 10 idle connections per host)")
     parser.add_argument("--no-proxy-ceiling", action="store_true",
                         help="skip the limit client through the delay proxy at 0 ms added (run "
                              "on the RTT 0 rows when an RTT above 0 is asked for)")
@@ -820,6 +825,8 @@ def main():
                         bench.drain(combination, rtt, "ours", concurrency, n)
                     if go_peer:
                         bench.drain(combination, rtt, "go", concurrency, n)
+                    if go_peer and args.go_peer_sdk_pool:
+                        bench.drain(combination, rtt, "go-sdk-pool", concurrency, n)
                 threads = (args.limit_threads_sqs if combination.startswith("sqs")
                            else args.limit_threads)
                 if not args.no_limit:

@@ -234,7 +234,7 @@ func run(requestBucket, requestQueue, widgetBucket, table string, lanes, maxIdle
 	} else {
 		sqsClient := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = endpoint("SQS") })
 		src := &sqsSource{client: sqsClient, wait: int32(queueWait), maxIdle: time.Duration(maxIdle) *
-			time.Millisecond, pending: &c.pending}
+			time.Millisecond, pending: &c.pending, lastDelete: &c.counts.lastDelete}
 		if src.url, err = queueURL(ctx, sqsClient, requestQueue); err != nil {
 			return err
 		}

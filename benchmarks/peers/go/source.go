@@ -153,7 +153,8 @@ type sqsSource struct {
 	maxIdle       time.Duration
 	receivers     int
 	pending       *atomic.Int64
-	lastMessage   atomic.Int64 // UnixNano
+	lastDelete    *atomic.Int64 // UnixNano
+	lastMessage   atomic.Int64  // UnixNano
 }
 
 func (s *sqsSource) batchLimit() int { return 10 }
@@ -176,7 +177,9 @@ func (s *sqsSource) run(ctx context.Context, dispatch func(job)) error {
 					return
 				}
 				if len(out.Messages) == 0 {
-					idle := time.Since(time.Unix(0, s.lastMessage.Load()))
+					// Idle since the last message came or the last went, so a
+					// slow batch does not count as time without messages.
+					idle := time.Since(time.Unix(0, max(s.lastMessage.Load(), s.lastDelete.Load())))
 					if s.pending.Load() == 0 && idle >= s.maxIdle {
 						stop.Store(true)
 					}
