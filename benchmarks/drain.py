@@ -7,16 +7,18 @@ AWS_ENDPOINT_URL_S3/_SQS/_DYNAMODB; --servers moto uses one moto for all three.
 For each round-trip time and each combination, on fresh resources each time:
 fill the source with widget_producer, drain it with one consumer, check the
 store with scripts/check_store.py (boto3), and time it. Consumers: ours
-(build/bench/examples/widget_consumer) at each concurrency, the boto3 baseline
-(benchmarks/baseline_consumer.py) and the server limit (limit_client, not
-checked: it ignores per-widget order on purpose). Exit status 1 when any
-checked store is wrong or any consumer failed.
+(build/bench/examples/widget_consumer) at each concurrency, the Go peer
+(benchmarks/peers/go, the AWS SDK for Go v2; build/bench/peers/go_peer) at the
+same concurrency, the boto3 baseline (benchmarks/baseline_consumer.py) and the
+server limit (limit_client, not checked: it ignores per-widget order on
+purpose). Exit status 1 when any checked store is wrong or any consumer failed.
 """
 
 import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -30,6 +32,7 @@ PRODUCER = os.path.join(BUILD, "examples", "widget_producer")
 CONSUMER = os.path.join(BUILD, "examples", "widget_consumer")
 LIMIT = os.path.join(BUILD, "tools", "limit_client")
 DELAY_PROXY = os.path.join(BUILD, "tools", "delay_proxy")
+GO_PEER = os.path.join(BUILD, "peers", "go_peer")
 SERVICES = ("s3", "sqs", "dynamodb")
 # One key pair for every server: versitygw checks signatures against its root
 # keys (benchmarks/servers starts it with these), the others accept any.
@@ -371,6 +374,19 @@ class Bench:
                 os.makedirs(self.args.perf, exist_ok=True)
                 data = os.path.join(self.args.perf, f"{combination}-rtt{rtt}-c{concurrency}.data")
                 command = ["perf", "record", "-F", "499", "-g", "-q", "-o", data, "--", *command]
+        elif consumer.startswith("go"):
+            idle_ms = MAX_IDLE_MS if source_flag == "-rb" else SQS_MAX_IDLE_MS
+            command = [GO_PEER, "--request-bucket" if source_flag == "-rb" else "--request-queue",
+                       source_name,
+                       "--widget-bucket" if names["store"][0] == "-wb" else "--table",
+                       names["store"][1], "--concurrency", str(concurrency),
+                       "--max-idle", str(idle_ms)]
+            if source_flag == "-rq":
+                command += ["--dead-letter-queue", names["dlq"], "--queue-wait",
+                            str(self.args.queue_wait)]
+            command += shlex.split(self.args.go_peer_args)
+            if consumer == "go-sdk-pool":
+                command += ["--sdk-idle-pool"]
         elif consumer == "baseline":
             command = [PYTHON, os.path.join(ROOT, "benchmarks", "baseline_consumer.py"),
                        "--request-bucket" if source_flag == "-rb" else "--request-queue",
@@ -402,9 +418,14 @@ class Bench:
                 if handled < requests or int(match.group(4)) > 0:
                     status = status or 1
                     stderr += f"\nhandled {handled} of {requests}"
-        elif consumer == "baseline":
+        elif consumer == "baseline" or consumer.startswith("go"):
             try:
-                seconds = json.loads(stdout.strip().splitlines()[-1])["seconds"]
+                summary = json.loads(stdout.strip().splitlines()[-1])
+                seconds = summary["seconds"]
+                # The Go peer counts what it deleted: every request, rejects included.
+                if consumer.startswith("go") and summary["requests"] < requests:
+                    status = status or 1
+                    stderr += f"\nhandled {summary['requests']} of {requests}"
             except (ValueError, IndexError, KeyError):
                 pass
         else:
@@ -540,6 +561,45 @@ def summarise(bench, args):
     return rows
 
 
+def summarise_go_peer(bench, args):
+    """Ours against the Go peer at each concurrency, with the baseline and the limit
+    client of the same row."""
+    if not any(r["consumer"] == "go" for r in bench.results):
+        return
+    print("\n== ours against the Go peer (AWS SDK for Go v2), same row and concurrency "
+          "(requests/s; CPU ms per request; peak RSS MB)")
+    print(f"{'combination':13} {'RTT':>4} {'c':>4} {'ours':>8} {'go':>8} {'baseline':>8} "
+          f"{'limit':>8} {'ours/go':>7} {'ours/limit':>10} {'CPU ours':>8} {'CPU go':>7} "
+          f"{'CPU base':>8} {'CPU ours/go':>11} {'RSS ours':>8} {'RSS go':>7} {'RSS ours/go':>11}")
+    for rtt in args.rtt_ms:
+        for combination in args.combinations:
+            runs = [r for r in bench.results if r["combination"] == combination
+                    and r["rtt_ms"] == rtt and r.get("ok")]
+            base = next((r for r in runs if r["consumer"] == "baseline"), None)
+            limit = next((r for r in runs if r["consumer"] == "limit"), None)
+            for concurrency in args.concurrency:
+                ours = next((r for r in runs if r["consumer"] == "ours"
+                             and r["concurrency"] == concurrency), None)
+                go = next((r for r in runs if r["consumer"] == "go"
+                           and r["concurrency"] == concurrency), None)
+                if not ours and not go:
+                    continue
+                get = lambda r, k: r[k] if r else None  # noqa: E731
+                ratio = lambda a, b: f"{a / b:.2f}" if a is not None and b else "-"  # noqa: E731
+                show = lambda v: "-" if v is None else str(v)  # noqa: E731
+                print(f"{combination:13} {rtt:>4} {concurrency:>4} {show(get(ours, 'rate')):>8} "
+                      f"{show(get(go, 'rate')):>8} {show(get(base, 'rate')):>8} "
+                      f"{show(get(limit, 'rate')):>8} "
+                      f"{ratio(get(ours, 'rate'), get(go, 'rate')):>7} "
+                      f"{ratio(get(ours, 'rate'), get(limit, 'rate')):>10} "
+                      f"{show(get(ours, 'cpu_ms_per_request')):>8} "
+                      f"{show(get(go, 'cpu_ms_per_request')):>7} "
+                      f"{show(get(base, 'cpu_ms_per_request')):>8} "
+                      f"{ratio(get(ours, 'cpu_ms_per_request'), get(go, 'cpu_ms_per_request')):>11} "
+                      f"{show(get(ours, 'peak_rss_mb')):>8} {show(get(go, 'peak_rss_mb')):>7} "
+                      f"{ratio(get(ours, 'peak_rss_mb'), get(go, 'peak_rss_mb')):>11}")
+
+
 def summarise_fencing(bench, args):
     """What the fence costs: ours against ours --no-fencing, paired in one run."""
     print("\n== fencing cost (requests/s with the fence / without, same row, pairs in "
@@ -656,6 +716,13 @@ def main():
                              "SQS drain on ElasticMQ (3000; 0 = none)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-limit", action="store_true")
+    parser.add_argument("--no-go-peer", action="store_true",
+                        help="leave out the Go peer (benchmarks/peers/go)")
+    parser.add_argument("--go-peer-args", default="",
+                        help="more arguments for the Go peer, e.g. --sdk-idle-pool")
+    parser.add_argument("--go-peer-sdk-pool", action="store_true",
+                        help="also drain each row with the Go peer on the SDK's idle pool "
+                             "(go-sdk-pool: 10 idle connections per host)")
     parser.add_argument("--no-proxy-ceiling", action="store_true",
                         help="skip the limit client through the delay proxy at 0 ms added (run "
                              "on the RTT 0 rows when an RTT above 0 is asked for)")
@@ -689,7 +756,7 @@ def main():
     parser.add_argument("--json", help="write every run's record here")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny: 60 requests, S3->S3 and SQS->DynamoDB, concurrency 8, "
-                             "loopback only, moto (scripts/test)")
+                             "loopback only, moto (scripts/test); the Go peer too when built")
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.combinations, args.rtt_ms = 60, "s3-s3,sqs-dynamodb", "0"
@@ -709,6 +776,13 @@ def main():
         if args.slow_requests:
             return min(args.slow_requests, args.requests)
         return min(args.requests, 400) if rtt > 0 else args.requests
+
+    go_peer = not args.no_go_peer and not args.memory_only and not args.fencing_cost
+    if go_peer and not os.access(GO_PEER, os.X_OK):
+        print(f"drain: the Go peer is left out: {GO_PEER} is not built (benchmarks/setup go-peer "
+              "builds it when go is installed)", flush=True)
+        go_peer = False
+    go_peer = go_peer and not any(c in POSTGRESQL_COMBINATIONS for c in args.combinations)
 
     stop_on_signals()
     bench = Bench(args)
@@ -749,6 +823,10 @@ def main():
                                 bench.drain(combination, rtt, consumer, concurrency, n)
                     else:
                         bench.drain(combination, rtt, "ours", concurrency, n)
+                    if go_peer:
+                        bench.drain(combination, rtt, "go", concurrency, n)
+                    if go_peer and args.go_peer_sdk_pool:
+                        bench.drain(combination, rtt, "go-sdk-pool", concurrency, n)
                 threads = (args.limit_threads_sqs if combination.startswith("sqs")
                            else args.limit_threads)
                 if not args.no_limit:
@@ -760,6 +838,7 @@ def main():
         if args.memory_requests:
             bench.memory_run(args.memory_requests)
         summarise(bench, args)
+        summarise_go_peer(bench, args)
         if args.fencing_cost:
             summarise_fencing(bench, args)
         if args.plot:
