@@ -17,17 +17,18 @@ def create():
     s3 = boto3.client("s3", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    for bucket in ("ct-requests", "ct-postgresql-requests", "ct-widgets"):
+    for bucket in ("ct-requests", "ct-postgresql-requests", "ct-kube-requests", "ct-widgets"):
         s3.create_bucket(Bucket=bucket)
     fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
     sqs.create_queue(QueueName="ct-rejected.fifo", Attributes=fifo)
     sqs.create_queue(QueueName="ct-requests.fifo", Attributes=fifo)
-    dynamodb.create_table(
-        TableName="ct-widgets",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    for table in ("ct-widgets", "ct-kube-widgets"):
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
 
 
 def only_rejected(bucket):
