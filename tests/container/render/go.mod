@@ -1,6 +1,6 @@
 module github.com/widget-consumer/widget_consumer/tests/container/render
 
-go 1.26.8
+go 1.26.0
 
 require (
 	sigs.k8s.io/kustomize/api v0.21.2
