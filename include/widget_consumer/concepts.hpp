@@ -165,6 +165,16 @@ concept pending_reporting = requires(S& source) {
   { source.has_pending() } -> std::convertible_to<bool>;
 };
 
+/// Optional, not part of request_source: backlog() is how many requests the
+/// source has listed (or otherwise knows of) and not handed out yet, for an
+/// autoscaler to scale consumers on. The consumer reads it once per poll
+/// round when its log observes state (state_observing), in consumer_state.
+/// Must not block for long; called from the poll thread.
+template <class S>
+concept backlog_reporting = requires(S& source) {
+  { source.backlog() } -> std::convertible_to<std::uint64_t>;
+};
+
 /// Optional, not part of request_source: heartbeat_failures() counts, since
 /// the source was made, the visibility extensions the source's heartbeat had
 /// refused for requests still in flight (each may be handed to another

@@ -318,7 +318,8 @@ class consumer {
                                            .stats = elapsed(run),
                                            .lanes_busy = run.pool.busy(),
                                            .lanes = run.pool.size(),
-                                           .last_poll_ok = run.last_poll_ok});
+                                           .last_poll_ok = run.last_poll_ok,
+                                           .source_backlog = detail::source_backlog(source_)});
   }
 
   void settle(consumer_stats& stats, result& done) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include <widget_consumer/request.hpp>
@@ -107,6 +108,9 @@ struct consumer_state {
   std::uint64_t lanes = 0;              ///< lanes in all
   /// The last poll that did not throw; the epoch until one has.
   log_clock::time_point last_poll_ok{};
+  /// Requests the source knows of and has not handed out (backlog_reporting);
+  /// nullopt when it cannot tell.
+  std::optional<std::uint64_t> source_backlog{};
 };
 
 /// One call of the store's apply(), timed on the lane thread that made it.

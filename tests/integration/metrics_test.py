@@ -147,7 +147,7 @@ class Metrics(unittest.TestCase):
     def test_s3_to_s3_counters_grow_during_a_drain_and_equal_the_summary_after_it(self):
         requests, widgets, expected, total = self.s3_backlog(800, 21)
         self.drain_scraped(["-rb", requests, "-wb", widgets, "--concurrency", "8"], total,
-                           "s3->s3")
+                           "s3->s3", backlog=True)
         ok, output = p.check_store(expected, "s3", widgets, self.env)
         self.assertTrue(ok, output)
 
@@ -168,13 +168,16 @@ class Metrics(unittest.TestCase):
         ok, output = p.check_store(expected, "dynamodb", table, self.env)
         self.assertTrue(ok, output)
 
-    def drain_scraped(self, arguments, total, label):
+    def drain_scraped(self, arguments, total, label, backlog=False):
         """Runs a consumer with --metrics-listen until the scrapes show all
         `total` requests settled, stops it, and compares its summary with
-        the last scrape."""
+        the last scrape. With `backlog` (the S3 source), the source's
+        backlog gauge is seen above 0 during the drain and falls to 0 after
+        it; without, there is no such gauge."""
         port = free_port()
         process = self.start([*arguments, "--metrics-listen", f"127.0.0.1:{port}"])
         previous, during, final = {}, 0, None
+        backlogs = []
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and final is None:
             self.assertTrue(process.running(), process.stderr()[-3000:])
@@ -188,6 +191,7 @@ class Metrics(unittest.TestCase):
                 if key[0].endswith("_total"):
                     self.assertGreaterEqual(samples[key], count, f"counter {key} went down")
             previous = samples
+            backlogs.append(samples.get(("widget_consumer_source_backlog", frozenset())))
             settled = requests_of(samples)
             during += 0 < settled < total
             if settled >= total and value(samples, "widget_consumer_requests_in_flight") == 0:
@@ -197,6 +201,17 @@ class Metrics(unittest.TestCase):
         self.assertGreater(during, 0, "no scrape saw the drain under way")
         self.assertEqual(get(port, "/readyz")[0], 200)
         self.assertEqual(get(port, "/healthz")[0], 200)
+        if backlog:
+            seen = [b for b in backlogs if b is not None]
+            self.assertTrue(seen and max(seen) > 0, f"no backlog seen during the drain: {backlogs}")
+            self.assertLessEqual(max(seen), total)
+            drained = time.monotonic() + 30
+            while scrape(port)[0].get(("widget_consumer_source_backlog", frozenset())) != 0:
+                self.assertLess(time.monotonic(), drained, "the backlog did not fall to 0")
+                time.sleep(0.1)
+            print(f"{label}: backlog gauge up to {max(seen):.0f} of {total}, then 0")
+        else:
+            self.assertEqual(set(backlogs), {None}, "a backlog gauge for a source without one")
 
         os.kill(process.popen.pid, signal.SIGTERM)
         self.assertEqual(process.wait(60), 0, process.stderr()[-3000:])

@@ -86,6 +86,8 @@ static_assert(log_sink<exemplar::counting_sink> && log_policy<exemplar::counting
 static_assert(request_source<directory_source>);
 static_assert(request_source<s3_bucket_source>);
 static_assert(pending_reporting<s3_bucket_source>);
+static_assert(backlog_reporting<s3_bucket_source>);
+static_assert(!backlog_reporting<sqs_queue_source>);
 static_assert(request_source<sqs_queue_source>);
 // Their releases come back only to them, so a hold behind one never expires.
 static_assert(local_releasing<directory_source> && local_releasing<s3_bucket_source>);

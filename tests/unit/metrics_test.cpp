@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -247,6 +248,62 @@ TEST(metrics_log, counts_what_the_consumers_summary_counts) {
   EXPECT_NE(detail::format_summary(summary).find(", 1 ack failures, 2 heartbeat refusals"),
             std::string::npos)
       << detail::format_summary(summary);
+}
+
+// A source that tells its backlog: a countdown the test sets, or a throw.
+struct backlog_source : memory_source {
+  std::atomic<std::uint64_t> waiting{0};
+  std::atomic<bool> throws{false};
+  std::uint64_t backlog() {
+    if (throws)
+      throw std::runtime_error("cannot tell");
+    return waiting.load();
+  }
+};
+static_assert(backlog_reporting<backlog_source>);
+static_assert(!backlog_reporting<memory_source>);
+static_assert(!backlog_reporting<sqs_queue_source>);
+
+TEST(metrics_log, shows_the_source_backlog_only_once_the_source_tells_it) {
+  metrics_log log;
+  EXPECT_TRUE(samples_of(log.exposition(), "widget_consumer_source_backlog").empty());
+  consumer_state state{.run_started = log_clock::now()};
+  log.observe(state);  // a source without backlog(): nothing to show
+  EXPECT_TRUE(samples_of(log.exposition(), "widget_consumer_source_backlog").empty());
+  state.source_backlog = 1234;
+  log.observe(state);
+  EXPECT_EQ(samples_of(log.exposition(), "widget_consumer_source_backlog"),
+            std::vector<std::string>{"widget_consumer_source_backlog 1234"});
+  EXPECT_NE(log.exposition().find("# TYPE widget_consumer_source_backlog gauge\n"),
+            std::string::npos);
+  state.source_backlog = 0;
+  log.observe(state);
+  EXPECT_EQ(samples_of(log.exposition(), "widget_consumer_source_backlog"),
+            std::vector<std::string>{"widget_consumer_source_backlog 0"});
+}
+
+TEST(metrics_log, the_consumer_reads_the_backlog_each_poll_round_and_survives_a_throw) {
+  backlog_source source;
+  source.waiting = 7;
+  memory_store store;
+  store.before_apply = [&](const widget_request&) { source.waiting = 3; };
+  source.push(body("create", "r1", "w1"));
+  metrics_log log;
+  consumer<backlog_source, memory_store, metrics_log>(source, store, log, fast()).run();
+  EXPECT_EQ(samples_of(log.exposition(), "widget_consumer_source_backlog"),
+            std::vector<std::string>{"widget_consumer_source_backlog 3"});
+
+  // A source that cannot tell leaves the last value; the run goes on.
+  source.throws = true;
+  source.push(body("update", "r2", "w1"));
+  const consumer_summary summary =
+      consumer<backlog_source, memory_store, metrics_log>(source, store, log, fast()).run();
+  EXPECT_EQ(summary.stats.processed_total(), 1u);
+  EXPECT_EQ(samples_of(log.exposition(), "widget_consumer_source_backlog"),
+            std::vector<std::string>{"widget_consumer_source_backlog 3"});
+  EXPECT_EQ(detail::source_backlog(source), std::nullopt);
+  memory_source without;
+  EXPECT_EQ(detail::source_backlog(without), std::nullopt);
 }
 
 }  // namespace

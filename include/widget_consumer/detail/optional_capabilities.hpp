@@ -2,13 +2,14 @@
 // The optional capabilities of concepts.hpp (startup_checking,
 // local_releasing, pending_reporting, stop_requesting,
 // heartbeat_refusal_reporting, warning_reporting, release_forgetting,
-// state_observing, store_call_observing), each
+// backlog_reporting, state_observing, store_call_observing), each
 // as the consumer uses it: the member's answer when a policy has it, the
 // documented default when it has not, and what a failure of the member
 // means. Called from the poll thread only, but for store_call (lanes).
 
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -104,6 +105,19 @@ void forget_releases(Source& source, Log& log, Forget&& forget) {
       log.error(std::string("asking the source for releases gone elsewhere failed: ") + e.what());
     }
   }
+}
+
+// Without the member, or when asking fails, the backlog is unknown. Not
+// logged: it is asked once per poll round, for the metrics only.
+template <class Source>
+std::optional<std::uint64_t> source_backlog(Source& source) noexcept {
+  if constexpr (backlog_reporting<Source>) {
+    try {
+      return static_cast<std::uint64_t>(source.backlog());
+    } catch (...) {  // metrics never stop the consumer
+    }
+  }
+  return std::nullopt;
 }
 
 template <class Log>

@@ -118,6 +118,8 @@ class metrics_log : public null_log {
     in_flight_.set(static_cast<double>(state.stats.in_flight));
     lanes_busy_.set(static_cast<double>(state.lanes_busy));
     lanes_.set(static_cast<double>(state.lanes));
+    if (state.source_backlog)
+      backlog_.store(static_cast<std::int64_t>(*state.source_backlog), std::memory_order_relaxed);
     if (state.last_poll_ok != log_clock::time_point{})
       last_poll_ok_.store(state.last_poll_ok.time_since_epoch().count(), std::memory_order_relaxed);
   }
@@ -165,6 +167,11 @@ class metrics_log : public null_log {
     write_gauge(out, "widget_consumer_lanes_busy", "Lanes calling the store now.",
                 lanes_busy_.value());
     write_gauge(out, "widget_consumer_lanes", "Lanes of the running consumer.", lanes_.value());
+    if (const auto backlog = backlog_.load(std::memory_order_relaxed); backlog >= 0)
+      write_gauge(out, "widget_consumer_source_backlog",
+                  "Requests the source has listed and not handed out yet, as of the last poll "
+                  "(S3 source: at most about two listing pages ahead).",
+                  static_cast<double>(backlog));
     write_gauge(out, "widget_consumer_last_successful_poll_timestamp_seconds",
                 "When a poll of the source last succeeded, in seconds since the Unix epoch (0: "
                 "none yet).",
@@ -242,6 +249,7 @@ class metrics_log : public null_log {
   metrics::gauge lanes_busy_;
   metrics::gauge lanes_;
   std::atomic<log_clock::rep> last_poll_ok_{0};
+  std::atomic<std::int64_t> backlog_{-1};  // -1: the source does not tell
   metrics::histogram request_duration_{metrics::request_duration_buckets()};
   metrics::histogram store_call_duration_{metrics::store_call_buckets()};
   std::mutex mutex_;  // observe()'s run bookkeeping

@@ -68,6 +68,7 @@
 #include <widget_consumer/aws/s3.hpp>
 #include <widget_consumer/source/detail/background_settler.hpp>
 #include <widget_consumer/source/detail/batch_runner.hpp>
+#include <widget_consumer/source/detail/s3_backlog.hpp>
 #include <widget_consumer/source/detail/s3_object_window.hpp>
 #include <widget_consumer/source/detail/s3_partition_claims.hpp>
 #include <widget_consumer/source/detail/s3_partition_keys.hpp>
@@ -288,6 +289,11 @@ class s3_bucket_source {
   bool has_pending() {
     return window_.has_pending() || !released_.empty() || (claims_ && keys_.others_at_work());
   }
+  /// Listed and not started yet (detail/s3_backlog.hpp, backlog_reporting).
+  std::uint64_t backlog() {
+    return detail::s3_backlog(window_, request_keys(),
+                              [this](const std::string& key) { return started(key); });
+  }
 
   /// The bucket it reads.
   const std::string& bucket() const noexcept { return bucket_; }
@@ -388,13 +394,7 @@ class s3_bucket_source {
 
   // Called by the window under its lock, on the poll thread.
   bool eligible(const std::string& key) {
-    if (key.empty() || key.ends_with('/'))
-      return false;
-    if (rejects_here_ && key.starts_with(options_.rejected_prefix))
-      return false;
-    if (claims_ && key.starts_with(options_.claim_prefix))
-      return false;
-    if (ledger_.in_flight(key) || deleting_.contains(key) || skipped_.contains(key))
+    if (!request_keys().holds(key) || started(key))
       return false;
     // Asked first, so that a release listed is known to be still there.
     const bool waiting = released_.waiting(key, clock::now());
@@ -406,28 +406,27 @@ class s3_bucket_source {
     return !waiting;
   }
 
+  detail::s3_request_keys request_keys() const noexcept {
+    return {.rejected_prefix = rejects_here_ ? options_.rejected_prefix : std::string_view(),
+            .claim_prefix = claims_ ? options_.claim_prefix : std::string_view()};
+  }
+  // Handed out and not yet deleted, or left in place for good.
+  bool started(const std::string& key) const {
+    return ledger_.in_flight(key) || deleting_.contains(key) || skipped_.contains(key);
+  }
+
   // On the poll thread: a rare event, so poll() may take its time.
   void set_aside(const std::string& key, const std::string& why) {
     ++unreadable_;
-    const std::string target = options_.rejected_prefix + key;
-    const std::string reason = "unreadable: " + why;
-    try {
-      detail::s3_copy_rejected(client_, bucket_, key, options_.rejected_bucket, target, reason);
+    const auto left_in_place =
+        detail::s3_set_aside_unreadable(client_, bucket_, key, options_.rejected_bucket,
+                                        options_.rejected_prefix + key, "unreadable: " + why);
+    if (!left_in_place) {
       queue_delete(key, settle_action::reject);  // copied already
       return;
-    } catch (const std::exception& e) {
-      // No copy, so no delete: the original stays, skipped by this source.
-      skipped_.insert(key);
-      const std::string in_place =
-          reason + "; it could not be copied either (" + e.what() + "), so it is left in place";
-      try {
-        client_.put_object(options_.rejected_bucket, target + ".reason", in_place,
-                           "text/plain; charset=utf-8");
-      } catch (const std::exception&) {
-        // flush() reports it all the same.
-      }
-      ledger_.fail(settle_action::reject, key, in_place);
     }
+    skipped_.insert(key);  // no copy, so no delete: the original stays
+    ledger_.fail(settle_action::reject, key, *left_in_place);
   }
 
   // ---- settling (poll thread, but run_deletes: settler) ---------------------

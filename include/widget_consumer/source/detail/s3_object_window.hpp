@@ -131,6 +131,24 @@ class s3_object_window {
     return !window_.empty() || !pages_.empty() || (pass_active_ && !pass_done_);
   }
 
+  // Calls visit(key) for each key listed and not taken yet: those being
+  // fetched or waiting behind the oldest, then the rest of the pages listed
+  // (at most a page ahead of the one keys are taken from). Under the
+  // window's lock: visit must not call the window.
+  template <class Visit>
+  void for_each_listed(Visit&& visit) {
+    std::lock_guard lock(mutex_);
+    for (const auto& item : window_)
+      visit(item->key);
+    std::size_t offset = page_offset_;
+    for (const auto& page : pages_) {
+      for (std::size_t i = offset; i < page.size(); ++i)
+        if (!windowed_.contains(page[i]))
+          visit(page[i]);
+      offset = 0;
+    }
+  }
+
  private:
   void abandon_locked() {
     ++pass_;

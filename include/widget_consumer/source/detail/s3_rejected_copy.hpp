@@ -27,6 +27,28 @@ inline void s3_copy_rejected(aws::s3_client& client, const std::string& bucket,
   client.copy_object(bucket, key, rejected_bucket, target);
 }
 
+// Sets aside an object that cannot be read: the copy and its reason as
+// s3_copy_rejected makes them. nullopt when they were made (the original is
+// then to be deleted); else why the original is left in place, which is
+// written to "{target}.reason" when it can be.
+inline std::optional<std::string> s3_set_aside_unreadable(
+    aws::s3_client& client, const std::string& bucket, const std::string& key,
+    const std::string& rejected_bucket, const std::string& target, const std::string& reason) {
+  try {
+    s3_copy_rejected(client, bucket, key, rejected_bucket, target, reason);
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    std::string in_place =
+        reason + "; it could not be copied either (" + e.what() + "), so it is left in place";
+    try {
+      client.put_object(rejected_bucket, target + ".reason", in_place, "text/plain; charset=utf-8");
+    } catch (const std::exception&) {
+      // The caller reports it all the same.
+    }
+    return in_place;
+  }
+}
+
 // Copies every entry whose copy_reason is set as s3_copy_rejected does, to
 // rejected_prefix + key, up to `threads` at once (each copy is two round
 // trips); returns those that failed, with why.
