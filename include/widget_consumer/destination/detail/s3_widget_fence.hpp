@@ -8,7 +8,8 @@
 //
 // Calls per request (with fencing off: create 1 PutObject; update GetObject
 // + PutObject; delete GetObject + DeleteObject):
-//   create  HeadObject(tombstone) + PutObject If-None-Match: *      2
+//   create  HeadObject(tombstone) + PutObject If-None-Match: *
+//           + HeadObject(tombstone) again                          3
 //           over an existing widget: + HeadObject + PutObject If-Match  4
 //   update  GetObject + PutObject If-Match                          2
 //   delete  GetObject + PutObject(tombstone) If-None-Match: *
@@ -31,16 +32,14 @@
 // a late create would bring the widget back.
 //
 // A create reads the tombstone and writes the widget If-None-Match: *: the
-// widget may not be brought back over a newer delete. The window left: a
-// create that stalls between that read and its PutObject while another
-// consumer deletes the widget with a newer position (having created it, if it
-// was not there) writes it back at its older position. The tombstone keeps
-// the newer delete's position, so the delete delivered again removes it, and
-// any newer request overrides it. Closing the window would take a third call
-// per create (the widget read first, so that its PutObject is conditional on
-// the state of both keys at once, or the tombstone read again afterwards);
-// the stall has to fall between two calls of one request, where RELIABILITY.md's
-// handover window spans all that the stalled consumer had in hand.
+// widget may not be brought back over a newer delete. A create that stalls
+// between that read and its PutObject while another consumer deletes the
+// widget with a newer position (having created it, if it was not there)
+// would write it back at its older position, so a create that wrote where
+// there was no widget reads the tombstone again and takes its write back
+// (DeleteObject If-Match its own ETag) when the tombstone is newer: stale.
+// That is a third call on that path only (a create over an existing widget
+// is fenced by the widget's own position and If-Match).
 //
 // An update does not read the tombstone: a widget that exists is newer than
 // its tombstone unless a delete is between its two steps (above).
@@ -114,8 +113,8 @@ class s3_widget_fence {
       if (const auto tombstone = head(tombstone_key);
           tombstone && !moves_forward(position, tombstone->position))
         return {apply_outcome::stale, tombstone->position};
-      if (put(key, body, {.if_match = {}, .if_none_match = true}, position))
-        return {apply_outcome::applied};
+      if (const auto written = put(key, body, {.if_match = {}, .if_none_match = true}, position))
+        return settle_created(key, tombstone_key, *written, position);
       // The widget exists: replace it if it is older.
       const auto current = head(key);
       if (!current)
@@ -174,6 +173,24 @@ class s3_widget_fence {
  private:
   static constexpr std::string_view tombstone_type = "text/plain";  // an empty body
 
+  // A create written where there was no widget. A newer delete may have come
+  // between the tombstone's read and the write (a stall there: the widget
+  // created and deleted by another consumer meanwhile), so the tombstone is
+  // read again, and a write it is newer than is taken back (If-Match: a
+  // newer request that replaced it since is kept).
+  fenced_outcome settle_created(const std::string& key, const std::string& tombstone_key,
+                                std::string etag, std::string_view position) {
+    const auto tombstone = head(tombstone_key);
+    if (!tombstone || moves_forward(position, tombstone->position))
+      return {apply_outcome::applied};
+    if (etag.empty())  // a server that sent no ETag: read it, if it is still ours
+      if (const auto current = head(key); current && current->position == position)
+        etag = current->etag;
+    if (!etag.empty())
+      (void)client_.delete_object_if_match(bucket_, key, etag);
+    return {apply_outcome::stale, tombstone->position};
+  }
+
   // An update or delete that finds no widget: stale when a newer delete's
   // tombstone is why (a replay after the delete), else not found. One HEAD,
   // on this path only.
@@ -229,17 +246,18 @@ class s3_widget_fence {
     }
   }
 
-  // True when written; false when the condition did not hold.
-  bool put(const std::string& key, std::string body, const aws::s3_write_condition& condition,
-           std::string_view position, std::string_view content_type = "application/json") {
+  // The written object's ETag; nullopt when the condition did not hold.
+  std::optional<std::string> put(const std::string& key, std::string body,
+                                 const aws::s3_write_condition& condition,
+                                 std::string_view position,
+                                 std::string_view content_type = "application/json") {
     std::string encoded = s3_encode_position(position);
     if (encoded.size() + s3_position_metadata.size() > s3_max_position_bytes)
       throw store_error(store_failure::bad_request,
                         "the request's position is " + std::to_string(encoded.size()) +
                             " bytes as S3 metadata, over S3's 2 KB: it cannot be fenced");
     const aws::s3_metadata metadata{{std::string(s3_position_metadata), std::move(encoded)}};
-    return client_.put_object_if(bucket_, key, std::move(body), condition, content_type, metadata)
-        .has_value();
+    return client_.put_object_if(bucket_, key, std::move(body), condition, content_type, metadata);
   }
 
   static std::string position_of(const std::map<std::string, std::string>& metadata) {
